@@ -1,0 +1,132 @@
+//! # merklog-witness
+//!
+//! An independent transparency-log witness: it remembers the latest checkpoint it
+//! cosigned for each configured log, cosigns a new checkpoint only when a consistency
+//! proof shows that it extends the old one, and keeps evidence when a log misbehaves.
+//!
+//! What it implements:
+//! - C2SP `tlog-witness` as of C2SP main at commit 95978ca: `POST <submission
+//!   prefix>/add-checkpoint` ("add-checkpoint") and `GET <monitoring prefix>/<origin
+//!   hash>/checkpoint` ("Monitor Retrieval Mechanism"). The optional `sign-subtree`
+//!   call is not implemented.
+//! - C2SP `tlog-cosignature` Ed25519 `cosignature/v1` (type 0x04): the witness key is
+//!   an Ed25519 cosigner; the spec recommends ML-DSA-44 for new deployments, which
+//!   `merklog-note` does not provide yet.
+//! - C2SP `signed-note` and `tlog-checkpoint` through `merklog-note`, and RFC 9162
+//!   section 2.1.4.2 consistency verification through `merklog-merkle`.
+//!
+//! What it is not: it never reads a log's storage or talks to its sequencer (it
+//! depends only on the note and Merkle crates), it does not fetch proofs itself
+//! (logs push checkpoints to it), and it does not authenticate requests beyond the
+//! log signature on the checkpoint, as the spec says.
+//!
+//! ## add-checkpoint answers
+//!
+//! | status | when |
+//! |---|---|
+//! | 200 | cosigned; body: the cosignature line(s), `— <name> <base64>\n` |
+//! | 400 | malformed body (old size line, proof lines, checkpoint note), old size > checkpoint size |
+//! | 403 | no signature from a trusted key of the origin, or a trusted key's signature fails |
+//! | 404 | unknown origin |
+//! | 409 | old size differs from the stored size; body `<stored size>\n`, content type `text/x.tlog.size` |
+//! | 413 | body larger than 1 MiB (refused while streaming) |
+//! | 422 | consistency proof fails; same size, different root (a fork); size-0 checkpoint whose root is not SHA-256(""); non-empty proof with `old 0`; log frozen |
+//! | 500 | the new state could not be persisted (nothing was cosigned) |
+//! | 503 | the log is disabled after such a storage failure, until the witness restarts |
+//!
+//! Checks run in that order: parsing, origin, signatures, old size vs checkpoint
+//! size, the size-0 root, `old 0` with a proof (all before any state is read, and
+//! before any consistency verification), then under the log's lock: frozen, fork at
+//! the stored size, 409, consistency proof. A request at the stored size with the
+//! stored root (a replay) is cosigned again.
+//!
+//! ## Durability and atomicity
+//!
+//! Each log has an async mutex held from reading its state through verification,
+//! cosigning and persisting, so concurrent requests at one old size advance it once
+//! (the others get 409). The new state is written to a temporary file, `fsync`ed,
+//! renamed over the old file and the directory `fsync`ed *before* the cosignature is
+//! returned; after a crash the state is the old one or the new one, and no
+//! cosignature was ever sent for a state that is not on disk (see [`store`]).
+//!
+//! ## Evidence, alarms and freezing
+//!
+//! - Fork: a validly signed checkpoint with the stored size and a different root is
+//!   proof that the log signed two trees of one size. The witness saves both
+//!   checkpoints under `<data-dir>/logs/<hash>/evidence/fork-*`, logs at error level,
+//!   increments `merklog_witness_forks_detected_total`, POSTs the optional webhook and
+//!   *freezes* the log: a `FROZEN` marker file is written next to its state, and every
+//!   later `add-checkpoint` for it is answered **422**. 422 because after a fork every
+//!   checkpoint the log can produce is inconsistent with at least one of the two trees
+//!   the witness has seen, which is what 422 means in this protocol; unlike 409 it
+//!   does not invite a retry, and unlike 5xx it does not suggest a transient fault.
+//!   To unfreeze (after investigating): stop the witness, delete the `FROZEN` file,
+//!   start it again. The monitoring API keeps serving the last cosigned checkpoint.
+//! - Bad consistency proof: answered 422, the request (old size, proof, checkpoint)
+//!   saved under `evidence/bad-proof-*` and counted
+//!   (`merklog_witness_bad_consistency_proofs_total`), but the log is **not** frozen:
+//!   a bad proof alone may be a bug or a tampered answer, and freezing on it would let
+//!   anyone holding one signed checkpoint stall the witness.
+//! - Evidence is keyed by the signed checkpoint text, so replays add no files, and is
+//!   capped per log ([`witness::MAX_EVIDENCE_PER_LOG`]).
+//! - A log's state directory is never deleted. Removing a log from the configuration
+//!   only stops serving it; adding it back resumes from its stored checkpoint,
+//!   evidence and `FROZEN` marker, so remove-and-re-add cannot erase its history.
+//!
+//! ## Test failpoints
+//!
+//! [`failpoint`] holds hidden crash points around the persist step, used by the
+//! process-level crash test; they are inert unless explicitly configured.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod alarm;
+pub mod config;
+mod error;
+pub mod failpoint;
+#[doc(hidden)]
+pub mod fuzzing;
+mod http;
+mod keys;
+mod metrics;
+pub mod request;
+pub mod store;
+pub mod witness;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use alarm::Alarm;
+pub use config::{Cli, LogConfig, LogFormat, Settings, WitnessConfig};
+pub use error::WitnessError;
+pub use http::{TLOG_SIZE_CONTENT_TYPE, router};
+pub use keys::{KEY_FILE, VKEY_FILE};
+pub use metrics::MetricsSnapshot;
+pub use request::{AddCheckpointRequest, encode_add_checkpoint, parse_add_checkpoint};
+pub use store::origin_hash_hex;
+pub use witness::Witness;
+
+/// Opens the witness described by `config` and serves it on `listener` until
+/// `shutdown` completes.
+pub async fn run(
+    config: WitnessConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WitnessError> {
+    let witness = Witness::open(&config)?;
+    serve(witness, listener, shutdown).await
+}
+
+/// Serves an opened witness on `listener` until `shutdown` completes.
+pub async fn serve(
+    witness: Arc<Witness>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WitnessError> {
+    let addr = listener.local_addr().map_err(WitnessError::Serve)?;
+    tracing::info!(%addr, vkey = %witness.vkey(), "witness listening");
+    axum::serve(listener, router(witness))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(WitnessError::Serve)
+}

@@ -1,0 +1,6 @@
+//! Fuzz target: see `merklog_note::fuzzing::policy`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = merklog_note::fuzzing::policy(data);
+});
