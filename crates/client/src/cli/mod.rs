@@ -1,0 +1,279 @@
+//! The `merklog` command line: argument definitions and the [`run`] entry point.
+//!
+//! Exit codes: [`EXIT_OK`] (0) success; [`EXIT_VERIFICATION_FAILED`] (1) a
+//! checkpoint, proof, entry or the log's history failed verification (the
+//! evidence is printed); [`EXIT_ERROR`] (2) a usage, I/O or network error
+//! (nothing was shown to be wrong with the log).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{ClientError, DEFAULT_SERVER};
+
+mod commands;
+mod input;
+mod output;
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// A verification failure: the server, a checkpoint or a proof is not to be trusted.
+pub const EXIT_VERIFICATION_FAILED: u8 = 1;
+/// A usage, I/O or network error.
+pub const EXIT_ERROR: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  verification failure: a signature, proof, entry or the log's history did not
+     verify (the evidence is printed; with --json also as JSON on stdout)
+  2  usage, file or network error
+
+Every checkpoint is verified with the log key, every proof is checked, and the last
+verified checkpoint of each log is kept in the state file, so a log that rolls back or
+forks is caught even across runs.";
+
+/// `merklog`: submit events to a merklog log, fetch proofs, and verify everything,
+/// online or offline.
+#[derive(Debug, Parser)]
+#[command(
+    name = "merklog",
+    version,
+    about = "Verifying client of a merklog transparency log",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// The log server's gRPC address (`http://host:port`; a bare `host:port`
+    /// means http).
+    #[arg(long, global = true, env = "MERKLOG_SERVER", default_value = DEFAULT_SERVER, value_name = "URL")]
+    pub server: String,
+
+    /// The log's verifier key: the key text (`<origin>+<id>+<base64>`) or a file
+    /// holding it, such as `<data-dir>/log.vkey`.
+    #[arg(long, global = true, env = "MERKLOG_LOG_KEY", value_name = "VKEY|FILE")]
+    pub log_key: Option<String>,
+
+    /// A tlog-policy file: checkpoints must carry its witness quorum's
+    /// cosignatures (its `log` line is used when --log-key is absent).
+    #[arg(long, global = true, env = "MERKLOG_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Where the last verified checkpoint of each log is kept [default:
+    /// $XDG_STATE_HOME/merklog/state.json or ~/.local/state/merklog/state.json].
+    #[arg(long, global = true, env = "MERKLOG_STATE_FILE", value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+
+    /// Do not read or write the state file (rollbacks across runs go unnoticed).
+    #[arg(long, global = true)]
+    pub no_state: bool,
+
+    /// Machine-readable output: JSON on stdout (one object per line for streams).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Key management.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Append entries and verify every acknowledgement (inclusion proof,
+    /// checkpoint signature, consistency with what was seen before).
+    Append(AppendArgs),
+    /// Fetch, verify and print the log's latest checkpoint.
+    Checkpoint(CheckpointArgs),
+    /// Fetch and verify an entry's inclusion proof and write it as a tlog-proof file.
+    Prove(ProveArgs),
+    /// Verify a tlog-proof file for an entry, offline (no network connection).
+    Verify(VerifyArgs),
+    /// Fetch and verify a consistency proof between two checkpoints.
+    Consistency(ConsistencyArgs),
+    /// Follow the log: verify each new checkpoint and print the new entries.
+    Watch(WatchArgs),
+    /// Download every entry, rebuild the tree and compare with the signed root.
+    Audit(AuditArgs),
+}
+
+/// `merklog key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a signer key file (mode 0600) and its verifier key file.
+    Generate(KeyGenerateArgs),
+}
+
+/// `merklog key generate`
+#[derive(Debug, Args)]
+pub struct KeyGenerateArgs {
+    /// The key name: for a log key, the log's origin (e.g. `example.com/log`).
+    #[arg(long, value_name = "ORIGIN")]
+    pub name: String,
+    /// The signer key file to create (never overwritten); the verifier key goes
+    /// next to it with the extension `.vkey` [default: ./NAME.key, with
+    /// characters other than letters, digits, `.`, `-`, `_` replaced by `_`].
+    /// Use `<data-dir>/log.key` to give merklogd a key before its first start.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Generate a witness cosigning key (tlog-cosignature, type 0x04) instead of
+    /// a log key.
+    #[arg(long)]
+    pub witness: bool,
+}
+
+/// `merklog append`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+With neither ENTRY arguments nor --file, entries are read from stdin, one per line: an \
+entry is exactly the line's bytes without its newline (a JSON line is not re-serialised, \
+so `verify --entry` reproduces its leaf hash). Empty lines are skipped.")]
+pub struct AppendArgs {
+    /// Entries to append, each argument's UTF-8 bytes one entry.
+    #[arg(value_name = "ENTRY")]
+    pub entries: Vec<String>,
+    /// Append a file's whole content as one entry (repeatable).
+    #[arg(long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Save each entry's tlog-proof as DIR/INDEX.tlog-proof.
+    #[arg(long, value_name = "DIR")]
+    pub proof_dir: Option<PathBuf>,
+    /// Entries per request (at most the server's max-entries-per-call).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub batch_size: u32,
+    /// Requests in flight at once when streaming.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub window: u32,
+}
+
+/// `merklog checkpoint`
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// Also write the signed checkpoint note to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `merklog prove`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("leaf").required(true).args(["index", "hash", "entry"])))]
+pub struct ProveArgs {
+    /// The entry's index.
+    #[arg(value_name = "INDEX")]
+    pub index: Option<u64>,
+    /// The entry's leaf hash, SHA-256(0x00 || entry), hex or base64.
+    #[arg(long, value_name = "HASH")]
+    pub hash: Option<String>,
+    /// A file holding the entry's exact bytes.
+    #[arg(long, value_name = "FILE")]
+    pub entry: Option<PathBuf>,
+    /// Where to write the tlog-proof (`-` for stdout) [default: ./INDEX.tlog-proof].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `merklog verify`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Fully offline: this command opens no network connection. It needs the log's key \
+(--log-key) or a policy naming the log (--policy); with --policy the checkpoint must \
+also carry the policy's witness quorum.")]
+pub struct VerifyArgs {
+    /// The tlog-proof file (c2sp.org/tlog-proof@v1).
+    #[arg(value_name = "PROOF")]
+    pub proof: PathBuf,
+    /// A file holding the entry's exact bytes (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub entry: PathBuf,
+}
+
+/// `merklog consistency`
+#[derive(Debug, Args)]
+pub struct ConsistencyArgs {
+    /// The older checkpoint: a tree size, or a file holding a signed checkpoint.
+    #[arg(value_name = "OLD")]
+    pub old: String,
+    /// The newer checkpoint: a tree size, or a file holding a signed checkpoint
+    /// [default: the latest checkpoint].
+    #[arg(value_name = "NEW")]
+    pub new: Option<String>,
+}
+
+/// `merklog watch`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Stops with exit code 1 and the evidence at the first checkpoint that fails \
+verification, is inconsistent with an earlier one, or whose entries do not rebuild \
+its root. Stops with 0 after --max-updates new checkpoints or at --timeout.")]
+pub struct WatchArgs {
+    /// Stop after this many new checkpoints (not counting the current one).
+    #[arg(long, value_name = "N")]
+    pub max_updates: Option<u64>,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<std::time::Duration>,
+    /// Do not print entries, only checkpoints.
+    #[arg(long)]
+    pub no_entries: bool,
+}
+
+/// `merklog audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {}
+
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{text:?} is not a valid number of seconds"))
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("merklog: error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let json = cli.json;
+    match runtime.block_on(commands::execute(cli)) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(error) => report(&error, json),
+    }
+}
+
+/// Prints an error (and its evidence) and picks the exit code.
+fn report(error: &ClientError, json: bool) -> ExitCode {
+    let verification = error.is_verification_failure();
+    let evidence = error.evidence();
+    if verification {
+        eprintln!("merklog: VERIFICATION FAILED: {error}");
+    } else {
+        eprintln!("merklog: error: {error}");
+    }
+    if let Some(evidence) = &evidence {
+        eprint!("{evidence}");
+    }
+    if json {
+        output::print_json(&serde_json::json!({
+            "ok": false,
+            "verification_failure": verification,
+            "error": error.to_string(),
+            "evidence": evidence,
+        }));
+    }
+    ExitCode::from(if verification {
+        EXIT_VERIFICATION_FAILED
+    } else {
+        EXIT_ERROR
+    })
+}

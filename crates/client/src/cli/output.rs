@@ -1,0 +1,68 @@
+//! Printing: human lines, JSON objects, entries, progress bars.
+
+use std::io::Write as _;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::SignedCheckpoint;
+use crate::encoding::{b64, hex};
+
+/// Prints one JSON value as a line on stdout. A closed stdout (e.g. `| head`)
+/// is not an error worth reporting.
+pub(super) fn print_json(value: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+}
+
+/// Prints a human line on stdout.
+pub(super) fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+/// The JSON description of a checkpoint.
+pub(super) fn checkpoint_json(checkpoint: &SignedCheckpoint) -> Value {
+    json!({
+        "origin": checkpoint.origin,
+        "size": checkpoint.size.0,
+        "root": hex(&checkpoint.root),
+        "root_base64": b64(&checkpoint.root),
+    })
+}
+
+/// An entry for people: its text when it is printable UTF-8, else base64.
+pub(super) fn entry_text(entry: &[u8]) -> String {
+    match std::str::from_utf8(entry) {
+        Ok(text) if !text.chars().any(|c| c.is_control() && c != '\t') => text.to_owned(),
+        _ => format!("base64:{}", b64(entry)),
+    }
+}
+
+/// An entry for scripts: base64 always, and the text when it is UTF-8.
+pub(super) fn entry_json(index: u64, entry: &[u8]) -> Value {
+    json!({
+        "event": "entry",
+        "index": index,
+        "leaf_hash": hex(&merklog_merkle::hash_leaf(entry)),
+        "entry": std::str::from_utf8(entry).ok(),
+        "entry_base64": b64(entry),
+    })
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+pub(super) fn progress_bar(length: Option<u64>, what: &str) -> ProgressBar {
+    let bar = match length {
+        Some(length) => ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr()),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    let template = if length.is_some() {
+        format!("{{bar:40}} {{human_pos}}/{{human_len}} {what} ({{elapsed}}, {{eta}} left)")
+    } else {
+        format!("{{spinner}} {{human_pos}} {what} ({{elapsed}})")
+    };
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}

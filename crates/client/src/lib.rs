@@ -1,0 +1,57 @@
+//! merklog-client: a client of the merklog log that trusts nothing the server says.
+//!
+//! What it is:
+//! - [`Client`], an async gRPC client of the `merklog.v1.Log` service
+//!   (`proto/merklog/v1/log.proto`) that verifies everything it receives:
+//!   - every checkpoint's Ed25519 signature and origin (C2SP signed-note and
+//!     tlog-checkpoint), and, when a [tlog-policy](merklog_note::Policy) is given,
+//!     its witness cosignatures and quorum (C2SP tlog-cosignature, tlog-policy);
+//!   - every inclusion proof of an `Append` answer, against the answer's own
+//!     checkpoint (RFC 9162 section 2.1.3.2);
+//!   - every pair of checkpoints it sees, with a consistency proof (RFC 9162
+//!     section 2.1.4.2): a newer checkpoint must extend the last verified one, a
+//!     smaller "latest" checkpoint is a rollback, two roots for one size are a fork;
+//!   - downloaded entries, by recomputing the root they must produce ([`Client::audit`],
+//!     [`Client::watch`]).
+//! - [`StateFile`], which remembers the last verified checkpoint of each log (keyed by
+//!   origin) across runs, written atomically, so a server that rolls back or forks
+//!   between two runs is caught too.
+//! - [`offline`], which verifies a C2SP tlog-proof (`c2sp.org/tlog-proof@v1`) file with
+//!   no network at all.
+//! - [`cli`], the `merklog` command line built on the above.
+//!
+//! Every verification failure is a [`ClientError`] for which
+//! [`ClientError::is_verification_failure`] is true and which carries its evidence
+//! (both checkpoints and the proof for an inconsistency; see [`ClientError::evidence`]).
+//!
+//! What it is not: it holds no Merkle or signature code of its own (that is
+//! `merklog-merkle` and `merklog-note`), it does not speak the tlog-tiles HTTP API,
+//! and it is not a witness: it remembers checkpoints for itself but does not
+//! cosign or gossip them.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod append;
+mod audit;
+pub mod cli;
+mod client;
+mod encoding;
+mod error;
+pub mod offline;
+mod state;
+mod trust;
+mod watch;
+
+pub use append::{AppendReceipt, AppendSummary, StreamOptions};
+pub use audit::AuditReport;
+pub use client::{Client, ClientOptions, InclusionReceipt};
+pub use encoding::{hex, parse_hash};
+pub use error::{
+    AuditMismatch, ClientError, Evidence, InclusionFailure, Inconsistency, InconsistencyKind,
+};
+pub use state::{StateFile, default_state_path};
+pub use trust::{SignedCheckpoint, TrustedLog, load_verifier_key};
+pub use watch::{Watch, WatchEvent};
+
+/// The default server address of the command line and of [`ClientOptions`].
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7800";

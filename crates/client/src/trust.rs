@@ -1,0 +1,184 @@
+//! What the client trusts: the log's verifier key (whose name is the log's origin)
+//! and, optionally, a witness policy; and the checkpoints that passed those checks.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use merklog_merkle::{Hash, TreeSize, empty_root, hashes_equal};
+use merklog_note::{
+    Checkpoint, Ed25519Verifier, Policy, Verifier as _, open_checkpoint, parse_verifier_key,
+};
+use merklog_proto::convert::CheckpointParts;
+use merklog_proto::v1;
+
+use crate::ClientError;
+use crate::encoding::hex;
+
+/// Verifier key files larger than this are refused (a vkey is under 400 bytes).
+const MAX_VKEY_FILE_LEN: u64 = 4096;
+
+/// A checkpoint whose signature (and cosignature quorum, when a policy is
+/// configured) verified with the trusted key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// The log's origin (first line of the checkpoint).
+    pub origin: String,
+    /// The tree size it commits to.
+    pub size: TreeSize,
+    /// The root hash of that tree.
+    pub root: Hash,
+    /// The signed note, byte for byte as received (with every signature line).
+    pub note: Bytes,
+}
+
+impl SignedCheckpoint {
+    /// The note as text (a verified note is UTF-8).
+    pub fn note_text(&self) -> String {
+        String::from_utf8_lossy(&self.note).into_owned()
+    }
+
+    /// One line for people: origin, size and root in hex.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} size {} root {}",
+            self.origin,
+            self.size.0,
+            hex(&self.root)
+        )
+    }
+}
+
+/// The trust anchor of one log: its Ed25519 verifier key and an optional
+/// witness policy whose quorum every checkpoint must meet.
+#[derive(Debug, Clone)]
+pub struct TrustedLog {
+    verifier: Ed25519Verifier,
+    policy: Option<Policy>,
+}
+
+impl TrustedLog {
+    /// Trusts checkpoints signed by `verifier`, whose key name is the log's origin
+    /// (C2SP tlog-checkpoint: the log's key is named after its origin). With a
+    /// `policy`, every checkpoint must also carry a cosignature quorum of its
+    /// witnesses (the policy's `log` lines are not used).
+    pub fn new(verifier: Ed25519Verifier, policy: Option<Policy>) -> Self {
+        Self { verifier, policy }
+    }
+
+    /// Trusts the one log a policy lists, with the policy's witness quorum.
+    pub fn from_policy(policy: Policy) -> Result<Self, ClientError> {
+        match policy.logs() {
+            [log] => Ok(Self {
+                verifier: log.verifier.clone(),
+                policy: Some(policy),
+            }),
+            logs => Err(ClientError::Input(format!(
+                "the policy lists {} logs; name the one to use with --log-key",
+                logs.len()
+            ))),
+        }
+    }
+
+    /// The log's origin (the verifier key's name).
+    pub fn origin(&self) -> &str {
+        self.verifier.name()
+    }
+
+    /// The verifier key.
+    pub fn verifier(&self) -> &Ed25519Verifier {
+        &self.verifier
+    }
+
+    /// The verifier key text.
+    pub fn vkey(&self) -> String {
+        self.verifier.to_vkey()
+    }
+
+    /// The witness policy, if any.
+    pub fn policy(&self) -> Option<&Policy> {
+        self.policy.as_ref()
+    }
+
+    /// Verifies a signed checkpoint note: the log's signature, the origin, the
+    /// witness quorum (with a policy), and that a size-0 tree has the empty root.
+    pub fn open(&self, note: &[u8]) -> Result<SignedCheckpoint, ClientError> {
+        let rejected = |source| ClientError::Checkpoint {
+            source: Box::new(source),
+            note: Bytes::copy_from_slice(note),
+        };
+        let (checkpoint, parsed) =
+            open_checkpoint(note, &self.verifier, Some(self.origin())).map_err(rejected)?;
+        if let Some(policy) = &self.policy {
+            policy.check_cosignatures(&parsed).map_err(rejected)?;
+        }
+        let Checkpoint {
+            origin, size, root, ..
+        } = checkpoint;
+        if size == 0 && !hashes_equal(&root, &empty_root()) {
+            return Err(ClientError::CheckpointContradiction {
+                reason: format!(
+                    "a signed size-0 checkpoint has root {}, not SHA-256(\"\")",
+                    hex(&root)
+                ),
+                note: Bytes::copy_from_slice(note),
+            });
+        }
+        Ok(SignedCheckpoint {
+            origin,
+            size: TreeSize(size),
+            root,
+            note: Bytes::copy_from_slice(note),
+        })
+    }
+
+    /// Verifies a checkpoint message: the signed note as [`TrustedLog::open`]
+    /// does, and that its unsigned `size` and `root` fields equal the signed text.
+    pub fn open_wire(&self, wire: v1::Checkpoint) -> Result<SignedCheckpoint, ClientError> {
+        let parts = CheckpointParts::from_wire(wire)
+            .map_err(|e| ClientError::Malformed(format!("checkpoint: {e}")))?;
+        let signed = self.open(&parts.note)?;
+        if parts.size != signed.size || !hashes_equal(&parts.root, &signed.root) {
+            return Err(ClientError::CheckpointContradiction {
+                reason: format!(
+                    "its fields say size {} root {}, but the signed note says size {} root {}",
+                    parts.size.0,
+                    hex(&parts.root),
+                    signed.size.0,
+                    hex(&signed.root)
+                ),
+                note: signed.note,
+            });
+        }
+        Ok(signed)
+    }
+}
+
+/// Reads a log verifier key given as its text (`<origin>+<id>+<base64>`) or as the
+/// path of a file holding it (such as `<data-dir>/log.vkey`).
+pub fn load_verifier_key(value: &str) -> Result<Ed25519Verifier, ClientError> {
+    let text_error = match parse_verifier_key(value.trim()) {
+        Ok(verifier) => return Ok(verifier),
+        Err(e) => e,
+    };
+    let path = Path::new(value);
+    if !path.is_file() {
+        return Err(ClientError::Input(format!(
+            "log key {:?} is neither a verifier key ({text_error}) nor a readable file",
+            value.chars().take(200).collect::<String>()
+        )));
+    }
+    let io = |source| ClientError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_VKEY_FILE_LEN), &mut text)
+        .map_err(io)?;
+    parse_verifier_key(text.trim()).map_err(|e| {
+        ClientError::Input(format!(
+            "{} does not hold a log verifier key: {e}",
+            path.display()
+        ))
+    })
+}
