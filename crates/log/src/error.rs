@@ -1,0 +1,92 @@
+//! The log's error type and the storage error its [`LogStore`](crate::LogStore) trait returns.
+
+/// A failure reported by a [`LogStore`](crate::LogStore) implementation.
+///
+/// It carries the backend's message (for example RocksDB's); the log maps it to
+/// [`LogError::Storage`] on reads and to [`LogError::Unavailable`] for a failed round.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StorageError(pub String);
+
+impl StorageError {
+    /// Wraps any displayable backend error.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Everything the log can answer instead of a result.
+///
+/// The server maps: `QueueFull` -> RESOURCE_EXHAUSTED; `InvalidEntry`, `TooManyEntries`
+/// and `CallTooLarge` -> INVALID_ARGUMENT; `OutOfRange` -> OUT_OF_RANGE; `NotFound` ->
+/// NOT_FOUND; `Unavailable`, `ShuttingDown`, `Storage` -> UNAVAILABLE; `SigningRefused`
+/// -> FAILED_PRECONDITION (or UNAVAILABLE); `Recovery` and `InvalidConfig` only come
+/// from [`Log::open`](crate::Log::open).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The sequencer queue is full (entries or bytes); retry later. Never blocks.
+    #[error("the append queue is full; retry later")]
+    QueueFull,
+    /// An entry of the call is invalid; the whole call was rejected, nothing written.
+    #[error("entries[{index}]: {reason}")]
+    InvalidEntry {
+        /// Position of the first bad entry in the call.
+        index: usize,
+        /// What is wrong, naming the limit.
+        reason: String,
+    },
+    /// The call holds more entries than one call may carry.
+    #[error("the call has {count} entries, the limit is {limit} per call")]
+    TooManyEntries {
+        /// Entries in the call.
+        count: usize,
+        /// The per-call limit (`LogConfig::max_batch_entries`).
+        limit: usize,
+    },
+    /// The call's entries add up to more bytes than the whole queue may hold, so it
+    /// could never be accepted.
+    #[error("the call holds {bytes} bytes of entries, the limit is {limit} per call")]
+    CallTooLarge {
+        /// Entry bytes in the call.
+        bytes: usize,
+        /// The per-call limit (`LogConfig::queue_capacity_bytes`).
+        limit: usize,
+    },
+    /// An index, size or range lies beyond what is published (or is malformed).
+    #[error("out of range: {reason}")]
+    OutOfRange {
+        /// Which value and which bound, e.g. "index 10 is not below tree size 7".
+        reason: String,
+    },
+    /// The requested item (a leaf hash, a checkpoint size) is not in the log.
+    #[error("not found")]
+    NotFound,
+    /// The round holding this call failed to become durable; nothing of it was
+    /// acknowledged. Retrying is safe (dedup makes it idempotent).
+    #[error("log unavailable: {0}")]
+    Unavailable(String),
+    /// The log refuses to sign: stored data does not re-derive the stored root
+    /// (fail closed). Reads are still served.
+    #[error("the log refuses to sign: {0}")]
+    SigningRefused(String),
+    /// The log is shutting down; the call was not sequenced.
+    #[error("the log is shutting down")]
+    ShuttingDown,
+    /// A storage read failed or returned malformed data.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// `Log::open` refused the stored state (bad signature, other origin or key,
+    /// missing metadata).
+    #[error("recovery refused: {0}")]
+    Recovery(String),
+    /// The configuration is unusable (e.g. `max_entry_bytes` above 65535).
+    #[error("invalid log configuration: {0}")]
+    InvalidConfig(String),
+}
+
+impl From<StorageError> for LogError {
+    fn from(error: StorageError) -> Self {
+        LogError::Storage(error.0)
+    }
+}

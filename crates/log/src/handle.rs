@@ -1,0 +1,540 @@
+//! The `Log` handle: opening (recovery), appending through the sequencer queue, and
+//! reads served straight from storage on blocking threads, bounded by the published size.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use merklog_merkle::tile::{TILE_WIDTH, tile_width_at};
+use merklog_merkle::{HASH_SIZE, Hash, LeafIndex, ProofError, TreeSize, hash_leaf};
+use merklog_note::{Signer, Verifier, parse_verifier_key};
+use tokio::sync::{oneshot, watch};
+
+use crate::queue::{Queue, Request};
+use crate::sequencer::{PublishNow, Recovered, Sequencer, Shared, recover};
+use crate::tiles::{ReadError, TileReader, bundle_entries, bundle_prefix_len};
+use crate::{ALGORITHM_ED25519, LogConfig, LogError, LogStore, TileKey, metrics as m};
+
+/// Most entries one [`Log::entries`] call returns; ask for longer ranges in pieces.
+pub const MAX_ENTRIES_PER_READ: u64 = 1024;
+
+/// A published checkpoint: size, root and the exact signed-note bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// RFC 6962 root at `size`.
+    pub root: Hash,
+    /// The C2SP signed note (tlog-checkpoint), byte for byte as stored.
+    pub note: Bytes,
+}
+
+/// One appended entry's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEntry {
+    /// The entry's leaf index.
+    pub index: u64,
+    /// True if identical bytes were already in the log (or earlier in the same round):
+    /// `index` is the original's.
+    pub duplicate: bool,
+    /// RFC 6962 inclusion proof of `index` against the receipt's checkpoint.
+    pub inclusion_proof: Vec<Hash>,
+}
+
+/// The answer to an append: every entry is durable and covered by `checkpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendReceipt {
+    /// The published checkpoint the proofs are built against.
+    pub checkpoint: Arc<PublishedCheckpoint>,
+    /// One per appended entry, in call order.
+    pub entries: Vec<SealedEntry>,
+}
+
+/// A cheap, cloneable handle on one log. The sequencer thread stops when the last
+/// handle is dropped (or at [`shutdown`](Log::shutdown)).
+#[derive(Clone)]
+pub struct Log {
+    inner: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // The thread drains and exits on its own; nothing to join from a destructor.
+        self.shared.queue.close();
+    }
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("origin", &self.inner.shared.origin)
+            .field("size", &self.latest().size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Log {
+    /// Recovers from the store (fail closed) and spawns the sequencer thread.
+    ///
+    /// The store must hold the log's metadata (origin, verifier key, algorithm); the
+    /// origin must equal `origin` and `signer` must be the metadata's key (checked by
+    /// signing a probe and verifying it). The latest checkpoint must verify; if the
+    /// stored tiles do not re-derive its root, the log opens read-only: reads are served,
+    /// appends get [`LogError::SigningRefused`]. An empty store gets the signed size-0
+    /// checkpoint. Blocks on storage reads: call it at start-up, not on a busy runtime.
+    pub fn open(
+        store: Arc<dyn LogStore>,
+        signer: Arc<dyn Signer>,
+        origin: String,
+        config: LogConfig,
+    ) -> Result<Log, LogError> {
+        config.validate()?;
+        let verifier = check_identity(&*store, &*signer, &origin)?;
+        let (state, checkpoint, refusal) = match recover(&*store, &*signer, &*verifier, &origin)? {
+            Recovered::Ready { state, checkpoint } => (Some(state), checkpoint, None),
+            Recovered::Refused { checkpoint, reason } => (None, checkpoint, Some(reason)),
+        };
+        metrics::gauge!(m::TREE_SIZE).set(checkpoint.size as f64);
+        metrics::gauge!(m::SIGNING_REFUSED).set(if refusal.is_some() { 1.0 } else { 0.0 });
+        let (published, _) = watch::channel(checkpoint);
+        let shared = Arc::new(Shared {
+            queue: Queue::new(config.queue_capacity, config.queue_capacity_bytes),
+            origin,
+            config,
+            store,
+            published,
+            refusal: Mutex::new(refusal),
+            storage_failure: Mutex::new(None),
+        });
+        let sequencer = Sequencer {
+            publisher: Box::new(PublishNow {
+                shared: shared.clone(),
+            }),
+            shared: shared.clone(),
+            signer,
+            verifier,
+            state,
+        };
+        let thread = std::thread::Builder::new()
+            .name("merklog-sequencer".into())
+            .spawn(move || sequencer.run())
+            .map_err(|e| {
+                LogError::Unavailable(format!("cannot start the sequencer thread: {e}"))
+            })?;
+        Ok(Log {
+            inner: Arc::new(Handle {
+                shared,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// The log's origin (checkpoint first line).
+    pub fn origin(&self) -> &str {
+        &self.shared().origin
+    }
+
+    /// The configuration the log runs with.
+    pub fn config(&self) -> &LogConfig {
+        &self.shared().config
+    }
+
+    /// Why the log refuses to sign, if it does (for health reporting).
+    pub fn signing_refused(&self) -> Option<String> {
+        self.shared().refusal()
+    }
+
+    /// Whether the log can accept appends: `Err(SigningRefused)` while it refuses to
+    /// sign (stored data does not re-derive the signed root), `Err(Unavailable)` while
+    /// its last round could not be made durable (until a round succeeds again). Reads are
+    /// served either way. For health reporting.
+    pub fn health(&self) -> Result<(), LogError> {
+        if let Some(reason) = self.shared().refusal() {
+            return Err(LogError::SigningRefused(reason));
+        }
+        if let Some(failure) = self.shared().storage_failure() {
+            return Err(LogError::Unavailable(failure));
+        }
+        Ok(())
+    }
+
+    /// Checks a call's entries without queueing them: non-empty, at most
+    /// `max_entry_bytes` each. The first bad entry is named.
+    pub fn validate_entries(&self, entries: &[impl AsRef<[u8]>]) -> Result<(), LogError> {
+        let limit = self.shared().config.max_entry_bytes;
+        for (index, entry) in entries.iter().enumerate() {
+            let len = entry.as_ref().len();
+            if len == 0 {
+                return Err(LogError::InvalidEntry {
+                    index,
+                    reason: "entry is empty; entries must be 1 byte or more".into(),
+                });
+            }
+            if len > limit {
+                return Err(LogError::InvalidEntry {
+                    index,
+                    reason: format!("entry is {len} bytes, the limit is {limit} (max_entry_bytes)"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends entries and waits until every one is durable and covered by a published
+    /// signed checkpoint (sealed). Identical bytes already in the log get their existing
+    /// index back, marked duplicate. The whole call is rejected if any entry is invalid.
+    /// A full queue answers [`LogError::QueueFull`] at once.
+    pub async fn append(&self, entries: Vec<Bytes>) -> Result<AppendReceipt, LogError> {
+        let shared = self.shared();
+        if let Err(e) = self.validate_entries(&entries) {
+            metrics::counter!(m::APPEND_REFUSED, "reason" => "invalid").increment(1);
+            return Err(e);
+        }
+        let limit = shared.config.max_batch_entries;
+        if entries.len() > limit {
+            metrics::counter!(m::APPEND_REFUSED, "reason" => "too_many").increment(1);
+            return Err(LogError::TooManyEntries {
+                count: entries.len(),
+                limit,
+            });
+        }
+        if entries.is_empty() {
+            return Ok(AppendReceipt {
+                checkpoint: self.latest(),
+                entries: Vec::new(),
+            });
+        }
+        if let Some(reason) = shared.refusal() {
+            return Err(LogError::SigningRefused(reason));
+        }
+        let bytes: usize = entries.iter().map(Bytes::len).sum();
+        if bytes > shared.config.queue_capacity_bytes {
+            metrics::counter!(m::APPEND_REFUSED, "reason" => "too_large").increment(1);
+            return Err(LogError::CallTooLarge {
+                bytes,
+                limit: shared.config.queue_capacity_bytes,
+            });
+        }
+        // Hash here, on the caller's task: spreads the hashing over every core.
+        let leaf_hashes: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            bytes,
+            entries,
+            leaf_hashes,
+            enqueued: Instant::now(),
+            reply,
+        };
+        let enqueued = request.enqueued;
+        if let Err((error, _)) = shared.queue.push(request) {
+            let reason = if error == LogError::QueueFull {
+                "queue_full"
+            } else {
+                "shutting_down"
+            };
+            metrics::counter!(m::APPEND_REFUSED, "reason" => reason).increment(1);
+            return Err(error);
+        }
+        let reply = answer
+            .await
+            .map_err(|_| LogError::Unavailable("the sequencer stopped".into()))??;
+        metrics::histogram!(m::INTEGRATION_SECONDS).record(enqueued.elapsed().as_secs_f64());
+        let entries = reply
+            .entries
+            .into_iter()
+            .map(|assigned| {
+                let inclusion_proof = match (assigned.stored_proof, &reply.proofs) {
+                    (Some(proof), _) => proof,
+                    (None, Some(proofs)) => proofs
+                        .inclusion_proof(LeafIndex(assigned.index))
+                        .map_err(|e| LogError::Storage(format!("batch proof: {e}")))?,
+                    (None, None) => {
+                        return Err(LogError::Storage("no proof for a new entry".into()));
+                    }
+                };
+                Ok(SealedEntry {
+                    index: assigned.index,
+                    duplicate: assigned.duplicate,
+                    inclusion_proof,
+                })
+            })
+            .collect::<Result<Vec<_>, LogError>>()?;
+        Ok(AppendReceipt {
+            checkpoint: reply.checkpoint,
+            entries,
+        })
+    }
+
+    /// The latest published checkpoint.
+    pub fn latest(&self) -> Arc<PublishedCheckpoint> {
+        self.shared().latest()
+    }
+
+    /// Published checkpoints, latest wins: a slow receiver may skip some, and never
+    /// sees the size go down.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<PublishedCheckpoint>> {
+        self.shared().published.subscribe()
+    }
+
+    /// Stops the log: requests no longer enter the queue (`ShuttingDown`), the round in
+    /// flight finishes (its callers are answered normally), requests still queued are
+    /// answered `ShuttingDown` (they were never sequenced; retrying elsewhere or later
+    /// is safe), and the sequencer thread is joined. Idempotent.
+    pub async fn shutdown(&self) {
+        self.shared().queue.close();
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(thread) = thread else { return };
+        if let Ok(Err(panic)) = tokio::task::spawn_blocking(move || thread.join()).await {
+            tracing::error!(?panic, "the sequencer thread panicked");
+        }
+    }
+
+    /// Runs a storage read on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn LogStore) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let store = self.shared().store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    /// RFC 6962 inclusion proof of leaf `index` in the tree of `tree_size` leaves
+    /// (`index < tree_size <= published size`), from one batched tile read.
+    pub async fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, LogError> {
+        self.check_published(tree_size)?;
+        if index >= tree_size {
+            return Err(out_of_range(format!(
+                "leaf index {index} is not below tree size {tree_size}"
+            )));
+        }
+        self.read(move |store| {
+            let reader = TileReader {
+                store,
+                size: TreeSize(tree_size),
+            };
+            merklog_merkle::inclusion_proof(&reader, LeafIndex(index), TreeSize(tree_size))
+                .map_err(proof_error)
+        })
+        .await
+    }
+
+    /// RFC 9162 consistency proof from `old_size` to `new_size`
+    /// (`0 < old_size <= new_size <= published size`), from one batched tile read.
+    pub async fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<Hash>, LogError> {
+        self.check_published(new_size)?;
+        if old_size == 0 || old_size > new_size {
+            return Err(out_of_range(format!(
+                "consistency needs 0 < old size <= new size, got old {old_size}, new {new_size}"
+            )));
+        }
+        self.read(move |store| {
+            let reader = TileReader {
+                store,
+                size: TreeSize(new_size),
+            };
+            merklog_merkle::consistency_proof(&reader, TreeSize(old_size), TreeSize(new_size))
+                .map_err(proof_error)
+        })
+        .await
+    }
+
+    /// The index of the entry with this RFC 6962 leaf hash, if it is in the published
+    /// tree.
+    pub async fn find_leaf(&self, leaf_hash: Hash) -> Result<Option<u64>, LogError> {
+        let size = self.latest().size;
+        self.read(move |store| {
+            let found = store
+                .lookup_leaves(&[leaf_hash])?
+                .into_iter()
+                .next()
+                .flatten();
+            Ok(found.filter(|index| *index < size))
+        })
+        .await
+    }
+
+    /// The stored signed checkpoint of exactly `size` leaves, if that size was
+    /// checkpointed and is published.
+    pub async fn checkpoint_at(&self, size: u64) -> Result<Option<Bytes>, LogError> {
+        if size > self.latest().size {
+            return Ok(None);
+        }
+        self.read(move |store| Ok(store.checkpoint(size)?.map(Bytes::from)))
+            .await
+    }
+
+    /// The entries `[start, end)`: `start < end <= published size` and at most
+    /// [`MAX_ENTRIES_PER_READ`] of them.
+    pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<Bytes>, LogError> {
+        self.check_published(end)?;
+        if start >= end {
+            return Err(out_of_range(format!("empty entry range [{start}, {end})")));
+        }
+        if end - start > MAX_ENTRIES_PER_READ {
+            return Err(out_of_range(format!(
+                "entry range [{start}, {end}) is longer than {MAX_ENTRIES_PER_READ}"
+            )));
+        }
+        let width = u64::from(TILE_WIDTH);
+        self.read(move |store| {
+            let first = start / width;
+            let last = (end - 1) / width;
+            let indexes: Vec<u64> = (first..=last).collect();
+            let bundles = store.read_bundles(&indexes)?;
+            let mut out = Vec::with_capacity((end - start) as usize);
+            for (bundle_index, bundle) in indexes.into_iter().zip(bundles) {
+                let Some(bundle) = bundle else {
+                    return Err(ReadError::Corrupt(format!(
+                        "entry bundle {bundle_index} is missing"
+                    ))
+                    .into());
+                };
+                let base = bundle_index * width;
+                let from = start.saturating_sub(base) as usize;
+                let to = (end - base).min(width) as usize;
+                let bundle = Bytes::from(bundle);
+                let part = bundle_entries(&bundle, from, to).ok_or_else(|| {
+                    LogError::from(ReadError::Corrupt(format!(
+                        "entry bundle {bundle_index} is too short"
+                    )))
+                })?;
+                out.extend(part);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// tlog-tiles hash tile `level`/`index` at `width` (1..=256) hashes, if the
+    /// published tree has that many hashes in it.
+    pub async fn tile(&self, level: u8, index: u64, width: u16) -> Result<Option<Bytes>, LogError> {
+        let published = tile_width_at(level, index, TreeSize(self.latest().size));
+        if width == 0 || width > published {
+            return Ok(None);
+        }
+        self.read(move |store| {
+            let key = TileKey { level, index };
+            let Some(mut tile) = store.read_tiles(&[key])?.into_iter().next().flatten() else {
+                return Err(ReadError::Corrupt(format!("tile {level}/{index} is missing")).into());
+            };
+            let len = usize::from(width) * HASH_SIZE;
+            if tile.len() < len {
+                return Err(
+                    ReadError::Corrupt(format!("tile {level}/{index} is too short")).into(),
+                );
+            }
+            tile.truncate(len);
+            Ok(Some(Bytes::from(tile)))
+        })
+        .await
+    }
+
+    /// tlog-tiles entry bundle `index` with its first `width` (1..=256) entries, if the
+    /// published tree has that many entries in it.
+    pub async fn entry_bundle(&self, index: u64, width: u16) -> Result<Option<Bytes>, LogError> {
+        let published = tile_width_at(0, index, TreeSize(self.latest().size));
+        if width == 0 || width > published {
+            return Ok(None);
+        }
+        self.read(move |store| {
+            let Some(mut bundle) = store.read_bundles(&[index])?.into_iter().next().flatten()
+            else {
+                return Err(ReadError::Corrupt(format!("entry bundle {index} is missing")).into());
+            };
+            let len = bundle_prefix_len(&bundle, usize::from(width)).ok_or_else(|| {
+                LogError::from(ReadError::Corrupt(format!(
+                    "entry bundle {index} is too short"
+                )))
+            })?;
+            bundle.truncate(len);
+            Ok(Some(Bytes::from(bundle)))
+        })
+        .await
+    }
+
+    fn check_published(&self, size: u64) -> Result<(), LogError> {
+        let published = self.latest().size;
+        if size > published {
+            return Err(out_of_range(format!(
+                "tree size {size} is beyond the published size {published}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn out_of_range(reason: String) -> LogError {
+    LogError::OutOfRange { reason }
+}
+
+fn proof_error(error: ProofError<ReadError>) -> LogError {
+    match error {
+        ProofError::Merkle(e) => out_of_range(e.to_string()),
+        ProofError::Read(e) => e.into(),
+    }
+}
+
+/// Checks the store's metadata against the configured origin and signer, and returns
+/// the log's verifier.
+fn check_identity(
+    store: &dyn LogStore,
+    signer: &dyn Signer,
+    origin: &str,
+) -> Result<Arc<dyn Verifier>, LogError> {
+    let metadata = store
+        .metadata()
+        .map_err(|e| LogError::Storage(format!("reading metadata: {e}")))?
+        .ok_or_else(|| {
+            LogError::Recovery("the store has no metadata (origin, public key)".into())
+        })?;
+    if metadata.origin != origin {
+        return Err(LogError::Recovery(format!(
+            "the store belongs to origin {:?}, not {origin:?}",
+            metadata.origin
+        )));
+    }
+    if metadata.algorithm != ALGORITHM_ED25519 {
+        return Err(LogError::Recovery(format!(
+            "the store's key algorithm is {:?}; only {ALGORITHM_ED25519} is supported",
+            metadata.algorithm
+        )));
+    }
+    let verifier = parse_verifier_key(&metadata.verifier_key)
+        .map_err(|e| LogError::Recovery(format!("the store's verifier key is invalid: {e}")))?;
+    let probe = b"merklog signer check\n";
+    let matches = signer.name() == verifier.name()
+        && signer.key_id() == verifier.key_id()
+        && signer
+            .sign(probe)
+            .is_ok_and(|sig| verifier.verify(probe, &sig));
+    if !matches {
+        return Err(LogError::Recovery(format!(
+            "the signing key ({}, id {:08x}) is not the store's public key {}",
+            signer.name(),
+            signer.key_id(),
+            metadata.verifier_key
+        )));
+    }
+    Ok(Arc::new(verifier))
+}

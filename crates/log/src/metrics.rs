@@ -1,0 +1,26 @@
+//! Metric names recorded through the `metrics` facade (the server installs the
+//! Prometheus recorder; without one, recording is a no-op).
+
+/// Counter: entries answered, labelled `result` = `new` | `duplicate`.
+pub const APPEND_ENTRIES: &str = "merklog_append_entries_total";
+/// Counter: append calls refused before sequencing, labelled `reason`.
+pub const APPEND_REFUSED: &str = "merklog_append_refused_total";
+/// Counter: integration rounds, labelled `result` = `ok` | `failed`.
+pub const ROUNDS: &str = "merklog_rounds_total";
+/// Histogram: entries per round (new and duplicate).
+pub const BATCH_ENTRIES: &str = "merklog_round_batch_entries";
+/// Histogram: seconds from taking a batch to the round being durable and published.
+pub const ROUND_SECONDS: &str = "merklog_round_seconds";
+/// Histogram: seconds of the synced write of one round.
+pub const COMMIT_SECONDS: &str = "merklog_round_commit_seconds";
+/// Histogram: seconds from an append call being queued to its answer (integration
+/// latency as a caller sees it).
+pub const INTEGRATION_SECONDS: &str = "merklog_append_integration_seconds";
+/// Gauge: entries waiting in the queue.
+pub const QUEUE_ENTRIES: &str = "merklog_queue_entries";
+/// Gauge: size of the latest published checkpoint.
+pub const TREE_SIZE: &str = "merklog_tree_size";
+/// Gauge: Unix time (seconds) at which the latest checkpoint was published.
+pub const CHECKPOINT_PUBLISHED_TIME: &str = "merklog_checkpoint_published_timestamp_seconds";
+/// Gauge: 1 while the log refuses to sign (recovery found a mismatch), else 0.
+pub const SIGNING_REFUSED: &str = "merklog_signing_refused";

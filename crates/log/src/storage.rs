@@ -1,0 +1,163 @@
+//! The storage trait the sequencer is written against, and the in-memory implementation
+//! used by the log's own tests.
+//!
+//! The layout is tile-shaped (C2SP tlog-tiles): hash tiles of up to 256 hashes and entry
+//! bundles of up to 256 entries are stored as values, one key each. A partial tile or
+//! bundle is a prefix of the full one; the sequencer rewrites the right-edge partial
+//! values every round, so a reader truncates a stored value to the width a published
+//! size needs and every published size stays servable.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use merklog_merkle::Hash;
+
+use crate::StorageError;
+
+/// Identifies a hash tile: tile `level` L holds Merkle-level 8L hashes
+/// `[256 * index, 256 * index + 256)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TileKey {
+    /// Tile level (Merkle level / 8).
+    pub level: u8,
+    /// Tile index within its level.
+    pub index: u64,
+}
+
+/// Who the log is: fixed when the data directory is created, checked at every open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogMetadata {
+    /// The checkpoint origin line (also the signing key's name).
+    pub origin: String,
+    /// The log's public key as signed-note verifier key text (`name+id+base64`).
+    pub verifier_key: String,
+    /// Signature algorithm of the log key, e.g. [`ALGORITHM_ED25519`].
+    pub algorithm: String,
+}
+
+/// The only algorithm the log signs with today.
+pub const ALGORITHM_ED25519: &str = "ed25519";
+
+/// Everything one integration round persists, written as ONE atomic, synced batch.
+///
+/// Values are complete: a tile or bundle listed here replaces the stored value of that
+/// key (partial right-edge values grow round by round, each a prefix of the next).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundWrite {
+    /// Hash tiles (full or right-edge partial), `width * 32` bytes each.
+    pub tiles: Vec<(TileKey, Vec<u8>)>,
+    /// Entry bundles by bundle index (full or right-edge partial).
+    pub bundles: Vec<(u64, Vec<u8>)>,
+    /// New dedup rows: leaf hash -> leaf index.
+    pub dedup: Vec<(Hash, u64)>,
+    /// The new signed checkpoint: stored under its size and as the latest one.
+    pub checkpoint: Option<(u64, Vec<u8>)>,
+}
+
+/// Storage for one log, sized to what the sequencer and the readers need.
+///
+/// Implementations must be safe to call from many threads at once: the sequencer
+/// thread commits while readers (on `spawn_blocking` threads) read. Every call may block.
+pub trait LogStore: Send + Sync + 'static {
+    /// The log's identity, `None` if the store was never initialised.
+    fn metadata(&self) -> Result<Option<LogMetadata>, StorageError>;
+    /// The latest durable signed checkpoint (note bytes), `None` for an empty store.
+    fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError>;
+    /// The signed checkpoint stored for `size`, if any.
+    fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Hash tiles, in ONE batched read; `result[i]` is `keys[i]`'s stored value.
+    fn read_tiles(&self, keys: &[TileKey]) -> Result<Vec<Option<Vec<u8>>>, StorageError>;
+    /// Entry bundles by index, in ONE batched read.
+    fn read_bundles(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StorageError>;
+    /// Dedup index lookups, in ONE batched read; `result[i]` is the index of
+    /// `leaf_hashes[i]` if it was ever committed.
+    fn lookup_leaves(&self, leaf_hashes: &[Hash]) -> Result<Vec<Option<u64>>, StorageError>;
+    /// Writes one round atomically and durably (synced) before returning. After an
+    /// error the round may or may not be stored; the log reloads its state.
+    fn commit(&self, round: &RoundWrite) -> Result<(), StorageError>;
+}
+
+/// A [`LogStore`] in memory: fast tests of the sequencer, no durability.
+#[derive(Debug)]
+pub struct MemoryStore {
+    metadata: LogMetadata,
+    data: Mutex<MemoryData>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryData {
+    tiles: HashMap<TileKey, Vec<u8>>,
+    bundles: HashMap<u64, Vec<u8>>,
+    dedup: HashMap<Hash, u64>,
+    checkpoints: HashMap<u64, Vec<u8>>,
+    latest: Option<Vec<u8>>,
+}
+
+impl MemoryStore {
+    /// An empty store for the log described by `metadata`.
+    pub fn new(metadata: LogMetadata) -> Self {
+        Self {
+            metadata,
+            data: Mutex::new(MemoryData::default()),
+        }
+    }
+
+    fn data(&self) -> Result<std::sync::MutexGuard<'_, MemoryData>, StorageError> {
+        self.data
+            .lock()
+            .map_err(|_| StorageError::new("memory store lock poisoned"))
+    }
+}
+
+impl LogStore for MemoryStore {
+    fn metadata(&self) -> Result<Option<LogMetadata>, StorageError> {
+        Ok(Some(self.metadata.clone()))
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.data()?.latest.clone())
+    }
+
+    fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.data()?.checkpoints.get(&size).cloned())
+    }
+
+    fn read_tiles(&self, keys: &[TileKey]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let data = self.data()?;
+        Ok(keys.iter().map(|k| data.tiles.get(k).cloned()).collect())
+    }
+
+    fn read_bundles(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let data = self.data()?;
+        Ok(indexes
+            .iter()
+            .map(|i| data.bundles.get(i).cloned())
+            .collect())
+    }
+
+    fn lookup_leaves(&self, leaf_hashes: &[Hash]) -> Result<Vec<Option<u64>>, StorageError> {
+        let data = self.data()?;
+        Ok(leaf_hashes
+            .iter()
+            .map(|h| data.dedup.get(h).copied())
+            .collect())
+    }
+
+    fn commit(&self, round: &RoundWrite) -> Result<(), StorageError> {
+        let mut data = self.data()?;
+        for (key, value) in &round.tiles {
+            data.tiles.insert(*key, value.clone());
+        }
+        for (index, value) in &round.bundles {
+            data.bundles.insert(*index, value.clone());
+        }
+        for (hash, index) in &round.dedup {
+            data.dedup.insert(*hash, *index);
+        }
+        if let Some((size, note)) = &round.checkpoint {
+            data.checkpoints.insert(*size, note.clone());
+            data.latest = Some(note.clone());
+        }
+        Ok(())
+    }
+}

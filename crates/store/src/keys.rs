@@ -1,0 +1,200 @@
+//! The key layout (see the crate docs for the table). Every key starts with the
+//! big-endian log id, so one database can later hold many logs and a log's keys are
+//! contiguous; integers are big-endian so RocksDB's byte order is numeric order.
+
+use merklog_log::TileKey;
+use merklog_merkle::{HASH_SIZE, Hash};
+
+/// Column family of the log's metadata records.
+pub const CF_META: &str = "meta";
+/// Column family of hash tiles.
+pub const CF_TILES: &str = "tiles";
+/// Column family of entry bundles.
+pub const CF_ENTRIES: &str = "entries";
+/// Column family of the dedup index (leaf hash -> leaf index).
+pub const CF_DEDUP: &str = "dedup";
+/// Column family of signed checkpoints.
+pub const CF_CHECKPOINTS: &str = "checkpoints";
+/// Every column family this crate uses.
+pub const COLUMN_FAMILIES: [&str; 5] = [CF_META, CF_TILES, CF_ENTRIES, CF_DEDUP, CF_CHECKPOINTS];
+
+/// Metadata record names (suffixes after the log id in `meta`).
+pub const META_FORMAT_VERSION: &[u8] = b"format_version";
+/// The checkpoint origin.
+pub const META_ORIGIN: &[u8] = b"origin";
+/// The log's verifier key text.
+pub const META_VERIFIER_KEY: &[u8] = b"verifier_key";
+/// The log key's algorithm.
+pub const META_ALGORITHM: &[u8] = b"algorithm";
+/// The suffix of the latest checkpoint's key in `checkpoints`.
+pub const LATEST: &[u8] = b"latest";
+
+/// A log id: the first four bytes of every key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct LogId(pub u32);
+
+fn prefixed<const N: usize>(log: LogId, rest: &[&[u8]]) -> [u8; N] {
+    let mut key = [0u8; N];
+    let mut at = 0;
+    for part in std::iter::once(&log.0.to_be_bytes()[..]).chain(rest.iter().copied()) {
+        if let Some(dest) = key.get_mut(at..at + part.len()) {
+            dest.copy_from_slice(part);
+        }
+        at += part.len();
+    }
+    key
+}
+
+/// `tiles`: log id (4) || tile level (1) || tile index (8).
+pub fn tile_key(log: LogId, tile: TileKey) -> [u8; 13] {
+    prefixed(log, &[&[tile.level], &tile.index.to_be_bytes()])
+}
+
+/// `entries`: log id (4) || bundle index (8).
+pub fn bundle_key(log: LogId, index: u64) -> [u8; 12] {
+    prefixed(log, &[&index.to_be_bytes()])
+}
+
+/// `dedup`: log id (4) || RFC 6962 leaf hash (32).
+pub fn dedup_key(log: LogId, leaf_hash: &Hash) -> [u8; 36] {
+    prefixed(log, &[leaf_hash])
+}
+
+/// `checkpoints`: log id (4) || tree size (8).
+pub fn checkpoint_key(log: LogId, size: u64) -> [u8; 12] {
+    prefixed(log, &[&size.to_be_bytes()])
+}
+
+/// `checkpoints`: log id (4) || "latest" (6 bytes, so never equal to a size key).
+pub fn latest_checkpoint_key(log: LogId) -> [u8; 10] {
+    prefixed(log, &[LATEST])
+}
+
+/// `meta`: log id (4) || record name.
+pub fn meta_key(log: LogId, name: &[u8]) -> Vec<u8> {
+    let mut key = log.0.to_be_bytes().to_vec();
+    key.extend_from_slice(name);
+    key
+}
+
+fn split_log(key: &[u8]) -> Option<(LogId, &[u8])> {
+    let (id, rest) = key.split_first_chunk::<4>()?;
+    Some((LogId(u32::from_be_bytes(*id)), rest))
+}
+
+/// Decodes a `tiles` key.
+pub fn parse_tile_key(key: &[u8]) -> Option<(LogId, TileKey)> {
+    let (log, rest) = split_log(key)?;
+    let (&level, rest) = rest.split_first()?;
+    let index: [u8; 8] = rest.try_into().ok()?;
+    Some((
+        log,
+        TileKey {
+            level,
+            index: u64::from_be_bytes(index),
+        },
+    ))
+}
+
+/// Decodes an `entries` key.
+pub fn parse_bundle_key(key: &[u8]) -> Option<(LogId, u64)> {
+    let (log, rest) = split_log(key)?;
+    Some((log, u64::from_be_bytes(rest.try_into().ok()?)))
+}
+
+/// Decodes a `dedup` key.
+pub fn parse_dedup_key(key: &[u8]) -> Option<(LogId, Hash)> {
+    let (log, rest) = split_log(key)?;
+    if rest.len() != HASH_SIZE {
+        return None;
+    }
+    Some((log, rest.try_into().ok()?))
+}
+
+/// Decodes a `checkpoints` size key (not the latest key).
+pub fn parse_checkpoint_key(key: &[u8]) -> Option<(LogId, u64)> {
+    let (log, rest) = split_log(key)?;
+    Some((log, u64::from_be_bytes(rest.try_into().ok()?)))
+}
+
+/// A dedup value: the leaf index, big-endian.
+pub fn encode_index(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+/// Decodes a dedup value.
+pub fn decode_index(value: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(value.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        for log in [LogId(0), LogId(1), LogId(u32::MAX)] {
+            for (level, index) in [(0u8, 0u64), (1, 255), (7, u64::MAX >> 8), (3, 1 << 40)] {
+                let tile = TileKey { level, index };
+                assert_eq!(parse_tile_key(&tile_key(log, tile)), Some((log, tile)));
+            }
+            for index in [0u64, 1, 256, u64::MAX] {
+                assert_eq!(
+                    parse_bundle_key(&bundle_key(log, index)),
+                    Some((log, index))
+                );
+                assert_eq!(
+                    parse_checkpoint_key(&checkpoint_key(log, index)),
+                    Some((log, index))
+                );
+                assert_eq!(decode_index(&encode_index(index)), Some(index));
+            }
+            let hash = [0xabu8; 32];
+            assert_eq!(parse_dedup_key(&dedup_key(log, &hash)), Some((log, hash)));
+            assert_eq!(parse_checkpoint_key(&latest_checkpoint_key(log)), None);
+            assert!(meta_key(log, META_ORIGIN).starts_with(&log.0.to_be_bytes()));
+        }
+        assert_eq!(parse_tile_key(&[0; 12]), None);
+        assert_eq!(parse_dedup_key(&[0; 35]), None);
+        assert_eq!(decode_index(&[0; 7]), None);
+    }
+
+    #[test]
+    fn byte_order_is_numeric_order() {
+        let log = LogId(0);
+        let mut sizes = [5u64, 256, 1, 1 << 33, 255];
+        let mut keys: Vec<_> = sizes.iter().map(|s| checkpoint_key(log, *s)).collect();
+        keys.sort();
+        sizes.sort();
+        assert_eq!(
+            keys,
+            sizes
+                .iter()
+                .map(|s| checkpoint_key(log, *s))
+                .collect::<Vec<_>>()
+        );
+        // Tiles sort by level, then index; logs never interleave.
+        assert!(
+            tile_key(
+                log,
+                TileKey {
+                    level: 0,
+                    index: u64::MAX
+                }
+            ) < tile_key(log, TileKey { level: 1, index: 0 })
+        );
+        assert!(bundle_key(LogId(0), u64::MAX) < bundle_key(LogId(1), 0));
+        // The exact bytes, pinned.
+        assert_eq!(
+            tile_key(
+                LogId(2),
+                TileKey {
+                    level: 1,
+                    index: 258
+                }
+            ),
+            [0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 1, 2]
+        );
+        assert_eq!(latest_checkpoint_key(LogId(0)), *b"\0\0\0\0latest");
+    }
+}

@@ -1,0 +1,53 @@
+//! # merklog-store
+//!
+//! RocksDB storage for a merklog log: the implementation of `merklog_log::LogStore`.
+//! One integration round is one atomic `WriteBatch` written with `sync = true`; proof
+//! and tile reads are batched multi-gets; recovery itself lives in `merklog-log`, which
+//! rebuilds its state from the O(log n) tiles this crate returns.
+//!
+//! What it is not: no tree math (merklog-merkle), no sequencing or signing
+//! (merklog-log), no transport. It stores values; it does not interpret them.
+//!
+//! ## Layout (C2SP tlog-tiles shaped)
+//!
+//! Five column families. Every key starts with the log id, a big-endian `u32` (0 for
+//! now), so one database can later hold several logs; integers are big-endian so key
+//! order is numeric order.
+//!
+//! | column family | key                                   | value |
+//! |---------------|---------------------------------------|-------|
+//! | `meta`        | log id ‖ `format_version`             | `u32` BE, [`FORMAT_VERSION`] |
+//! | `meta`        | log id ‖ `origin`                     | UTF-8 checkpoint origin |
+//! | `meta`        | log id ‖ `verifier_key`               | the log's signed-note vkey text |
+//! | `meta`        | log id ‖ `algorithm`                  | `ed25519` |
+//! | `tiles`       | log id ‖ tile level (`u8`) ‖ tile index (`u64` BE) | 1 to 256 hashes of 32 bytes: tile level L holds Merkle level 8L hashes `[256·index, …)` |
+//! | `entries`     | log id ‖ bundle index (`u64` BE)      | tlog-tiles entry bundle: up to 256 × (`u16` BE length ‖ entry) |
+//! | `dedup`       | log id ‖ leaf hash (32 bytes)         | leaf index, `u64` BE |
+//! | `checkpoints` | log id ‖ tree size (`u64` BE)         | signed checkpoint note bytes |
+//! | `checkpoints` | log id ‖ `latest`                     | the latest signed checkpoint (same bytes as its size key) |
+//!
+//! A tile or bundle at the right edge is stored partial and rewritten every round; each
+//! stored value is a prefix of the next, so every published size is served by
+//! truncating the value to that size's width. Keys per entry: one dedup row; everything
+//! else is amortised over 256 entries (plus one checkpoint per round).
+//!
+//! The metadata is written once, at creation, with a synced write
+//! ([`RocksStore::initialize`]), and checked at every open: a different origin, key or
+//! algorithm is refused ([`StoreError::MetadataMismatch`]), as is another format version.
+//!
+//! ## Tuning
+//!
+//! WAL on, synced per round; bloom filters (10 bits/key, also in the memtable) on
+//! `dedup`, where most lookups miss; no compression for `tiles` and `dedup` (hashes do
+//! not compress), LZ4 for `entries` and `checkpoints`; a shared LRU block cache with
+//! index and filter blocks cached; 32 MiB memtables per column family under a 256 MiB
+//! total; two background jobs (two cores).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod keys;
+mod rocks;
+
+pub use error::StoreError;
+pub use rocks::{FORMAT_VERSION, RocksStore, StoreOptions};

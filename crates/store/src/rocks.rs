@@ -1,0 +1,373 @@
+//! [`RocksStore`]: the RocksDB implementation of [`LogStore`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use merklog_log::{LogMetadata, LogStore, RoundWrite, StorageError, TileKey};
+use merklog_merkle::Hash;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
+    ErrorKind, Options, WriteBatch, WriteOptions,
+};
+
+use crate::StoreError;
+use crate::keys::{
+    CF_CHECKPOINTS, CF_DEDUP, CF_ENTRIES, CF_META, CF_TILES, LogId, META_ALGORITHM,
+    META_FORMAT_VERSION, META_ORIGIN, META_VERIFIER_KEY, bundle_key, checkpoint_key, decode_index,
+    dedup_key, encode_index, latest_checkpoint_key, meta_key, tile_key,
+};
+
+/// The storage format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Options of [`RocksStore::open_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Which log of the database this handle serves (0 until multi-log servers exist).
+    pub log_id: u32,
+    /// Shared block cache for all column families, in bytes.
+    pub block_cache_bytes: usize,
+    /// Memtable size per column family, in bytes.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            log_id: 0,
+            block_cache_bytes: 64 << 20,
+            write_buffer_bytes: 32 << 20,
+        }
+    }
+}
+
+/// A tile-shaped log store in a RocksDB data directory (layout in the crate docs).
+///
+/// Thread-safe: the sequencer commits while readers read. One process per directory:
+/// RocksDB's LOCK file refuses a second one ([`StoreError::Locked`]).
+pub struct RocksStore {
+    db: DB,
+    log: LogId,
+    path: PathBuf,
+    metadata: Mutex<Option<LogMetadata>>,
+}
+
+impl std::fmt::Debug for RocksStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksStore")
+            .field("path", &self.path)
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) the data directory with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, &StoreOptions::default())
+    }
+
+    /// Opens (creating if needed) the data directory. Checks the stored format version;
+    /// the log's metadata may be absent (a new directory) until [`initialize`](Self::initialize).
+    pub fn open_with(path: impl AsRef<Path>, options: &StoreOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path).map_err(|e| StoreError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let descriptors = crate::keys::COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &cache, options)));
+        let db = DB::open_cf_descriptors(&db_options(), &path, descriptors)
+            .map_err(|e| open_error(e, &path))?;
+        let store = Self {
+            db,
+            log: LogId(options.log_id),
+            path,
+            metadata: Mutex::new(None),
+        };
+        let metadata = store.read_metadata()?;
+        *store
+            .metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = metadata;
+        Ok(store)
+    }
+
+    /// Opens the data directory and initialises or checks its metadata in one go.
+    pub fn open_for(path: impl AsRef<Path>, metadata: &LogMetadata) -> Result<Self, StoreError> {
+        let store = Self::open(path)?;
+        store.initialize(metadata)?;
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the metadata record (format version, origin, verifier key, algorithm) if
+    /// the directory has none, with a synced write; otherwise checks that it equals
+    /// `metadata` and refuses a different log.
+    pub fn initialize(&self, metadata: &LogMetadata) -> Result<(), StoreError> {
+        let mut cached = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(stored) = &*cached {
+            return check_same(stored, metadata);
+        }
+        let cf = self.cf(CF_META)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            cf,
+            meta_key(self.log, META_FORMAT_VERSION),
+            FORMAT_VERSION.to_be_bytes(),
+        );
+        batch.put_cf(
+            cf,
+            meta_key(self.log, META_ORIGIN),
+            metadata.origin.as_bytes(),
+        );
+        batch.put_cf(
+            cf,
+            meta_key(self.log, META_VERIFIER_KEY),
+            metadata.verifier_key.as_bytes(),
+        );
+        batch.put_cf(
+            cf,
+            meta_key(self.log, META_ALGORITHM),
+            metadata.algorithm.as_bytes(),
+        );
+        // Durable here: the whole metadata record (one atomic, synced batch). A crash
+        // before this returns leaves no record at all, so the next start initialises the
+        // directory again; there is never a half-written identity.
+        self.db.write_opt(batch, &synced())?;
+        *cached = Some(metadata.clone());
+        Ok(())
+    }
+
+    fn read_metadata(&self) -> Result<Option<LogMetadata>, StoreError> {
+        let cf = self.cf(CF_META)?;
+        let get = |name: &[u8]| self.db.get_cf(cf, meta_key(self.log, name));
+        let Some(version) = get(META_FORMAT_VERSION)? else {
+            return Ok(None);
+        };
+        let version = <[u8; 4]>::try_from(version.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("format version is not 4 bytes".into()))?;
+        if version != FORMAT_VERSION {
+            return Err(StoreError::UnsupportedFormat {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let text = |name: &'static [u8]| -> Result<String, StoreError> {
+            let label = String::from_utf8_lossy(name);
+            let value = get(name)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("metadata record {label} is missing"))
+            })?;
+            String::from_utf8(value)
+                .map_err(|_| StoreError::Corrupt(format!("metadata record {label} is not UTF-8")))
+        };
+        Ok(Some(LogMetadata {
+            origin: text(META_ORIGIN)?,
+            verifier_key: text(META_VERIFIER_KEY)?,
+            algorithm: text(META_ALGORITHM)?,
+        }))
+    }
+
+    fn cf(&self, name: &str) -> Result<&ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
+    }
+
+    fn cf_for_log(&self, name: &str) -> Result<&ColumnFamily, StorageError> {
+        self.cf(name).map_err(|e| StorageError::new(e.to_string()))
+    }
+
+    /// One batched multi-get in a column family.
+    fn multi_get<K: AsRef<[u8]>>(
+        &self,
+        cf: &str,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let cf = self.cf_for_log(cf)?;
+        self.db
+            .batched_multi_get_cf(cf, keys.iter(), false)
+            .into_iter()
+            .map(|value| {
+                value
+                    .map(|slice| slice.map(|s| s.to_vec()))
+                    .map_err(|e| StorageError::new(e.into_string()))
+            })
+            .collect()
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let cf = self.cf_for_log(cf)?;
+        self.db
+            .get_cf(cf, key)
+            .map_err(|e| StorageError::new(e.into_string()))
+    }
+}
+
+fn check_same(stored: &LogMetadata, given: &LogMetadata) -> Result<(), StoreError> {
+    let fields = [
+        ("origin", &stored.origin, &given.origin),
+        ("verifier_key", &stored.verifier_key, &given.verifier_key),
+        ("algorithm", &stored.algorithm, &given.algorithm),
+    ];
+    for (field, stored, given) in fields {
+        if stored != given {
+            return Err(StoreError::MetadataMismatch {
+                field,
+                stored: stored.clone(),
+                given: given.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn synced() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+fn open_error(error: rocksdb::Error, path: &Path) -> StoreError {
+    // RocksDB reports a held LOCK as an IO error: "While lock file: <dir>/LOCK: Resource
+    // temporarily unavailable" from another process, "lock hold by current process"
+    // from this one.
+    let message = error.as_ref().to_ascii_lowercase();
+    if error.kind() == ErrorKind::IOError && message.contains("lock") {
+        return StoreError::Locked {
+            path: path.to_path_buf(),
+        };
+    }
+    StoreError::RocksDb(error.into_string())
+}
+
+fn db_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    // Two cores: one flush and one compaction at a time is plenty.
+    options.set_max_background_jobs(2);
+    // Cap all memtables together; smooth background writes instead of bursts.
+    options.set_db_write_buffer_size(256 << 20);
+    options.set_bytes_per_sync(1 << 20);
+    options.set_max_total_wal_size(256 << 20);
+    options.set_keep_log_file_num(10);
+    options
+}
+
+fn cf_options(name: &str, cache: &Cache, store: &StoreOptions) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    let mut options = Options::default();
+    options.set_write_buffer_size(store.write_buffer_bytes);
+    match name {
+        CF_DEDUP => {
+            // Most lookups are for new entries and miss: bloom filters answer those
+            // without touching data blocks, in SST files and in the memtable.
+            table.set_bloom_filter(10.0, false);
+            table.set_whole_key_filtering(true);
+            options.set_memtable_prefix_bloom_ratio(0.1);
+            options.set_memtable_whole_key_filtering(true);
+            // Keys are random hashes and values 8-byte indexes: nothing to compress.
+            options.set_compression_type(DBCompressionType::None);
+        }
+        CF_TILES => {
+            // SHA-256 hashes do not compress.
+            options.set_compression_type(DBCompressionType::None);
+        }
+        CF_ENTRIES | CF_CHECKPOINTS => {
+            // Entries are opaque but often text-like; LZ4 is cheap when it does not help.
+            options.set_compression_type(DBCompressionType::Lz4);
+        }
+        _ => options.set_compression_type(DBCompressionType::None),
+    }
+    options.set_block_based_table_factory(&table);
+    options
+}
+
+impl LogStore for RocksStore {
+    /// The metadata read at open or written by [`RocksStore::initialize`]; `None` for a
+    /// directory that was never initialised.
+    fn metadata(&self) -> Result<Option<LogMetadata>, StorageError> {
+        Ok(self
+            .metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get(CF_CHECKPOINTS, &latest_checkpoint_key(self.log))
+    }
+
+    fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get(CF_CHECKPOINTS, &checkpoint_key(self.log, size))
+    }
+
+    fn read_tiles(&self, keys: &[TileKey]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let keys: Vec<[u8; 13]> = keys.iter().map(|k| tile_key(self.log, *k)).collect();
+        self.multi_get(CF_TILES, &keys)
+    }
+
+    fn read_bundles(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let keys: Vec<[u8; 12]> = indexes.iter().map(|i| bundle_key(self.log, *i)).collect();
+        self.multi_get(CF_ENTRIES, &keys)
+    }
+
+    fn lookup_leaves(&self, leaf_hashes: &[Hash]) -> Result<Vec<Option<u64>>, StorageError> {
+        let keys: Vec<[u8; 36]> = leaf_hashes.iter().map(|h| dedup_key(self.log, h)).collect();
+        self.multi_get(CF_DEDUP, &keys)?
+            .into_iter()
+            .map(|value| {
+                value
+                    .map(|v| {
+                        decode_index(&v)
+                            .ok_or_else(|| StorageError::new("dedup value is not 8 bytes"))
+                    })
+                    .transpose()
+            })
+            .collect()
+    }
+
+    fn commit(&self, round: &RoundWrite) -> Result<(), StorageError> {
+        let tiles = self.cf_for_log(CF_TILES)?;
+        let entries = self.cf_for_log(CF_ENTRIES)?;
+        let dedup = self.cf_for_log(CF_DEDUP)?;
+        let checkpoints = self.cf_for_log(CF_CHECKPOINTS)?;
+        let mut batch = WriteBatch::default();
+        for (key, value) in &round.tiles {
+            batch.put_cf(tiles, tile_key(self.log, *key), value);
+        }
+        for (index, value) in &round.bundles {
+            batch.put_cf(entries, bundle_key(self.log, *index), value);
+        }
+        // Random hashes, inserted in key order: the memtable skip list reuses its search
+        // path ("splice") between neighbouring keys instead of searching from the top.
+        let mut rows: Vec<([u8; 36], [u8; 8])> = round
+            .dedup
+            .iter()
+            .map(|(hash, index)| (dedup_key(self.log, hash), encode_index(*index)))
+            .collect();
+        rows.sort_unstable_by_key(|row| row.0);
+        for (key, value) in &rows {
+            batch.put_cf(dedup, key, value);
+        }
+        if let Some((size, note)) = &round.checkpoint {
+            batch.put_cf(checkpoints, checkpoint_key(self.log, *size), note);
+            batch.put_cf(checkpoints, latest_checkpoint_key(self.log), note);
+        }
+        // ONE atomic batch, synced to the WAL before this returns.
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(|e| StorageError::new(e.into_string()))
+    }
+}

@@ -1,0 +1,422 @@
+//! RocksStore on a temporary directory, driven through the log: layout, partial-tile
+//! prefixes, proof reads across tile boundaries, recovery after reopen, the
+//! single-process lock and metadata checks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use merklog_log::{
+    ALGORITHM_ED25519, Log, LogConfig, LogError, LogMetadata, LogStore, RoundWrite, TileKey,
+};
+use merklog_merkle::tile::{hashes_from_tile_bytes, node_location, subtree_root, tile_width_at};
+use merklog_merkle::{
+    CompactRange, Hash, LeafIndex, TreeSize, hash_leaf, verify_consistency, verify_inclusion,
+};
+use merklog_note::Ed25519Signer;
+use merklog_store::{RocksStore, StoreError};
+
+const ORIGIN: &str = "example.com/store-test";
+
+fn signer() -> Arc<Ed25519Signer> {
+    Arc::new(Ed25519Signer::from_seed(ORIGIN, &[9u8; 32]).unwrap())
+}
+
+fn metadata() -> LogMetadata {
+    LogMetadata {
+        origin: ORIGIN.into(),
+        verifier_key: signer().verifier().to_vkey(),
+        algorithm: ALGORITHM_ED25519.into(),
+    }
+}
+
+fn open_log(dir: &std::path::Path, config: LogConfig) -> (Arc<RocksStore>, Log) {
+    let store = Arc::new(RocksStore::open_for(dir, &metadata()).unwrap());
+    let log = Log::open(store.clone(), signer(), ORIGIN.into(), config).unwrap();
+    (store, log)
+}
+
+fn entry(i: u64) -> Bytes {
+    Bytes::from(format!("entry-{i:08}"))
+}
+
+fn root_of(leaves: &[Hash]) -> Hash {
+    let mut range = CompactRange::new();
+    range.append(leaves, |_, _| {}).unwrap();
+    range.root()
+}
+
+/// The frontier of `size` read straight from the stored tiles (independent of the log).
+fn stored_frontier(store: &RocksStore, size: u64) -> Vec<Hash> {
+    CompactRange::frontier_ids(TreeSize(size))
+        .into_iter()
+        .map(|id| {
+            let location = node_location(id);
+            let key = TileKey {
+                level: location.tile_level,
+                index: location.tile_index,
+            };
+            let tile = store.read_tiles(&[key]).unwrap()[0].clone().unwrap();
+            let hashes = hashes_from_tile_bytes(&tile).unwrap();
+            subtree_root(&hashes[usize::from(location.start)..usize::from(location.end())]).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rounds_land_in_the_documented_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open_log(dir.path(), LogConfig::default());
+    let entries: Vec<Bytes> = (0..300).map(entry).collect();
+    let receipt = log.append(entries.clone()).await.unwrap();
+    let leaves: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
+
+    // Level-0 tiles: one full (256 leaf hashes), one partial (44).
+    let tiles = store
+        .read_tiles(&[
+            TileKey { level: 0, index: 0 },
+            TileKey { level: 0, index: 1 },
+            TileKey { level: 1, index: 0 },
+        ])
+        .unwrap();
+    assert_eq!(tiles[0].as_deref().unwrap(), leaves[..256].concat());
+    assert_eq!(tiles[1].as_deref().unwrap(), leaves[256..].concat());
+    // Level-1 tile: the root of the first 256 leaves.
+    assert_eq!(tiles[2].as_deref().unwrap(), root_of(&leaves[..256]));
+    // Bundles: u16 BE length || bytes.
+    let bundles = store.read_bundles(&[0, 1, 2]).unwrap();
+    let mut expected = Vec::new();
+    for e in &entries[256..] {
+        expected.extend_from_slice(&(e.len() as u16).to_be_bytes());
+        expected.extend_from_slice(e);
+    }
+    assert_eq!(bundles[1].as_deref().unwrap(), expected);
+    assert_eq!(bundles[2], None);
+    // Dedup rows and checkpoints (by size and latest).
+    assert_eq!(
+        store.lookup_leaves(&[leaves[7], hash_leaf(b"no")]).unwrap(),
+        [Some(7), None]
+    );
+    assert_eq!(
+        store.checkpoint(300).unwrap().unwrap(),
+        receipt.checkpoint.note.to_vec()
+    );
+    assert_eq!(
+        store.latest_checkpoint().unwrap().unwrap(),
+        receipt.checkpoint.note.to_vec()
+    );
+    assert!(store.checkpoint(0).unwrap().is_some());
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn partial_tiles_and_bundles_are_prefixes_of_their_successors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open_log(dir.path(), LogConfig::default());
+    let keys = [
+        TileKey { level: 0, index: 0 },
+        TileKey { level: 0, index: 1 },
+        TileKey { level: 1, index: 0 },
+    ];
+    let mut previous: Vec<Option<Vec<u8>>> = vec![None; 3];
+    let mut previous_bundles: Vec<Option<Vec<u8>>> = vec![None; 2];
+    let mut next = 0u64;
+    for k in [1u64, 2, 100, 152, 1, 9, 200, 50] {
+        log.append((next..next + k).map(entry).collect())
+            .await
+            .unwrap();
+        next += k;
+        let tiles = store.read_tiles(&keys).unwrap();
+        let bundles = store.read_bundles(&[0, 1]).unwrap();
+        for (old, new) in previous
+            .iter()
+            .zip(&tiles)
+            .chain(previous_bundles.iter().zip(&bundles))
+        {
+            if let Some(old) = old {
+                let new = new.as_ref().expect("a stored value never disappears");
+                assert!(
+                    new.starts_with(old),
+                    "a rewritten right edge must extend the old value"
+                );
+            }
+        }
+        // Each stored tile is exactly as wide as the current size says.
+        for (key, tile) in keys.iter().zip(&tiles) {
+            let width = usize::from(tile_width_at(key.level, key.index, TreeSize(next)));
+            assert_eq!(tile.as_ref().map_or(0, Vec::len), width * 32);
+        }
+        previous = tiles;
+        previous_bundles = bundles;
+    }
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn proofs_read_across_tile_boundaries_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open_log(dir.path(), LogConfig::default());
+    // Rounds ending at sizes around 256 and 65536.
+    let mut size = 0u64;
+    let mut checkpoints = Vec::new();
+    for target in [255u64, 256, 257, 8_000, 65_535, 65_536, 65_537, 65_800] {
+        while size < target {
+            let end = target.min(size + 8192);
+            let receipt = log.append((size..end).map(entry).collect()).await.unwrap();
+            size = end;
+            checkpoints.push(receipt.checkpoint.clone());
+        }
+    }
+    let leaves: Vec<Hash> = (0..size).map(|i| hash_leaf(&entry(i))).collect();
+    let sizes = [
+        1u64, 255, 256, 257, 511, 512, 65_535, 65_536, 65_537, 65_800,
+    ];
+    for &tree_size in &sizes {
+        let root = root_of(&leaves[..tree_size as usize]);
+        for index in [
+            0u64,
+            1,
+            254,
+            255,
+            256,
+            257,
+            65_534,
+            65_535,
+            65_536,
+            tree_size - 1,
+        ] {
+            if index >= tree_size {
+                continue;
+            }
+            let proof = log.inclusion_proof(index, tree_size).await.unwrap();
+            verify_inclusion(
+                &leaves[index as usize],
+                LeafIndex(index),
+                TreeSize(tree_size),
+                &proof,
+                &root,
+            )
+            .unwrap_or_else(|e| panic!("index {index} size {tree_size}: {e}"));
+        }
+        for &old in sizes.iter().filter(|&&old| old <= tree_size) {
+            let proof = log.consistency_proof(old, tree_size).await.unwrap();
+            let old_root = root_of(&leaves[..old as usize]);
+            verify_consistency(TreeSize(old), TreeSize(tree_size), &proof, &old_root, &root)
+                .unwrap_or_else(|e| panic!("{old} -> {tree_size}: {e}"));
+        }
+    }
+    for cp in &checkpoints {
+        assert_eq!(cp.root, root_of(&leaves[..cp.size as usize]));
+    }
+    // Entries across a bundle boundary.
+    let read = log.entries(65_530, 65_540).await.unwrap();
+    assert_eq!(read, (65_530..65_540).map(entry).collect::<Vec<_>>());
+    drop(store);
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn reopening_recovers_the_same_root_and_frontier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open_log(dir.path(), LogConfig::default());
+    for round in 0..7u64 {
+        log.append(
+            (round * 1000..round * 1000 + 97 * (round + 1))
+                .map(entry)
+                .collect(),
+        )
+        .await
+        .unwrap();
+    }
+    let before = log.latest();
+    let frontier = stored_frontier(&store, before.size);
+    log.shutdown().await;
+    drop(log);
+    drop(store);
+
+    let (store, log) = open_log(dir.path(), LogConfig::default());
+    assert_eq!(log.latest(), before);
+    assert!(log.signing_refused().is_none());
+    let reread = stored_frontier(&store, before.size);
+    assert_eq!(reread, frontier);
+    assert_eq!(
+        CompactRange::from_frontier(TreeSize(before.size), reread)
+            .unwrap()
+            .root(),
+        before.root
+    );
+    // Appending continues right after, and duplicates are still found.
+    let receipt = log
+        .append(vec![entry(0), Bytes::from_static(b"after reopen")])
+        .await
+        .unwrap();
+    assert_eq!(receipt.entries[0].index, 0);
+    assert!(receipt.entries[0].duplicate);
+    assert_eq!(receipt.entries[1].index, before.size);
+    let proof = log
+        .consistency_proof(before.size, before.size + 1)
+        .await
+        .unwrap();
+    verify_consistency(
+        TreeSize(before.size),
+        TreeSize(before.size + 1),
+        &proof,
+        &before.root,
+        &receipt.checkpoint.root,
+    )
+    .unwrap();
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = RocksStore::open_for(dir.path(), &metadata()).unwrap();
+    let err = RocksStore::open(dir.path()).unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::Locked {
+            path: dir.path().to_path_buf()
+        }
+    );
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
+    drop(first);
+    RocksStore::open(dir.path()).unwrap();
+}
+
+/// The child half of the two-process test: opens the directory it is given and prints
+/// the outcome. Does nothing when run on its own.
+#[test]
+fn child_process_opens_the_store() {
+    let Ok(dir) = std::env::var("MERKLOG_STORE_CHILD_DIR") else {
+        return;
+    };
+    match RocksStore::open(&dir) {
+        Ok(_) => println!("CHILD-RESULT: opened"),
+        Err(e) => println!("CHILD-RESULT: {e:?}"),
+    }
+}
+
+#[test]
+fn another_process_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = RocksStore::open_for(dir.path(), &metadata()).unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_opens_the_store",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MERKLOG_STORE_CHILD_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // libtest prints "test <name> ... " on the same line before the child's output.
+    let result = stdout
+        .split("CHILD-RESULT: ")
+        .nth(1)
+        .expect("the child test ran");
+    assert!(result.starts_with("Locked"), "{result}");
+}
+
+#[test]
+fn metadata_is_written_once_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::open(dir.path()).unwrap();
+    assert_eq!(store.metadata().unwrap(), None);
+    store.initialize(&metadata()).unwrap();
+    store.initialize(&metadata()).unwrap();
+    drop(store);
+    let store = RocksStore::open(dir.path()).unwrap();
+    assert_eq!(store.metadata().unwrap(), Some(metadata()));
+    let other_origin = LogMetadata {
+        origin: "other.example/log".into(),
+        ..metadata()
+    };
+    assert!(matches!(
+        store.initialize(&other_origin),
+        Err(StoreError::MetadataMismatch {
+            field: "origin",
+            ..
+        })
+    ));
+    let other_key = LogMetadata {
+        verifier_key: Ed25519Signer::from_seed(ORIGIN, &[1u8; 32])
+            .unwrap()
+            .verifier()
+            .to_vkey(),
+        ..metadata()
+    };
+    let err = store.initialize(&other_key).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::MetadataMismatch {
+                field: "verifier_key",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    drop(store);
+    assert!(RocksStore::open_for(dir.path(), &other_origin).is_err());
+}
+
+#[tokio::test]
+async fn the_log_refuses_a_store_of_another_origin_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<RocksStore> = Arc::new(RocksStore::open_for(dir.path(), &metadata()).unwrap());
+    let err = Log::open(
+        store.clone(),
+        signer(),
+        "other.example/log".into(),
+        LogConfig::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, LogError::Recovery(_)), "{err}");
+    let other = Arc::new(Ed25519Signer::from_seed(ORIGIN, &[1u8; 32]).unwrap());
+    let err = Log::open(store.clone(), other, ORIGIN.into(), LogConfig::default()).unwrap_err();
+    assert!(matches!(err, LogError::Recovery(_)), "{err}");
+    // A store with no metadata is refused too.
+    let empty_dir = tempfile::tempdir().unwrap();
+    let empty = Arc::new(RocksStore::open(empty_dir.path()).unwrap());
+    let err = Log::open(empty, signer(), ORIGIN.into(), LogConfig::default()).unwrap_err();
+    assert!(matches!(err, LogError::Recovery(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_tampered_tile_on_disk_makes_the_log_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open_log(dir.path(), LogConfig::default());
+    log.append((0..1000).map(entry).collect()).await.unwrap();
+    let published = log.latest();
+    log.shutdown().await;
+    drop(log);
+    // Rewrite the level-1 tile (a frontier node of 1000 = 3 * 256 + 232).
+    let key = TileKey { level: 1, index: 0 };
+    let mut tile = store.read_tiles(&[key]).unwrap()[0].clone().unwrap();
+    tile[40] ^= 0x80;
+    store
+        .commit(&RoundWrite {
+            tiles: vec![(key, tile)],
+            ..RoundWrite::default()
+        })
+        .unwrap();
+    drop(store);
+    let (_store, log) = open_log(dir.path(), LogConfig::default());
+    assert!(log.signing_refused().is_some());
+    assert_eq!(log.latest(), published);
+    assert!(matches!(
+        log.append(vec![entry(5000)]).await,
+        Err(LogError::SigningRefused(_))
+    ));
+    assert_eq!(
+        log.entries(998, 1000).await.unwrap(),
+        vec![entry(998), entry(999)]
+    );
+    log.shutdown().await;
+}
