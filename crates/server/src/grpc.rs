@@ -1,0 +1,471 @@
+//! The `merklog.v1.Log` gRPC service over a [`Log`] handle.
+//!
+//! Every request is validated by `merklog_proto::convert` first; requests that
+//! depend on the tree read the latest published checkpoint once and are answered
+//! against it, so a response never mixes two tree sizes.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
+use merklog_log::{AppendReceipt, Log, LogError, PublishedCheckpoint};
+use merklog_merkle::{Hash, TreeSize};
+use merklog_proto::convert::{
+    self, AppendBatch, ConsistencyQuery, EntriesQuery, InclusionQuery, LeafSelector, Limits,
+    StreamAppend,
+};
+use merklog_proto::v1;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use crate::health::Health;
+use crate::status::log_status;
+
+/// Requests of one append stream processed at once; further requests wait in
+/// HTTP/2 flow control, which pushes back on the client.
+const STREAM_MAX_IN_FLIGHT: usize = 64;
+
+/// Bytes of entries in one `GetEntries` answer, below the 4 MiB a default
+/// gRPC client accepts (one entry is at most 64 KiB).
+const PAGE_MAX_BYTES: usize = 3 << 20;
+
+/// The log service.
+#[derive(Clone)]
+pub(crate) struct LogService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: Log,
+    limits: Limits,
+    health: Health,
+    /// Becomes true when the server starts shutting down: streams end.
+    shutdown: watch::Receiver<bool>,
+}
+
+impl LogService {
+    pub(crate) fn new(
+        log: Log,
+        limits: Limits,
+        health: Health,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                log,
+                limits,
+                health,
+                shutdown,
+            }),
+        }
+    }
+}
+
+/// Counts one call of `rpc` and, on failure, one error with its code.
+fn record<T>(rpc: &'static str, started: Instant, result: &Result<T, Status>) {
+    metrics::counter!("merklog_rpc_calls_total", "rpc" => rpc).increment(1);
+    metrics::histogram!("merklog_rpc_duration_seconds", "rpc" => rpc)
+        .record(started.elapsed().as_secs_f64());
+    if let Err(status) = result {
+        metrics::counter!(
+            "merklog_rpc_errors_total",
+            "rpc" => rpc,
+            "code" => code_label(status.code())
+        )
+        .increment(1);
+    }
+}
+
+/// A stable, low-cardinality label for a status code.
+fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::InvalidArgument => "invalid_argument",
+        Code::OutOfRange => "out_of_range",
+        Code::NotFound => "not_found",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::Unavailable => "unavailable",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Internal => "internal",
+        Code::Cancelled => "cancelled",
+        _ => "other",
+    }
+}
+
+fn checkpoint_wire(checkpoint: &PublishedCheckpoint) -> v1::Checkpoint {
+    convert::checkpoint_to_wire(checkpoint.note.clone(), checkpoint.size, &checkpoint.root)
+}
+
+impl Inner {
+    fn log_error(&self, error: LogError) -> Status {
+        if matches!(error, LogError::SigningRefused(_)) {
+            self.health.signing_refused();
+        }
+        log_status(error)
+    }
+
+    /// Appends a validated batch and shapes the answer.
+    async fn append_batch(&self, batch: AppendBatch) -> Result<v1::AppendResponse, Status> {
+        let include_tlog_proof = batch.include_tlog_proof;
+        let receipt = self
+            .log
+            .append(batch.entries)
+            .await
+            .map_err(|e| self.log_error(e))?;
+        append_response(receipt, include_tlog_proof)
+    }
+
+    /// One request of an append stream, answered with its sequence number.
+    async fn stream_append(
+        self: Arc<Self>,
+        request: v1::AppendStreamRequest,
+    ) -> v1::AppendStreamResponse {
+        use v1::append_stream_response::Result as Outcome;
+        let started = Instant::now();
+        let sequence = request.sequence;
+        let result = match StreamAppend::from_wire(request, &self.limits) {
+            Ok(append) => self.append_batch(append.batch).await,
+            Err((_, error)) => Err(Status::from(error)),
+        };
+        record("AppendStream", started, &result);
+        v1::AppendStreamResponse {
+            sequence,
+            result: Some(match result {
+                Ok(response) => Outcome::Response(response),
+                Err(status) => Outcome::Error(convert::stream_error(&status)),
+            }),
+        }
+    }
+
+    /// The stored signed checkpoint of exactly `size`, if the log signed one.
+    async fn checkpoint_at(&self, size: TreeSize) -> Result<Option<v1::Checkpoint>, Status> {
+        let Some(note) = self
+            .log
+            .checkpoint_at(size.0)
+            .await
+            .map_err(|e| self.log_error(e))?
+        else {
+            return Ok(None);
+        };
+        let root = checkpoint_root(&note)?;
+        Ok(Some(convert::checkpoint_to_wire(note, size.0, &root)))
+    }
+}
+
+/// The root stated in a stored checkpoint note (which the log itself signed).
+fn checkpoint_root(note: &[u8]) -> Result<Hash, Status> {
+    let parsed = merklog_note::Note::parse(note)
+        .map_err(|e| Status::internal(format!("stored checkpoint does not parse: {e}")))?;
+    let checkpoint = merklog_note::Checkpoint::from_text(parsed.text())
+        .map_err(|e| Status::internal(format!("stored checkpoint does not parse: {e}")))?;
+    Ok(checkpoint.root)
+}
+
+/// Shapes a receipt into the wire answer, adding tlog-proofs when asked.
+fn append_response(
+    receipt: AppendReceipt,
+    include_tlog_proof: bool,
+) -> Result<v1::AppendResponse, Status> {
+    let checkpoint = &receipt.checkpoint;
+    let entries = receipt
+        .entries
+        .into_iter()
+        .map(|entry| {
+            let tlog_proof = if include_tlog_proof {
+                tlog_proof(entry.index, &entry.inclusion_proof, &checkpoint.note)
+            } else {
+                Bytes::new()
+            };
+            Ok(v1::AppendedEntry {
+                index: entry.index,
+                duplicate: entry.duplicate,
+                inclusion_proof: convert::proof_to_wire(&entry.inclusion_proof),
+                tlog_proof,
+            })
+        })
+        .collect::<Result<Vec<_>, Status>>()?;
+    Ok(v1::AppendResponse {
+        checkpoint: Some(checkpoint_wire(checkpoint)),
+        entries,
+    })
+}
+
+/// The C2SP tlog-proof file of one entry.
+fn tlog_proof(index: u64, proof: &[Hash], note: &Bytes) -> Bytes {
+    Bytes::from(merklog_note::TlogProof::new(index, proof.to_vec(), note.to_vec()).to_bytes())
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl v1::log_server::Log for LogService {
+    async fn append(
+        &self,
+        request: Request<v1::AppendRequest>,
+    ) -> Result<Response<v1::AppendResponse>, Status> {
+        let started = Instant::now();
+        let result = match AppendBatch::from_wire(request.into_inner(), &self.inner.limits) {
+            Ok(batch) => self.inner.append_batch(batch).await,
+            Err(error) => Err(error.into()),
+        };
+        record("Append", started, &result);
+        result.map(Response::new)
+    }
+
+    type AppendStreamStream = ReceiverStream<Result<v1::AppendStreamResponse, Status>>;
+
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<v1::AppendStreamRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let (tx, rx) = mpsc::channel(STREAM_MAX_IN_FLIGHT);
+        tokio::spawn(run_append_stream(
+            Arc::clone(&self.inner),
+            request.into_inner(),
+            tx,
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        _request: Request<v1::GetCheckpointRequest>,
+    ) -> Result<Response<v1::Checkpoint>, Status> {
+        let started = Instant::now();
+        let result = Ok(checkpoint_wire(&self.inner.log.latest()));
+        record("GetCheckpoint", started, &result);
+        result.map(Response::new)
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<v1::GetInclusionProofRequest>,
+    ) -> Result<Response<v1::GetInclusionProofResponse>, Status> {
+        let started = Instant::now();
+        let result = self.inclusion_proof(request.into_inner()).await;
+        record("GetInclusionProof", started, &result);
+        result.map(Response::new)
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<v1::GetConsistencyProofRequest>,
+    ) -> Result<Response<v1::GetConsistencyProofResponse>, Status> {
+        let started = Instant::now();
+        let result = self.consistency_proof(request.into_inner()).await;
+        record("GetConsistencyProof", started, &result);
+        result.map(Response::new)
+    }
+
+    async fn get_entries(
+        &self,
+        request: Request<v1::GetEntriesRequest>,
+    ) -> Result<Response<v1::GetEntriesResponse>, Status> {
+        let started = Instant::now();
+        let result = self.entries(request.into_inner()).await;
+        record("GetEntries", started, &result);
+        result.map(Response::new)
+    }
+
+    type WatchCheckpointsStream = BoxStream<v1::Checkpoint>;
+
+    async fn watch_checkpoints(
+        &self,
+        _request: Request<v1::WatchCheckpointsRequest>,
+    ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
+        metrics::counter!("merklog_rpc_calls_total", "rpc" => "WatchCheckpoints").increment(1);
+        Ok(Response::new(watch_stream(
+            self.inner.log.subscribe(),
+            self.inner.shutdown.clone(),
+        )))
+    }
+}
+
+impl LogService {
+    async fn inclusion_proof(
+        &self,
+        request: v1::GetInclusionProofRequest,
+    ) -> Result<v1::GetInclusionProofResponse, Status> {
+        let inner = &self.inner;
+        let latest = inner.log.latest();
+        let query = InclusionQuery::from_wire(&request, TreeSize(latest.size))?;
+        let index = match query.leaf {
+            LeafSelector::Index(index) => index,
+            LeafSelector::Hash(leaf_hash) => {
+                let found = inner
+                    .log
+                    .find_leaf(leaf_hash)
+                    .await
+                    .map_err(|e| inner.log_error(e))?;
+                query.check_found_index(found)?
+            }
+        };
+        let proof = inner
+            .log
+            .inclusion_proof(index.0, query.tree_size.0)
+            .await
+            .map_err(|e| inner.log_error(e))?;
+        let checkpoint = if query.latest {
+            Some(checkpoint_wire(&latest))
+        } else {
+            inner.checkpoint_at(query.tree_size).await?
+        };
+        Ok(v1::GetInclusionProofResponse {
+            index: index.0,
+            tree_size: query.tree_size.0,
+            proof: convert::proof_to_wire(&proof),
+            checkpoint,
+        })
+    }
+
+    async fn consistency_proof(
+        &self,
+        request: v1::GetConsistencyProofRequest,
+    ) -> Result<v1::GetConsistencyProofResponse, Status> {
+        let inner = &self.inner;
+        let latest = inner.log.latest();
+        let query = ConsistencyQuery::from_wire(&request, TreeSize(latest.size))?;
+        let proof = inner
+            .log
+            .consistency_proof(query.old_size.0, query.new_size.0)
+            .await
+            .map_err(|e| inner.log_error(e))?;
+        let checkpoint = if query.latest {
+            Some(checkpoint_wire(&latest))
+        } else {
+            inner.checkpoint_at(query.new_size).await?
+        };
+        Ok(v1::GetConsistencyProofResponse {
+            old_size: query.old_size.0,
+            new_size: query.new_size.0,
+            proof: convert::proof_to_wire(&proof),
+            checkpoint,
+        })
+    }
+
+    async fn entries(
+        &self,
+        request: v1::GetEntriesRequest,
+    ) -> Result<v1::GetEntriesResponse, Status> {
+        let inner = &self.inner;
+        let latest = inner.log.latest();
+        let query = EntriesQuery::from_wire(&request, TreeSize(latest.size), &inner.limits)?;
+        let entries = inner
+            .log
+            .entries(query.start.0, query.end)
+            .await
+            .map_err(|e| inner.log_error(e))?;
+        let mut page = Vec::with_capacity(entries.len());
+        let mut bytes = 0usize;
+        for entry in entries {
+            bytes = bytes.saturating_add(entry.len());
+            if !page.is_empty() && bytes > PAGE_MAX_BYTES {
+                break;
+            }
+            page.push(entry);
+        }
+        if page.is_empty() {
+            return Err(Status::internal(format!(
+                "no entries read for [{}, {})",
+                query.start, query.end
+            )));
+        }
+        Ok(v1::GetEntriesResponse {
+            start: query.start.0,
+            entries: page,
+        })
+    }
+}
+
+/// Serves one append stream: reads requests (at most `STREAM_MAX_IN_FLIGHT` in
+/// progress), answers each as soon as its round commits, and ends once the
+/// client half-closes (or the server shuts down) and every answer is sent.
+async fn run_append_stream(
+    inner: Arc<Inner>,
+    mut inbound: Streaming<v1::AppendStreamRequest>,
+    tx: mpsc::Sender<Result<v1::AppendStreamResponse, Status>>,
+) {
+    let mut shutdown = inner.shutdown.clone();
+    let mut in_flight = FuturesUnordered::new();
+    let mut reading = !*shutdown.borrow_and_update();
+    let mut broken: Option<Status> = None;
+    loop {
+        if !reading && in_flight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some(answer) = in_flight.next(), if !in_flight.is_empty() => {
+                if tx.send(Ok(answer)).await.is_err() {
+                    return; // The client went away; dropping the rest is harmless.
+                }
+            }
+            message = inbound.message(), if reading && in_flight.len() < STREAM_MAX_IN_FLIGHT => {
+                match message {
+                    Ok(Some(request)) => {
+                        in_flight.push(Arc::clone(&inner).stream_append(request));
+                    }
+                    Ok(None) => reading = false,
+                    Err(status) => {
+                        // A framing error (e.g. an oversize message): answer what is
+                        // in flight, then end the stream with it.
+                        reading = false;
+                        record::<()>("AppendStream", Instant::now(), &Err(status.clone()));
+                        broken = Some(status);
+                    }
+                }
+            }
+            _ = shutdown.changed(), if reading => reading = false,
+        }
+    }
+    if let Some(status) = broken {
+        let _ = tx.send(Err(status)).await;
+    }
+}
+
+/// Latest-wins checkpoint stream: the current checkpoint first, then each newer
+/// one; sizes only go up (an equal or smaller size is skipped). Ends when the
+/// server shuts down.
+fn watch_stream(
+    checkpoints: watch::Receiver<Arc<PublishedCheckpoint>>,
+    shutdown: watch::Receiver<bool>,
+) -> BoxStream<v1::Checkpoint> {
+    struct State {
+        checkpoints: watch::Receiver<Arc<PublishedCheckpoint>>,
+        shutdown: watch::Receiver<bool>,
+        last_size: Option<u64>,
+        started: bool,
+    }
+    let state = State {
+        checkpoints,
+        shutdown,
+        last_size: None,
+        started: false,
+    };
+    Box::pin(futures::stream::unfold(state, |mut state| async move {
+        loop {
+            if *state.shutdown.borrow_and_update() {
+                return None;
+            }
+            if state.started {
+                tokio::select! {
+                    changed = state.checkpoints.changed() => {
+                        if changed.is_err() {
+                            return None; // The log stopped.
+                        }
+                    }
+                    _ = state.shutdown.changed() => return None,
+                }
+            }
+            state.started = true;
+            let checkpoint = Arc::clone(&state.checkpoints.borrow_and_update());
+            if state.last_size.is_some_and(|last| checkpoint.size <= last) {
+                continue;
+            }
+            state.last_size = Some(checkpoint.size);
+            return Some((Ok(checkpoint_wire(&checkpoint)), state));
+        }
+    }))
+}

@@ -1,0 +1,99 @@
+//! merklog-server: the merklog log server, a thin shell around the sequencer.
+//!
+//! What it is: the process `merklogd` runs. It
+//! - opens (or, on first start, creates) the data directory: the RocksDB store
+//!   (`merklog-store`) with its metadata record, and the log key
+//!   (`<data-dir>/log.key`, mode 0600, and `<data-dir>/log.vkey`; see [`keys`]);
+//! - runs the sequencer (`merklog-log`) and serves it as
+//!   - the `merklog.v1.Log` gRPC service (`proto/merklog/v1/log.proto`), with the
+//!     standard gRPC health service (`grpc.health.v1.Health`) and server reflection
+//!     (v1 and v1alpha) on the same port;
+//!   - the C2SP tlog-tiles v0.1.0 HTTP read API on its own port (`/checkpoint`,
+//!     `/tile/<L>/<N>[.p/<W>]`, `/tile/entries/<N>[.p/<W>]`; see the `http` module);
+//!   - Prometheus metrics on a third port (`/metrics`; see [`telemetry`]);
+//! - shuts down gracefully: on the shutdown signal, streams end, in-flight calls
+//!   finish, and the sequencer completes the round in flight before the process
+//!   exits.
+//!
+//! What it is not: it holds no Merkle, signing or storage logic of its own (those
+//! live in `merklog-merkle`, `merklog-note`, `merklog-store` and `merklog-log`), and
+//! it does no TLS or authentication yet (loopback defaults).
+//!
+//! # Running
+//! `merklogd` with no arguments starts on the embedded defaults (data in
+//! `./merklog-data`, gRPC on 127.0.0.1:7800, HTTP on :7801, metrics on :7802); see
+//! `merklogd --help` and [`config`] for the flags, their `MERKLOGD_*` environment
+//! variables and the TOML file. Port 0 picks a free port; the bound addresses are
+//! logged and, with `--addr-file`, written as JSON once the server is ready.
+//!
+//! # Limits
+//! - Entries: 1 to `max-entry-bytes` (default and hard cap 65,535, the tlog-tiles
+//!   bundle limit) bytes; 1 to `max-entries-per-call` (default 256) per call or
+//!   stream request. A call with a bad entry is refused whole with
+//!   INVALID_ARGUMENT naming the entry and the limit.
+//! - Request size: gRPC messages larger than
+//!   `max-entries-per-call × (max-entry-bytes + 4) + 64` bytes (about 16 MiB with
+//!   the defaults) cannot be valid and are refused from their length prefix,
+//!   before being buffered (tonic answers OUT_OF_RANGE, "message length too large").
+//! - `GetEntries` answers at most `max-entries-per-page` (default 256) entries and
+//!   3 MiB per call; the client continues from where the page ends.
+//! - An append stream processes at most 64 requests at once; beyond that HTTP/2
+//!   flow control pushes back on the client.
+//!
+//! # Status codes
+//! QueueFull → RESOURCE_EXHAUSTED; invalid entries and malformed requests →
+//! INVALID_ARGUMENT; indexes or sizes beyond the published tree → OUT_OF_RANGE;
+//! unknown leaf hash → NOT_FOUND; storage failures and shutdown → UNAVAILABLE
+//! (retry: appends are idempotent); the log refusing to sign → FAILED_PRECONDITION
+//! (retrying cannot help until an operator repairs the store), and health turns
+//! NOT_SERVING.
+#![warn(missing_docs)]
+
+pub mod config;
+mod grpc;
+mod health;
+pub mod http;
+pub mod keys;
+mod server;
+pub mod status;
+pub mod telemetry;
+
+pub use config::{Cli, LogFormat, ServerConfig};
+pub use server::{BoundAddrs, Listeners, Server, run, shutdown_signal};
+
+/// Everything that can stop the server from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A file or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading, writing or generating the log key failed.
+    #[error("log key: {0}")]
+    Key(#[source] merklog_note::NoteError),
+    /// The data directory's identity (origin, key) does not match.
+    #[error("log identity: {0}")]
+    Identity(String),
+    /// The store could not be opened or initialised.
+    #[error("store: {0}")]
+    Store(#[from] merklog_store::StoreError),
+    /// The sequencer refused to start.
+    #[error("log: {0}")]
+    Log(#[from] merklog_log::LogError),
+    /// A listener failed while serving.
+    #[error("{listener} server: {message}")]
+    Serve {
+        /// Which listener (`grpc`, `http`, `metrics`).
+        listener: &'static str,
+        /// What failed.
+        message: String,
+    },
+}

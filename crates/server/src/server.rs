@@ -1,0 +1,390 @@
+//! Opening the log and serving it on three listeners.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use merklog_log::{ALGORITHM_ED25519, Log, LogMetadata, LogStore};
+use merklog_proto::v1::log_server::LogServer;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tracing::{info, warn};
+
+use crate::grpc::LogService;
+use crate::health::Health;
+use crate::keys::{self, DB_DIR, KeyPaths};
+use crate::{ServerConfig, ServerError, http, telemetry};
+
+/// How long in-flight calls may take to finish after the shutdown signal before
+/// connections are dropped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/2 flow-control windows: large enough that a client streaming batches of
+/// entries is not throttled by round trips.
+const STREAM_WINDOW_BYTES: u32 = 2 << 20;
+const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
+
+/// The three bound listening sockets.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC.
+    pub grpc: TcpListener,
+    /// tlog-tiles HTTP.
+    pub http: TcpListener,
+    /// Prometheus metrics.
+    pub metrics: TcpListener,
+}
+
+/// The addresses the listeners are bound to (port 0 resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundAddrs {
+    /// gRPC.
+    pub grpc: SocketAddr,
+    /// tlog-tiles HTTP.
+    pub http: SocketAddr,
+    /// Prometheus metrics.
+    pub metrics: SocketAddr,
+}
+
+impl Listeners {
+    /// Binds the configured addresses.
+    pub async fn bind(config: &ServerConfig) -> Result<Self, ServerError> {
+        async fn one(name: &str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Io {
+                    context: format!("binding the {name} listener to {addr}"),
+                    source,
+                })
+        }
+        Ok(Self {
+            grpc: one("gRPC", config.listen).await?,
+            http: one("HTTP", config.http_listen).await?,
+            metrics: one("metrics", config.metrics_listen).await?,
+        })
+    }
+
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> Result<BoundAddrs, ServerError> {
+        let addr = |listener: &TcpListener| {
+            listener.local_addr().map_err(|source| ServerError::Io {
+                context: "reading a listener's address".into(),
+                source,
+            })
+        };
+        Ok(BoundAddrs {
+            grpc: addr(&self.grpc)?,
+            http: addr(&self.http)?,
+            metrics: addr(&self.metrics)?,
+        })
+    }
+}
+
+/// An opened log, ready to serve.
+pub struct Server {
+    config: ServerConfig,
+    log: Log,
+    origin: String,
+    vkey: String,
+    created: bool,
+}
+
+impl Server {
+    /// Opens the data directory, creating the log on first start (origin from the
+    /// configuration or the host name, a fresh key, the store's metadata record),
+    /// and starts the sequencer. A later start takes the origin from the store and
+    /// refuses a different configured origin.
+    pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
+        tokio::task::spawn_blocking(move || open_blocking(config))
+            .await
+            .map_err(|e| ServerError::Config(format!("start-up task failed: {e}")))?
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The log's verifier key text (`<origin>+<id>+<base64>`).
+    pub fn vkey(&self) -> &str {
+        &self.vkey
+    }
+
+    /// True if this start created the log (and its key).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// A handle on the running log (for embedding and tests).
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Serves until `shutdown` completes, then drains: streams end, in-flight
+    /// calls finish (up to 10 s), and the sequencer completes its round in flight.
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let addrs = listeners.local_addrs()?;
+        let limits = self.config.limits()?;
+        let prometheus = telemetry::prometheus_handle()?;
+        let upkeep = telemetry::spawn_upkeep(prometheus.clone());
+        let clock = telemetry::PublishClock::watch(&self.log);
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = Health::new(reporter);
+        if let Some(reason) = self.log.signing_refused() {
+            warn!(%reason, "the log refuses to sign: serving reads only");
+            health.signing_refused();
+        }
+        health.set(true).await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(merklog_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ServerError::Config(format!("reflection: {e}")))?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(merklog_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| ServerError::Config(format!("reflection: {e}")))?;
+        let log_service = LogServer::new(LogService::new(
+            self.log.clone(),
+            limits,
+            health.clone(),
+            stop_rx.clone(),
+        ))
+        .max_decoding_message_size(limits.max_request_bytes());
+
+        let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+        let grpc = tonic::transport::Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(log_service)
+            .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+        let grpc: JoinHandle<Result<(), ServerError>> = tokio::spawn(async move {
+            grpc.await.map_err(|e| ServerError::Serve {
+                listener: "grpc",
+                message: e.to_string(),
+            })
+        });
+        let http = spawn_axum(
+            "http",
+            listeners.http,
+            http::router(self.log.clone()),
+            &stop_rx,
+        );
+        let metrics = spawn_axum(
+            "metrics",
+            listeners.metrics,
+            telemetry::router(prometheus, clock),
+            &stop_rx,
+        );
+
+        info!(
+            origin = %self.origin,
+            grpc = %addrs.grpc,
+            http = %addrs.http,
+            metrics = %addrs.metrics,
+            tree_size = self.log.latest().size,
+            "merklogd serving"
+        );
+        if let Some(path) = &self.config.addr_file {
+            write_addr_file(path, &addrs)?;
+        }
+
+        let mut servers = [grpc, http, metrics];
+        let early = tokio::select! {
+            () = shutdown => None,
+            (result, index, _) = futures::future::select_all(servers.iter_mut()) => {
+                Some((index, result))
+            }
+        };
+        info!("shutting down: finishing in-flight calls and the current round");
+        let _ = stop_tx.send(true);
+        health.set(false).await;
+
+        let mut outcome = Ok(());
+        if let Some((index, result)) = early {
+            outcome = flatten(result);
+            if let Err(error) = &outcome {
+                warn!(%error, "a listener stopped unexpectedly");
+            }
+            // That handle has completed; awaiting it again would panic.
+            servers[index] = tokio::spawn(async { Ok(()) });
+        }
+        let aborts: Vec<_> = servers.iter().map(JoinHandle::abort_handle).collect();
+        let drain = futures::future::join_all(servers);
+        match tokio::time::timeout(DRAIN_TIMEOUT, drain).await {
+            Ok(results) => {
+                for result in results {
+                    if let (Ok(()), Err(error)) = (&outcome, flatten(result)) {
+                        outcome = Err(error);
+                    }
+                }
+            }
+            Err(_) => {
+                warn!("in-flight calls did not finish within {DRAIN_TIMEOUT:?}; dropping them");
+                aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            }
+        }
+        self.log.shutdown().await;
+        upkeep.abort();
+        info!("merklogd stopped");
+        outcome
+    }
+}
+
+/// Opens the data directory (the blocking part of [`Server::open`]).
+fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::Io {
+        context: format!("creating the data directory {}", config.data_dir.display()),
+        source,
+    })?;
+    let store = merklog_store::RocksStore::open(config.data_dir.join(DB_DIR))?;
+    let paths = KeyPaths::new(&config.data_dir);
+    let stored = store.metadata().map_err(|e| ServerError::Log(e.into()))?;
+    let (origin, key, created) = match stored {
+        Some(metadata) => {
+            if let Some(requested) = config.origin.as_ref().filter(|o| **o != metadata.origin) {
+                return Err(ServerError::Identity(format!(
+                    "the data directory {} holds the log {:?}; refusing to start it as {:?} \
+                     (drop --origin, or use another --data-dir for a new log)",
+                    config.data_dir.display(),
+                    metadata.origin,
+                    requested
+                )));
+            }
+            let key = keys::load_or_create_key(&paths, &metadata.origin, false)?;
+            if key.vkey != metadata.verifier_key {
+                return Err(ServerError::Identity(format!(
+                    "{} does not hold the key this log was created with ({})",
+                    paths.key.display(),
+                    metadata.verifier_key
+                )));
+            }
+            (metadata.origin, key, false)
+        }
+        None => {
+            let origin = config.origin.clone().unwrap_or_else(keys::default_origin);
+            keys::check_origin(&origin)?;
+            let key = keys::load_or_create_key(&paths, &origin, true)?;
+            store.initialize(&LogMetadata {
+                origin: origin.clone(),
+                verifier_key: key.vkey.clone(),
+                algorithm: ALGORITHM_ED25519.to_owned(),
+            })?;
+            info!(%origin, vkey = %key.vkey, data_dir = %config.data_dir.display(), "created a new log");
+            (origin, key, true)
+        }
+    };
+    let vkey = key.vkey.clone();
+    let store: Arc<dyn LogStore> = Arc::new(store);
+    let log = Log::open(
+        store,
+        Arc::new(key.signer),
+        origin.clone(),
+        config.log_config(),
+    )?;
+    Ok(Server {
+        config,
+        log,
+        origin,
+        vkey,
+        created: created || key.created,
+    })
+}
+
+/// Opens the log and serves it until `shutdown` completes: [`Server::open`] then
+/// [`Server::serve`].
+pub async fn run(
+    config: ServerConfig,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    Server::open(config).await?.serve(listeners, shutdown).await
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            futures::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => info!("received Ctrl-C"),
+        () = term => info!("received SIGTERM"),
+    }
+}
+
+/// Completes once the stop flag is set (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+fn spawn_axum(
+    listener_name: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    stop: &watch::Receiver<bool>,
+) -> JoinHandle<Result<(), ServerError>> {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stopped(stop))
+            .await
+            .map_err(|e| ServerError::Serve {
+                listener: listener_name,
+                message: e.to_string(),
+            })
+    })
+}
+
+fn flatten(
+    result: Result<Result<(), ServerError>, tokio::task::JoinError>,
+) -> Result<(), ServerError> {
+    match result {
+        Ok(inner) => inner,
+        Err(join) => Err(ServerError::Serve {
+            listener: "task",
+            message: join.to_string(),
+        }),
+    }
+}
+
+/// Writes the bound addresses as JSON, atomically (write then rename), so a
+/// reader never sees a partial file.
+fn write_addr_file(path: &Path, addrs: &BoundAddrs) -> Result<(), ServerError> {
+    let io = |source| ServerError::Io {
+        context: format!("writing the address file {}", path.display()),
+        source,
+    };
+    let json = serde_json::to_string(addrs)
+        .map_err(|e| ServerError::Config(format!("encoding the bound addresses: {e}")))?;
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".tmp");
+    std::fs::write(&temp, format!("{json}\n")).map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)
+}

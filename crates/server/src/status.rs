@@ -1,0 +1,78 @@
+//! How the log's errors reach gRPC clients.
+
+use merklog_log::LogError;
+use tonic::{Code, Status};
+
+/// Maps a log error to the status code a client can act on.
+///
+/// `SigningRefused` is FAILED_PRECONDITION, not UNAVAILABLE: it means the stored
+/// tree does not re-derive the signed root, a state that retrying cannot fix and
+/// an operator must investigate, whereas UNAVAILABLE tells clients to retry.
+pub fn log_error_code(error: &LogError) -> Code {
+    match error {
+        LogError::QueueFull => Code::ResourceExhausted,
+        LogError::InvalidEntry { .. } | LogError::TooManyEntries { .. } => Code::InvalidArgument,
+        LogError::OutOfRange { .. } => Code::OutOfRange,
+        LogError::NotFound => Code::NotFound,
+        LogError::Unavailable(_) | LogError::ShuttingDown | LogError::Storage(_) => {
+            Code::Unavailable
+        }
+        LogError::SigningRefused(_) => Code::FailedPrecondition,
+        // Start-up errors (`Recovery`, `InvalidConfig`) and future variants never
+        // describe a client mistake.
+        _ => Code::Internal,
+    }
+}
+
+/// The status for a log error; the message is the error's text, which never
+/// contains key material.
+pub fn log_status(error: LogError) -> Status {
+    Status::new(log_error_code(&error), error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_log_error_has_its_code() {
+        let cases = [
+            (LogError::QueueFull, Code::ResourceExhausted),
+            (
+                LogError::InvalidEntry {
+                    index: 3,
+                    reason: "entry is empty".into(),
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                LogError::TooManyEntries { count: 9, limit: 8 },
+                Code::InvalidArgument,
+            ),
+            (
+                LogError::OutOfRange {
+                    reason: "index 9 is not below tree size 3".into(),
+                },
+                Code::OutOfRange,
+            ),
+            (LogError::NotFound, Code::NotFound),
+            (
+                LogError::Unavailable("sync failed".into()),
+                Code::Unavailable,
+            ),
+            (LogError::ShuttingDown, Code::Unavailable),
+            (LogError::Storage("bad tile".into()), Code::Unavailable),
+            (
+                LogError::SigningRefused("root mismatch".into()),
+                Code::FailedPrecondition,
+            ),
+            (LogError::Recovery("bad signature".into()), Code::Internal),
+        ];
+        for (error, code) in cases {
+            let text = error.to_string();
+            let status = log_status(error);
+            assert_eq!(status.code(), code, "{text}");
+            assert_eq!(status.message(), text);
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Helpers shared by merklog's process-level tests: find (or build) the
+//! `merklogd` binary, start it on port 0 and read back its addresses, kill it,
+//! and verify what it answers.
+#![warn(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use merklog_note::{Checkpoint, Ed25519Verifier, open_checkpoint, parse_verifier_key};
+use merklog_proto::v1::{self, log_client::LogClient};
+use serde::Deserialize;
+use tonic::transport::Channel;
+
+/// The `merklogd` binary of this build.
+///
+/// A binary of another package is not built for this package's tests, so this
+/// runs `cargo build -p merklog-server --bin merklogd` once per test process,
+/// into the same target directory and profile as the running test (a no-op when
+/// it is up to date, e.g. under `cargo test --workspace --all-targets`).
+/// `MERKLOGD_BIN` overrides it.
+pub fn merklogd_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("MERKLOGD_BIN") {
+                return PathBuf::from(path);
+            }
+            // <target>/<profile>/deps/<test binary>
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
+            let target_dir = profile_dir.parent().unwrap().to_owned();
+            let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+                "debug" => "dev".to_owned(),
+                other => other.to_owned(),
+            };
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+            let status = Command::new(cargo)
+                .current_dir(workspace)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "merklog-server",
+                    "--bin",
+                    "merklogd",
+                ])
+                .args(["--profile", &profile])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .status()
+                .expect("running cargo to build merklogd");
+            assert!(status.success(), "building merklogd failed");
+            let binary = profile_dir.join("merklogd");
+            assert!(binary.exists(), "{} was not built", binary.display());
+            binary
+        })
+        .clone()
+}
+
+/// The addresses `merklogd --addr-file` writes.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Addrs {
+    /// gRPC.
+    pub grpc: SocketAddr,
+    /// tlog-tiles HTTP.
+    pub http: SocketAddr,
+    /// Prometheus metrics.
+    pub metrics: SocketAddr,
+}
+
+/// A running `merklogd` process.
+pub struct Daemon {
+    child: Child,
+    /// Where it listens.
+    pub addrs: Addrs,
+}
+
+impl Daemon {
+    /// Starts `merklogd` on `data_dir` with every listener on port 0 and extra
+    /// arguments, appending its output to `<data_dir>.log`; returns once it
+    /// serves (its address file appeared).
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Daemon {
+        let addr_file = data_dir.with_extension("addrs");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .unwrap();
+        let mut child = Command::new(merklogd_binary())
+            .env_clear()
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--http-listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&addr_file) {
+                let addrs = serde_json::from_str(&text).unwrap();
+                return Daemon { child, addrs };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "merklogd exited at start-up with {status}; see {}.log",
+                    data_dir.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "merklogd did not start within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The gRPC endpoint URL.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.addrs.grpc)
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("merklogd did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Never leave a server behind a failed test.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Connects a log client (bounded connect time).
+pub async fn connect(url: &str) -> Result<LogClient<Channel>, tonic::transport::Error> {
+    let channel = Channel::from_shared(url.to_owned())
+        .expect("a valid URL")
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await?;
+    Ok(LogClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+/// The log's verifier key from its data directory.
+pub fn read_verifier(data_dir: &Path) -> Ed25519Verifier {
+    let text = std::fs::read_to_string(data_dir.join("log.vkey")).unwrap();
+    parse_verifier_key(text.trim_end()).unwrap()
+}
+
+/// Opens a wire checkpoint with the log key and checks its convenience fields.
+pub fn open_wire_checkpoint(
+    verifier: &Ed25519Verifier,
+    checkpoint: &v1::Checkpoint,
+) -> Result<Checkpoint, String> {
+    let (parsed, _) = open_checkpoint(&checkpoint.note, verifier, None)
+        .map_err(|e| format!("checkpoint signature: {e}"))?;
+    if parsed.size != checkpoint.size || parsed.root[..] != checkpoint.root[..] {
+        return Err("checkpoint fields differ from the signed text".into());
+    }
+    Ok(parsed)
+}
+
+/// Reads every entry of `[0, size)` with `GetEntries`, page by page.
+pub async fn read_all_entries(
+    client: &mut LogClient<Channel>,
+    size: u64,
+) -> Result<Vec<bytes::Bytes>, tonic::Status> {
+    let mut entries = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut start = 0;
+    while start < size {
+        let page = client
+            .get_entries(v1::GetEntriesRequest { start, end: size })
+            .await?
+            .into_inner();
+        assert_eq!(page.start, start);
+        assert!(!page.entries.is_empty());
+        start += page.entries.len() as u64;
+        entries.extend(page.entries);
+    }
+    Ok(entries)
+}
+
+/// A small deterministic PRNG (xorshift64*): failures reproduce from the seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// A seed from the clock, printed so a failing run can be repeated with
+    /// `MERKLOG_TEST_SEED`.
+    pub fn from_env_or_clock() -> (Self, u64) {
+        let seed = std::env::var("MERKLOG_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        (Self::new(seed), seed)
+    }
+
+    /// Next value.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `[0, n)` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
