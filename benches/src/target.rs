@@ -1,0 +1,376 @@
+//! The servers a run talks to: a `merklogd` child process on a temporary data
+//! directory, a server inside this process, a running server, and the echo baseline.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use merklog_note::{Ed25519Verifier, parse_verifier_key};
+use merklog_proto::v1::log_client::LogClient;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::BenchError;
+
+/// The origin of logs the hammer creates.
+pub const BENCH_ORIGIN: &str = "bench.merklog.example/hammer";
+/// Most entries per append call the servers the hammer starts accept (W3 sends 1,000).
+pub const MAX_ENTRIES_PER_CALL: usize = 1000;
+/// How long a server may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest gRPC message a client accepts (a 1,000-entry answer with proofs is ~1 MiB).
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// The addresses `merklogd --addr-file` (and the echo server) write.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct AddrFile {
+    grpc: SocketAddr,
+    metrics: Option<SocketAddr>,
+}
+
+enum Kind {
+    Child(Child),
+    InProcess {
+        stop: Option<oneshot::Sender<()>>,
+        task: JoinHandle<Result<(), BenchError>>,
+    },
+    External,
+}
+
+/// One server under test.
+pub struct Target {
+    /// Its gRPC endpoint, `http://host:port`.
+    pub url: String,
+    /// The log's verifier key; `None` for the echo server.
+    pub verifier: Option<Ed25519Verifier>,
+    /// The log's origin, when known.
+    pub origin: Option<String>,
+    /// Its process id when it is a child of this process (CPU and RSS are read
+    /// from `/proc/<pid>`).
+    pub pid: Option<u32>,
+    /// Its data directory, when the hammer created it (disk use is measured there).
+    pub data_dir: Option<PathBuf>,
+    /// Its Prometheus endpoint, when known.
+    pub metrics: Option<SocketAddr>,
+    kind: Kind,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("pid", &self.pid)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `merklogd` binary to spawn: `explicit`, else `$MERKLOGD_BIN`, else the
+/// release binary of this build's target directory, else a `merklogd` next to this
+/// executable (the same profile).
+pub fn find_merklogd(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return Some(path.to_owned());
+    }
+    if let Some(path) = std::env::var_os("MERKLOGD_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?;
+    // <target>/<profile>/merklog-hammer, or <target>/<profile>/deps/<test> in tests.
+    let profile_dir = if profile_dir.ends_with("deps") {
+        profile_dir.parent()?
+    } else {
+        profile_dir
+    };
+    let release = profile_dir.parent()?.join("release").join("merklogd");
+    let sibling = profile_dir.join("merklogd");
+    [release, sibling].into_iter().find(|p| p.is_file())
+}
+
+/// Waits (bounded) for a child to write its address file.
+async fn wait_for_addr_file(
+    child: &mut Child,
+    path: &Path,
+    log: &Path,
+) -> Result<AddrFile, BenchError> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(addrs) = serde_json::from_str::<AddrFile>(&text)
+        {
+            return Ok(addrs);
+        }
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| BenchError::io("waiting for a server to start", e))?
+        {
+            return Err(BenchError::Setup(format!(
+                "the server exited at start-up with {status}; see {}",
+                log.display()
+            )));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BenchError::Setup(format!(
+                "the server did not start within {START_TIMEOUT:?}; see {}",
+                log.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn spawn_logged(mut command: Command, log: &Path) -> Result<Child, BenchError> {
+    let out = std::fs::File::create(log)
+        .map_err(|e| BenchError::io(format!("creating {}", log.display()), e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| BenchError::io("duplicating a log file handle", e))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| BenchError::io("starting a server process", e))
+}
+
+impl Target {
+    /// Starts `merklogd` from `binary` on a new data directory `dir/data`, every
+    /// listener on a loopback port 0, logging to `dir/merklogd.log`.
+    pub async fn spawn_merklogd(binary: &Path, dir: &Path) -> Result<Self, BenchError> {
+        let data_dir = dir.join("data");
+        let addr_file = dir.join("merklogd.addrs");
+        let log = dir.join("merklogd.log");
+        let mut command = Command::new(binary);
+        command
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--http-listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(["--origin", BENCH_ORIGIN])
+            .args(["--max-entries-per-call", &MAX_ENTRIES_PER_CALL.to_string()])
+            .args(["--log-level", "warn"])
+            .arg("--addr-file")
+            .arg(&addr_file);
+        let mut child = spawn_logged(command, &log)?;
+        let addrs = wait_for_addr_file(&mut child, &addr_file, &log).await?;
+        let vkey_path = data_dir.join("log.vkey");
+        let vkey = std::fs::read_to_string(&vkey_path)
+            .map_err(|e| BenchError::io(format!("reading {}", vkey_path.display()), e))?;
+        Ok(Self {
+            url: format!("http://{}", addrs.grpc),
+            verifier: Some(parse_verifier_key(vkey.trim())?),
+            origin: Some(BENCH_ORIGIN.to_owned()),
+            pid: Some(child.id()),
+            data_dir: Some(data_dir),
+            metrics: addrs.metrics,
+            kind: Kind::Child(child),
+        })
+    }
+
+    /// Runs a merklog server inside this process on a new data directory `dir/data`.
+    /// CPU and RSS then cannot be told apart from the client's.
+    pub async fn in_process_merklogd(dir: &Path) -> Result<Self, BenchError> {
+        let data_dir = dir.join("data");
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let config = merklog_server::ServerConfig {
+            data_dir: data_dir.clone(),
+            listen: loopback,
+            http_listen: loopback,
+            metrics_listen: loopback,
+            origin: Some(BENCH_ORIGIN.to_owned()),
+            max_entries_per_call: MAX_ENTRIES_PER_CALL,
+            log_level: "warn".to_owned(),
+            ..merklog_server::ServerConfig::default()
+        };
+        let listeners = merklog_server::Listeners::bind(&config).await?;
+        let addrs = listeners.local_addrs()?;
+        let server = merklog_server::Server::open(config).await?;
+        let verifier = parse_verifier_key(server.vkey())?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .serve(listeners, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(BenchError::from)
+        });
+        Ok(Self {
+            url: format!("http://{}", addrs.grpc),
+            verifier: Some(verifier),
+            origin: Some(BENCH_ORIGIN.to_owned()),
+            pid: None,
+            data_dir: Some(data_dir),
+            metrics: Some(addrs.metrics),
+            kind: Kind::InProcess {
+                stop: Some(stop),
+                task,
+            },
+        })
+    }
+
+    /// Starts the echo baseline as a child process: this executable's hidden
+    /// `echo-server` command.
+    pub async fn spawn_echo(dir: &Path) -> Result<Self, BenchError> {
+        let exe =
+            std::env::current_exe().map_err(|e| BenchError::io("finding this executable", e))?;
+        let addr_file = dir.join("echo.addrs");
+        let log = dir.join("echo.log");
+        let mut command = Command::new(exe);
+        command
+            .arg("echo-server")
+            .arg("--addr-file")
+            .arg(&addr_file);
+        let mut child = spawn_logged(command, &log)?;
+        let addrs = wait_for_addr_file(&mut child, &addr_file, &log).await?;
+        Ok(Self {
+            url: format!("http://{}", addrs.grpc),
+            verifier: None,
+            origin: None,
+            pid: Some(child.id()),
+            data_dir: None,
+            metrics: None,
+            kind: Kind::Child(child),
+        })
+    }
+
+    /// Runs the echo baseline inside this process.
+    pub async fn in_process_echo() -> Result<Self, BenchError> {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|e| BenchError::io("binding the echo listener", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| BenchError::io("reading the echo address", e))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            crate::echo::serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Ok(Self {
+            url: format!("http://{addr}"),
+            verifier: None,
+            origin: None,
+            pid: None,
+            data_dir: None,
+            metrics: None,
+            kind: Kind::InProcess {
+                stop: Some(stop),
+                task,
+            },
+        })
+    }
+
+    /// A running server at `url`, verified with `vkey` (a verifier key, or a file
+    /// holding one).
+    pub fn external(url: &str, vkey: &str) -> Result<Self, BenchError> {
+        let text = if Path::new(vkey).is_file() {
+            std::fs::read_to_string(vkey)
+                .map_err(|e| BenchError::io(format!("reading {vkey}"), e))?
+        } else {
+            vkey.to_owned()
+        };
+        let verifier = parse_verifier_key(text.trim())?;
+        let origin = merklog_note::Verifier::name(&verifier).to_owned();
+        Ok(Self {
+            url: url.to_owned(),
+            verifier: Some(verifier),
+            origin: Some(origin),
+            pid: None,
+            data_dir: None,
+            metrics: None,
+            kind: Kind::External,
+        })
+    }
+
+    /// Opens `n` connections (HTTP/2, each multiplexing many calls).
+    pub async fn connect(&self, n: usize) -> Result<Vec<LogClient<Channel>>, BenchError> {
+        let mut clients = Vec::with_capacity(n);
+        for _ in 0..n.max(1) {
+            let endpoint = Endpoint::from_shared(self.url.clone())
+                .map_err(|source| BenchError::Connect {
+                    url: self.url.clone(),
+                    source,
+                })?
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(60))
+                .tcp_nodelay(true)
+                .initial_stream_window_size(Some(2 << 20))
+                .initial_connection_window_size(Some(8 << 20));
+            let channel = endpoint
+                .connect()
+                .await
+                .map_err(|source| BenchError::Connect {
+                    url: self.url.clone(),
+                    source,
+                })?;
+            clients.push(
+                LogClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            );
+        }
+        Ok(clients)
+    }
+
+    /// Stops the server: SIGTERM and a bounded wait for a child (then SIGKILL), the
+    /// shutdown signal for an in-process server, nothing for an external one.
+    pub async fn stop(mut self) -> Result<(), BenchError> {
+        match &mut self.kind {
+            Kind::Child(child) => {
+                let terminated = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while terminated && Instant::now() < deadline {
+                    if child
+                        .try_wait()
+                        .map_err(|e| BenchError::io("waiting for a server to stop", e))?
+                        .is_some()
+                    {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                Ok(())
+            }
+            Kind::InProcess { stop, task } => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+                match tokio::time::timeout(Duration::from_secs(30), task).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(join)) => Err(BenchError::Setup(format!("server task: {join}"))),
+                    Err(_) => Err(BenchError::Setup(
+                        "the in-process server did not stop within 30 s".into(),
+                    )),
+                }
+            }
+            Kind::External => Ok(()),
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // Never leave a server behind a failed run.
+        if let Kind::Child(child) = &mut self.kind
+            && matches!(child.try_wait(), Ok(None))
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Writers: unary calls of one entry or a batch, or bidirectional append streams;
+//! closed-loop (each writer sends its next call when the previous one is answered)
+//! or open-loop (calls scheduled at a fixed rate, whatever the answers do).
+//!
+//! Latency is measured from the send (closed loop) or from the *scheduled* send time
+//! (open loop), so a server that falls behind shows its queueing instead of
+//! silently lowering the offered load. RESOURCE_EXHAUSTED answers are counted and
+//! retried after 1 ms with the original start time. Every answer goes through the
+//! [`Checker`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use merklog_proto::v1::{self, log_client::LogClient};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::BenchError;
+use crate::payload::EntryMaker;
+use crate::stats::{Phase, Tally, code_label};
+use crate::verify::Checker;
+
+/// Pause after RESOURCE_EXHAUSTED or another error before trying again.
+const BACKOFF: Duration = Duration::from_millis(1);
+/// Open-loop scheduler tick.
+const TICK: Duration = Duration::from_millis(1);
+
+/// How writers call the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// `Append` calls.
+    Unary,
+    /// `AppendStream` streams, each with up to `window` requests unanswered.
+    Stream {
+        /// Requests in flight per stream.
+        window: usize,
+    },
+}
+
+/// What the writers of one run do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WriteSpec {
+    /// Concurrent writers (closed loop), streams, or the in-flight cap (open loop).
+    pub writers: usize,
+    /// Bytes per entry.
+    pub entry_bytes: usize,
+    /// Entries per call or stream request.
+    pub per_call: usize,
+    /// Unary or streams.
+    pub mode: Mode,
+    /// Open loop: offered entries per second. `None`: closed loop.
+    pub rate: Option<f64>,
+    /// Stop after sending this many entries (for filling a tree); `None`: until the
+    /// window closes.
+    pub budget: Option<u64>,
+}
+
+/// A shared tally, locked briefly per answer.
+#[derive(Debug, Clone)]
+pub struct Recorder(Arc<Mutex<Tally>>);
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Result<Self, BenchError> {
+        Ok(Self(Arc::new(Mutex::new(Tally::new()?))))
+    }
+
+    /// Runs `f` on the tally.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Tally) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The tally so far.
+    pub fn snapshot(&self) -> Tally {
+        self.with(|t| t.clone())
+    }
+}
+
+/// Entries still to send, when a run has a budget.
+#[derive(Debug, Clone)]
+struct Budget(Option<Arc<AtomicU64>>);
+
+impl Budget {
+    /// Takes up to `n` entries from the budget; returns how many (0 once it is spent).
+    fn take(&self, n: usize) -> usize {
+        match &self.0 {
+            None => n,
+            Some(left) => {
+                let wanted = n as u64;
+                match left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+                    (l > 0).then(|| l.saturating_sub(wanted))
+                }) {
+                    Ok(before) => usize::try_from(before.min(wanted)).unwrap_or(0),
+                    Err(_) => 0,
+                }
+            }
+        }
+    }
+}
+
+/// Everything a writer task needs.
+#[derive(Clone)]
+struct Ctx {
+    phase: Phase,
+    checker: Arc<Checker>,
+    recorder: Recorder,
+    budget: Budget,
+    per_call: usize,
+}
+
+fn deadline(at: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(at)
+}
+
+/// Runs the writers of `spec` over `clients` (round robin) through `phase` and
+/// returns what they counted. Entries are unique to `nonce`.
+pub async fn run_writers(
+    clients: &[LogClient<Channel>],
+    spec: &WriteSpec,
+    phase: Phase,
+    checker: Arc<Checker>,
+    nonce: u64,
+) -> Result<Tally, BenchError> {
+    if clients.is_empty() || spec.writers == 0 || spec.per_call == 0 {
+        return Err(BenchError::Usage(
+            "a write run needs clients, writers and entries per call".into(),
+        ));
+    }
+    let ctx = Ctx {
+        phase,
+        checker,
+        recorder: Recorder::new()?,
+        budget: Budget(spec.budget.map(|b| Arc::new(AtomicU64::new(b)))),
+        per_call: spec.per_call,
+    };
+    match (spec.mode, spec.rate) {
+        (Mode::Unary, Some(rate)) => open_loop(clients, spec, rate, &ctx, nonce).await,
+        (Mode::Stream { .. }, Some(_)) => {
+            return Err(BenchError::Usage(
+                "open-loop rates are for unary writers".into(),
+            ));
+        }
+        (mode, None) => {
+            let mut tasks = JoinSet::new();
+            for writer in 0..spec.writers {
+                let client = clients[writer % clients.len()].clone();
+                let maker = EntryMaker::new(nonce, writer as u32, spec.entry_bytes);
+                let ctx = ctx.clone();
+                match mode {
+                    Mode::Unary => tasks.spawn(unary_writer(client, maker, ctx)),
+                    Mode::Stream { window } => {
+                        tasks.spawn(stream_writer(client, maker, window.max(1), ctx))
+                    }
+                };
+            }
+            join_bounded(tasks, &ctx).await;
+        }
+    }
+    Ok(ctx.recorder.snapshot())
+}
+
+/// Waits for writer tasks until the drain ends, then aborts the rest.
+async fn join_bounded(mut tasks: JoinSet<()>, ctx: &Ctx) {
+    let finished = tokio::time::timeout_at(deadline(ctx.phase.drain_until + BACKOFF), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        let left = tasks.len() as u64;
+        ctx.recorder.with(|t| t.abandoned += left);
+        tasks.abort_all();
+    }
+}
+
+async fn unary_writer(mut client: LogClient<Channel>, mut maker: EntryMaker, ctx: Ctx) {
+    while ctx.phase.open() {
+        let n = ctx.budget.take(ctx.per_call);
+        if n == 0 {
+            break;
+        }
+        let entries = maker.next_batch(n);
+        call_until_answered(&mut client, entries, Instant::now(), &ctx).await;
+    }
+}
+
+/// One append, retried on RESOURCE_EXHAUSTED until answered or the drain ends.
+async fn call_until_answered(
+    client: &mut LogClient<Channel>,
+    entries: Vec<Bytes>,
+    started: Instant,
+    ctx: &Ctx,
+) {
+    loop {
+        let request = v1::AppendRequest {
+            entries: entries.clone(),
+            include_tlog_proof: false,
+        };
+        let answer =
+            tokio::time::timeout_at(deadline(ctx.phase.drain_until), client.append(request)).await;
+        match answer {
+            Err(_) => {
+                ctx.recorder.with(|t| t.abandoned += 1);
+                return;
+            }
+            Ok(Ok(response)) => {
+                let response = response.into_inner();
+                ctx.checker.append(&entries, &response);
+                ctx.recorder
+                    .with(|t| t.success(&ctx.phase, started, entries.len() as u64));
+                return;
+            }
+            Ok(Err(status)) if status.code() == Code::ResourceExhausted => {
+                ctx.recorder.with(|t| t.rejected += 1);
+                if Instant::now() + BACKOFF >= ctx.phase.drain_until {
+                    ctx.recorder.with(|t| t.abandoned += 1);
+                    return;
+                }
+                tokio::time::sleep(BACKOFF).await;
+            }
+            Ok(Err(status)) => {
+                ctx.recorder.with(|t| t.error(code_label(status.code())));
+                tokio::time::sleep(BACKOFF).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Open loop: a scheduler sends calls at `rate` entries per second, each in its own
+/// task, at most `spec.writers` in flight (beyond that a send is counted as missed).
+async fn open_loop(
+    clients: &[LogClient<Channel>],
+    spec: &WriteSpec,
+    rate: f64,
+    ctx: &Ctx,
+    nonce: u64,
+) {
+    let calls_per_second = (rate / spec.per_call as f64).max(1e-3);
+    let permits = Arc::new(Semaphore::new(spec.writers));
+    let mut maker = EntryMaker::new(nonce, u32::MAX, spec.entry_bytes);
+    let mut tasks = JoinSet::new();
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while ctx.phase.open() {
+        tick.tick().await;
+        let now = Instant::now();
+        loop {
+            let scheduled = start + Duration::from_secs_f64(sent as f64 / calls_per_second);
+            if scheduled > now || scheduled >= ctx.phase.measure_to {
+                break;
+            }
+            let client_index = (sent % clients.len() as u64) as usize;
+            sent += 1;
+            let n = ctx.budget.take(spec.per_call);
+            if n == 0 {
+                break;
+            }
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                ctx.recorder.with(|t| t.missed += 1);
+                continue;
+            };
+            let mut client = clients[client_index].clone();
+            let entries = maker.next_batch(n);
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                call_until_answered(&mut client, entries, scheduled, &ctx).await;
+                drop(permit);
+            });
+        }
+        // Reap finished calls so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+    join_bounded(tasks, ctx).await;
+}
+
+/// One bidirectional stream with up to `window` requests unanswered.
+async fn stream_writer(
+    mut client: LogClient<Channel>,
+    mut maker: EntryMaker,
+    window: usize,
+    ctx: Ctx,
+) {
+    let (tx, rx) = mpsc::channel::<v1::AppendStreamRequest>(window);
+    let drain = deadline(ctx.phase.drain_until);
+    let mut inbound =
+        match tokio::time::timeout_at(drain, client.append_stream(ReceiverStream::new(rx))).await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => {
+                ctx.recorder.with(|t| t.error(code_label(status.code())));
+                return;
+            }
+            Err(_) => {
+                ctx.recorder.with(|t| t.abandoned += 1);
+                return;
+            }
+        };
+    let mut in_flight: HashMap<u64, (Instant, Vec<Bytes>)> = HashMap::new();
+    let mut retries: VecDeque<(Instant, Vec<Bytes>)> = VecDeque::new();
+    let mut sequence = 0u64;
+    loop {
+        while in_flight.len() < window && ctx.phase.open() {
+            let (started, entries) = match retries.pop_front() {
+                Some(retry) => retry,
+                None => match ctx.budget.take(ctx.per_call) {
+                    0 => break,
+                    n => (Instant::now(), maker.next_batch(n)),
+                },
+            };
+            let request = v1::AppendStreamRequest {
+                sequence,
+                request: Some(v1::AppendRequest {
+                    entries: entries.clone(),
+                    include_tlog_proof: false,
+                }),
+            };
+            if tx.send(request).await.is_err() {
+                break;
+            }
+            in_flight.insert(sequence, (started, entries));
+            sequence += 1;
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let message = match tokio::time::timeout_at(drain, inbound.message()).await {
+            Ok(Ok(Some(message))) => message,
+            Ok(Ok(None)) => {
+                ctx.recorder.with(|t| t.error("stream ended early"));
+                break;
+            }
+            Ok(Err(status)) => {
+                ctx.recorder.with(|t| t.error(code_label(status.code())));
+                break;
+            }
+            Err(_) => break,
+        };
+        let (answered, result) = match merklog_proto::convert::stream_answer(message) {
+            Ok(answer) => answer,
+            Err(e) => {
+                ctx.checker.fail(format!("stream answer: {e}"));
+                continue;
+            }
+        };
+        let Some((started, entries)) = in_flight.remove(&answered) else {
+            ctx.checker.fail(format!(
+                "stream answer for sequence {answered}, which is not in flight"
+            ));
+            continue;
+        };
+        match result {
+            Ok(response) => {
+                ctx.checker.append(&entries, &response);
+                ctx.recorder
+                    .with(|t| t.success(&ctx.phase, started, entries.len() as u64));
+            }
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                ctx.recorder.with(|t| t.rejected += 1);
+                retries.push_back((started, entries));
+                tokio::time::sleep(BACKOFF).await;
+            }
+            Err(status) => ctx.recorder.with(|t| t.error(code_label(status.code()))),
+        }
+    }
+    let lost = (in_flight.len() + retries.len()) as u64;
+    if lost > 0 {
+        ctx.recorder.with(|t| t.abandoned += lost);
+    }
+    // Dropping the sender half-closes the stream.
+    drop(tx);
+}
