@@ -173,8 +173,12 @@ impl Drop for Daemon {
 
 /// Connects a log client (bounded connect time).
 pub async fn connect(url: &str) -> Result<LogClient<Channel>, tonic::transport::Error> {
+    // Large HTTP/2 windows: answers with many proofs are hundreds of KiB.
     let channel = Channel::from_shared(url.to_owned())
         .expect("a valid URL")
+        .initial_stream_window_size(Some(4 << 20))
+        .initial_connection_window_size(Some(16 << 20))
+        .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10))
         .connect()
