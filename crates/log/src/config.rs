@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::LogError;
+use crate::{LogError, Witnessing};
 
 /// The largest entry a tlog-tiles entry bundle can hold (big-endian u16 length prefix).
 pub const MAX_ENTRY_BYTES_HARD_CAP: usize = 65_535;
@@ -31,6 +31,11 @@ pub const MAX_ENTRY_BYTES_HARD_CAP: usize = 65_535;
 ///   a full queue answers RESOURCE_EXHAUSTED long before latency reaches seconds or
 ///   memory becomes a problem.
 /// - **`max_entry_bytes` = 65,535**, the tlog-tiles bundle limit and hard cap.
+/// - **`witnessing` = None**: checkpoints are published as soon as they are durable.
+///   With a tlog-policy, publication waits for the witness quorum.
+/// - **`append_timeout` = 10 s** (used only with `witnessing`): long enough for a few
+///   witness round trips and one retry, short enough that a caller learns about a
+///   missing quorum before typical client deadlines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// Most entries one round integrates (and most entries one append call may carry).
@@ -43,7 +48,17 @@ pub struct LogConfig {
     pub queue_capacity_bytes: usize,
     /// Largest accepted entry, at most [`MAX_ENTRY_BYTES_HARD_CAP`].
     pub max_entry_bytes: usize,
+    /// Witness collection (a tlog-policy); `None` publishes every durable checkpoint
+    /// at once.
+    pub witnessing: Option<Witnessing>,
+    /// With `witnessing`: how long an append waits for a published checkpoint covering
+    /// its entries before failing with [`LogError::QuorumTimeout`] (the entries stay
+    /// durable and are published later).
+    pub append_timeout: Duration,
 }
+
+/// Default [`LogConfig::append_timeout`].
+pub const DEFAULT_APPEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -53,6 +68,8 @@ impl Default for LogConfig {
             queue_capacity: 65_536,
             queue_capacity_bytes: 64 << 20,
             max_entry_bytes: MAX_ENTRY_BYTES_HARD_CAP,
+            witnessing: None,
+            append_timeout: DEFAULT_APPEND_TIMEOUT,
         }
     }
 }
@@ -82,6 +99,14 @@ impl LogConfig {
                 "queue_capacity_bytes ({}) must be at least max_entry_bytes ({})",
                 self.queue_capacity_bytes, self.max_entry_bytes
             )));
+        }
+        if self.witnessing.is_some() && self.append_timeout.is_zero() {
+            return Err(LogError::InvalidConfig(
+                "append_timeout must be positive with a witness policy".into(),
+            ));
+        }
+        if let Some(witnessing) = &self.witnessing {
+            witnessing.validate().map_err(LogError::InvalidConfig)?;
         }
         Ok(())
     }

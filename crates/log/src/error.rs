@@ -20,7 +20,8 @@ impl StorageError {
 /// The server maps: `QueueFull` -> RESOURCE_EXHAUSTED; `InvalidEntry`, `TooManyEntries`
 /// and `CallTooLarge` -> INVALID_ARGUMENT; `OutOfRange` -> OUT_OF_RANGE; `NotFound` ->
 /// NOT_FOUND; `Unavailable`, `ShuttingDown`, `Storage` -> UNAVAILABLE; `SigningRefused`
-/// -> FAILED_PRECONDITION (or UNAVAILABLE); `Recovery` and `InvalidConfig` only come
+/// -> FAILED_PRECONDITION (or UNAVAILABLE); `QuorumTimeout` -> DEADLINE_EXCEEDED (or
+/// UNAVAILABLE); `Recovery` and `InvalidConfig` only come
 /// from [`Log::open`](crate::Log::open).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -66,10 +67,18 @@ pub enum LogError {
     /// acknowledged. Retrying is safe (dedup makes it idempotent).
     #[error("log unavailable: {0}")]
     Unavailable(String),
-    /// The log refuses to sign: stored data does not re-derive the stored root
-    /// (fail closed). Reads are still served.
+    /// The log refuses to sign: stored data does not re-derive the stored root, or a
+    /// witness has cosigned a size larger than the log's latest durable checkpoint (an
+    /// old data directory; signing would fork the log). Fail closed: reads are still
+    /// served.
     #[error("the log refuses to sign: {0}")]
     SigningRefused(String),
+    /// With a witness policy: no checkpoint covering the call's entries met the witness
+    /// quorum within `LogConfig::append_timeout`. The entries are (or will be) durable
+    /// and are published once witnesses cosign; retrying returns the same indexes
+    /// (dedup). The server maps it to DEADLINE_EXCEEDED or UNAVAILABLE.
+    #[error("waiting for witness quorum: {0}")]
+    QuorumTimeout(String),
     /// The log is shutting down; the call was not sequenced.
     #[error("the log is shutting down")]
     ShuttingDown,

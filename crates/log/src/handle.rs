@@ -1,6 +1,7 @@
 //! The `Log` handle: opening (recovery), appending through the sequencer queue, and
 //! reads served straight from storage on blocking threads, bounded by the published size.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -8,11 +9,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use merklog_merkle::tile::{TILE_WIDTH, tile_width_at};
 use merklog_merkle::{HASH_SIZE, Hash, LeafIndex, ProofError, TreeSize, hash_leaf};
-use merklog_note::{Signer, Verifier, parse_verifier_key};
+use merklog_note::{Signer, Verifier, open_checkpoint, parse_verifier_key};
 use tokio::sync::{oneshot, watch};
 
+use crate::collector;
 use crate::queue::{Queue, Request};
-use crate::sequencer::{PublishNow, Recovered, Sequencer, Shared, recover};
+use crate::sequencer::{PublishNow, Publisher, Recovered, Sequencer, Shared, SigningGate, recover};
 use crate::tiles::{ReadError, TileReader, bundle_entries, bundle_prefix_len};
 use crate::{ALGORITHM_ED25519, LogConfig, LogError, LogStore, TileKey, metrics as m};
 
@@ -96,30 +98,61 @@ impl Log {
     ) -> Result<Log, LogError> {
         config.validate()?;
         let verifier = check_identity(&*store, &*signer, &origin)?;
+        let runtime = match &config.witnessing {
+            Some(_) => Some(tokio::runtime::Handle::try_current().map_err(|_| {
+                LogError::InvalidConfig(
+                    "witness collection runs on a tokio runtime: call Log::open inside one".into(),
+                )
+            })?),
+            None => None,
+        };
         let (state, checkpoint, refusal) = match recover(&*store, &*signer, &*verifier, &origin)? {
             Recovered::Ready { state, checkpoint } => (Some(state), checkpoint, None),
             Recovered::Refused { checkpoint, reason } => (None, checkpoint, Some(reason)),
         };
-        metrics::gauge!(m::TREE_SIZE).set(checkpoint.size as f64);
+        // With a witness policy, what is public is the latest checkpoint that was
+        // published (quorum met or fail-open), which may be smaller than the latest
+        // durable one after a crash before the quorum.
+        let published = match &config.witnessing {
+            Some(_) => published_at_open(&*store, &*verifier, &origin, &checkpoint)?,
+            None => checkpoint.clone(),
+        };
+        metrics::gauge!(m::TREE_SIZE).set(published.size as f64);
+        metrics::gauge!(m::PUBLISHED_SIZE).set(published.size as f64);
+        metrics::gauge!(m::DURABLE_SIZE).set(checkpoint.size as f64);
         metrics::gauge!(m::SIGNING_REFUSED).set(if refusal.is_some() { 1.0 } else { 0.0 });
-        let (published, _) = watch::channel(checkpoint);
+        let (published, _) = watch::channel(published);
+        let witnessing = config.witnessing.clone();
         let shared = Arc::new(Shared {
             queue: Queue::new(config.queue_capacity, config.queue_capacity_bytes),
             origin,
-            config,
             store,
             published,
             refusal: Mutex::new(refusal),
             storage_failure: Mutex::new(None),
+            durable_size: AtomicU64::new(checkpoint.size),
+            // Without a policy there is nothing to check before signing.
+            gate: SigningGate::new(config.witnessing.is_none()),
+            config,
         });
-        let sequencer = Sequencer {
-            publisher: Box::new(PublishNow {
+        let publisher: Box<dyn Publisher> = match (&witnessing, &runtime) {
+            (Some(witnessing), Some(runtime)) => Box::new(collector::start(
+                shared.clone(),
+                witnessing,
+                runtime,
+                checkpoint.clone(),
+            )?),
+            _ => Box::new(PublishNow {
                 shared: shared.clone(),
             }),
+        };
+        let sequencer = Sequencer {
+            publisher,
             shared: shared.clone(),
             signer,
             verifier,
             state,
+            durable: checkpoint,
         };
         let thread = std::thread::Builder::new()
             .name("merklog-sequencer".into())
@@ -147,6 +180,12 @@ impl Log {
     /// The configuration the log runs with.
     pub fn config(&self) -> &LogConfig {
         &self.shared().config
+    }
+
+    /// Size of the latest durable checkpoint: signed and synced, but with a witness
+    /// policy possibly not published yet (never smaller than [`latest`](Log::latest)).
+    pub fn durable_size(&self) -> u64 {
+        self.shared().durable_size()
     }
 
     /// Why the log refuses to sign, if it does (for health reporting).
@@ -194,6 +233,10 @@ impl Log {
     /// signed checkpoint (sealed). Identical bytes already in the log get their existing
     /// index back, marked duplicate. The whole call is rejected if any entry is invalid.
     /// A full queue answers [`LogError::QueueFull`] at once.
+    ///
+    /// With a witness policy the answer carries the first published (cosigned)
+    /// checkpoint covering the entries; after `append_timeout` without one the call
+    /// fails with [`LogError::QuorumTimeout`] (the entries stay durable).
     pub async fn append(&self, entries: Vec<Bytes>) -> Result<AppendReceipt, LogError> {
         let shared = self.shared();
         if let Err(e) = self.validate_entries(&entries) {
@@ -245,9 +288,24 @@ impl Log {
             metrics::counter!(m::APPEND_REFUSED, "reason" => reason).increment(1);
             return Err(error);
         }
-        let reply = answer
-            .await
-            .map_err(|_| LogError::Unavailable("the sequencer stopped".into()))??;
+        let reply = match shared.config.witnessing {
+            None => answer.await,
+            Some(_) => match tokio::time::timeout(shared.config.append_timeout, answer).await {
+                Ok(reply) => reply,
+                Err(_) => {
+                    metrics::counter!(m::APPEND_REFUSED, "reason" => "quorum_timeout").increment(1);
+                    return Err(LogError::QuorumTimeout(format!(
+                        "no published checkpoint covered the entries within {:?} (durable \
+                         size {}, published size {}); they stay queued or durable and are \
+                         published once the witnesses cosign; a retry returns their indexes",
+                        shared.config.append_timeout,
+                        shared.durable_size(),
+                        shared.latest().size
+                    )));
+                }
+            },
+        }
+        .map_err(|_| LogError::Unavailable("the sequencer stopped".into()))??;
         metrics::histogram!(m::INTEGRATION_SECONDS).record(enqueued.elapsed().as_secs_f64());
         let entries = reply
             .entries
@@ -275,7 +333,9 @@ impl Log {
         })
     }
 
-    /// The latest published checkpoint.
+    /// The latest published checkpoint. With a witness policy: the latest one that met
+    /// the quorum (or was published fail-open), possibly smaller than
+    /// [`durable_size`](Log::durable_size).
     pub fn latest(&self) -> Arc<PublishedCheckpoint> {
         self.shared().latest()
     }
@@ -493,6 +553,46 @@ fn proof_error(error: ProofError<ReadError>) -> LogError {
         ProofError::Merkle(e) => out_of_range(e.to_string()),
         ProofError::Read(e) => e.into(),
     }
+}
+
+/// The checkpoint to publish at open with a witness policy: the one stored when it was
+/// last published, if it verifies and is not beyond the latest durable one; otherwise
+/// the latest durable checkpoint (a store that never ran with a policy published every
+/// durable checkpoint at once).
+fn published_at_open(
+    store: &dyn LogStore,
+    verifier: &dyn Verifier,
+    origin: &str,
+    durable: &Arc<PublishedCheckpoint>,
+) -> Result<Arc<PublishedCheckpoint>, LogError> {
+    let Some(note) = store
+        .published_checkpoint()
+        .map_err(|e| LogError::Storage(format!("reading the published checkpoint: {e}")))?
+    else {
+        return Ok(durable.clone());
+    };
+    let body = match open_checkpoint(&note, verifier, Some(origin)) {
+        Ok((body, _)) => body,
+        Err(e) => {
+            tracing::error!(%e, "the stored published checkpoint does not verify; using the latest durable one");
+            return Ok(durable.clone());
+        }
+    };
+    let same_as_durable =
+        body.size == durable.size && merklog_merkle::hashes_equal(&body.root, &durable.root);
+    if body.size > durable.size || (body.size == durable.size && !same_as_durable) {
+        tracing::error!(
+            published = body.size,
+            durable = durable.size,
+            "the stored published checkpoint does not fit the latest durable one; using the latter"
+        );
+        return Ok(durable.clone());
+    }
+    Ok(Arc::new(PublishedCheckpoint {
+        size: body.size,
+        root: body.root,
+        note: Bytes::from(note),
+    }))
 }
 
 /// Checks the store's metadata against the configured origin and signer, and returns

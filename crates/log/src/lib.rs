@@ -3,8 +3,9 @@
 //! The sequencer of a merklog transparency log: callers submit entries through a
 //! bounded queue; one dedicated thread integrates them in rounds (group commit),
 //! signs one checkpoint per round, makes the round durable with one synced write, then
-//! publishes the checkpoint and answers every caller with its index and an inclusion
-//! proof against that checkpoint ("acknowledged means sealed").
+//! publishes the checkpoint (with a witness policy: once witnesses cosigned it) and
+//! answers every caller with its index and an inclusion proof against a published
+//! checkpoint covering it ("acknowledged means sealed").
 //!
 //! What it is:
 //! - [`Log`]: the handle the server uses ([`Log::append`], proofs, entries, tiles,
@@ -23,15 +24,30 @@
 //!   compact range is rebuilt from O(log n) stored tiles and its root compared with
 //!   the checkpoint's in constant time; on mismatch the log serves reads and refuses
 //!   to sign (fail closed).
+//! - Witness collection ([`Witnessing`], set in [`LogConfig::witnessing`] from a C2SP
+//!   tlog-policy): off the round loop, each witness is sent only the latest durable
+//!   checkpoint (C2SP tlog-witness `add-checkpoint`, one request in flight per witness,
+//!   latest wins) from its known size with an RFC 9162 consistency proof; a 409 teaches
+//!   the witness's size and is retried once from it, a 409 naming the size just sent is
+//!   a conflict. Cosignatures (C2SP tlog-cosignature) are verified with the policy's
+//!   keys; once the policy's quorum cosigned a checkpoint it is stored with its
+//!   cosignatures (synced) and published, or, if configured to fail open, published
+//!   without them after a timeout. Until then everything public keeps showing the
+//!   previous published checkpoint, and each caller is answered with the first
+//!   published checkpoint covering its entries (proofs against that size). While idle
+//!   the latest checkpoint is re-sent (`old N` = N). At start the witnesses' sizes are
+//!   asked for (`old 0`) before anything new is signed; a witness ahead of the log's
+//!   latest durable checkpoint (an old data directory) makes the log refuse to sign.
+//!   The transport is the [`WitnessClient`] trait.
 //! - Metrics through the `metrics` facade (names in [`metrics`]).
 //!
-//! What it is not: no transport (gRPC and HTTP live in `merklog-server`), no RocksDB
-//! (`merklog-store`), no tree math or signing formats of its own (`merklog-merkle`,
-//! `merklog-note`), and no witness collection yet: the stage between "durable" and
-//! "published" is an internal trait that issue 6 fills in.
+//! What it is not: no transport (gRPC, HTTP and the witness HTTP client live in
+//! `merklog-server`), no RocksDB (`merklog-store`), no tree math or signing formats of
+//! its own (`merklog-merkle`, `merklog-note`), and no witness itself (`merklog-witness`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod collector;
 mod config;
 mod error;
 mod handle;
@@ -40,9 +56,18 @@ mod queue;
 mod sequencer;
 mod storage;
 mod tiles;
+mod witness_task;
+mod witnessing;
 
-pub use config::{LogConfig, MAX_ENTRY_BYTES_HARD_CAP};
+pub use config::{DEFAULT_APPEND_TIMEOUT, LogConfig, MAX_ENTRY_BYTES_HARD_CAP};
 pub use error::{LogError, StorageError};
 pub use handle::{AppendReceipt, Log, MAX_ENTRIES_PER_READ, PublishedCheckpoint, SealedEntry};
 pub use merklog_merkle::Hash;
-pub use storage::{ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey};
+pub use storage::{
+    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey,
+    same_checkpoint_body,
+};
+pub use witnessing::{
+    DEFAULT_WITNESS_REQUEST_TIMEOUT, DEFAULT_WITNESS_RESEND_INTERVAL, WitnessClient, WitnessReply,
+    WitnessRequest, Witnessing,
+};

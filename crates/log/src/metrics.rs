@@ -24,3 +24,19 @@ pub const TREE_SIZE: &str = "merklog_tree_size";
 pub const CHECKPOINT_PUBLISHED_TIME: &str = "merklog_checkpoint_published_timestamp_seconds";
 /// Gauge: 1 while the log refuses to sign (recovery found a mismatch), else 0.
 pub const SIGNING_REFUSED: &str = "merklog_signing_refused";
+/// Gauge: size of the latest published checkpoint (with a witness policy, the latest
+/// one that met the quorum or was published fail-open).
+pub const PUBLISHED_SIZE: &str = "merklog_published_size";
+/// Gauge: size of the latest durable (signed and synced) checkpoint, published or not.
+pub const DURABLE_SIZE: &str = "merklog_durable_size";
+/// Histogram: seconds of one witness add-checkpoint request, labelled `witness` and
+/// `outcome` = `cosigned` | `conflict` | `rejected` | `unreachable` | `bad_cosignature`.
+pub const WITNESS_REQUEST_SECONDS: &str = "merklog_witness_request_seconds";
+/// Counter: witness add-checkpoint requests, labelled `witness` and `outcome` (as in
+/// [`WITNESS_REQUEST_SECONDS`]).
+pub const WITNESS_REQUESTS: &str = "merklog_witness_requests_total";
+/// Histogram: seconds from a checkpoint being durable to its publication (quorum met,
+/// or fail-open).
+pub const QUORUM_SECONDS: &str = "merklog_witness_quorum_seconds";
+/// Counter: checkpoints published without a quorum because `fail_open_after` passed.
+pub const FAIL_OPEN_PUBLISHED: &str = "merklog_witness_fail_open_total";

@@ -88,6 +88,11 @@ impl Queue {
         Ok(())
     }
 
+    /// Whether [`close`](Queue::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// Stops accepting requests and wakes the sequencer.
     pub(crate) fn close(&self) {
         let mut state = self.lock();

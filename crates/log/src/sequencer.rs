@@ -4,8 +4,9 @@
 //! process dies right after it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use merklog_merkle::{
@@ -31,6 +32,53 @@ pub(crate) struct Shared {
     pub(crate) refusal: Mutex<Option<String>>,
     /// The last storage failure of a round, until a round or reload succeeds again.
     pub(crate) storage_failure: Mutex<Option<String>>,
+    /// Size of the latest durable checkpoint (published or not).
+    pub(crate) durable_size: AtomicU64,
+    /// Closed until the witness start-up check allows signing (always open without a
+    /// witness policy).
+    pub(crate) gate: SigningGate,
+}
+
+/// Holds the sequencer back from signing until the witnesses' stored sizes are known
+/// (durability.md "Rules that hold across rounds": check the last published size against
+/// something outside the data directory before signing resumes).
+pub(crate) struct SigningGate {
+    open: AtomicBool,
+    lock: Mutex<()>,
+    opened: Condvar,
+}
+
+impl SigningGate {
+    pub(crate) fn new(open: bool) -> Self {
+        Self {
+            open: AtomicBool::new(open),
+            lock: Mutex::new(()),
+            opened: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn open(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.open.store(true, Ordering::Release);
+        self.opened.notify_all();
+    }
+
+    /// Waits up to `timeout` for the gate to open; true if it is open.
+    fn wait(&self, timeout: Duration) -> bool {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.is_open() {
+            return true;
+        }
+        let _ = self
+            .opened
+            .wait_timeout(guard, timeout)
+            .unwrap_or_else(PoisonError::into_inner);
+        self.is_open()
+    }
 }
 
 impl Shared {
@@ -41,7 +89,7 @@ impl Shared {
             .clone()
     }
 
-    fn set_refusal(&self, reason: Option<String>) {
+    pub(crate) fn set_refusal(&self, reason: Option<String>) {
         metrics::gauge!(m::SIGNING_REFUSED).set(if reason.is_some() { 1.0 } else { 0.0 });
         *self.refusal.lock().unwrap_or_else(PoisonError::into_inner) = reason;
     }
@@ -66,6 +114,15 @@ impl Shared {
     pub(crate) fn latest(&self) -> Arc<PublishedCheckpoint> {
         self.published.borrow().clone()
     }
+
+    pub(crate) fn durable_size(&self) -> u64 {
+        self.durable_size.load(Ordering::Acquire)
+    }
+
+    fn set_durable(&self, size: u64) {
+        self.durable_size.store(size, Ordering::Release);
+        metrics::gauge!(m::DURABLE_SIZE).set(size as f64);
+    }
 }
 
 /// What a caller gets back from its round. Proofs of new entries are extracted by the
@@ -86,7 +143,7 @@ pub(crate) struct Assigned {
     pub(crate) stored_proof: Option<Vec<Hash>>,
 }
 
-type Reply = oneshot::Sender<Result<RoundReply, LogError>>;
+pub(crate) type Reply = oneshot::Sender<Result<RoundReply, LogError>>;
 
 /// A round that is durable: what remains is publishing its checkpoint and answering.
 pub(crate) struct DurableRound {
@@ -99,11 +156,11 @@ pub(crate) struct DurableRound {
 /// Steps 7 to 9 of the durability order: what happens between "durable" and
 /// "published", and when callers are answered.
 ///
-/// Today checkpoints are published as soon as they are durable ([`PublishNow`]). A
-/// witness stage (issue 6) implements this trait instead: it keeps serving the last
-/// cosigned checkpoint, sends the durable one to witnesses off the round loop, and
-/// answers a round's callers once a published checkpoint covers them. The sequencer
-/// does not change.
+/// Without a witness policy checkpoints are published as soon as they are durable
+/// ([`PublishNow`]). With one, the witness stage (`collector.rs`) implements this trait
+/// instead: it keeps serving the last cosigned checkpoint, sends the durable one to
+/// witnesses off the round loop, and answers a round's callers once a published
+/// checkpoint covers them. `durable` must never block: it runs on the sequencer thread.
 pub(crate) trait Publisher: Send {
     fn durable(&mut self, round: DurableRound);
 }
@@ -121,6 +178,7 @@ impl Publisher for PublishNow {
         if newer {
             self.shared.published.send_replace(round.checkpoint.clone());
             metrics::gauge!(m::TREE_SIZE).set(size as f64);
+            metrics::gauge!(m::PUBLISHED_SIZE).set(size as f64);
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
@@ -244,6 +302,8 @@ pub(crate) struct Sequencer {
     pub(crate) verifier: Arc<dyn Verifier>,
     /// The durable tree; `None` after a failed round until a reload succeeds.
     pub(crate) state: Option<TreeState>,
+    /// The checkpoint of `state` (the latest durable one), published or not.
+    pub(crate) durable: Arc<PublishedCheckpoint>,
     pub(crate) publisher: Box<dyn Publisher>,
 }
 
@@ -292,6 +352,14 @@ impl Sequencer {
         if self.state.is_none() && self.shared.refusal().is_none() {
             self.reload();
         }
+        if !self.shared.gate.is_open() {
+            // Only with a witness policy, before the start-up check allowed signing.
+            while !self.shared.gate.wait(Duration::from_millis(100)) {
+                if self.shared.queue.is_closed() {
+                    return fail_all(requests, &LogError::ShuttingDown);
+                }
+            }
+        }
         if let Some(reason) = self.shared.refusal() {
             return fail_all(requests, &LogError::SigningRefused(reason));
         }
@@ -308,6 +376,10 @@ impl Sequencer {
                 // Step 7: swap the live state to the round's copy.
                 self.state = Some(round.next.unwrap_or(state));
                 self.shared.set_storage_failure(None);
+                if round.checkpoint.size > self.durable.size {
+                    self.durable = round.checkpoint.clone();
+                    self.shared.set_durable(self.durable.size);
+                }
                 let size = round.checkpoint.size;
                 let answers = self.answers(
                     requests,
@@ -352,6 +424,8 @@ impl Sequencer {
             Ok(Recovered::Ready { state, checkpoint }) => {
                 tracing::info!(size = checkpoint.size, "state reloaded from storage");
                 self.state = Some(state);
+                self.durable = checkpoint.clone();
+                self.shared.set_durable(checkpoint.size);
                 self.publisher.durable(DurableRound {
                     checkpoint,
                     answers: Vec::new(),
@@ -439,10 +513,12 @@ impl Sequencer {
             .collect::<Result<Vec<_>, RoundError>>()?;
 
         if new_leaves.is_empty() {
-            // Only duplicates: nothing to write, nothing to sign.
+            // Only duplicates: nothing to write, nothing to sign. The latest durable
+            // checkpoint covers them (with a witness policy it may not be published
+            // yet; the publisher answers once a published one covers them).
             return Ok(Integrated {
                 next: None,
-                checkpoint: self.shared.latest(),
+                checkpoint: self.durable.clone(),
                 proofs: None,
                 assignments,
             });

@@ -75,6 +75,44 @@ pub trait LogStore: Send + Sync + 'static {
     /// Writes one round atomically and durably (synced) before returning. After an
     /// error the round may or may not be stored; the log reloads its state.
     fn commit(&self, round: &RoundWrite) -> Result<(), StorageError>;
+
+    /// Stores a published version of an already-stored checkpoint (the same signed
+    /// body, with witness cosignature lines added), synced: it replaces the note kept
+    /// for `size` and becomes the record returned by [`published_checkpoint`]. The
+    /// "latest" checkpoint written by [`commit`] is left alone (only the sequencer
+    /// moves it, so recovery never races a cosignature write).
+    ///
+    /// Implementations must refuse (error) when no checkpoint is stored for `size` or
+    /// when `note`'s text differs from it ([`same_checkpoint_body`]). The default
+    /// implementation refuses always (a store that cannot keep cosigned checkpoints: the
+    /// log still publishes, and re-gathers cosignatures after a restart).
+    ///
+    /// [`published_checkpoint`]: LogStore::published_checkpoint
+    /// [`commit`]: LogStore::commit
+    fn store_cosigned_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), StorageError> {
+        let _ = (size, note);
+        Err(StorageError::new(
+            "this store cannot keep cosigned checkpoints",
+        ))
+    }
+
+    /// The note last stored by [`store_cosigned_checkpoint`], if any: the latest
+    /// checkpoint the log published with a witness policy. The default has none.
+    ///
+    /// [`store_cosigned_checkpoint`]: LogStore::store_cosigned_checkpoint
+    fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(None)
+    }
+}
+
+/// Whether two signed notes carry the same text (the part before the blank line that
+/// starts the signatures): the same checkpoint, whatever signature lines follow.
+pub fn same_checkpoint_body(a: &[u8], b: &[u8]) -> bool {
+    fn body(note: &[u8]) -> Option<&[u8]> {
+        let end = note.windows(2).position(|w| w == b"\n\n")?;
+        note.get(..end + 2)
+    }
+    matches!((body(a), body(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// A [`LogStore`] in memory: fast tests of the sequencer, no durability.
@@ -91,6 +129,7 @@ struct MemoryData {
     dedup: HashMap<Hash, u64>,
     checkpoints: HashMap<u64, Vec<u8>>,
     latest: Option<Vec<u8>>,
+    published: Option<Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -159,5 +198,26 @@ impl LogStore for MemoryStore {
             data.latest = Some(note.clone());
         }
         Ok(())
+    }
+
+    fn store_cosigned_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), StorageError> {
+        let mut data = self.data()?;
+        let Some(stored) = data.checkpoints.get(&size) else {
+            return Err(StorageError::new(format!(
+                "no checkpoint is stored for size {size}"
+            )));
+        };
+        if !same_checkpoint_body(stored, note) {
+            return Err(StorageError::new(format!(
+                "the cosigned note is not the checkpoint stored for size {size}"
+            )));
+        }
+        data.checkpoints.insert(size, note.to_vec());
+        data.published = Some(note.to_vec());
+        Ok(())
+    }
+
+    fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.data()?.published.clone())
     }
 }

@@ -370,4 +370,43 @@ impl LogStore for RocksStore {
             .write_opt(batch, &synced())
             .map_err(|e| StorageError::new(e.into_string()))
     }
+
+    // --- witness pipeline (issue 6): cosigned checkpoints ---
+
+    /// Replaces the note kept for `size` and writes the "published" record, in one
+    /// synced batch; "latest" is left to `commit` (no read-modify-write races it). The
+    /// published record's key is log id || "published" (13 bytes: never a size key
+    /// (12) nor the latest key (10)).
+    fn store_cosigned_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), StorageError> {
+        let checkpoints = self.cf_for_log(CF_CHECKPOINTS)?;
+        let key = checkpoint_key(self.log, size);
+        let Some(stored) = self.get(CF_CHECKPOINTS, &key)? else {
+            return Err(StorageError::new(format!(
+                "no checkpoint is stored for size {size}"
+            )));
+        };
+        if !merklog_log::same_checkpoint_body(&stored, note) {
+            return Err(StorageError::new(format!(
+                "the cosigned note is not the checkpoint stored for size {size}"
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(checkpoints, key, note);
+        batch.put_cf(checkpoints, published_checkpoint_key(self.log), note);
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(|e| StorageError::new(e.into_string()))
+    }
+
+    fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get(CF_CHECKPOINTS, &published_checkpoint_key(self.log))
+    }
+}
+
+/// `checkpoints`: log id (4) || "published" (9), the last checkpoint the witness
+/// pipeline published.
+fn published_checkpoint_key(log: LogId) -> Vec<u8> {
+    let mut key = log.0.to_be_bytes().to_vec();
+    key.extend_from_slice(b"published");
+    key
 }

@@ -1,0 +1,615 @@
+//! The witness stage (durability.md steps 7 to 9 with a witness policy): between
+//! "durable" and "published", off the round loop.
+//!
+//! - The sequencer thread hands each durable round to [`WitnessPublisher`], which only
+//!   pushes it onto an unbounded channel: the sequencer never waits for a witness.
+//! - One coordinator task keeps the latest durable checkpoint, the cosignatures gathered
+//!   for each unpublished one, and the callers waiting for publication. It publishes a
+//!   checkpoint once the policy's quorum cosigned it (or, fail-open, once it waited
+//!   `fail_open_after`), stores the cosigned note (synced), and answers every caller
+//!   whose entries the published checkpoint covers, with proofs against its size.
+//! - One task per witness holds at most one request in flight. Its job slot is a watch
+//!   channel: a newer durable checkpoint replaces one still waiting (latest wins).
+//! - Start-up: the first job of every witness is the latest durable checkpoint sent
+//!   with `old 0`, so a 409 reveals the witness's size. The sequencer may sign again
+//!   once the witnesses that answered satisfy the quorum and none is ahead of the log;
+//!   a witness ahead of the log (an old data directory) makes the log refuse to sign.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use merklog_merkle::{Hash, LeafIndex, NodeId, NodeReader, TreeSize, inclusion_plan};
+use merklog_note::{Note, NoteSignature, Policy};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant as TokioInstant;
+
+use crate::sequencer::{DurableRound, Publisher, Reply, RoundReply, Shared};
+use crate::tiles::TileReader;
+use crate::witness_task::{Event, WitnessTask};
+use crate::{LogError, LogStore, PublishedCheckpoint, Witnessing, metrics as m};
+
+/// Most leaves whose proofs one storage read builds when answering callers.
+const PROOF_BATCH: usize = 4096;
+/// Most unpublished durable checkpoints whose cosignatures are tracked.
+const MAX_CANDIDATES: usize = 64;
+
+/// The [`Publisher`] used with a witness policy: hands rounds to the coordinator task.
+pub(crate) struct WitnessPublisher {
+    rounds: mpsc::UnboundedSender<DurableRound>,
+}
+
+impl Publisher for WitnessPublisher {
+    fn durable(&mut self, round: DurableRound) {
+        if let Err(mpsc::error::SendError(round)) = self.rounds.send(round) {
+            // The coordinator is gone (runtime shut down): nobody can publish any more.
+            for (reply, _) in round.answers {
+                let _ = reply.send(Err(LogError::Unavailable(
+                    "the witness stage stopped; the entries are durable and are published \
+                     after a restart"
+                        .into(),
+                )));
+            }
+        }
+    }
+}
+
+/// Starts the coordinator and one task per witness on `runtime`.
+pub(crate) fn start(
+    shared: Arc<Shared>,
+    witnessing: &Witnessing,
+    runtime: &Handle,
+    durable: Arc<PublishedCheckpoint>,
+) -> Result<WitnessPublisher, LogError> {
+    let resolved = witnessing.resolve().map_err(LogError::InvalidConfig)?;
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let mut names = Vec::with_capacity(resolved.len());
+    let mut jobs = Vec::with_capacity(resolved.len());
+    for (index, ((name, verifier), client)) in
+        resolved.into_iter().zip(&witnessing.witnesses).enumerate()
+    {
+        let (job_tx, job_rx) = watch::channel(None);
+        let task = WitnessTask {
+            index,
+            name: name.clone(),
+            client: client.clone(),
+            verifier,
+            store: shared.store.clone(),
+            request_timeout: witnessing.request_timeout,
+            jobs: job_rx,
+            events: events_tx.clone(),
+            known_size: None,
+        };
+        runtime.spawn(task.run());
+        names.push(name);
+        jobs.push(job_tx);
+    }
+    drop(events_tx);
+    let (rounds_tx, rounds_rx) = mpsc::unbounded_channel();
+    let published = shared.latest();
+    let now = Instant::now();
+    let mut candidates = BTreeMap::new();
+    if durable.size > published.size {
+        // Durable but never published (a crash before the quorum): it is sent to the
+        // witnesses before any new round is signed.
+        candidates.insert(durable.size, Candidate::new(durable.clone(), now));
+    }
+    let coordinator = Coordinator {
+        shared,
+        policy: witnessing.policy.clone(),
+        names,
+        jobs,
+        fail_open_after: witnessing.fail_open_after,
+        resend_interval: witnessing.resend_interval,
+        durable,
+        candidates,
+        pending: Vec::new(),
+        startup: Some(Startup {
+            answered: BTreeSet::new(),
+            since: now,
+        }),
+        last_sent: now,
+    };
+    runtime.spawn(coordinator.run(rounds_rx, events_rx));
+    Ok(WitnessPublisher { rounds: rounds_tx })
+}
+
+/// A durable checkpoint not yet published, and the cosignatures gathered for it.
+struct Candidate {
+    checkpoint: Arc<PublishedCheckpoint>,
+    since: Instant,
+    cosigners: BTreeMap<String, Vec<NoteSignature>>,
+}
+
+impl Candidate {
+    fn new(checkpoint: Arc<PublishedCheckpoint>, since: Instant) -> Self {
+        Self {
+            checkpoint,
+            since,
+            cosigners: BTreeMap::new(),
+        }
+    }
+}
+
+/// A caller whose entries are durable, waiting for a published checkpoint of at least
+/// `needed` leaves.
+struct Pending {
+    needed: u64,
+    reply: Reply,
+    answer: RoundReply,
+}
+
+/// The start-up check in progress: which witnesses revealed their size.
+struct Startup {
+    answered: BTreeSet<String>,
+    since: Instant,
+}
+
+struct Coordinator {
+    shared: Arc<Shared>,
+    policy: Policy,
+    /// Policy names, by witness index.
+    names: Vec<String>,
+    /// Job slots, by witness index (latest wins).
+    jobs: Vec<watch::Sender<Option<Arc<PublishedCheckpoint>>>>,
+    fail_open_after: Option<Duration>,
+    resend_interval: Duration,
+    /// The latest durable checkpoint (the log's own signature only).
+    durable: Arc<PublishedCheckpoint>,
+    /// Durable checkpoints larger than the published one, by size.
+    candidates: BTreeMap<u64, Candidate>,
+    pending: Vec<Pending>,
+    startup: Option<Startup>,
+    /// When the witnesses were last sent a job (for the idle re-send).
+    last_sent: Instant,
+}
+
+impl Coordinator {
+    async fn run(
+        mut self,
+        mut rounds: mpsc::UnboundedReceiver<DurableRound>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+    ) {
+        tracing::info!(
+            size = self.durable.size,
+            published = self.shared.latest().size,
+            witnesses = self.names.len(),
+            "witness start-up check: asking every witness for its size before signing"
+        );
+        self.check_startup();
+        self.send_jobs();
+        loop {
+            let wake = TokioInstant::from_std(self.next_wake());
+            tokio::select! {
+                round = rounds.recv() => match round {
+                    Some(round) => self.on_round(round).await,
+                    None => break,
+                },
+                Some(event) = events.recv() => self.on_event(event).await,
+                () = tokio::time::sleep_until(wake) => self.on_timer().await,
+            }
+        }
+        // The sequencer stopped: callers still waiting have durable entries that a
+        // restart publishes.
+        for pending in self.pending.drain(..) {
+            let _ = pending.reply.send(Err(LogError::Unavailable(
+                "the log stopped before a witness quorum covered these entries; they are \
+                 durable and are published after a restart"
+                    .into(),
+            )));
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut wake = self.last_sent + self.resend_interval;
+        if self.shared.refusal().is_some() {
+            // Nothing is sent or published any more; wake now and then only.
+            return Instant::now() + self.resend_interval;
+        }
+        if let Some(after) = self.fail_open_after {
+            if let Some(startup) = &self.startup {
+                wake = wake.min(startup.since + after);
+            }
+            if let Some(oldest) = self.candidates.values().next() {
+                wake = wake.min(oldest.since + after);
+            }
+        }
+        wake
+    }
+
+    /// Gives every witness the latest durable checkpoint (replacing one still waiting).
+    fn send_jobs(&mut self) {
+        self.last_sent = Instant::now();
+        if self.shared.refusal().is_some() {
+            return;
+        }
+        for job in &self.jobs {
+            job.send_replace(Some(self.durable.clone()));
+        }
+    }
+
+    async fn on_round(&mut self, round: DurableRound) {
+        let checkpoint = round.checkpoint;
+        if checkpoint.size > self.durable.size {
+            self.durable = checkpoint.clone();
+            self.candidates.insert(
+                checkpoint.size,
+                Candidate::new(checkpoint.clone(), Instant::now()),
+            );
+            // While the quorum is missing, keep only the newest candidates (witnesses
+            // are only ever sent the latest); the oldest waiting time carries over so
+            // fail-open still counts from the first unpublished checkpoint.
+            while self.candidates.len() > MAX_CANDIDATES {
+                let Some((_, dropped)) = self.candidates.pop_first() else {
+                    break;
+                };
+                if let Some(mut first) = self.candidates.first_entry() {
+                    let first = first.get_mut();
+                    first.since = first.since.min(dropped.since);
+                }
+            }
+            self.send_jobs();
+            if self.policy.satisfied_by(std::iter::empty()) {
+                // Quorum `none`: nothing to wait for.
+                self.publish(checkpoint.size, false).await;
+            }
+        }
+        for (reply, answer) in round.answers {
+            match answer {
+                Ok(answer) => {
+                    let needed = answer
+                        .entries
+                        .iter()
+                        .map(|e| e.index.saturating_add(1))
+                        .max()
+                        .unwrap_or(0);
+                    self.pending.push(Pending {
+                        needed,
+                        reply,
+                        answer,
+                    });
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+            }
+        }
+        if let Some(reason) = self.shared.refusal() {
+            self.fail_pending(&reason);
+            return;
+        }
+        self.answer_covered().await;
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::SizeKnown { witness, size } => {
+                let name = self.name(witness);
+                if let Some(startup) = &mut self.startup {
+                    startup.answered.insert(name.clone());
+                }
+                let durable = self.shared.durable_size();
+                if size > durable {
+                    self.refuse(&name, size, durable);
+                }
+            }
+            Event::Cosigned {
+                witness,
+                size,
+                signatures,
+            } => {
+                let name = self.name(witness);
+                if let Some(startup) = &mut self.startup {
+                    startup.answered.insert(name.clone());
+                }
+                self.on_cosigned(name, size, signatures).await;
+            }
+        }
+        self.check_startup();
+    }
+
+    fn name(&self, witness: usize) -> String {
+        self.names.get(witness).cloned().unwrap_or_default()
+    }
+
+    async fn on_cosigned(&mut self, name: String, size: u64, signatures: Vec<NoteSignature>) {
+        if self.shared.refusal().is_some() {
+            return;
+        }
+        let published = self.shared.latest();
+        if size == published.size && !self.candidates.contains_key(&size) {
+            // A fresh cosignature of the published checkpoint (idle re-send, or the
+            // start-up check): newer cosignatures replace older ones on the note.
+            match add_signatures(&published.note, &signatures) {
+                Ok(note) => self.store_and_publish(&published, note).await,
+                Err(e) => tracing::warn!(witness = %name, %e, "cannot add a cosignature"),
+            }
+            return;
+        }
+        let Some(candidate) = self.candidates.get_mut(&size) else {
+            // An older checkpoint than the published one: nothing to do.
+            return;
+        };
+        candidate.cosigners.insert(name, signatures);
+        if self
+            .policy
+            .satisfied_by(candidate.cosigners.keys().map(String::as_str))
+        {
+            self.publish(size, false).await;
+        }
+    }
+
+    /// Publishes the candidate of `size` with the cosignatures it has, drops older
+    /// candidates and answers the callers it covers.
+    async fn publish(&mut self, size: u64, fail_open: bool) {
+        let Some(candidate) = self.candidates.remove(&size) else {
+            return;
+        };
+        let signatures: Vec<NoteSignature> =
+            candidate.cosigners.values().flatten().cloned().collect();
+        let note = match add_signatures(&candidate.checkpoint.note, &signatures) {
+            Ok(note) => note,
+            Err(e) => {
+                tracing::error!(size, %e, "cannot add cosignatures; publishing the log's signature only");
+                candidate.checkpoint.note.clone()
+            }
+        };
+        if fail_open {
+            tracing::warn!(
+                size,
+                cosigners = ?candidate.cosigners.keys().collect::<Vec<_>>(),
+                waited = ?candidate.since.elapsed(),
+                "FAIL-OPEN: publishing a checkpoint without the witness quorum"
+            );
+            metrics::counter!(m::FAIL_OPEN_PUBLISHED).increment(1);
+        }
+        metrics::histogram!(m::QUORUM_SECONDS).record(candidate.since.elapsed().as_secs_f64());
+        self.store_and_publish(&candidate.checkpoint, note).await;
+        self.candidates = self.candidates.split_off(&size.saturating_add(1));
+        self.answer_covered().await;
+    }
+
+    /// Stores `note` (the checkpoint of `base` with cosignatures) and publishes it. A
+    /// failed store is logged, not fatal: cosignatures are gathered again after a
+    /// restart.
+    async fn store_and_publish(&mut self, base: &PublishedCheckpoint, note: Bytes) {
+        let size = base.size;
+        let store = self.shared.store.clone();
+        let bytes = note.clone();
+        let stored =
+            tokio::task::spawn_blocking(move || store.store_cosigned_checkpoint(size, &bytes))
+                .await;
+        match stored {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(size, %e, "storing the cosigned checkpoint failed"),
+            Err(e) => tracing::error!(size, %e, "storing the cosigned checkpoint failed"),
+        }
+        if size < self.shared.latest().size {
+            return;
+        }
+        self.shared
+            .published
+            .send_replace(Arc::new(PublishedCheckpoint {
+                size,
+                root: base.root,
+                note,
+            }));
+        metrics::gauge!(m::TREE_SIZE).set(size as f64);
+        metrics::gauge!(m::PUBLISHED_SIZE).set(size as f64);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        metrics::gauge!(m::CHECKPOINT_PUBLISHED_TIME).set(now.as_secs_f64());
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        if now >= self.last_sent + self.resend_interval {
+            // Idle: send the latest again (old N = N for witnesses that have it) so the
+            // cosignature times show the log is alive.
+            self.send_jobs();
+        }
+        let Some(after) = self.fail_open_after else {
+            return;
+        };
+        if self
+            .startup
+            .as_ref()
+            .is_some_and(|s| now >= s.since + after)
+        {
+            tracing::warn!(
+                waited = ?after,
+                "FAIL-OPEN: the witness start-up check found no quorum; signing anyway"
+            );
+            self.startup = None;
+            self.shared.gate.open();
+        }
+        if self.shared.refusal().is_some() {
+            return;
+        }
+        let overdue = self
+            .candidates
+            .values()
+            .next()
+            .is_some_and(|oldest| now >= oldest.since + after);
+        if overdue && let Some(&latest) = self.candidates.keys().next_back() {
+            self.publish(latest, true).await;
+        }
+    }
+
+    /// Opens the signing gate once the witnesses that answered satisfy the quorum (an
+    /// unreachable witness does not block forever), or at once if signing is refused.
+    fn check_startup(&mut self) {
+        let Some(startup) = &self.startup else {
+            return;
+        };
+        if self.shared.refusal().is_some() {
+            self.startup = None;
+            self.shared.gate.open();
+            return;
+        }
+        if self
+            .policy
+            .satisfied_by(startup.answered.iter().map(String::as_str))
+        {
+            tracing::info!(
+                answered = ?startup.answered,
+                "witness start-up check passed: no witness is ahead of the log; signing"
+            );
+            self.startup = None;
+            self.shared.gate.open();
+        }
+    }
+
+    fn refuse(&mut self, witness: &str, size: u64, durable: u64) {
+        let reason = format!(
+            "witness {witness} has cosigned tree size {size}, larger than this log's latest \
+             durable checkpoint (size {durable}): the data directory is probably an old \
+             copy, and signing would fork the log"
+        );
+        tracing::error!(%reason, "WITNESS AHEAD OF THE LOG: refusing to sign");
+        if self.shared.refusal().is_none() {
+            self.shared.set_refusal(Some(reason.clone()));
+        }
+        self.startup = None;
+        self.candidates.clear();
+        self.shared.gate.open();
+        self.fail_pending(&reason);
+    }
+
+    fn fail_pending(&mut self, reason: &str) {
+        for pending in self.pending.drain(..) {
+            let _ = pending
+                .reply
+                .send(Err(LogError::SigningRefused(reason.to_owned())));
+        }
+    }
+
+    /// Answers every caller the published checkpoint covers: with the round's in-memory
+    /// proofs if it is the round's own checkpoint, else with proofs read from storage
+    /// against the published size (batched).
+    async fn answer_covered(&mut self) {
+        let published = self.shared.latest();
+        let mut ready = Vec::new();
+        let mut waiting = Vec::with_capacity(self.pending.len());
+        for pending in self.pending.drain(..) {
+            if pending.reply.is_closed() {
+                continue; // The caller timed out or went away.
+            }
+            if pending.needed <= published.size {
+                ready.push(pending);
+            } else {
+                waiting.push(pending);
+            }
+        }
+        self.pending = waiting;
+        let mut rebuild = Vec::new();
+        for mut pending in ready {
+            if pending.answer.checkpoint.size == published.size {
+                pending.answer.checkpoint = published.clone();
+                let _ = pending.reply.send(Ok(pending.answer));
+            } else {
+                rebuild.push(pending);
+            }
+        }
+        for batch in chunk_by_leaves(rebuild) {
+            let indexes: Vec<u64> = batch
+                .iter()
+                .flat_map(|p| p.answer.entries.iter().map(|e| e.index))
+                .collect();
+            let store = self.shared.store.clone();
+            let size = published.size;
+            let proofs = tokio::task::spawn_blocking(move || proofs_at(&*store, &indexes, size))
+                .await
+                .map_err(|e| LogError::Unavailable(format!("proof task failed: {e}")))
+                .and_then(|r| r);
+            for mut pending in batch {
+                let answer = proofs.as_ref().map_err(Clone::clone).and_then(|proofs| {
+                    for entry in &mut pending.answer.entries {
+                        let proof = proofs.get(&entry.index).cloned().ok_or_else(|| {
+                            LogError::Storage(format!("no proof for leaf {}", entry.index))
+                        })?;
+                        entry.stored_proof = Some(proof);
+                    }
+                    pending.answer.checkpoint = published.clone();
+                    pending.answer.proofs = None;
+                    Ok(pending.answer)
+                });
+                let _ = pending.reply.send(answer);
+            }
+        }
+    }
+}
+
+/// Splits callers into batches of about [`PROOF_BATCH`] leaves (a caller is never
+/// split).
+fn chunk_by_leaves(pending: Vec<Pending>) -> Vec<Vec<Pending>> {
+    let mut batches: Vec<Vec<Pending>> = Vec::new();
+    let mut leaves = 0usize;
+    for p in pending {
+        let n = p.answer.entries.len();
+        match batches.last_mut() {
+            Some(batch) if leaves.saturating_add(n) <= PROOF_BATCH => {
+                leaves = leaves.saturating_add(n);
+                batch.push(p);
+            }
+            _ => {
+                leaves = n;
+                batches.push(vec![p]);
+            }
+        }
+    }
+    batches
+}
+
+/// Inclusion proofs of `indexes` in the tree of `size` leaves, from ONE batched tile
+/// read.
+fn proofs_at(
+    store: &dyn LogStore,
+    indexes: &[u64],
+    size: u64,
+) -> Result<HashMap<u64, Vec<Hash>>, LogError> {
+    let mut unique = indexes.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut plans = Vec::with_capacity(unique.len());
+    let mut nodes: Vec<NodeId> = Vec::new();
+    for index in &unique {
+        let plan = inclusion_plan(LeafIndex(*index), TreeSize(size))
+            .map_err(|e| LogError::Storage(e.to_string()))?;
+        nodes.extend_from_slice(plan.nodes());
+        plans.push(plan);
+    }
+    let hashes = TileReader {
+        store,
+        size: TreeSize(size),
+    }
+    .read_nodes(&nodes)?;
+    let mut out = HashMap::with_capacity(unique.len());
+    let mut rest = hashes.as_slice();
+    for (index, plan) in unique.iter().zip(&plans) {
+        let (mine, after) = rest
+            .split_at_checked(plan.nodes().len())
+            .ok_or_else(|| LogError::Storage("short node read".into()))?;
+        out.insert(
+            *index,
+            plan.assemble(mine)
+                .map_err(|e| LogError::Storage(e.to_string()))?,
+        );
+        rest = after;
+    }
+    Ok(out)
+}
+
+/// `note` with `signatures` added (a line with the same key replaces the older one).
+fn add_signatures(note: &[u8], signatures: &[NoteSignature]) -> Result<Bytes, String> {
+    let mut parsed = Note::parse(note).map_err(|e| e.to_string())?;
+    for sig in signatures {
+        parsed
+            .add_signature(sig.clone())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Bytes::from(parsed.to_bytes()))
+}
