@@ -17,6 +17,15 @@
 //! [[log]]
 //! origin = "example.com/log"
 //! vkey = "example.com/log+3f6a2b1c+AQ..."
+//!
+//! # Pull mode: follow a merklog log over gRPC (see [`crate::follow`]). The log
+//! # becomes known to the witness like a `[[log]]` entry; if it is also listed under
+//! # `[[log]]`, the vkeys must be equal.
+//! [[follow]]
+//! origin = "example.com/other"
+//! vkey = "example.com/other+0a1b2c3d+AQ..."
+//! grpc_url = "http://log.example.com:7800"
+//! poll_interval = 2                        # seconds (fractions allowed) [default: 2]
 //! ```
 
 use std::net::SocketAddr;
@@ -45,6 +54,91 @@ pub struct LogConfig {
     pub vkey: String,
 }
 
+/// Default interval between `GetCheckpoint` polls of a followed log.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// One log the witness follows by itself (pull mode, [`crate::follow`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowConfig {
+    /// The checkpoint origin line.
+    pub origin: String,
+    /// The log's verifier key, as for [`LogConfig::vkey`].
+    pub vkey: String,
+    /// The log's gRPC endpoint (`http://host:port`; a bare `host:port` means http).
+    pub grpc_url: String,
+    /// How often `GetCheckpoint` is polled when `WatchCheckpoints` is unavailable.
+    pub poll_interval: Duration,
+}
+
+impl FollowConfig {
+    /// A follow entry with the default poll interval.
+    pub fn new(origin: &str, vkey: &str, grpc_url: &str) -> FollowConfig {
+        FollowConfig {
+            origin: origin.to_owned(),
+            vkey: vkey.to_owned(),
+            grpc_url: grpc_url.to_owned(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        }
+    }
+
+    /// The log entry this follow entry implies.
+    pub fn log(&self) -> LogConfig {
+        LogConfig {
+            origin: self.origin.clone(),
+            vkey: self.vkey.clone(),
+        }
+    }
+}
+
+/// A `[[follow]]` entry as written in the TOML file.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileFollowConfig {
+    /// See [`FollowConfig::origin`].
+    pub origin: String,
+    /// See [`FollowConfig::vkey`].
+    pub vkey: String,
+    /// See [`FollowConfig::grpc_url`].
+    pub grpc_url: String,
+    /// Seconds between polls (fractions allowed) [default: 2].
+    pub poll_interval: Option<f64>,
+}
+
+/// Shortest accepted poll interval (a hostile config must not spin the witness).
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest accepted poll interval.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+impl FileFollowConfig {
+    /// Validates the poll interval and applies the default.
+    pub fn resolve(self) -> Result<FollowConfig, WitnessError> {
+        let poll_interval = match self.poll_interval {
+            None => DEFAULT_POLL_INTERVAL,
+            Some(secs) => {
+                let interval = Duration::try_from_secs_f64(secs).map_err(|_| {
+                    WitnessError::Config(format!(
+                        "poll_interval {secs} of followed log {:?} is not a duration in seconds",
+                        self.origin
+                    ))
+                })?;
+                if !(MIN_POLL_INTERVAL..=MAX_POLL_INTERVAL).contains(&interval) {
+                    return Err(WitnessError::Config(format!(
+                        "poll_interval {secs} of followed log {:?} must be 0.01 to 86400 seconds",
+                        self.origin
+                    )));
+                }
+                interval
+            }
+        };
+        Ok(FollowConfig {
+            origin: self.origin,
+            vkey: self.vkey,
+            grpc_url: self.grpc_url,
+            poll_interval,
+        })
+    }
+}
+
 /// Everything [`crate::Witness::open`] needs.
 #[derive(Debug, Clone)]
 pub struct WitnessConfig {
@@ -55,6 +149,8 @@ pub struct WitnessConfig {
     pub name: Option<String>,
     /// The logs to cosign.
     pub logs: Vec<LogConfig>,
+    /// The logs to follow over gRPC (pull mode); each is also a log to cosign.
+    pub follow: Vec<FollowConfig>,
     /// Prefix of `add-checkpoint` (empty, or starting with `/` and not ending with `/`).
     pub submission_prefix: String,
     /// Prefix of the monitoring API (same rules).
@@ -74,6 +170,7 @@ impl WitnessConfig {
             data_dir: data_dir.into(),
             name: None,
             logs,
+            follow: Vec::new(),
             submission_prefix: String::new(),
             monitoring_prefix: String::new(),
             webhook_url: None,
@@ -101,7 +198,8 @@ pub enum LogFormat {
     about = "A C2SP tlog-witness server"
 )]
 pub struct Cli {
-    /// TOML configuration file (logs are configured there as `[[log]]` entries).
+    /// TOML configuration file (logs are configured there as `[[log]]` and
+    /// `[[follow]]` entries).
     #[arg(long, env = "MERKLOG_WITNESS_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory (keys, per-log state, evidence) [default: ./witness-data].
@@ -129,6 +227,10 @@ pub struct Cli {
     /// Log output format [default: text].
     #[arg(long, env = "MERKLOG_WITNESS_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Follow a merklog log over gRPC (pull mode), with the default poll interval;
+    /// repeatable, added to the file's `[[follow]]` entries.
+    #[arg(long, num_args = 3, value_names = ["ORIGIN", "VKEY", "GRPC_URL"], action = clap::ArgAction::Append)]
+    pub follow: Vec<String>,
     /// After binding, write the bound address to this file (for scripts and tests).
     #[arg(long, env = "MERKLOG_WITNESS_ADDR_FILE")]
     pub addr_file: Option<PathBuf>,
@@ -160,6 +262,9 @@ pub struct FileConfig {
     /// The logs to cosign.
     #[serde(default, rename = "log")]
     pub logs: Vec<LogConfig>,
+    /// The logs to follow over gRPC.
+    #[serde(default, rename = "follow")]
+    pub follow: Vec<FileFollowConfig>,
 }
 
 /// The resolved settings of the binary.
@@ -195,6 +300,12 @@ impl Cli {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             name: self.name.or(file.name),
             logs: file.logs,
+            follow: file
+                .follow
+                .into_iter()
+                .map(FileFollowConfig::resolve)
+                .chain(self.follow.chunks(3).map(follow_flag))
+                .collect::<Result<_, _>>()?,
             submission_prefix: self
                 .submission_prefix
                 .or(file.submission_prefix)
@@ -221,6 +332,16 @@ impl Cli {
                 .unwrap_or(LogFormat::Text),
             addr_file: self.addr_file,
         })
+    }
+}
+
+/// One `--follow ORIGIN VKEY GRPC_URL` occurrence.
+fn follow_flag(values: &[String]) -> Result<FollowConfig, WitnessError> {
+    match values {
+        [origin, vkey, grpc_url] => Ok(FollowConfig::new(origin, vkey, grpc_url)),
+        _ => Err(WitnessError::Config(
+            "--follow takes three values: ORIGIN VKEY GRPC_URL".into(),
+        )),
     }
 }
 
@@ -293,6 +414,91 @@ vkey = "example.com/a+00000000+AQ"
         assert_eq!(settings.witness.logs.len(), 1);
         assert_eq!(settings.witness.logs[0].origin, "example.com/a");
         assert_eq!(settings.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn follow_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[log]]
+origin = "example.com/a"
+vkey = "example.com/a+00000000+AQ"
+
+[[follow]]
+origin = "example.com/a"
+vkey = "example.com/a+00000000+AQ"
+grpc_url = "http://127.0.0.1:7800"
+
+[[follow]]
+origin = "example.com/b"
+vkey = "example.com/b+00000000+AQ"
+grpc_url = "log.example.com:7800"
+poll_interval = 0.5
+
+[[follow]]
+origin = "example.com/c"
+vkey = "example.com/c+00000000+AQ"
+grpc_url = "log.example.com:7800"
+poll_interval = 7
+"#,
+        )
+        .unwrap();
+        let cli =
+            Cli::try_parse_from(["merklog-witness", "--config", path.to_str().unwrap()]).unwrap();
+        let follow = cli.resolve().unwrap().witness.follow;
+        assert_eq!(follow.len(), 3);
+        assert_eq!(follow[0].poll_interval, DEFAULT_POLL_INTERVAL);
+        assert_eq!(follow[0].grpc_url, "http://127.0.0.1:7800");
+        assert_eq!(follow[1].poll_interval, Duration::from_millis(500));
+        assert_eq!(follow[2].poll_interval, Duration::from_secs(7));
+        assert_eq!(follow[1].log().origin, "example.com/b");
+
+        let cli = Cli::try_parse_from([
+            "merklog-witness",
+            "--config",
+            path.to_str().unwrap(),
+            "--follow",
+            "example.com/d",
+            "example.com/d+00000000+AQ",
+            "127.0.0.1:1",
+            "--follow",
+            "example.com/e",
+            "example.com/e+00000000+AQ",
+            "http://127.0.0.1:2",
+        ])
+        .unwrap();
+        let follow = cli.resolve().unwrap().witness.follow;
+        assert_eq!(follow.len(), 5);
+        assert_eq!(
+            follow[3],
+            FollowConfig::new("example.com/d", "example.com/d+00000000+AQ", "127.0.0.1:1")
+        );
+        assert_eq!(follow[4].grpc_url, "http://127.0.0.1:2");
+        assert!(
+            Cli::try_parse_from(["merklog-witness", "--follow", "a", "b"]).is_err(),
+            "three values"
+        );
+
+        for bad in ["0", "-1", "1e9", "nan"] {
+            std::fs::write(
+                &path,
+                format!(
+                    "[[follow]]\norigin = \"o\"\nvkey = \"v\"\ngrpc_url = \"u\"\npoll_interval = {bad}\n"
+                ),
+            )
+            .unwrap();
+            let cli = Cli::try_parse_from(["merklog-witness", "--config", path.to_str().unwrap()])
+                .unwrap();
+            assert!(
+                matches!(cli.resolve(), Err(WitnessError::Config(_))),
+                "{bad}"
+            );
+        }
+        std::fs::write(&path, "[[follow]]\norigin = \"o\"\nvkey = \"v\"\n").unwrap();
+        assert!(read_file_config(&path).is_err(), "grpc_url is required");
     }
 
     #[test]

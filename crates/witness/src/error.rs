@@ -168,6 +168,15 @@ pub enum WitnessError {
     /// An internal task failed (panicked or was cancelled).
     #[error("internal task failed: {0}")]
     Task(String),
+    /// Pull mode: a followed log could not be reached or sent something unusable.
+    /// Only logged and counted (never an HTTP answer).
+    #[error("following {origin:?}: {reason}")]
+    Follow {
+        /// The followed log's origin.
+        origin: String,
+        /// What went wrong, with the log's status or the bad field.
+        reason: String,
+    },
     /// The HTTP server failed.
     #[error("HTTP server error: {0}")]
     Serve(#[source] std::io::Error),
@@ -202,6 +211,7 @@ impl WitnessError {
             | Config(_)
             | Clock
             | Task(_)
+            | Follow { .. }
             | Serve(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -15,10 +15,20 @@
 //! - C2SP `signed-note` and `tlog-checkpoint` through `merklog-note`, and RFC 9162
 //!   section 2.1.4.2 consistency verification through `merklog-merkle`.
 //!
-//! What it is not: it never reads a log's storage or talks to its sequencer (it
-//! depends only on the note and Merkle crates), it does not fetch proofs itself
-//! (logs push checkpoints to it), and it does not authenticate requests beyond the
-//! log signature on the checkpoint, as the spec says.
+//! - Pull mode ([`follow`]): for each `[[follow]]` log it subscribes to the log's
+//!   gRPC `merklog.v1.Log/WatchCheckpoints` (falling back to polling
+//!   `GetCheckpoint`), fetches consistency proofs with `GetConsistencyProof`, and
+//!   submits what it receives to the same check-persist-cosign path as
+//!   `add-checkpoint`, with the same evidence and freezing rules. This is a merklog
+//!   extension, not part of C2SP tlog-witness.
+//!
+//! What it is not: it never reads a log's storage or talks to its sequencer (push
+//! mode depends only on the note and Merkle crates; pull mode uses only the log's
+//! public gRPC API and trusts nothing it sends beyond the log's signature), it does
+//! not send its pull-mode cosignatures back to the log (logs that want them ask
+//! through `add-checkpoint`, or read the monitoring API), and it does not
+//! authenticate requests beyond the log signature on the checkpoint, as the spec
+//! says.
 //!
 //! ## add-checkpoint answers
 //!
@@ -84,6 +94,7 @@ mod alarm;
 pub mod config;
 mod error;
 pub mod failpoint;
+pub mod follow;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
@@ -97,11 +108,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use alarm::Alarm;
-pub use config::{Cli, LogConfig, LogFormat, Settings, WitnessConfig};
+pub use config::{Cli, FollowConfig, LogConfig, LogFormat, Settings, WitnessConfig};
 pub use error::WitnessError;
 pub use http::{TLOG_SIZE_CONTENT_TYPE, router};
 pub use keys::{KEY_FILE, VKEY_FILE};
-pub use metrics::MetricsSnapshot;
+pub use metrics::{FollowMetricsSnapshot, MetricsSnapshot};
 pub use request::{AddCheckpointRequest, encode_add_checkpoint, parse_add_checkpoint};
 pub use store::origin_hash_hex;
 pub use witness::Witness;
@@ -117,7 +128,11 @@ pub async fn run(
     serve(witness, listener, shutdown).await
 }
 
-/// Serves an opened witness on `listener` until `shutdown` completes.
+/// How long [`serve`] waits for the followers to stop after the shutdown signal.
+const FOLLOWER_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Serves an opened witness on `listener` until `shutdown` completes, and runs one
+/// follower task per followed log (pull mode, [`follow`]) until then.
 pub async fn serve(
     witness: Arc<Witness>,
     listener: tokio::net::TcpListener,
@@ -125,8 +140,27 @@ pub async fn serve(
 ) -> Result<(), WitnessError> {
     let addr = listener.local_addr().map_err(WitnessError::Serve)?;
     tracing::info!(%addr, vkey = %witness.vkey(), "witness listening");
-    axum::serve(listener, router(witness))
-        .with_graceful_shutdown(shutdown)
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
+    let followers = follow::spawn_followers(&witness, &stop_rx);
+    let signal = stop.clone();
+    let served = axum::serve(listener, router(witness))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            signal.send_replace(true);
+        })
         .await
-        .map_err(WitnessError::Serve)
+        .map_err(WitnessError::Serve);
+    stop.send_replace(true);
+    for follower in followers {
+        let abort = follower.abort_handle();
+        if tokio::time::timeout(FOLLOWER_STOP_TIMEOUT, follower)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a follower did not stop in time; aborted");
+            abort.abort();
+        }
+    }
+    served
 }

@@ -142,6 +142,94 @@ impl Metrics {
     }
 }
 
+/// Pull-mode counters of one followed log ([`crate::follow`]).
+#[derive(Debug, Default)]
+pub(crate) struct FollowCounters {
+    pulled: AtomicU64,
+    cosigned: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A point-in-time copy of one followed log's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FollowMetricsSnapshot {
+    /// Checkpoints received from the log (stream messages and poll answers).
+    pub pulled: u64,
+    /// Checkpoints the follower got cosigned.
+    pub cosigned: u64,
+    /// Failures: connections, RPCs, malformed answers, refused checkpoints.
+    pub errors: u64,
+}
+
+impl FollowCounters {
+    pub(crate) fn count_pulled(&self) {
+        self.pulled.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn count_cosigned(&self) {
+        self.cosigned.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn count_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn snapshot(&self) -> FollowMetricsSnapshot {
+        FollowMetricsSnapshot {
+            pulled: self.pulled.load(Ordering::Relaxed),
+            cosigned: self.cosigned.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A follow counter family: name, help text, and its value in a snapshot.
+type FollowFamily = (
+    &'static str,
+    &'static str,
+    fn(&FollowMetricsSnapshot) -> u64,
+);
+
+/// Appends the pull-mode counters, one series per followed origin.
+pub(crate) fn render_follow<'a>(
+    out: &mut String,
+    logs: impl Iterator<Item = (&'a str, &'a FollowCounters)> + Clone,
+) {
+    let families: [FollowFamily; 3] = [
+        (
+            "merklog_witness_follow_checkpoints_pulled_total",
+            "Checkpoints received from followed logs.",
+            |s| s.pulled,
+        ),
+        (
+            "merklog_witness_follow_cosigned_total",
+            "Checkpoints of followed logs cosigned by the follower.",
+            |s| s.cosigned,
+        ),
+        (
+            "merklog_witness_follow_errors_total",
+            "Follower failures: connections, RPCs, malformed answers, refused checkpoints.",
+            |s| s.errors,
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (origin, counters) in logs.clone() {
+            let _ = writeln!(
+                out,
+                "{name}{{origin=\"{}\"}} {}",
+                escape_label(origin),
+                value(&counters.snapshot())
+            );
+        }
+    }
+}
+
+/// Escapes a Prometheus label value (backslash, double quote, newline).
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +249,33 @@ mod tests {
         assert!(text.contains("merklog_witness_forks_detected_total 1\n"));
         assert!(text.contains("merklog_witness_frozen_logs 1\n"));
         assert_eq!(m.snapshot().forks, 1);
+    }
+
+    #[test]
+    fn render_follow_counts() {
+        let a = FollowCounters::default();
+        a.count_pulled();
+        a.count_pulled();
+        a.count_cosigned();
+        let b = FollowCounters::default();
+        b.count_error();
+        let logs = [("example.com/a", &a), ("we\"ird\\", &b)];
+        let mut text = String::new();
+        render_follow(&mut text, logs.iter().map(|(o, c)| (*o, *c)));
+        assert!(text.contains(
+            "merklog_witness_follow_checkpoints_pulled_total{origin=\"example.com/a\"} 2\n"
+        ));
+        assert!(
+            text.contains("merklog_witness_follow_cosigned_total{origin=\"example.com/a\"} 1\n")
+        );
+        assert!(text.contains("merklog_witness_follow_errors_total{origin=\"we\\\"ird\\\\\"} 1\n"));
+        assert_eq!(
+            a.snapshot(),
+            FollowMetricsSnapshot {
+                pulled: 2,
+                cosigned: 1,
+                errors: 0
+            }
+        );
     }
 }

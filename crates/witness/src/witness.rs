@@ -19,10 +19,10 @@ use merklog_note::{
 use tokio::sync::{Mutex, watch};
 
 use crate::alarm::{Alarm, AlarmSender};
-use crate::config::{WitnessConfig, validate_prefix};
+use crate::config::{FollowConfig, WitnessConfig, validate_prefix};
 use crate::error::WitnessError;
 use crate::failpoint::Failpoint;
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::metrics::{FollowCounters, FollowMetricsSnapshot, Metrics, MetricsSnapshot};
 use crate::request::{AddCheckpointRequest, parse_add_checkpoint};
 use crate::store::{LogDir, ORIGIN_FILE, create_dir_durable, hex, origin_hash_hex};
 
@@ -75,6 +75,17 @@ pub struct Witness {
     metrics: Arc<Metrics>,
     alarms: AlarmSender,
     failpoint: Option<Failpoint>,
+    /// Followed logs (pull mode) and their counters, in configuration order.
+    follow: Vec<(FollowConfig, Arc<FollowCounters>)>,
+}
+
+/// What a follower needs to know of a log's stored state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredTree {
+    /// Size and root of the latest cosigned checkpoint, if any.
+    pub(crate) latest: Option<(u64, Hash)>,
+    /// Frozen after a fork, or disabled after a storage failure: nothing to submit.
+    pub(crate) refusing: bool,
 }
 
 impl std::fmt::Debug for Witness {
@@ -102,7 +113,7 @@ impl Witness {
 
         let mut logs = HashMap::new();
         let mut by_origin_hash = HashMap::new();
-        for log in &config.logs {
+        for log in &known_logs(config)? {
             if log.origin.is_empty() || log.origin.contains('\n') {
                 return Err(WitnessError::Config(format!(
                     "bad origin {:?}: must be one non-empty line",
@@ -122,6 +133,19 @@ impl Witness {
             logs.insert(log.origin.clone(), slot);
         }
         report_unconfigured_logs(&logs_root, &by_origin_hash);
+        for follow in &config.follow {
+            crate::follow::endpoint(&follow.grpc_url).map_err(|reason| {
+                WitnessError::Config(format!(
+                    "grpc_url of followed log {:?}: {reason}",
+                    follow.origin
+                ))
+            })?;
+        }
+        let follow = config
+            .follow
+            .iter()
+            .map(|f| (f.clone(), Arc::new(FollowCounters::default())))
+            .collect();
 
         let metrics = Arc::new(Metrics::default());
         let alarms = AlarmSender::start(
@@ -140,6 +164,7 @@ impl Witness {
             metrics,
             alarms,
             failpoint: config.failpoint,
+            follow,
         }))
     }
 
@@ -179,7 +204,46 @@ impl Witness {
             .values()
             .filter(|s| s.frozen.load(Ordering::Relaxed))
             .count();
-        self.metrics.render(self.logs.len(), frozen)
+        let mut out = self.metrics.render(self.logs.len(), frozen);
+        if !self.follow.is_empty() {
+            crate::metrics::render_follow(
+                &mut out,
+                self.follow
+                    .iter()
+                    .map(|(f, c)| (f.origin.as_str(), c.as_ref())),
+            );
+        }
+        out
+    }
+
+    /// Pull-mode counters of a followed log.
+    pub fn follow_metrics(&self, origin: &str) -> Option<FollowMetricsSnapshot> {
+        self.follow
+            .iter()
+            .find(|(f, _)| f.origin == origin)
+            .map(|(_, c)| c.snapshot())
+    }
+
+    /// The followed logs, with their counters.
+    pub(crate) fn followed(&self) -> &[(FollowConfig, Arc<FollowCounters>)] {
+        &self.follow
+    }
+
+    /// The size of the latest checkpoint cosigned for a configured log (`Some(0)`
+    /// when nothing was cosigned yet, `None` for an unknown origin).
+    pub async fn cosigned_size(&self, origin: &str) -> Option<u64> {
+        let tree = self.stored_tree(origin).await?;
+        Some(tree.latest.map_or(0, |(size, _)| size))
+    }
+
+    /// A snapshot of a configured log's state, for the follower.
+    pub(crate) async fn stored_tree(&self, origin: &str) -> Option<StoredTree> {
+        let slot = self.logs.get(origin)?;
+        let state = slot.state.lock().await;
+        Some(StoredTree {
+            latest: state.latest.map(|l| (l.size, l.root)),
+            refusing: state.frozen.is_some() || state.storage_failed,
+        })
     }
 
     /// The state directory of a configured log.
@@ -490,6 +554,33 @@ impl Witness {
             }
         }
     }
+}
+
+/// The configured logs plus the followed logs not listed under `[[log]]`. A followed
+/// log that is also a configured log must name the same vkey; an origin may be
+/// followed once.
+fn known_logs(config: &WitnessConfig) -> Result<Vec<crate::config::LogConfig>, WitnessError> {
+    let mut logs = config.logs.clone();
+    let mut followed = std::collections::HashSet::new();
+    for follow in &config.follow {
+        if !followed.insert(follow.origin.as_str()) {
+            return Err(WitnessError::Config(format!(
+                "origin {:?} is followed twice",
+                follow.origin
+            )));
+        }
+        match config.logs.iter().find(|l| l.origin == follow.origin) {
+            Some(log) if log.vkey.trim() != follow.vkey.trim() => {
+                return Err(WitnessError::Config(format!(
+                    "followed log {:?} names another vkey than its [[log]] entry",
+                    follow.origin
+                )));
+            }
+            Some(_) => {}
+            None => logs.push(follow.log()),
+        }
+    }
+    Ok(logs)
 }
 
 /// Opens one log's directory and loads its state.
