@@ -5,14 +5,14 @@
 //! Example TOML file (every key optional except the logs the witness should cosign):
 //!
 //! ```toml
-//! data_dir = "/var/lib/merklog-witness"
+//! data-dir = "/var/lib/merklog-witness"
 //! listen = "0.0.0.0:7900"
 //! name = "witness.example.com/w1"          # used only when the key is generated
-//! submission_prefix = ""                   # POST <prefix>/add-checkpoint
-//! monitoring_prefix = ""                   # GET <prefix>/<hex sha256(origin)>/checkpoint
-//! webhook_url = "https://alerts.example.com/hook"
-//! webhook_timeout_secs = 10
-//! log_format = "text"                      # or "json"
+//! submission-prefix = ""                   # POST <prefix>/add-checkpoint
+//! monitoring-prefix = ""                   # GET <prefix>/<hex sha256(origin)>/checkpoint
+//! webhook-url = "https://alerts.example.com/hook"
+//! webhook-timeout-secs = 10
+//! log-format = "text"                      # or "json"
 //!
 //! [[log]]
 //! origin = "example.com/log"
@@ -24,8 +24,8 @@
 //! [[follow]]
 //! origin = "example.com/other"
 //! vkey = "example.com/other+0a1b2c3d+AQ..."
-//! grpc_url = "http://log.example.com:7800"
-//! poll_interval = 2                        # seconds (fractions allowed) [default: 2]
+//! grpc-url = "http://log.example.com:7800"
+//! poll-interval = 2                        # seconds (fractions allowed) [default: 2]
 //! ```
 
 use std::net::SocketAddr;
@@ -92,7 +92,7 @@ impl FollowConfig {
 
 /// A `[[follow]]` entry as written in the TOML file.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileFollowConfig {
     /// See [`FollowConfig::origin`].
     pub origin: String,
@@ -117,13 +117,13 @@ impl FileFollowConfig {
             Some(secs) => {
                 let interval = Duration::try_from_secs_f64(secs).map_err(|_| {
                     WitnessError::Config(format!(
-                        "poll_interval {secs} of followed log {:?} is not a duration in seconds",
+                        "poll-interval {secs} of followed log {:?} is not a duration in seconds",
                         self.origin
                     ))
                 })?;
                 if !(MIN_POLL_INTERVAL..=MAX_POLL_INTERVAL).contains(&interval) {
                     return Err(WitnessError::Config(format!(
-                        "poll_interval {secs} of followed log {:?} must be 0.01 to 86400 seconds",
+                        "poll-interval {secs} of followed log {:?} must be 0.01 to 86400 seconds",
                         self.origin
                     )));
                 }
@@ -241,7 +241,7 @@ pub struct Cli {
 
 /// The TOML file's keys.
 #[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
     /// See [`Cli::data_dir`].
     pub data_dir: Option<PathBuf>,
@@ -386,10 +386,10 @@ mod tests {
         std::fs::write(
             &path,
             r#"
-data_dir = "/from/file"
+data-dir = "/from/file"
 listen = "127.0.0.1:1234"
-monitoring_prefix = "/mon"
-webhook_timeout_secs = 3
+monitoring-prefix = "/mon"
+webhook-timeout-secs = 3
 
 [[log]]
 origin = "example.com/a"
@@ -430,19 +430,19 @@ vkey = "example.com/a+00000000+AQ"
 [[follow]]
 origin = "example.com/a"
 vkey = "example.com/a+00000000+AQ"
-grpc_url = "http://127.0.0.1:7800"
+grpc-url = "http://127.0.0.1:7800"
 
 [[follow]]
 origin = "example.com/b"
 vkey = "example.com/b+00000000+AQ"
-grpc_url = "log.example.com:7800"
-poll_interval = 0.5
+grpc-url = "log.example.com:7800"
+poll-interval = 0.5
 
 [[follow]]
 origin = "example.com/c"
 vkey = "example.com/c+00000000+AQ"
-grpc_url = "log.example.com:7800"
-poll_interval = 7
+grpc-url = "log.example.com:7800"
+poll-interval = 7
 "#,
         )
         .unwrap();
@@ -486,7 +486,7 @@ poll_interval = 7
             std::fs::write(
                 &path,
                 format!(
-                    "[[follow]]\norigin = \"o\"\nvkey = \"v\"\ngrpc_url = \"u\"\npoll_interval = {bad}\n"
+                    "[[follow]]\norigin = \"o\"\nvkey = \"v\"\ngrpc-url = \"u\"\npoll-interval = {bad}\n"
                 ),
             )
             .unwrap();
@@ -498,7 +498,7 @@ poll_interval = 7
             );
         }
         std::fs::write(&path, "[[follow]]\norigin = \"o\"\nvkey = \"v\"\n").unwrap();
-        assert!(read_file_config(&path).is_err(), "grpc_url is required");
+        assert!(read_file_config(&path).is_err(), "grpc-url is required");
     }
 
     #[test]

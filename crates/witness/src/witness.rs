@@ -136,7 +136,7 @@ impl Witness {
         for follow in &config.follow {
             crate::follow::endpoint(&follow.grpc_url).map_err(|reason| {
                 WitnessError::Config(format!(
-                    "grpc_url of followed log {:?}: {reason}",
+                    "grpc-url of followed log {:?}: {reason}",
                     follow.origin
                 ))
             })?;
