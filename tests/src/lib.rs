@@ -1,6 +1,6 @@
 //! Helpers shared by merklog's process-level tests: find (or build) the
-//! `merklogd` binary, start it on port 0 and read back its addresses, kill it,
-//! and verify what it answers.
+//! `merklogd` and `merklog-witness` binaries, start them on port 0 and read back
+//! their addresses, kill them, and verify what they answer.
 #![warn(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,51 +17,59 @@ use merklog_proto::v1::{self, log_client::LogClient};
 use serde::Deserialize;
 use tonic::transport::Channel;
 
-/// The `merklogd` binary of this build.
-///
-/// A binary of another package is not built for this package's tests, so this
-/// runs `cargo build -p merklog-server --bin merklogd` once per test process,
-/// into the same target directory and profile as the running test (a no-op when
-/// it is up to date, e.g. under `cargo test --workspace --all-targets`).
-/// `MERKLOGD_BIN` overrides it.
+pub mod witnesses;
+
+/// The `merklogd` binary of this build (`MERKLOGD_BIN` overrides it).
 pub fn merklogd_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
+        .get_or_init(|| workspace_binary("merklog-server", "merklogd", "MERKLOGD_BIN"))
+        .clone()
+}
+
+/// The `merklog-witness` binary of this build (`MERKLOG_WITNESS_BIN` overrides it).
+pub fn witness_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
         .get_or_init(|| {
-            if let Some(path) = std::env::var_os("MERKLOGD_BIN") {
-                return PathBuf::from(path);
-            }
-            // <target>/<profile>/deps/<test binary>
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-            let target_dir = profile_dir.parent().unwrap().to_owned();
-            let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
-                "debug" => "dev".to_owned(),
-                other => other.to_owned(),
-            };
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-            let status = Command::new(cargo)
-                .current_dir(workspace)
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "merklog-server",
-                    "--bin",
-                    "merklogd",
-                ])
-                .args(["--profile", &profile])
-                .arg("--target-dir")
-                .arg(&target_dir)
-                .status()
-                .expect("running cargo to build merklogd");
-            assert!(status.success(), "building merklogd failed");
-            let binary = profile_dir.join("merklogd");
-            assert!(binary.exists(), "{} was not built", binary.display());
-            binary
+            workspace_binary("merklog-witness", "merklog-witness", "MERKLOG_WITNESS_BIN")
         })
         .clone()
+}
+
+/// A binary of a workspace package, built for this test.
+///
+/// A binary of another package is not built for this package's tests, so this
+/// runs `cargo build -p <package> --bin <bin>` once per test process, into the
+/// same target directory and profile as the running test (a no-op when it is up
+/// to date, e.g. under `cargo test --workspace --all-targets`). The environment
+/// variable `override_var` names a prebuilt binary instead.
+fn workspace_binary(package: &str, bin: &str, override_var: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(override_var) {
+        return PathBuf::from(path);
+    }
+    // <target>/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
+    let target_dir = profile_dir.parent().unwrap().to_owned();
+    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => "dev".to_owned(),
+        other => other.to_owned(),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let status = Command::new(cargo)
+        .current_dir(workspace)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .args(["--profile", &profile])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo to build {bin}: {e}"));
+    assert!(status.success(), "building {bin} failed");
+    let binary = profile_dir.join(bin);
+    assert!(binary.exists(), "{} was not built", binary.display());
+    binary
 }
 
 /// The addresses `merklogd --addr-file` writes.

@@ -5,6 +5,10 @@
 //! The TOML file uses the flags' long names as keys (`data-dir = "/var/lib/merklog"`,
 //! `max-batch-wait-ms = 2`); unknown keys are refused so a typo is not silently
 //! ignored.
+//!
+//! Durations (`witness-timeout`, `witness-resend-interval`, `append-timeout`,
+//! `fail-open-after`) are written with a unit, `500ms`, `5s`, `2m` or `1h`
+//! ([`ConfigDuration`]), in flags, environment variables and the file alike.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +29,86 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7800";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7801";
 /// Default Prometheus metrics listen address.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7802";
+/// Default timeout of one witness request.
+pub const DEFAULT_WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default idle re-send interval of the latest checkpoint to the witnesses.
+pub const DEFAULT_WITNESS_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A duration written with a unit: `250ms`, `5s`, `2m`, `1h` (a whole number
+/// and one of `ms`, `s`, `m`, `h`). Flags, environment variables and the TOML
+/// file all use this text form, and `--print-config` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConfigDuration(pub Duration);
+
+impl ConfigDuration {
+    /// The duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl std::str::FromStr for ConfigDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "{text:?} is not a duration: write a whole number and a unit, \
+                 e.g. 500ms, 5s, 2m or 1h"
+            )
+        };
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (number, unit) = text.split_at(split);
+        if number.is_empty() {
+            return Err(bad());
+        }
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let millis = match unit {
+            "ms" => Some(number),
+            "s" => number.checked_mul(1000),
+            "m" => number.checked_mul(60_000),
+            "h" => number.checked_mul(3_600_000),
+            _ => None,
+        }
+        .ok_or_else(bad)?;
+        Ok(Self(Duration::from_millis(millis)))
+    }
+}
+
+impl TryFrom<String> for ConfigDuration {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl std::fmt::Display for ConfigDuration {
+    /// The largest unit that states the value exactly (sub-millisecond parts,
+    /// which the text form cannot express, are dropped).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let millis = self.0.as_millis();
+        let (value, unit) = if millis == 0 {
+            (0, "s")
+        } else if millis.is_multiple_of(3_600_000) {
+            (millis / 3_600_000, "h")
+        } else if millis.is_multiple_of(60_000) {
+            (millis / 60_000, "m")
+        } else if millis.is_multiple_of(1000) {
+            (millis / 1000, "s")
+        } else {
+            (millis, "ms")
+        };
+        write!(f, "{value}{unit}")
+    }
+}
+
+impl From<ConfigDuration> for String {
+    fn from(duration: ConfigDuration) -> Self {
+        duration.to_string()
+    }
+}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
@@ -121,6 +205,38 @@ pub struct Cli {
     #[arg(long, env = "MERKLOGD_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
 
+    /// C2SP tlog-policy file naming the witnesses (with their URLs) and the quorum
+    /// that must cosign a checkpoint before it is published. Its `log` line must be
+    /// this log's verifier key (`<data-dir>/log.vkey`). Without it, checkpoints are
+    /// published as soon as they are durable [default: none]
+    #[arg(long, env = "MERKLOGD_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Timeout of one request to a witness, e.g. "5s" or "500ms" [default: 5s]
+    #[arg(long, env = "MERKLOGD_WITNESS_TIMEOUT", value_name = "DURATION")]
+    pub witness_timeout: Option<ConfigDuration>,
+
+    /// Publish a checkpoint without the witness quorum once it has waited this long
+    /// (fail open), e.g. "30s". Unset: never publish without the quorum (fail
+    /// closed) [default: unset]
+    #[arg(long, env = "MERKLOGD_FAIL_OPEN_AFTER", value_name = "DURATION")]
+    pub fail_open_after: Option<ConfigDuration>,
+
+    /// While idle, re-send the latest checkpoint to the witnesses this often, so
+    /// fresh cosignature timestamps show the log is alive [default: 60s]
+    #[arg(
+        long,
+        env = "MERKLOGD_WITNESS_RESEND_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub witness_resend_interval: Option<ConfigDuration>,
+
+    /// With a policy: how long an append waits for a checkpoint that met the quorum
+    /// before it fails with UNAVAILABLE (its entries stay durable and are published
+    /// later; retrying is safe) [default: 10s]
+    #[arg(long, env = "MERKLOGD_APPEND_TIMEOUT", value_name = "DURATION")]
+    pub append_timeout: Option<ConfigDuration>,
+
     /// Once serving, write the bound addresses to this file as JSON
     /// ({"grpc":..,"http":..,"metrics":..}); for scripts and tests using port 0
     #[arg(long, env = "MERKLOGD_ADDR_FILE", value_name = "FILE")]
@@ -165,6 +281,16 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     /// See [`Cli::addr_file`].
     pub addr_file: Option<PathBuf>,
+    /// See [`Cli::policy`].
+    pub policy: Option<PathBuf>,
+    /// See [`Cli::witness_timeout`].
+    pub witness_timeout: Option<ConfigDuration>,
+    /// See [`Cli::fail_open_after`].
+    pub fail_open_after: Option<ConfigDuration>,
+    /// See [`Cli::witness_resend_interval`].
+    pub witness_resend_interval: Option<ConfigDuration>,
+    /// See [`Cli::append_timeout`].
+    pub append_timeout: Option<ConfigDuration>,
 }
 
 impl FileConfig {
@@ -213,6 +339,16 @@ pub struct ServerConfig {
     pub log_level: String,
     /// Where to write the bound addresses once serving.
     pub addr_file: Option<PathBuf>,
+    /// The tlog-policy file; `None` publishes without witnesses.
+    pub policy: Option<PathBuf>,
+    /// Timeout of one witness request.
+    pub witness_timeout: ConfigDuration,
+    /// Publish without the quorum after this wait; `None` = fail closed.
+    pub fail_open_after: Option<ConfigDuration>,
+    /// Idle re-send interval of the latest checkpoint.
+    pub witness_resend_interval: ConfigDuration,
+    /// With a policy: longest wait of an append for a published checkpoint.
+    pub append_timeout: ConfigDuration,
 }
 
 impl Default for ServerConfig {
@@ -235,6 +371,11 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
             addr_file: None,
+            policy: None,
+            witness_timeout: ConfigDuration(DEFAULT_WITNESS_TIMEOUT),
+            fail_open_after: None,
+            witness_resend_interval: ConfigDuration(DEFAULT_WITNESS_RESEND_INTERVAL),
+            append_timeout: ConfigDuration(log.append_timeout),
         }
     }
 }
@@ -302,6 +443,20 @@ impl ServerConfig {
             log_format: cli.log_format.or(file.log_format).unwrap_or(d.log_format),
             log_level: cli.log_level.or(file.log_level).unwrap_or(d.log_level),
             addr_file: cli.addr_file.or(file.addr_file),
+            policy: cli.policy.or(file.policy),
+            witness_timeout: cli
+                .witness_timeout
+                .or(file.witness_timeout)
+                .unwrap_or(d.witness_timeout),
+            fail_open_after: cli.fail_open_after.or(file.fail_open_after),
+            witness_resend_interval: cli
+                .witness_resend_interval
+                .or(file.witness_resend_interval)
+                .unwrap_or(d.witness_resend_interval),
+            append_timeout: cli
+                .append_timeout
+                .or(file.append_timeout)
+                .unwrap_or(d.append_timeout),
         };
         config.validate()?;
         Ok(config)
@@ -330,6 +485,20 @@ impl ServerConfig {
         if let Some(origin) = &self.origin {
             crate::keys::check_origin(origin)?;
         }
+        let positive = [
+            ("witness-timeout", Some(self.witness_timeout)),
+            (
+                "witness-resend-interval",
+                Some(self.witness_resend_interval),
+            ),
+            ("append-timeout", Some(self.append_timeout)),
+            ("fail-open-after", self.fail_open_after),
+        ];
+        for (name, value) in positive {
+            if value.is_some_and(|d| d.0.is_zero()) {
+                return Err(ServerError::Config(format!("{name} must be positive")));
+            }
+        }
         Ok(())
     }
 
@@ -341,6 +510,9 @@ impl ServerConfig {
             queue_capacity: self.queue_capacity,
             queue_capacity_bytes: self.queue_capacity_bytes,
             max_entry_bytes: self.max_entry_bytes,
+            // Witnessing needs the log's key: `Server::open` adds it.
+            witnessing: None,
+            append_timeout: self.append_timeout.get(),
         }
     }
 
@@ -439,5 +611,84 @@ mod tests {
         assert_eq!(log.max_batch_entries, 1000);
         assert_eq!(log.max_batch_wait, Duration::from_millis(5));
         assert_eq!(log.queue_capacity, 4000);
+    }
+
+    #[test]
+    fn durations_need_a_unit_and_print_back() {
+        let parse = |text: &str| text.parse::<ConfigDuration>().map(ConfigDuration::get);
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("0s"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "-1s",
+            "+1s",
+            "1.5s",
+            "5 s",
+            " 5s",
+            "5S",
+            "1d",
+            "5sec",
+            "99999999999999999999s",
+            "9999999999999999h",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        for (value, text) in [
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_secs(60), "1m"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_secs(7200), "2h"),
+            (Duration::ZERO, "0s"),
+        ] {
+            assert_eq!(ConfigDuration(value).to_string(), text);
+            assert_eq!(parse(text), Ok(value), "{text}");
+        }
+    }
+
+    #[test]
+    fn witness_settings_merge_and_zero_is_refused() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            policy = "/etc/merklog/policy.txt"
+            witness-timeout = "2s"
+            fail-open-after = "5m"
+            "#,
+        )
+        .unwrap();
+        let cli = parse(&["--witness-timeout", "750ms", "--append-timeout", "3s"]);
+        let config = ServerConfig::merge(cli, file).unwrap();
+        assert_eq!(
+            config.policy,
+            Some(PathBuf::from("/etc/merklog/policy.txt"))
+        );
+        assert_eq!(config.witness_timeout.get(), Duration::from_millis(750));
+        assert_eq!(
+            config.fail_open_after.map(ConfigDuration::get),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            config.witness_resend_interval.get(),
+            DEFAULT_WITNESS_RESEND_INTERVAL
+        );
+        assert_eq!(config.log_config().append_timeout, Duration::from_secs(3));
+        assert!(
+            config.log_config().witnessing.is_none(),
+            "added by Server::open"
+        );
+
+        assert!(toml::from_str::<FileConfig>("witness-timeout = 5").is_err());
+        for flag in ["--witness-timeout", "--append-timeout", "--fail-open-after"] {
+            let err =
+                ServerConfig::merge(parse(&[flag, "0ms"]), FileConfig::default()).unwrap_err();
+            assert!(
+                err.to_string().contains("must be positive"),
+                "{flag}: {err}"
+            );
+        }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Both the overall status (service `""`) and `merklog.v1.Log` report SERVING
 //! while the log can sign, and NOT_SERVING once it refuses to sign (its stored
-//! tree does not re-derive the signed root: reads still work, appends cannot) or
-//! while the server shuts down. Load balancers then stop sending appends to it.
+//! tree does not re-derive the signed root, or a witness has cosigned a larger
+//! tree than the log holds: reads still work, appends cannot) or while the server
+//! shuts down. Load balancers then stop sending appends to it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,11 @@ impl Health {
         self.reporter
             .set_service_status(merklog_proto::LOG_SERVICE_NAME, status)
             .await;
+    }
+
+    /// Whether the refusal to sign has been recorded.
+    pub(crate) fn is_refused(&self) -> bool {
+        self.refused.load(Ordering::Acquire)
     }
 
     /// Records that the log refuses to sign, once, and reports NOT_SERVING.

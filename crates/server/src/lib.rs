@@ -43,10 +43,21 @@
 //! # Status codes
 //! QueueFull → RESOURCE_EXHAUSTED; invalid entries and malformed requests →
 //! INVALID_ARGUMENT; indexes or sizes beyond the published tree → OUT_OF_RANGE;
-//! unknown leaf hash → NOT_FOUND; storage failures and shutdown → UNAVAILABLE
-//! (retry: appends are idempotent); the log refusing to sign → FAILED_PRECONDITION
-//! (retrying cannot help until an operator repairs the store), and health turns
-//! NOT_SERVING.
+//! unknown leaf hash → NOT_FOUND; storage failures, shutdown and (with a witness
+//! policy) an append that waited longer than `append-timeout` for the witness
+//! quorum → UNAVAILABLE (retry: appends are idempotent; the waiting entries are
+//! durable and get published once the quorum cosigns); the log refusing to sign →
+//! FAILED_PRECONDITION (retrying cannot help until an operator repairs the store
+//! or, when the witnesses have cosigned a larger tree than the log holds, finds the
+//! newer data directory), and health turns NOT_SERVING.
+//!
+//! # Witnessed checkpoints
+//! With `--policy <tlog-policy file>`, a checkpoint is published (served by
+//! `GetCheckpoint`, `WatchCheckpoints`, `/checkpoint` and in Append answers) only
+//! once the policy's quorum of witnesses has cosigned it; the log collects the
+//! cosignatures itself over C2SP tlog-witness (see [`witness_client`] and
+//! [`witnessing`]). `fail-open-after` publishes without the quorum after a wait;
+//! without it the log fails closed.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -57,9 +68,12 @@ pub mod keys;
 mod server;
 pub mod status;
 pub mod telemetry;
+pub mod witness_client;
+pub mod witnessing;
 
-pub use config::{Cli, LogFormat, ServerConfig};
+pub use config::{Cli, ConfigDuration, LogFormat, ServerConfig};
 pub use server::{BoundAddrs, Listeners, Server, run, shutdown_signal};
+pub use witness_client::HttpWitness;
 
 /// Everything that can stop the server from starting or serving.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use merklog_log::{ALGORITHM_ED25519, Log, LogMetadata, LogStore};
+use merklog_log::{ALGORITHM_ED25519, Log, LogConfig, LogMetadata, LogStore};
 use merklog_proto::v1::log_server::LogServer;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -147,6 +147,9 @@ impl Server {
             health.signing_refused();
         }
         health.set(true).await;
+        // The witness check at start-up runs in the background, so a refusal to
+        // sign can come after this point: watch for it.
+        let refusal_watch = watch_signing_refusal(self.log.clone(), health.clone());
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(merklog_proto::FILE_DESCRIPTOR_SET)
@@ -241,6 +244,10 @@ impl Server {
                 aborts.iter().for_each(tokio::task::AbortHandle::abort);
             }
         }
+        // The watcher holds a handle on the log (and so on the store): wait until it
+        // is gone, so the data directory is free once `serve` returns.
+        refusal_watch.abort();
+        let _ = refusal_watch.await;
         self.log.shutdown().await;
         upkeep.abort();
         info!("merklogd stopped");
@@ -292,13 +299,12 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
         }
     };
     let vkey = key.vkey.clone();
+    let log_config = LogConfig {
+        witnessing: crate::witnessing::witnessing(&config, &origin, &vkey)?,
+        ..config.log_config()
+    };
     let store: Arc<dyn LogStore> = Arc::new(store);
-    let log = Log::open(
-        store,
-        Arc::new(key.signer),
-        origin.clone(),
-        config.log_config(),
-    )?;
+    let log = Log::open(store, Arc::new(key.signer), origin.clone(), log_config)?;
     Ok(Server {
         config,
         log,
@@ -337,6 +343,29 @@ pub async fn shutdown_signal() {
         () = ctrl_c => info!("received Ctrl-C"),
         () = term => info!("received SIGTERM"),
     }
+}
+
+/// How often the server checks whether the log started refusing to sign.
+const REFUSAL_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Turns health NOT_SERVING as soon as the log refuses to sign (e.g. a witness
+/// has cosigned a larger tree than the log holds: the data directory was
+/// restored from an old copy). A refusal is final for the process.
+fn watch_signing_refusal(log: Log, health: Health) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFUSAL_POLL_INTERVAL);
+        loop {
+            tick.tick().await;
+            if health.is_refused() {
+                return; // Already reported (at start-up or by a refused call).
+            }
+            if let Some(reason) = log.signing_refused() {
+                warn!(%reason, "the log refuses to sign: serving reads only");
+                health.signing_refused();
+                return;
+            }
+        }
+    })
 }
 
 /// Completes once the stop flag is set (or its sender is gone).

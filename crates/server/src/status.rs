@@ -6,17 +6,27 @@ use tonic::{Code, Status};
 /// Maps a log error to the status code a client can act on.
 ///
 /// `SigningRefused` is FAILED_PRECONDITION, not UNAVAILABLE: it means the stored
-/// tree does not re-derive the signed root, a state that retrying cannot fix and
-/// an operator must investigate, whereas UNAVAILABLE tells clients to retry.
+/// tree does not re-derive the signed root, or the witnesses have cosigned a
+/// larger tree than the log holds (its data directory was restored from an old
+/// copy), states that retrying cannot fix and an operator must investigate,
+/// whereas UNAVAILABLE tells clients to retry.
+///
+/// `QuorumTimeout` is UNAVAILABLE: the entries are durable and will be published
+/// once the witnesses cosign, and retrying the same append is safe (dedup returns
+/// the same indexes), which is what UNAVAILABLE invites. DEADLINE_EXCEEDED would
+/// read as the client's own deadline, which it was not.
 pub fn log_error_code(error: &LogError) -> Code {
     match error {
         LogError::QueueFull => Code::ResourceExhausted,
-        LogError::InvalidEntry { .. } | LogError::TooManyEntries { .. } => Code::InvalidArgument,
+        LogError::InvalidEntry { .. }
+        | LogError::TooManyEntries { .. }
+        | LogError::CallTooLarge { .. } => Code::InvalidArgument,
         LogError::OutOfRange { .. } => Code::OutOfRange,
         LogError::NotFound => Code::NotFound,
-        LogError::Unavailable(_) | LogError::ShuttingDown | LogError::Storage(_) => {
-            Code::Unavailable
-        }
+        LogError::Unavailable(_)
+        | LogError::ShuttingDown
+        | LogError::Storage(_)
+        | LogError::QuorumTimeout(_) => Code::Unavailable,
         LogError::SigningRefused(_) => Code::FailedPrecondition,
         // Start-up errors (`Recovery`, `InvalidConfig`) and future variants never
         // describe a client mistake.
@@ -25,7 +35,8 @@ pub fn log_error_code(error: &LogError) -> Code {
 }
 
 /// The status for a log error; the message is the error's text, which never
-/// contains key material.
+/// contains key material (for `QuorumTimeout` it already says that the entries
+/// are durable and that a retry returns their indexes).
 pub fn log_status(error: LogError) -> Status {
     Status::new(log_error_code(&error), error.to_string())
 }
@@ -67,6 +78,13 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (LogError::Recovery("bad signature".into()), Code::Internal),
+            (
+                LogError::CallTooLarge {
+                    bytes: 10,
+                    limit: 5,
+                },
+                Code::InvalidArgument,
+            ),
         ];
         for (error, code) in cases {
             let text = error.to_string();
@@ -74,5 +92,15 @@ mod tests {
             assert_eq!(status.code(), code, "{text}");
             assert_eq!(status.message(), text);
         }
+    }
+
+    #[test]
+    fn a_quorum_timeout_is_unavailable() {
+        let error = LogError::QuorumTimeout("no published checkpoint covered the entries".into());
+        let text = error.to_string();
+        let status = log_status(error);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), text);
+        assert!(text.starts_with("waiting for witness quorum: "), "{text}");
     }
 }

@@ -7,7 +7,10 @@
 //! time it sets `merklog_checkpoint_age_seconds` (time since the latest checkpoint
 //! was published). The sequencer records its own metrics (`merklog_round_*` batch
 //! sizes and latencies, `merklog_append_integration_seconds`, `merklog_queue_entries`,
-//! `merklog_tree_size`, ...) through the same `metrics` facade.
+//! `merklog_tree_size`, ...) through the same `metrics` facade; with a witness
+//! policy, also `merklog_witness_requests_total{witness,outcome}`,
+//! `merklog_witness_request_seconds`, `merklog_witness_quorum_seconds`,
+//! `merklog_published_size` and `merklog_durable_size` (see `merklog_log::metrics`).
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};

@@ -32,6 +32,14 @@ fn help_documents_every_flag_and_its_environment_variable() {
         ("--max-batch-wait-ms", "MERKLOGD_MAX_BATCH_WAIT_MS"),
         ("--max-entry-bytes", "MERKLOGD_MAX_ENTRY_BYTES"),
         ("--max-entries-per-call", "MERKLOGD_MAX_ENTRIES_PER_CALL"),
+        ("--policy", "MERKLOGD_POLICY"),
+        ("--witness-timeout", "MERKLOGD_WITNESS_TIMEOUT"),
+        ("--fail-open-after", "MERKLOGD_FAIL_OPEN_AFTER"),
+        (
+            "--witness-resend-interval",
+            "MERKLOGD_WITNESS_RESEND_INTERVAL",
+        ),
+        ("--append-timeout", "MERKLOGD_APPEND_TIMEOUT"),
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
         assert!(help.contains(env), "--help lacks {env}");
@@ -80,6 +88,76 @@ fn flag_beats_env_beats_toml_beats_default() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field"));
+}
+
+#[test]
+fn witness_settings_in_print_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("merklogd.toml");
+    std::fs::write(
+        &toml,
+        "policy = \"/etc/merklog/policy.txt\"\n\
+         witness-timeout = \"2500ms\"\n\
+         fail-open-after = \"2m\"\n",
+    )
+    .unwrap();
+    let output = merklogd()
+        .env("MERKLOGD_WITNESS_RESEND_INTERVAL", "30s")
+        .args(["--config", toml.to_str().unwrap(), "--print-config"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(config["policy"], "/etc/merklog/policy.txt");
+    assert_eq!(config["witness_timeout"], "2500ms");
+    assert_eq!(config["fail_open_after"], "2m");
+    assert_eq!(config["witness_resend_interval"], "30s");
+    assert_eq!(config["append_timeout"], "10s", "default");
+
+    // Without a policy nothing fails open; a bad duration is refused with its form.
+    let output = merklogd().arg("--print-config").output().unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(config["policy"], serde_json::Value::Null);
+    assert_eq!(config["fail_open_after"], serde_json::Value::Null);
+    assert_eq!(config["witness_timeout"], "5s");
+    let output = merklogd()
+        .args(["--witness-timeout", "5", "--print-config"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("500ms, 5s"));
+}
+
+#[test]
+fn a_policy_for_another_log_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let (_, other_log) = merklog_note::generate_ed25519("other.example/log").unwrap();
+    let (_, witness) = merklog_note::generate_cosigner("w.example/w").unwrap();
+    let policy = dir.path().join("policy.txt");
+    std::fs::write(
+        &policy,
+        format!("log {other_log}\nwitness w {witness} http://127.0.0.1:1\nquorum w\n"),
+    )
+    .unwrap();
+    let output = merklogd()
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--origin", "this.example/log", "--policy"])
+        .arg(&policy)
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let vkey = std::fs::read_to_string(data_dir.join("log.vkey")).unwrap();
+    assert!(stderr.contains("no `log` line"), "{stderr}");
+    assert!(stderr.contains(vkey.trim_end()), "{stderr}");
 }
 
 /// Starts `merklogd` on port 0 with an address file; waits until it serves.
