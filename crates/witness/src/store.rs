@@ -77,10 +77,16 @@ pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), WitnessError> {
         return Ok(());
     }
     fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
+    sync_dir(parent_dir(dir))
+}
+
+/// The directory holding `path`: a bare relative name like `w1` lives in `.`, not in
+/// the empty path `Path::parent` returns for it.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
     }
-    Ok(())
 }
 
 /// Writes `path` atomically: temporary file, fsync, rename, fsync of the directory.
@@ -90,9 +96,7 @@ pub(crate) fn write_atomic(
     contents: &[u8],
     failpoints: Option<(Option<Failpoint>, &Path)>,
 ) -> Result<(), WitnessError> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io_err(path, std::io::Error::other("path has no parent")))?;
+    let dir = parent_dir(path);
     let mut temp_name = path.as_os_str().to_owned();
     temp_name.push(TEMP_SUFFIX);
     let temp = PathBuf::from(temp_name);
@@ -298,6 +302,14 @@ impl LogDir {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bare_relative_name_lives_in_the_current_directory() {
+        assert_eq!(super::parent_dir(Path::new("w1")), Path::new("."));
+        assert_eq!(super::parent_dir(Path::new("./w1")), Path::new("."));
+        assert_eq!(super::parent_dir(Path::new("a/w1")), Path::new("a"));
+        assert_eq!(super::parent_dir(Path::new("/w1")), Path::new("/"));
+    }
+
     use super::*;
 
     #[test]
