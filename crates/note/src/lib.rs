@@ -33,6 +33,7 @@ pub mod keyfile;
 mod note;
 mod policy;
 mod proof;
+mod witness_request;
 
 pub use checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
 pub use cosignature::{
@@ -54,3 +55,4 @@ pub use policy::{
     VerifiedCheckpoint,
 };
 pub use proof::{MAX_PROOF_HASHES, MAX_PROOF_SIZE, TLOG_PROOF_HEADER, TlogProof};
+pub use witness_request::encode_add_checkpoint;

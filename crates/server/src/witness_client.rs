@@ -20,10 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use merklog_log::{WitnessClient, WitnessReply, WitnessRequest};
-use merklog_merkle::Hash;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use crate::ServerError;
@@ -142,18 +139,7 @@ fn add_checkpoint_url(url: &str) -> Result<reqwest::Url, ServerError> {
     reqwest::Url::parse(&joined).map_err(|e| bad(&e.to_string()))
 }
 
-/// The C2SP tlog-witness `add-checkpoint` request body.
-pub fn encode_add_checkpoint(old_size: u64, proof: &[Hash], checkpoint: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(checkpoint.len() + 32 + proof.len() * 45);
-    body.extend_from_slice(format!("old {old_size}\n").as_bytes());
-    for hash in proof {
-        body.extend_from_slice(STANDARD.encode(hash).as_bytes());
-        body.push(b'\n');
-    }
-    body.push(b'\n');
-    body.extend_from_slice(checkpoint);
-    body
-}
+pub use merklog_note::encode_add_checkpoint;
 
 /// Reads at most `limit` bytes of the body; the flag says whether that was all
 /// of it. Reading stops (and the connection is dropped) at the limit.

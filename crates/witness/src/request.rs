@@ -117,18 +117,8 @@ fn parse_hash_line(line: &[u8], index: usize) -> Result<Hash, WitnessError> {
     Ok(hash)
 }
 
-/// Serialises a request (the inverse of [`parse_add_checkpoint`]); used by clients,
-/// tests and the fuzz round trip.
-pub fn encode_add_checkpoint(old_size: u64, proof: &[Hash], checkpoint: &[u8]) -> Vec<u8> {
-    let mut body = format!("old {old_size}\n").into_bytes();
-    for hash in proof {
-        body.extend_from_slice(STANDARD.encode(hash).as_bytes());
-        body.push(b'\n');
-    }
-    body.push(b'\n');
-    body.extend_from_slice(checkpoint);
-    body
-}
+/// Encodes a request body (re-exported from `merklog-note`, which the log side uses).
+pub use merklog_note::encode_add_checkpoint;
 
 #[cfg(test)]
 mod tests {

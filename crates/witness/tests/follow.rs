@@ -761,6 +761,6 @@ fn followed_logs_follow_the_log_rules() {
     for bad in ["https://log.example.com:7800", "http://[bad"] {
         let mut config = WitnessConfig::new(tmp.path().join("g"), Vec::new());
         config.follow = vec![FollowConfig::new(&log.origin, &log.vkey, bad)];
-        assert!(refused(&config).contains("grpc_url"), "{bad}");
+        assert!(refused(&config).contains("grpc-url"), "{bad}");
     }
 }
