@@ -5,8 +5,16 @@
 //! the root of `2^(level % 8)` consecutive hashes of one tile (`merklog_merkle::tile`).
 //! A stored tile or bundle may be wider than a published size needs (the right edge
 //! grows every round); readers truncate it to the width at the size they serve.
+//!
+//! Proof reads fold nodes from their tiles. A full tile never changes, so its 16
+//! Merkle-level-4 nodes ("summary") are computed once and kept in a bounded,
+//! process-wide cache; a node at tile level `r >= 4` then costs at most 7 hashes of
+//! summary nodes instead of up to 127 of tile hashes, and a proof about 70 hashes
+//! instead of about 740 at 10^7 leaves.
 
-use std::collections::BTreeMap;
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use merklog_merkle::tile::{TILE_HEIGHT, TILE_WIDTH, node_location, subtree_root, tile_width_at};
@@ -51,7 +59,15 @@ impl From<ReadError> for crate::LogError {
 
 /// Hash tiles fetched in one batched read, each truncated to its width at `size`.
 struct TileSet {
-    tiles: BTreeMap<TileKey, Vec<u8>>,
+    tiles: BTreeMap<TileKey, FetchedTile>,
+    /// Which store the tiles came from (the summary cache's namespace).
+    store: usize,
+}
+
+struct FetchedTile {
+    bytes: Vec<u8>,
+    /// The tile's level-4 nodes, if it is full; filled on first use.
+    summary: OnceCell<Option<Summary>>,
 }
 
 impl TileSet {
@@ -68,6 +84,7 @@ impl TileSet {
             )));
         }
         let mut tiles = BTreeMap::new();
+        let store = store_id(store);
         for (key, value) in keys.into_iter().zip(values) {
             let width = usize::from(tile_width_at(key.level, key.index, size));
             let Some(mut bytes) = value else {
@@ -87,9 +104,15 @@ impl TileSet {
                 )));
             }
             bytes.truncate(needed);
-            tiles.insert(key, bytes);
+            tiles.insert(
+                key,
+                FetchedTile {
+                    bytes,
+                    summary: OnceCell::new(),
+                },
+            );
         }
-        Ok(Self { tiles })
+        Ok(Self { tiles, store })
     }
 
     /// The hash of perfect node `id`, folded from its tile.
@@ -100,7 +123,21 @@ impl TileSet {
             index: location.tile_index,
         };
         let corrupt = || ReadError::Corrupt(format!("node {id} is not in its tile"));
-        let tile = self.tiles.get(&key).ok_or_else(corrupt)?;
+        let fetched = self.tiles.get(&key).ok_or_else(corrupt)?;
+        if location.count >= SUMMARY_SPAN {
+            let summary = fetched
+                .summary
+                .get_or_init(|| summary_of(self.store, key, &fetched.bytes));
+            if let Some(summary) = summary {
+                let first = usize::from(location.start / SUMMARY_SPAN);
+                let count = usize::from(location.count / SUMMARY_SPAN);
+                let part = summary
+                    .get(first..first.saturating_add(count))
+                    .ok_or_else(corrupt)?;
+                return subtree_root(part).map_err(|e| ReadError::Corrupt(e.to_string()));
+            }
+        }
+        let tile = &fetched.bytes;
         let start = usize::from(location.start) * HASH_SIZE;
         let end = usize::from(location.end()) * HASH_SIZE;
         let part = tile.get(start..end).ok_or_else(corrupt)?;
@@ -113,8 +150,105 @@ impl TileSet {
     }
 
     fn tile(&self, key: &TileKey) -> Option<&Vec<u8>> {
-        self.tiles.get(key)
+        self.tiles.get(key).map(|fetched| &fetched.bytes)
     }
+}
+
+/// Tile hashes under one summary node (Merkle level 4 within the tile).
+const SUMMARY_SPAN: u16 = 16;
+/// Summary nodes of a full tile.
+const SUMMARY_NODES: usize = TILE_WIDTH as usize / SUMMARY_SPAN as usize;
+/// The level-4 nodes of a full tile, left to right.
+type Summary = [Hash; SUMMARY_NODES];
+
+/// Full tiles whose summaries the process keeps: 64 Ki tiles (16.7 M leaves' worth of
+/// level-0 tiles), about 40 MiB at most. Past that a shard drops an arbitrary entry.
+const SUMMARY_CACHE_TILES: usize = 1 << 16;
+const SUMMARY_SHARDS: usize = 16;
+
+/// A cached summary, with a fingerprint of the tile bytes it was computed from.
+struct CachedSummary {
+    fingerprint: u64,
+    summary: Summary,
+}
+
+type SummaryShard = Mutex<HashMap<(usize, TileKey), CachedSummary>>;
+
+fn summary_cache() -> &'static [SummaryShard; SUMMARY_SHARDS] {
+    static CACHE: OnceLock<[SummaryShard; SUMMARY_SHARDS]> = OnceLock::new();
+    CACHE.get_or_init(|| std::array::from_fn(|_| Mutex::new(HashMap::new())))
+}
+
+/// The summary cache's namespace for a store: its address. Two stores alive at once
+/// never share one; a store allocated where a dropped one was could, which is why an
+/// entry is only used when the tile's fingerprint matches too.
+fn store_id(store: &dyn LogStore) -> usize {
+    std::ptr::from_ref(store).cast::<()>().addr()
+}
+
+/// A 64-bit fingerprint of tile bytes (not cryptographic: it only tells apart the
+/// tiles of different stores that reused an address; within one store a full tile
+/// never changes).
+fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut lanes = [
+        0x9e37_79b9_7f4a_7c15u64,
+        0x6a09_e667_f3bc_c908,
+        0xbb67_ae85_84ca_a73b,
+        0x3c6e_f372_fe94_f82b,
+    ];
+    for (i, word) in bytes.chunks_exact(8).enumerate() {
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(word);
+        let lane = &mut lanes[i % 4];
+        *lane =
+            (lane.rotate_left(23) ^ u64::from_le_bytes(buf)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    lanes.iter().fold(bytes.len() as u64, |acc, lane| {
+        (acc.rotate_left(17) ^ lane).wrapping_mul(0xff51_afd7_ed55_8ccd)
+    })
+}
+
+/// The summary of a tile if it is full: from the cache, else computed and cached.
+/// `None` for a partial tile (it changes as the log grows) or malformed bytes.
+fn summary_of(store: usize, key: TileKey, bytes: &[u8]) -> Option<Summary> {
+    if bytes.len() != FULL_TILE_BYTES {
+        return None;
+    }
+    let print = fingerprint(bytes);
+    let shard_index = (key.index as usize ^ usize::from(key.level)) % SUMMARY_SHARDS;
+    let shard = summary_cache().get(shard_index)?;
+    {
+        let cached = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = cached.get(&(store, key))
+            && entry.fingerprint == print
+        {
+            return Some(entry.summary);
+        }
+    }
+    let mut summary = [[0u8; HASH_SIZE]; SUMMARY_NODES];
+    let span = usize::from(SUMMARY_SPAN) * HASH_SIZE;
+    for (node, chunk) in summary.iter_mut().zip(bytes.chunks_exact(span)) {
+        let hashes = chunk
+            .chunks_exact(HASH_SIZE)
+            .map(hash_from_slice)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        *node = subtree_root(&hashes).ok()?;
+    }
+    let mut cached = shard.lock().unwrap_or_else(PoisonError::into_inner);
+    if cached.len() >= SUMMARY_CACHE_TILES / SUMMARY_SHARDS
+        && let Some(victim) = cached.keys().next().copied()
+    {
+        cached.remove(&victim);
+    }
+    cached.insert(
+        (store, key),
+        CachedSummary {
+            fingerprint: print,
+            summary,
+        },
+    );
+    Some(summary)
 }
 
 fn tile_key_of(id: NodeId) -> TileKey {
@@ -461,6 +595,37 @@ mod tests {
         assert!(matches!(err, ReadError::Corrupt(_)), "{err:?}");
         let err = TreeState::load(&store, TreeSize(70_000)).unwrap_err();
         assert!(matches!(err, ReadError::Corrupt(_)), "{err:?}");
+    }
+
+    #[test]
+    fn summaries_are_the_level_4_nodes_and_follow_the_tile_bytes() {
+        let tile_of = |seed: u64| -> Vec<u8> {
+            (0..256u64)
+                .flat_map(|i| hash_leaf(format!("{seed} {i}").as_bytes()))
+                .collect()
+        };
+        let key = TileKey { level: 0, index: 7 };
+        let direct = |bytes: &[u8]| -> Vec<Hash> {
+            bytes
+                .chunks_exact(16 * HASH_SIZE)
+                .map(|c| {
+                    let hashes: Vec<Hash> = c
+                        .chunks_exact(HASH_SIZE)
+                        .map(|h| h.try_into().unwrap())
+                        .collect();
+                    subtree_root(&hashes).unwrap()
+                })
+                .collect()
+        };
+        let (a, b) = (tile_of(1), tile_of(2));
+        // The same (store, key) with other bytes, as after an address is reused: the
+        // cached summary of `a` must not be served for `b`.
+        for bytes in [&a, &b, &a] {
+            let summary = summary_of(usize::MAX, key, bytes).unwrap();
+            assert_eq!(summary.to_vec(), direct(bytes));
+        }
+        assert!(summary_of(usize::MAX, key, &a[..a.len() - HASH_SIZE]).is_none());
+        assert_ne!(fingerprint(&a), fingerprint(&b));
     }
 
     #[test]
