@@ -28,6 +28,9 @@ pub const META_VERIFIER_KEY: &[u8] = b"verifier_key";
 pub const META_ALGORITHM: &[u8] = b"algorithm";
 /// The suffix of the latest checkpoint's key in `checkpoints`.
 pub const LATEST: &[u8] = b"latest";
+/// Name of the checkpoints row holding the last checkpoint the witness pipeline
+/// published (13-byte key: never a size key (12) nor the latest key (10)).
+pub const PUBLISHED: &[u8] = b"published";
 
 /// A log id: the first four bytes of every key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -68,6 +71,11 @@ pub fn checkpoint_key(log: LogId, size: u64) -> [u8; 12] {
 /// `checkpoints`: log id (4) || "latest" (6 bytes, so never equal to a size key).
 pub fn latest_checkpoint_key(log: LogId) -> [u8; 10] {
     prefixed(log, &[LATEST])
+}
+
+/// `checkpoints`: log id (4) || `published`.
+pub fn published_checkpoint_key(log: LogId) -> [u8; 13] {
+    prefixed(log, &[PUBLISHED])
 }
 
 /// `meta`: log id (4) || record name.

@@ -25,6 +25,7 @@
 //! | `dedup`       | log id ‖ leaf hash (32 bytes)         | leaf index, `u64` BE |
 //! | `checkpoints` | log id ‖ tree size (`u64` BE)         | signed checkpoint note bytes |
 //! | `checkpoints` | log id ‖ `latest`                     | the latest signed checkpoint (same bytes as its size key) |
+//! | `checkpoints` | log id ‖ `published`                  | with a witness policy: the last published checkpoint, cosigned |
 //!
 //! A tile or bundle at the right edge is stored partial and grows every round; each
 //! stored value is a prefix of the next, so every published size is served by

@@ -15,7 +15,7 @@ use crate::edge::{APPEND_OPERATOR, EdgeChanges, EdgeFamily, EdgeWrite, RightEdge
 use crate::keys::{
     CF_CHECKPOINTS, CF_DEDUP, CF_ENTRIES, CF_META, CF_TILES, LogId, META_ALGORITHM,
     META_FORMAT_VERSION, META_ORIGIN, META_VERIFIER_KEY, bundle_key, checkpoint_key, decode_index,
-    dedup_key, encode_index, latest_checkpoint_key, meta_key, tile_key,
+    dedup_key, encode_index, latest_checkpoint_key, meta_key, published_checkpoint_key, tile_key,
 };
 
 /// The storage format this build writes. Version 2 stores right-edge growth as merge
@@ -462,12 +462,4 @@ impl LogStore for RocksStore {
     fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
         self.get(CF_CHECKPOINTS, &published_checkpoint_key(self.log))
     }
-}
-
-/// `checkpoints`: log id (4) || "published" (9), the last checkpoint the witness
-/// pipeline published.
-fn published_checkpoint_key(log: LogId) -> Vec<u8> {
-    let mut key = log.0.to_be_bytes().to_vec();
-    key.extend_from_slice(b"published");
-    key
 }

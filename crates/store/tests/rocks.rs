@@ -420,3 +420,52 @@ async fn a_tampered_tile_on_disk_makes_the_log_read_only() {
     );
     log.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_cosigned_checkpoint_is_kept_by_size_and_as_published_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, log) = open_log(dir.path(), LogConfig::default());
+    log.append((0..10).map(entry).collect()).await.unwrap();
+    let signed = log.latest();
+    log.shutdown().await;
+    drop(log);
+    assert_eq!(store.published_checkpoint().unwrap(), None);
+
+    // The same checkpoint with one more signature line (a witness's cosignature).
+    let mut cosigned = signed.note.to_vec();
+    cosigned.extend_from_slice("\u{2014} witness.example/w1 AAAAAAAAAAAAAAAAAAAA\n".as_bytes());
+    store
+        .store_cosigned_checkpoint(signed.size, &cosigned)
+        .unwrap();
+    assert_eq!(
+        store.published_checkpoint().unwrap(),
+        Some(cosigned.clone())
+    );
+    assert_eq!(
+        store.checkpoint(signed.size).unwrap(),
+        Some(cosigned.clone())
+    );
+    // "latest" belongs to the sequencer's commits only.
+    assert_eq!(
+        store.latest_checkpoint().unwrap(),
+        Some(signed.note.to_vec())
+    );
+
+    // Another checkpoint body, or a size never signed, is refused and changes nothing.
+    let mut other = signed.note.to_vec();
+    other[ORIGIN.len() + 1] = b'9';
+    assert!(
+        store
+            .store_cosigned_checkpoint(signed.size, &other)
+            .is_err()
+    );
+    assert!(store.store_cosigned_checkpoint(11, &cosigned).is_err());
+    assert_eq!(
+        store.published_checkpoint().unwrap(),
+        Some(cosigned.clone())
+    );
+
+    drop(store);
+    let store = RocksStore::open_for(dir.path(), &metadata()).unwrap();
+    assert_eq!(store.published_checkpoint().unwrap(), Some(cosigned));
+}
