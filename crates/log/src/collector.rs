@@ -15,21 +15,20 @@
 //!   once the witnesses that answered satisfy the quorum and none is ahead of the log;
 //!   a witness ahead of the log (an old data directory) makes the log refuse to sign.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use merklog_merkle::{Hash, LeafIndex, NodeId, NodeReader, TreeSize, inclusion_plan};
+use merklog_merkle::{Hash, TreeSize};
 use merklog_note::{Note, NoteSignature, Policy};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TokioInstant;
 
-use crate::sequencer::{DurableRound, Publisher, Reply, RoundReply, Shared};
-use crate::tiles::TileReader;
+use crate::sequencer::{DurableRound, Publisher, Reply, RoundReply, Shared, stored_proofs};
 use crate::witness_task::{Event, WitnessTask};
-use crate::{LogError, LogStore, PublishedCheckpoint, Witnessing, metrics as m};
+use crate::{LogError, PublishedCheckpoint, Witnessing, metrics as m};
 
 /// Most leaves whose proofs one storage read builds when answering callers.
 const PROOF_BATCH: usize = 4096;
@@ -515,13 +514,14 @@ impl Coordinator {
             }
         }
         for batch in chunk_by_leaves(rebuild) {
-            let indexes: Vec<u64> = batch
+            // Entries of rounds already durable: their leaves were checked when written.
+            let leaves: Vec<(u64, Option<Hash>)> = batch
                 .iter()
-                .flat_map(|p| p.answer.entries.iter().map(|e| e.index))
+                .flat_map(|p| p.answer.entries.iter().map(|e| (e.index, None)))
                 .collect();
             let store = self.shared.store.clone();
-            let size = published.size;
-            let proofs = tokio::task::spawn_blocking(move || proofs_at(&*store, &indexes, size))
+            let size = TreeSize(published.size);
+            let proofs = tokio::task::spawn_blocking(move || stored_proofs(&*store, &leaves, size))
                 .await
                 .map_err(|e| LogError::Unavailable(format!("proof task failed: {e}")))
                 .and_then(|r| r);
@@ -562,45 +562,6 @@ fn chunk_by_leaves(pending: Vec<Pending>) -> Vec<Vec<Pending>> {
         }
     }
     batches
-}
-
-/// Inclusion proofs of `indexes` in the tree of `size` leaves, from ONE batched tile
-/// read.
-fn proofs_at(
-    store: &dyn LogStore,
-    indexes: &[u64],
-    size: u64,
-) -> Result<HashMap<u64, Vec<Hash>>, LogError> {
-    let mut unique = indexes.to_vec();
-    unique.sort_unstable();
-    unique.dedup();
-    let mut plans = Vec::with_capacity(unique.len());
-    let mut nodes: Vec<NodeId> = Vec::new();
-    for index in &unique {
-        let plan = inclusion_plan(LeafIndex(*index), TreeSize(size))
-            .map_err(|e| LogError::Storage(e.to_string()))?;
-        nodes.extend_from_slice(plan.nodes());
-        plans.push(plan);
-    }
-    let hashes = TileReader {
-        store,
-        size: TreeSize(size),
-    }
-    .read_nodes(&nodes)?;
-    let mut out = HashMap::with_capacity(unique.len());
-    let mut rest = hashes.as_slice();
-    for (index, plan) in unique.iter().zip(&plans) {
-        let (mine, after) = rest
-            .split_at_checked(plan.nodes().len())
-            .ok_or_else(|| LogError::Storage("short node read".into()))?;
-        out.insert(
-            *index,
-            plan.assemble(mine)
-                .map_err(|e| LogError::Storage(e.to_string()))?,
-        );
-        rest = after;
-    }
-    Ok(out)
 }
 
 /// `note` with `signatures` added (a line with the same key replaces the older one).

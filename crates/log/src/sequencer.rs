@@ -588,12 +588,12 @@ impl Sequencer {
         assignments: Vec<AssignedSlot>,
         size: u64,
     ) -> Vec<(Reply, Result<RoundReply, LogError>)> {
-        let old: Vec<(u64, Hash)> = requests
+        let old: Vec<(u64, Option<Hash>)> = requests
             .iter()
             .flat_map(|r| r.leaf_hashes.iter())
             .zip(&assignments)
             .filter(|(_, slot)| slot.old)
-            .map(|(hash, slot)| (slot.index, *hash))
+            .map(|(hash, slot)| (slot.index, Some(*hash)))
             .collect();
         let stored = if old.is_empty() {
             Ok(HashMap::new())
@@ -699,38 +699,45 @@ fn fail_all(requests: Vec<Request>, error: &LogError) {
     }
 }
 
-/// Inclusion proofs at `size` of leaves already in the log, from ONE batched tile read;
-/// each leaf's stored hash is read too and must equal the hash that was looked up (a
-/// wrong dedup row never yields a proof for another entry).
-fn stored_proofs(
+/// Inclusion proofs at `size` of leaves already in the log, from ONE batched tile read.
+/// A leaf given with its hash is read too and must equal it (a wrong dedup row never
+/// yields a proof for another entry); repeated indexes are read once.
+pub(crate) fn stored_proofs(
     store: &dyn LogStore,
-    leaves: &[(u64, Hash)],
+    leaves: &[(u64, Option<Hash>)],
     size: TreeSize,
 ) -> Result<HashMap<u64, Vec<Hash>>, LogError> {
+    let mut leaves = leaves.to_vec();
+    leaves.sort_unstable_by_key(|(index, _)| *index);
+    leaves.dedup_by_key(|(index, _)| *index);
     let mut plans = Vec::with_capacity(leaves.len());
     let mut nodes: Vec<NodeId> = Vec::new();
-    for (index, _) in leaves {
+    for (index, leaf_hash) in &leaves {
         let plan = inclusion_plan(LeafIndex(*index), size)
             .map_err(|e| LogError::Storage(e.to_string()))?;
-        nodes.push(NodeId::leaf(LeafIndex(*index)));
+        if leaf_hash.is_some() {
+            nodes.push(NodeId::leaf(LeafIndex(*index)));
+        }
         nodes.extend_from_slice(plan.nodes());
         plans.push(plan);
     }
     let hashes = TileReader { store, size }.read_nodes(&nodes)?;
+    let short = || LogError::Storage("short node read".into());
     let mut out = HashMap::with_capacity(leaves.len());
     let mut rest = hashes.as_slice();
     for ((index, leaf_hash), plan) in leaves.iter().zip(&plans) {
-        let Some((stored_leaf, after)) = rest.split_first() else {
-            return Err(LogError::Storage("short node read".into()));
-        };
-        if !hashes_equal(stored_leaf, leaf_hash) {
-            return Err(LogError::Storage(format!(
-                "dedup index maps an entry to leaf {index}, which holds another entry"
-            )));
+        if let Some(leaf_hash) = leaf_hash {
+            let (stored_leaf, after) = rest.split_first().ok_or_else(short)?;
+            if !hashes_equal(stored_leaf, leaf_hash) {
+                return Err(LogError::Storage(format!(
+                    "dedup index maps an entry to leaf {index}, which holds another entry"
+                )));
+            }
+            rest = after;
         }
-        let (mine, after) = after
+        let (mine, after) = rest
             .split_at_checked(plan.nodes().len())
-            .ok_or_else(|| LogError::Storage("short node read".into()))?;
+            .ok_or_else(short)?;
         out.insert(
             *index,
             plan.assemble(mine)
