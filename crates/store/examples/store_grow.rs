@@ -16,9 +16,13 @@
 
 use std::time::{Duration, Instant};
 
-use merklog_log::{LogStore, RoundWrite, TileKey};
-use merklog_merkle::{Hash, hash_children, hash_leaf};
+use merklog_log::{LogStore, RoundWrite};
+use merklog_merkle::{Hash, hash_leaf};
 use merklog_store::RocksStore;
+
+#[path = "../tests/support/fake_edge.rs"]
+mod fake_edge;
+use fake_edge::Edge;
 
 struct Args {
     per_round: u64,
@@ -63,63 +67,6 @@ fn written_bytes() -> u64 {
                 .flatten()
         })
         .unwrap_or(0)
-}
-
-/// The right edge as the sequencer keeps it: partial tiles per level, partial bundle.
-#[derive(Default)]
-struct Edge {
-    size: u64,
-    tiles: Vec<Vec<u8>>,
-    bundle: Vec<u8>,
-}
-
-impl Edge {
-    fn append(&mut self, leaves: &[Hash], entries: &[Vec<u8>], round: &mut RoundWrite) {
-        let mut touched = 0u8;
-        for (leaf, entry) in leaves.iter().zip(entries) {
-            // Level-0 hash; carry a (fake but deterministic) parent up on every full tile.
-            let mut hash = *leaf;
-            let mut level = 0u8;
-            loop {
-                if self.tiles.len() <= usize::from(level) {
-                    self.tiles.push(Vec::new());
-                }
-                let tile = &mut self.tiles[usize::from(level)];
-                tile.extend_from_slice(&hash);
-                if tile.len() < 256 * 32 {
-                    touched |= 1 << level;
-                    break;
-                }
-                let index = (self.size >> (8 * u32::from(level))) >> 8;
-                let full = std::mem::take(tile);
-                hash = hash_children(&full[..32].try_into().unwrap(), &hash);
-                round.tiles.push((TileKey { level, index }, full));
-                touched &= !(1 << level);
-                level += 1;
-            }
-            self.bundle
-                .extend_from_slice(&(entry.len() as u16).to_be_bytes());
-            self.bundle.extend_from_slice(entry);
-            self.size += 1;
-            if self.size.is_multiple_of(256) {
-                round
-                    .bundles
-                    .push((self.size / 256 - 1, std::mem::take(&mut self.bundle)));
-            }
-        }
-        for level in 0..8u8 {
-            if touched & (1 << level) != 0 {
-                let index = (self.size >> (8 * u32::from(level))) >> 8;
-                round.tiles.push((
-                    TileKey { level, index },
-                    self.tiles[usize::from(level)].clone(),
-                ));
-            }
-        }
-        if !self.bundle.is_empty() {
-            round.bundles.push((self.size / 256, self.bundle.clone()));
-        }
-    }
 }
 
 fn main() {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use merklog_log::{ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey};
-use merklog_merkle::{Hash, hash_children, hash_leaf};
+use merklog_merkle::{Hash, hash_leaf};
 use merklog_store::keys::{COLUMN_FAMILIES, LogId, bundle_key, tile_key};
 use merklog_store::{FORMAT_VERSION, RocksStore};
 use rocksdb::{ColumnFamilyDescriptor, DB, MergeOperands, Options};
@@ -21,14 +21,9 @@ fn metadata() -> LogMetadata {
     }
 }
 
-/// The sequencer's view of the right edge (complete values, as `RoundWrite` carries
-/// them), with deterministic stand-ins for interior hashes.
-#[derive(Default)]
-struct Edge {
-    size: u64,
-    tiles: Vec<Vec<u8>>,
-    bundle: Vec<u8>,
-}
+#[path = "support/fake_edge.rs"]
+mod fake_edge;
+use fake_edge::Edge;
 
 fn entry(i: u64) -> Vec<u8> {
     format!("entry {i} ")
@@ -36,57 +31,17 @@ fn entry(i: u64) -> Vec<u8> {
         .into_bytes()
 }
 
-impl Edge {
-    fn round(&mut self, count: u64) -> RoundWrite {
-        let mut round = RoundWrite::default();
-        let mut touched = 0u8;
-        for _ in 0..count {
-            let data = entry(self.size);
-            let mut hash: Hash = hash_leaf(&data);
-            round.dedup.push((hash, self.size));
-            let mut level = 0u8;
-            loop {
-                if self.tiles.len() <= usize::from(level) {
-                    self.tiles.push(Vec::new());
-                }
-                let tile = &mut self.tiles[usize::from(level)];
-                tile.extend_from_slice(&hash);
-                if tile.len() < 256 * 32 {
-                    touched |= 1 << level;
-                    break;
-                }
-                let index = (self.size >> (8 * u32::from(level))) >> 8;
-                let full = std::mem::take(tile);
-                hash = hash_children(&full[..32].try_into().unwrap(), &hash);
-                round.tiles.push((TileKey { level, index }, full));
-                touched &= !(1 << level);
-                level += 1;
-            }
-            self.bundle
-                .extend_from_slice(&(data.len() as u16).to_be_bytes());
-            self.bundle.extend_from_slice(&data);
-            self.size += 1;
-            if self.size.is_multiple_of(256) {
-                round
-                    .bundles
-                    .push((self.size / 256 - 1, std::mem::take(&mut self.bundle)));
-            }
-        }
-        for level in 0..8u8 {
-            if touched & (1 << level) != 0 {
-                let index = (self.size >> (8 * u32::from(level))) >> 8;
-                round.tiles.push((
-                    TileKey { level, index },
-                    self.tiles[usize::from(level)].clone(),
-                ));
-            }
-        }
-        if count > 0 && !self.bundle.is_empty() {
-            round.bundles.push((self.size / 256, self.bundle.clone()));
-        }
-        round.checkpoint = Some((self.size, format!("checkpoint {}", self.size).into_bytes()));
-        round
-    }
+/// One round of `count` new entries: the edge's values, dedup rows and a checkpoint.
+fn round(edge: &mut Edge, count: u64) -> RoundWrite {
+    let entries: Vec<Vec<u8>> = (edge.size..edge.size + count).map(entry).collect();
+    let leaves: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
+    let mut round = RoundWrite {
+        dedup: leaves.iter().copied().zip(edge.size..).collect(),
+        ..RoundWrite::default()
+    };
+    edge.append(&leaves, &entries, &mut round);
+    round.checkpoint = Some((edge.size, format!("checkpoint {}", edge.size).into_bytes()));
+    round
 }
 
 /// Every tile and bundle key a round ever wrote.
@@ -142,7 +97,7 @@ fn reads_match_an_in_memory_store_after_every_round_and_every_reopen() {
     let mut written = Written::default();
     let mut store = RocksStore::open_for(dir.path(), &metadata()).unwrap();
     for (n, &count) in ROUNDS.iter().enumerate() {
-        let round = edge.round(count);
+        let round = round(&mut edge, count);
         written.note(&round);
         store.commit(&round).unwrap();
         model.commit(&round).unwrap();
@@ -202,7 +157,7 @@ fn a_partial_bundle_grown_one_entry_per_round_is_stored_once() {
     let mut written = Written::default();
     let mut entry_bytes = 0;
     for _ in 0..255 {
-        let round = edge.round(1);
+        let round = round(&mut edge, 1);
         entry_bytes = round.bundles[0].1.len() as u64;
         written.note(&round);
         store.commit(&round).unwrap();
@@ -233,7 +188,7 @@ fn a_version_1_directory_is_upgraded_and_reads_the_same() {
     {
         let store = RocksStore::open_for(dir.path(), &metadata()).unwrap();
         for count in [3, 300] {
-            let round = edge.round(count);
+            let round = round(&mut edge, count);
             written.note(&round);
             store.commit(&round).unwrap();
             model.commit(&round).unwrap();
@@ -249,7 +204,7 @@ fn a_version_1_directory_is_upgraded_and_reads_the_same() {
     }
     let store = RocksStore::open_for(dir.path(), &metadata()).unwrap();
     written.assert_same(&store, &model, "version 1 reopened");
-    let round = edge.round(5);
+    let round = round(&mut edge, 5);
     written.note(&round);
     store.commit(&round).unwrap();
     model.commit(&round).unwrap();
