@@ -128,7 +128,7 @@ impl Log {
             origin,
             store,
             published,
-            refusal: Mutex::new(refusal),
+            refusal: watch::Sender::new(refusal),
             storage_failure: Mutex::new(None),
             durable_size: AtomicU64::new(checkpoint.size),
             // Without a policy there is nothing to check before signing.
@@ -191,6 +191,13 @@ impl Log {
     /// Why the log refuses to sign, if it does (for health reporting).
     pub fn signing_refused(&self) -> Option<String> {
         self.shared().refusal()
+    }
+
+    /// Changes of [`Log::signing_refused`]: a refusal can come after open (the witness
+    /// start-up check runs in the background), and the server turns health
+    /// NOT_SERVING when it does.
+    pub fn watch_signing_refused(&self) -> watch::Receiver<Option<String>> {
+        self.shared().refusal.subscribe()
     }
 
     /// Whether the log can accept appends: `Err(SigningRefused)` while it refuses to

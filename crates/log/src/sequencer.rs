@@ -29,7 +29,7 @@ pub(crate) struct Shared {
     /// subscribers and never goes down.
     pub(crate) published: watch::Sender<Arc<PublishedCheckpoint>>,
     /// Why the log refuses to sign, if it does (fail closed after a failed recovery check).
-    pub(crate) refusal: Mutex<Option<String>>,
+    pub(crate) refusal: watch::Sender<Option<String>>,
     /// The last storage failure of a round, until a round or reload succeeds again.
     pub(crate) storage_failure: Mutex<Option<String>>,
     /// Size of the latest durable checkpoint (published or not).
@@ -83,15 +83,12 @@ impl SigningGate {
 
 impl Shared {
     pub(crate) fn refusal(&self) -> Option<String> {
-        self.refusal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.refusal.borrow().clone()
     }
 
     pub(crate) fn set_refusal(&self, reason: Option<String>) {
         metrics::gauge!(m::SIGNING_REFUSED).set(if reason.is_some() { 1.0 } else { 0.0 });
-        *self.refusal.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+        self.refusal.send_replace(reason);
     }
 
     pub(crate) fn storage_failure(&self) -> Option<String> {

@@ -149,7 +149,7 @@ impl Server {
         health.set(true).await;
         // The witness check at start-up runs in the background, so a refusal to
         // sign can come after this point: watch for it.
-        let refusal_watch = watch_signing_refusal(self.log.clone(), health.clone());
+        let refusal_watch = watch_signing_refusal(&self.log, health.clone());
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(merklog_proto::FILE_DESCRIPTOR_SET)
@@ -244,8 +244,7 @@ impl Server {
                 aborts.iter().for_each(tokio::task::AbortHandle::abort);
             }
         }
-        // The watcher holds a handle on the log (and so on the store): wait until it
-        // is gone, so the data directory is free once `serve` returns.
+        // The watcher waits for a refusal that may never come.
         refusal_watch.abort();
         let _ = refusal_watch.await;
         self.log.shutdown().await;
@@ -345,25 +344,20 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// How often the server checks whether the log started refusing to sign.
-const REFUSAL_POLL_INTERVAL: Duration = Duration::from_millis(200);
-
 /// Turns health NOT_SERVING as soon as the log refuses to sign (e.g. a witness
 /// has cosigned a larger tree than the log holds: the data directory was
 /// restored from an old copy). A refusal is final for the process.
-fn watch_signing_refusal(log: Log, health: Health) -> JoinHandle<()> {
+fn watch_signing_refusal(log: &Log, health: Health) -> JoinHandle<()> {
+    let mut refusals = log.watch_signing_refused();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(REFUSAL_POLL_INTERVAL);
-        loop {
-            tick.tick().await;
-            if health.is_refused() {
-                return; // Already reported (at start-up or by a refused call).
-            }
-            if let Some(reason) = log.signing_refused() {
-                warn!(%reason, "the log refuses to sign: serving reads only");
-                health.signing_refused();
-                return;
-            }
+        // Err: the log is gone (shutdown), nothing left to report.
+        let Ok(reason) = refusals.wait_for(Option::is_some).await else {
+            return;
+        };
+        let reason = reason.clone().unwrap_or_default();
+        if !health.is_refused() {
+            warn!(%reason, "the log refuses to sign: serving reads only");
+            health.signing_refused();
         }
     })
 }
