@@ -37,13 +37,15 @@ pub fn witness_binary() -> PathBuf {
         .clone()
 }
 
-/// A binary of a workspace package, built for this test.
+/// A binary of a workspace package, from the running test's target directory and
+/// profile.
 ///
-/// A binary of another package is not built for this package's tests, so this
-/// runs `cargo build -p <package> --bin <bin>` once per test process, into the
-/// same target directory and profile as the running test (a no-op when it is up
-/// to date, e.g. under `cargo test --workspace --all-targets`). The environment
-/// variable `override_var` names a prebuilt binary instead.
+/// `scripts/test` (like any `cargo test --workspace --all-targets`) builds every
+/// binary before the first test runs, so this only finds it. When a test of this
+/// package is run alone, the binary of another package is not built for it: then
+/// this runs `cargo build -p <package> --bin <bin>` with the same profile and target
+/// directory. Tests call it before starting any clock. The environment variable
+/// `override_var` names a prebuilt binary instead.
 fn workspace_binary(package: &str, bin: &str, override_var: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(override_var) {
         return PathBuf::from(path);
@@ -51,6 +53,10 @@ fn workspace_binary(package: &str, bin: &str, override_var: &str) -> PathBuf {
     // <target>/<profile>/deps/<test binary>
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
+    let binary = profile_dir.join(bin);
+    if binary.exists() {
+        return binary;
+    }
     let target_dir = profile_dir.parent().unwrap().to_owned();
     let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
         "debug" => "dev".to_owned(),
@@ -67,7 +73,6 @@ fn workspace_binary(package: &str, bin: &str, override_var: &str) -> PathBuf {
         .status()
         .unwrap_or_else(|e| panic!("running cargo to build {bin}: {e}"));
     assert!(status.success(), "building {bin} failed");
-    let binary = profile_dir.join(bin);
     assert!(binary.exists(), "{} was not built", binary.display());
     binary
 }

@@ -40,6 +40,8 @@ struct Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_three_times_under_load_loses_nothing() {
+    // Found (or built) before the clock starts.
+    merklog_e2e::merklogd_binary();
     let started = Instant::now();
     let (mut rng, seed) = Rng::from_env_or_clock();
     println!("seed {seed} (set MERKLOG_TEST_SEED to repeat)");

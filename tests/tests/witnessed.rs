@@ -207,6 +207,9 @@ async fn http_get(url: &str) -> (u16, Bytes) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_of_two_cosigns_answers_and_fails_closed_without_it() {
+    // Found (or built) before the clock starts.
+    merklog_e2e::merklogd_binary();
+    merklog_e2e::witness_binary();
     let started = Instant::now();
     let setup = Setup::new();
     let [w1, w2] = setup.start_witnesses();
