@@ -13,7 +13,7 @@ use merklog_merkle::Hash;
 use tokio::sync::oneshot;
 
 use crate::LogError;
-use crate::sequencer::RoundReply;
+use crate::round::RoundReply;
 
 /// One append call waiting to be sequenced.
 pub(crate) struct Request {

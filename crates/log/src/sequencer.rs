@@ -1,296 +1,24 @@
-//! The sequencer thread: one integration round at a time, in the order of
-//! the design note "Durability order of one integration round" (durability.md).
-//! Each persistence step says what is durable there and what recovery does if the
-//! process dies right after it.
+//! The sequencer thread: integration rounds in the order of docs/durability.md, whose
+//! step numbers the comments below cite. Each persistence step says what is durable
+//! there and what recovery does if the process dies right after it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use merklog_merkle::{
-    BatchProofs, Hash, LeafIndex, NodeId, NodeReader, TreeSize, hashes_equal, inclusion_plan,
-};
-use merklog_note::{Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint};
-use tokio::sync::{oneshot, watch};
+use merklog_merkle::{BatchProofs, Hash, TreeSize, hashes_equal};
+use merklog_note::{Signer, Verifier};
 
-use crate::queue::{Batch, Queue, Request};
-use crate::tiles::{ReadError, TileReader, TreeState};
-use crate::{LogConfig, LogError, LogStore, PublishedCheckpoint, RoundWrite, metrics as m};
-
-/// State shared by the sequencer thread and every `Log` handle.
-pub(crate) struct Shared {
-    pub(crate) origin: String,
-    pub(crate) config: LogConfig,
-    pub(crate) queue: Queue,
-    pub(crate) store: Arc<dyn LogStore>,
-    /// The latest published checkpoint; `send_replace` only, so it works without
-    /// subscribers and never goes down.
-    pub(crate) published: watch::Sender<Arc<PublishedCheckpoint>>,
-    /// Why the log refuses to sign, if it does (fail closed after a failed recovery check).
-    pub(crate) refusal: watch::Sender<Option<String>>,
-    /// The last storage failure of a round, until a round or reload succeeds again.
-    pub(crate) storage_failure: Mutex<Option<String>>,
-    /// Size of the latest durable checkpoint (published or not).
-    pub(crate) durable_size: AtomicU64,
-    /// Closed until the witness start-up check allows signing (always open without a
-    /// witness policy).
-    pub(crate) gate: SigningGate,
-}
-
-/// Holds the sequencer back from signing until the witnesses' stored sizes are known
-/// (durability.md "Rules that hold across rounds": check the last published size against
-/// something outside the data directory before signing resumes).
-pub(crate) struct SigningGate {
-    open: AtomicBool,
-    lock: Mutex<()>,
-    opened: Condvar,
-}
-
-impl SigningGate {
-    pub(crate) fn new(open: bool) -> Self {
-        Self {
-            open: AtomicBool::new(open),
-            lock: Mutex::new(()),
-            opened: Condvar::new(),
-        }
-    }
-
-    pub(crate) fn is_open(&self) -> bool {
-        self.open.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn open(&self) {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        self.open.store(true, Ordering::Release);
-        self.opened.notify_all();
-    }
-
-    /// Waits up to `timeout` for the gate to open; true if it is open.
-    fn wait(&self, timeout: Duration) -> bool {
-        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.is_open() {
-            return true;
-        }
-        let _ = self
-            .opened
-            .wait_timeout(guard, timeout)
-            .unwrap_or_else(PoisonError::into_inner);
-        self.is_open()
-    }
-}
-
-impl Shared {
-    pub(crate) fn refusal(&self) -> Option<String> {
-        self.refusal.borrow().clone()
-    }
-
-    pub(crate) fn set_refusal(&self, reason: Option<String>) {
-        metrics::gauge!(m::SIGNING_REFUSED).set(if reason.is_some() { 1.0 } else { 0.0 });
-        self.refusal.send_replace(reason);
-    }
-
-    pub(crate) fn storage_failure(&self) -> Option<String> {
-        self.storage_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn set_storage_failure(&self, failure: Option<String>) {
-        let mut current = self
-            .storage_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if current.is_some() || failure.is_some() {
-            *current = failure;
-        }
-    }
-
-    pub(crate) fn latest(&self) -> Arc<PublishedCheckpoint> {
-        self.published.borrow().clone()
-    }
-
-    pub(crate) fn durable_size(&self) -> u64 {
-        self.durable_size.load(Ordering::Acquire)
-    }
-
-    fn set_durable(&self, size: u64) {
-        self.durable_size.store(size, Ordering::Release);
-        metrics::gauge!(m::DURABLE_SIZE).set(size as f64);
-    }
-}
-
-/// What a caller gets back from its round. Proofs of new entries are extracted by the
-/// caller from the shared `BatchProofs` (O(log n) copies each, on the caller's task),
-/// which keeps that work off the sequencer thread.
-pub(crate) struct RoundReply {
-    pub(crate) checkpoint: Arc<PublishedCheckpoint>,
-    pub(crate) proofs: Option<Arc<BatchProofs>>,
-    pub(crate) entries: Vec<Assigned>,
-}
-
-/// One entry's outcome.
-pub(crate) struct Assigned {
-    pub(crate) index: u64,
-    pub(crate) duplicate: bool,
-    /// The proof of an entry that was already in the log before this round, read from
-    /// storage; `None` for entries of this round (their proof is in `proofs`).
-    pub(crate) stored_proof: Option<Vec<Hash>>,
-}
-
-pub(crate) type Reply = oneshot::Sender<Result<RoundReply, LogError>>;
-
-/// A round that is durable: what remains is publishing its checkpoint and answering.
-pub(crate) struct DurableRound {
-    /// The checkpoint covering every entry of the round (the round's own, or the current
-    /// one when the round only held duplicates).
-    pub(crate) checkpoint: Arc<PublishedCheckpoint>,
-    pub(crate) answers: Vec<(Reply, Result<RoundReply, LogError>)>,
-}
-
-/// Steps 7 to 9 of the durability order: what happens between "durable" and
-/// "published", and when callers are answered.
-///
-/// Without a witness policy checkpoints are published as soon as they are durable
-/// ([`PublishNow`]). With one, the witness stage (`collector.rs`) implements this trait
-/// instead: it keeps serving the last cosigned checkpoint, sends the durable one to
-/// witnesses off the round loop, and answers a round's callers once a published
-/// checkpoint covers them. `durable` must never block: it runs on the sequencer thread.
-pub(crate) trait Publisher: Send {
-    fn durable(&mut self, round: DurableRound);
-}
-
-/// Publishes every durable checkpoint at once and answers the round.
-pub(crate) struct PublishNow {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl Publisher for PublishNow {
-    fn durable(&mut self, round: DurableRound) {
-        // Step 7: publish (latest wins; a watch never shows a smaller size).
-        let size = round.checkpoint.size;
-        let newer = self.shared.latest().size < size;
-        if newer {
-            self.shared.published.send_replace(round.checkpoint.clone());
-            metrics::gauge!(m::TREE_SIZE).set(size as f64);
-            metrics::gauge!(m::PUBLISHED_SIZE).set(size as f64);
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            metrics::gauge!(m::CHECKPOINT_PUBLISHED_TIME).set(now.as_secs_f64());
-        }
-        // Step 9: answer. A caller that went away is not an error.
-        for (reply, answer) in round.answers {
-            let _ = reply.send(answer);
-        }
-    }
-}
-
-/// The outcome of recovering the tree from storage.
-pub(crate) enum Recovered {
-    /// Stored tiles re-derive the signed root: ready to sign.
-    Ready {
-        state: TreeState,
-        checkpoint: Arc<PublishedCheckpoint>,
-    },
-    /// The signed checkpoint is valid but storage does not re-derive it: serve reads of
-    /// the checkpoint, refuse to sign.
-    Refused {
-        checkpoint: Arc<PublishedCheckpoint>,
-        reason: String,
-    },
-}
-
-/// Start-up and reload recovery (durability.md "Start-up and recovery").
-///
-/// Fails (refusing to start) if the latest checkpoint is not validly signed by the log
-/// key for this origin, or storage cannot be read. An empty store gets the size-0
-/// checkpoint, signed and stored, so there is always a published checkpoint.
-pub(crate) fn recover(
-    store: &dyn LogStore,
-    signer: &dyn Signer,
-    verifier: &dyn Verifier,
-    origin: &str,
-) -> Result<Recovered, LogError> {
-    let latest = store
-        .latest_checkpoint()
-        .map_err(|e| LogError::Storage(format!("reading the latest checkpoint: {e}")))?;
-    let Some(note) = latest else {
-        let state = TreeState::default();
-        let checkpoint = sign(signer, origin, &state)?;
-        // Durable here: the size-0 checkpoint (synced). A crash before this returns
-        // leaves the store empty, and the next start does this again; Ed25519 is
-        // deterministic, so it signs the same bytes.
-        store
-            .commit(&RoundWrite {
-                checkpoint: Some((0, checkpoint.note.to_vec())),
-                ..RoundWrite::default()
-            })
-            .map_err(|e| LogError::Storage(format!("storing the size-0 checkpoint: {e}")))?;
-        return Ok(Recovered::Ready { state, checkpoint });
-    };
-    let (body, _) = open_checkpoint(&note, verifier, Some(origin)).map_err(|e| {
-        LogError::Recovery(format!("the latest stored checkpoint does not verify: {e}"))
-    })?;
-    let checkpoint = Arc::new(PublishedCheckpoint {
-        size: body.size,
-        root: body.root,
-        note: Bytes::from(note),
-    });
-    let refused = |reason: String| {
-        tracing::error!(
-            size = body.size,
-            %reason,
-            "STORED TREE DOES NOT MATCH THE SIGNED CHECKPOINT: refusing to sign, serving reads only"
-        );
-        Ok(Recovered::Refused {
-            checkpoint: checkpoint.clone(),
-            reason,
-        })
-    };
-    let state = match TreeState::load(store, TreeSize(body.size)) {
-        Ok(state) => state,
-        Err(ReadError::Storage(e)) => return Err(LogError::Storage(format!("reading tiles: {e}"))),
-        Err(ReadError::Corrupt(reason)) => return refused(reason),
-    };
-    let computed = state.range.root();
-    if !hashes_equal(&computed, &body.root) {
-        return refused(format!(
-            "stored tiles give root {} at size {}, the signed checkpoint says {}",
-            hex(&computed),
-            body.size,
-            hex(&body.root)
-        ));
-    }
-    Ok(Recovered::Ready { state, checkpoint })
-}
-
-fn hex(hash: &Hash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Step 5: build and sign the checkpoint of `state` (origin, size, root).
-fn sign(
-    signer: &dyn Signer,
-    origin: &str,
-    state: &TreeState,
-) -> Result<Arc<PublishedCheckpoint>, LogError> {
-    let body = Checkpoint {
-        origin: origin.to_owned(),
-        size: state.size().0,
-        root: state.range.root(),
-        extensions: Vec::new(),
-    };
-    let note = sign_checkpoint(&body, signer)
-        .map_err(|e| LogError::Unavailable(format!("signing failed: {e}")))?;
-    Ok(Arc::new(PublishedCheckpoint {
-        size: body.size,
-        root: body.root,
-        note: Bytes::from(note),
-    }))
-}
+use crate::checkpoint::sign_tree;
+use crate::proofs::stored_proofs;
+use crate::publish::Publisher;
+use crate::queue::{Batch, Request};
+use crate::recovery::{Recovered, recover};
+use crate::round::{Assigned, DurableRound, EntryProof, Reply, RoundReply};
+use crate::state::Shared;
+use crate::tiles::TreeState;
+use crate::{LogError, PublishedCheckpoint, RoundWrite, metrics as m};
 
 /// The sequencer thread's state.
 pub(crate) struct Sequencer {
@@ -370,7 +98,8 @@ impl Sequencer {
         };
         match self.integrate(&state, &requests) {
             Ok(round) => {
-                // Step 7: swap the live state to the round's copy.
+                // Step 7: swap the live state to the round's copy; the durable size
+                // moves on.
                 self.state = Some(round.next.unwrap_or(state));
                 self.shared.set_storage_failure(None);
                 if round.checkpoint.size > self.durable.size {
@@ -536,8 +265,13 @@ impl Sequencer {
         // Step 5: build and sign the checkpoint, once per round. The new size is larger
         // than the last durable one and the tree is built on it (`state` is the durable
         // state), so no size is ever signed with two roots.
-        let checkpoint =
-            sign(&*self.signer, &self.shared.origin, &next).map_err(RoundError::keep)?;
+        let checkpoint = sign_tree(
+            &*self.signer,
+            &self.shared.origin,
+            next.size(),
+            next.range.root(),
+        )
+        .map_err(RoundError::keep)?;
 
         // Step 6: ONE synced write batch: tiles, bundles, dedup rows, the checkpoint by
         // size and as latest.
@@ -608,27 +342,32 @@ impl Sequencer {
                     let entries = mine
                         .iter()
                         .map(|slot| {
-                            let stored_proof = if slot.old {
+                            let proof = if slot.old {
                                 let proofs = stored.as_ref().map_err(Clone::clone)?;
-                                Some(proofs.get(&slot.index).cloned().ok_or_else(|| {
-                                    LogError::Storage(format!(
-                                        "no stored proof for leaf {}",
-                                        slot.index
-                                    ))
-                                })?)
+                                EntryProof::Stored(proofs.get(&slot.index).cloned().ok_or_else(
+                                    || {
+                                        LogError::Storage(format!(
+                                            "no stored proof for leaf {}",
+                                            slot.index
+                                        ))
+                                    },
+                                )?)
                             } else {
-                                None
+                                EntryProof::InRound(proofs.clone().ok_or_else(|| {
+                                    LogError::Storage(
+                                        "a new entry in a round without new leaves".into(),
+                                    )
+                                })?)
                             };
                             Ok(Assigned {
                                 index: slot.index,
                                 duplicate: slot.repeat,
-                                stored_proof,
+                                proof,
                             })
                         })
                         .collect::<Result<Vec<_>, LogError>>()?;
                     Ok(RoundReply {
                         checkpoint: checkpoint.clone(),
-                        proofs: proofs.clone(),
                         entries,
                     })
                 })();
@@ -694,53 +433,4 @@ fn fail_all(requests: Vec<Request>, error: &LogError) {
     for request in requests {
         let _ = request.reply.send(Err(error.clone()));
     }
-}
-
-/// Inclusion proofs at `size` of leaves already in the log, from ONE batched tile read.
-/// A leaf given with its hash is read too and must equal it (a wrong dedup row never
-/// yields a proof for another entry); repeated indexes are read once.
-pub(crate) fn stored_proofs(
-    store: &dyn LogStore,
-    leaves: &[(u64, Option<Hash>)],
-    size: TreeSize,
-) -> Result<HashMap<u64, Vec<Hash>>, LogError> {
-    let mut leaves = leaves.to_vec();
-    leaves.sort_unstable_by_key(|(index, _)| *index);
-    leaves.dedup_by_key(|(index, _)| *index);
-    let mut plans = Vec::with_capacity(leaves.len());
-    let mut nodes: Vec<NodeId> = Vec::new();
-    for (index, leaf_hash) in &leaves {
-        let plan = inclusion_plan(LeafIndex(*index), size)
-            .map_err(|e| LogError::Storage(e.to_string()))?;
-        if leaf_hash.is_some() {
-            nodes.push(NodeId::leaf(LeafIndex(*index)));
-        }
-        nodes.extend_from_slice(plan.nodes());
-        plans.push(plan);
-    }
-    let hashes = TileReader { store, size }.read_nodes(&nodes)?;
-    let short = || LogError::Storage("short node read".into());
-    let mut out = HashMap::with_capacity(leaves.len());
-    let mut rest = hashes.as_slice();
-    for ((index, leaf_hash), plan) in leaves.iter().zip(&plans) {
-        if let Some(leaf_hash) = leaf_hash {
-            let (stored_leaf, after) = rest.split_first().ok_or_else(short)?;
-            if !hashes_equal(stored_leaf, leaf_hash) {
-                return Err(LogError::Storage(format!(
-                    "dedup index maps an entry to leaf {index}, which holds another entry"
-                )));
-            }
-            rest = after;
-        }
-        let (mine, after) = rest
-            .split_at_checked(plan.nodes().len())
-            .ok_or_else(short)?;
-        out.insert(
-            *index,
-            plan.assemble(mine)
-                .map_err(|e| LogError::Storage(e.to_string()))?,
-        );
-        rest = after;
-    }
-    Ok(out)
 }
