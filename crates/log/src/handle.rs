@@ -13,18 +13,40 @@ use merklog_note::Signer;
 use tokio::sync::{oneshot, watch};
 
 use crate::collector;
+use crate::filter::{self, LeafFilter};
 use crate::publish::{PublishNow, Publisher};
 use crate::queue::{Queue, Request};
 use crate::recovery::{Recovered, check_identity, published_at_open, recover};
-use crate::sequencer::Sequencer;
+use crate::sequencer::{Sequencer, Start};
 use crate::state::{Shared, SigningGate};
 use crate::tiles::{ReadError, TileReader, bundle_entries, bundle_prefix_len};
+use crate::writer::{Pipeline, Writer};
 use crate::{
     AppendReceipt, LogConfig, LogError, LogStore, PublishedCheckpoint, TileKey, metrics as m,
 };
 
 /// Most entries one [`Log::entries`] call returns; ask for longer ranges in pieces.
 pub const MAX_ENTRIES_PER_READ: u64 = 1024;
+
+/// Up to this many leaves the leaf filter is filled before `open` returns (one tile
+/// read); a larger log fills it on a thread of its own.
+const FILL_IN_FOREGROUND: u64 = 64 * 256;
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, LogError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map_err(|e| LogError::Unavailable(format!("cannot start the {name} thread: {e}")))
+}
+
+fn fill_filter(filter: &Mutex<LeafFilter>, store: &dyn LogStore, size: u64) {
+    match filter::fill(filter, store, size) {
+        Ok(()) => tracing::debug!(size, "leaf filter ready"),
+        Err(e) => {
+            tracing::warn!(%e, "cannot fill the leaf filter; every entry takes the dedup lookup")
+        }
+    }
+}
 
 /// A cheap, cloneable handle on one log. The sequencer thread stops when the last
 /// handle is dropped (or at [`shutdown`](Log::shutdown)).
@@ -119,20 +141,35 @@ impl Log {
                 shared: shared.clone(),
             }),
         };
-        let sequencer = Sequencer {
+        let filter = Arc::new(Mutex::new(LeafFilter::with_capacity(checkpoint.size)));
+        if checkpoint.size <= FILL_IN_FOREGROUND {
+            fill_filter(&filter, &*shared.store, checkpoint.size);
+        } else {
+            // A large log: new entries take the dedup lookup until the filter is full.
+            let (filter, store, size) = (filter.clone(), shared.store.clone(), checkpoint.size);
+            spawn("merklog-leaf-filter", move || {
+                fill_filter(&filter, &*store, size)
+            })?;
+        }
+        let pipeline = Arc::new(Pipeline::default());
+        let (to_writer, rounds) = std::sync::mpsc::sync_channel(0);
+        let writer = Writer {
+            shared: shared.clone(),
+            pipeline: pipeline.clone(),
             publisher,
+        };
+        let writer = spawn("merklog-writer", move || writer.run(rounds))?;
+        let sequencer = Sequencer::new(Start {
             shared: shared.clone(),
             signer,
             verifier,
             state,
-            durable: checkpoint,
-        };
-        let thread = std::thread::Builder::new()
-            .name("merklog-sequencer".into())
-            .spawn(move || sequencer.run())
-            .map_err(|e| {
-                LogError::Unavailable(format!("cannot start the sequencer thread: {e}"))
-            })?;
+            checkpoint,
+            filter,
+            pipeline,
+            writer: (to_writer, writer),
+        });
+        let thread = spawn("merklog-sequencer", move || sequencer.run())?;
         Ok(Log {
             inner: Arc::new(Handle {
                 shared,

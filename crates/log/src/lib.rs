@@ -51,6 +51,7 @@ mod checkpoint;
 mod collector;
 mod config;
 mod error;
+mod filter;
 mod handle;
 pub mod metrics;
 mod proofs;
@@ -64,6 +65,7 @@ mod storage;
 mod tiles;
 mod witness_task;
 mod witnessing;
+mod writer;
 
 pub use checkpoint::PublishedCheckpoint;
 pub use config::{DEFAULT_APPEND_TIMEOUT, LogConfig, MAX_ENTRY_BYTES_HARD_CAP};

@@ -89,6 +89,17 @@ impl RoundReply {
     }
 }
 
+/// An entry's final assignment in its round.
+#[derive(Clone, Copy)]
+pub(crate) struct AssignedSlot {
+    pub(crate) index: u64,
+    /// Duplicate of an entry already in the log or earlier in this round.
+    pub(crate) repeat: bool,
+    /// Already in the log (or in a round before this one): its proof comes from
+    /// storage.
+    pub(crate) old: bool,
+}
+
 /// Where a caller's answer goes.
 pub(crate) type Reply = oneshot::Sender<Result<RoundReply, LogError>>;
 
