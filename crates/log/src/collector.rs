@@ -1,5 +1,5 @@
-//! The witness stage (durability.md steps 7 to 9 with a witness policy): between
-//! "durable" and "published", off the round loop.
+//! The witness stage: durability steps 8 and 9 (docs/durability.md) with a witness
+//! policy, between "durable" and "published", off the round loop.
 //!
 //! - The sequencer thread hands each durable round to [`WitnessPublisher`], which only
 //!   pushes it onto an unbounded channel: the sequencer never waits for a witness.
@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use merklog_merkle::{Hash, TreeSize};
@@ -26,9 +26,13 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TokioInstant;
 
-use crate::sequencer::{DurableRound, Publisher, Reply, RoundReply, Shared, stored_proofs};
+use crate::checkpoint::PublishedCheckpoint;
+use crate::proofs::stored_proofs;
+use crate::publish::{Publisher, publish};
+use crate::round::{DurableRound, EntryProof, Reply, RoundReply};
+use crate::state::Shared;
 use crate::witness_task::{Event, WitnessTask};
-use crate::{LogError, PublishedCheckpoint, Witnessing, metrics as m};
+use crate::{LogError, Witnessing, metrics as m};
 
 /// Most leaves whose proofs one storage read builds when answering callers.
 const PROOF_BATCH: usize = 4096;
@@ -377,6 +381,11 @@ impl Coordinator {
         let size = base.size;
         let store = self.shared.store.clone();
         let bytes = note.clone();
+        // Step 8 (with a policy): the cosigned note, synced, before it is published.
+        // Durable once this returns: the note for `size` and the "published" record; a
+        // restart publishes it again. A crash before leaves the previous published
+        // record, and the restart sends the latest durable checkpoint to the
+        // witnesses again.
         let stored =
             tokio::task::spawn_blocking(move || store.store_cosigned_checkpoint(size, &bytes))
                 .await;
@@ -385,22 +394,14 @@ impl Coordinator {
             Ok(Err(e)) => tracing::error!(size, %e, "storing the cosigned checkpoint failed"),
             Err(e) => tracing::error!(size, %e, "storing the cosigned checkpoint failed"),
         }
-        if size < self.shared.latest().size {
-            return;
-        }
-        self.shared
-            .published
-            .send_replace(Arc::new(PublishedCheckpoint {
+        publish(
+            &self.shared,
+            Arc::new(PublishedCheckpoint {
                 size,
                 root: base.root,
                 note,
-            }));
-        metrics::gauge!(m::TREE_SIZE).set(size as f64);
-        metrics::gauge!(m::PUBLISHED_SIZE).set(size as f64);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        metrics::gauge!(m::CHECKPOINT_PUBLISHED_TIME).set(now.as_secs_f64());
+            }),
+        );
     }
 
     async fn on_timer(&mut self) {
@@ -531,10 +532,9 @@ impl Coordinator {
                         let proof = proofs.get(&entry.index).cloned().ok_or_else(|| {
                             LogError::Storage(format!("no proof for leaf {}", entry.index))
                         })?;
-                        entry.stored_proof = Some(proof);
+                        entry.proof = EntryProof::Stored(proof);
                     }
                     pending.answer.checkpoint = published.clone();
-                    pending.answer.proofs = None;
                     Ok(pending.answer)
                 });
                 let _ = pending.reply.send(answer);

@@ -9,48 +9,43 @@ use std::time::Instant;
 use bytes::Bytes;
 use merklog_merkle::tile::{TILE_WIDTH, tile_width_at};
 use merklog_merkle::{HASH_SIZE, Hash, LeafIndex, ProofError, TreeSize, hash_leaf};
-use merklog_note::{Signer, Verifier, open_checkpoint, parse_verifier_key};
+use merklog_note::Signer;
 use tokio::sync::{oneshot, watch};
 
 use crate::collector;
+use crate::filter::{self, LeafFilter};
+use crate::publish::{PublishNow, Publisher};
 use crate::queue::{Queue, Request};
-use crate::sequencer::{PublishNow, Publisher, Recovered, Sequencer, Shared, SigningGate, recover};
+use crate::recovery::{Recovered, check_identity, published_at_open, recover};
+use crate::sequencer::{Sequencer, Start};
+use crate::state::{Shared, SigningGate};
 use crate::tiles::{ReadError, TileReader, bundle_entries, bundle_prefix_len};
-use crate::{ALGORITHM_ED25519, LogConfig, LogError, LogStore, TileKey, metrics as m};
+use crate::writer::{Pipeline, Writer};
+use crate::{
+    AppendReceipt, LogConfig, LogError, LogStore, PublishedCheckpoint, TileKey, metrics as m,
+};
 
 /// Most entries one [`Log::entries`] call returns; ask for longer ranges in pieces.
 pub const MAX_ENTRIES_PER_READ: u64 = 1024;
 
-/// A published checkpoint: size, root and the exact signed-note bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishedCheckpoint {
-    /// Tree size.
-    pub size: u64,
-    /// RFC 6962 root at `size`.
-    pub root: Hash,
-    /// The C2SP signed note (tlog-checkpoint), byte for byte as stored.
-    pub note: Bytes,
+/// Up to this many leaves the leaf filter is filled before `open` returns (one tile
+/// read); a larger log fills it on a thread of its own.
+const FILL_IN_FOREGROUND: u64 = 64 * 256;
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, LogError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map_err(|e| LogError::Unavailable(format!("cannot start the {name} thread: {e}")))
 }
 
-/// One appended entry's outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealedEntry {
-    /// The entry's leaf index.
-    pub index: u64,
-    /// True if identical bytes were already in the log (or earlier in the same round):
-    /// `index` is the original's.
-    pub duplicate: bool,
-    /// RFC 6962 inclusion proof of `index` against the receipt's checkpoint.
-    pub inclusion_proof: Vec<Hash>,
-}
-
-/// The answer to an append: every entry is durable and covered by `checkpoint`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppendReceipt {
-    /// The published checkpoint the proofs are built against.
-    pub checkpoint: Arc<PublishedCheckpoint>,
-    /// One per appended entry, in call order.
-    pub entries: Vec<SealedEntry>,
+fn fill_filter(filter: &Mutex<LeafFilter>, store: &dyn LogStore, size: u64) {
+    match filter::fill(filter, store, size) {
+        Ok(()) => tracing::debug!(size, "leaf filter ready"),
+        Err(e) => {
+            tracing::warn!(%e, "cannot fill the leaf filter; every entry takes the dedup lookup")
+        }
+    }
 }
 
 /// A cheap, cloneable handle on one log. The sequencer thread stops when the last
@@ -146,20 +141,35 @@ impl Log {
                 shared: shared.clone(),
             }),
         };
-        let sequencer = Sequencer {
+        let filter = Arc::new(Mutex::new(LeafFilter::with_capacity(checkpoint.size)));
+        if checkpoint.size <= FILL_IN_FOREGROUND {
+            fill_filter(&filter, &*shared.store, checkpoint.size);
+        } else {
+            // A large log: new entries take the dedup lookup until the filter is full.
+            let (filter, store, size) = (filter.clone(), shared.store.clone(), checkpoint.size);
+            spawn("merklog-leaf-filter", move || {
+                fill_filter(&filter, &*store, size)
+            })?;
+        }
+        let pipeline = Arc::new(Pipeline::default());
+        let (to_writer, rounds) = std::sync::mpsc::sync_channel(0);
+        let writer = Writer {
+            shared: shared.clone(),
+            pipeline: pipeline.clone(),
             publisher,
+        };
+        let writer = spawn("merklog-writer", move || writer.run(rounds))?;
+        let sequencer = Sequencer::new(Start {
             shared: shared.clone(),
             signer,
             verifier,
             state,
-            durable: checkpoint,
-        };
-        let thread = std::thread::Builder::new()
-            .name("merklog-sequencer".into())
-            .spawn(move || sequencer.run())
-            .map_err(|e| {
-                LogError::Unavailable(format!("cannot start the sequencer thread: {e}"))
-            })?;
+            checkpoint,
+            filter,
+            pipeline,
+            writer: (to_writer, writer),
+        });
+        let thread = spawn("merklog-sequencer", move || sequencer.run())?;
         Ok(Log {
             inner: Arc::new(Handle {
                 shared,
@@ -314,30 +324,7 @@ impl Log {
         }
         .map_err(|_| LogError::Unavailable("the sequencer stopped".into()))??;
         metrics::histogram!(m::INTEGRATION_SECONDS).record(enqueued.elapsed().as_secs_f64());
-        let entries = reply
-            .entries
-            .into_iter()
-            .map(|assigned| {
-                let inclusion_proof = match (assigned.stored_proof, &reply.proofs) {
-                    (Some(proof), _) => proof,
-                    (None, Some(proofs)) => proofs
-                        .inclusion_proof(LeafIndex(assigned.index))
-                        .map_err(|e| LogError::Storage(format!("batch proof: {e}")))?,
-                    (None, None) => {
-                        return Err(LogError::Storage("no proof for a new entry".into()));
-                    }
-                };
-                Ok(SealedEntry {
-                    index: assigned.index,
-                    duplicate: assigned.duplicate,
-                    inclusion_proof,
-                })
-            })
-            .collect::<Result<Vec<_>, LogError>>()?;
-        Ok(AppendReceipt {
-            checkpoint: reply.checkpoint,
-            entries,
-        })
+        reply.into_receipt()
     }
 
     /// The latest published checkpoint. With a witness policy: the latest one that met
@@ -560,88 +547,4 @@ fn proof_error(error: ProofError<ReadError>) -> LogError {
         ProofError::Merkle(e) => out_of_range(e.to_string()),
         ProofError::Read(e) => e.into(),
     }
-}
-
-/// The checkpoint to publish at open with a witness policy: the one stored when it was
-/// last published, if it verifies and is not beyond the latest durable one; otherwise
-/// the latest durable checkpoint (a store that never ran with a policy published every
-/// durable checkpoint at once).
-fn published_at_open(
-    store: &dyn LogStore,
-    verifier: &dyn Verifier,
-    origin: &str,
-    durable: &Arc<PublishedCheckpoint>,
-) -> Result<Arc<PublishedCheckpoint>, LogError> {
-    let Some(note) = store
-        .published_checkpoint()
-        .map_err(|e| LogError::Storage(format!("reading the published checkpoint: {e}")))?
-    else {
-        return Ok(durable.clone());
-    };
-    let body = match open_checkpoint(&note, verifier, Some(origin)) {
-        Ok((body, _)) => body,
-        Err(e) => {
-            tracing::error!(%e, "the stored published checkpoint does not verify; using the latest durable one");
-            return Ok(durable.clone());
-        }
-    };
-    let same_as_durable =
-        body.size == durable.size && merklog_merkle::hashes_equal(&body.root, &durable.root);
-    if body.size > durable.size || (body.size == durable.size && !same_as_durable) {
-        tracing::error!(
-            published = body.size,
-            durable = durable.size,
-            "the stored published checkpoint does not fit the latest durable one; using the latter"
-        );
-        return Ok(durable.clone());
-    }
-    Ok(Arc::new(PublishedCheckpoint {
-        size: body.size,
-        root: body.root,
-        note: Bytes::from(note),
-    }))
-}
-
-/// Checks the store's metadata against the configured origin and signer, and returns
-/// the log's verifier.
-fn check_identity(
-    store: &dyn LogStore,
-    signer: &dyn Signer,
-    origin: &str,
-) -> Result<Arc<dyn Verifier>, LogError> {
-    let metadata = store
-        .metadata()
-        .map_err(|e| LogError::Storage(format!("reading metadata: {e}")))?
-        .ok_or_else(|| {
-            LogError::Recovery("the store has no metadata (origin, public key)".into())
-        })?;
-    if metadata.origin != origin {
-        return Err(LogError::Recovery(format!(
-            "the store belongs to origin {:?}, not {origin:?}",
-            metadata.origin
-        )));
-    }
-    if metadata.algorithm != ALGORITHM_ED25519 {
-        return Err(LogError::Recovery(format!(
-            "the store's key algorithm is {:?}; only {ALGORITHM_ED25519} is supported",
-            metadata.algorithm
-        )));
-    }
-    let verifier = parse_verifier_key(&metadata.verifier_key)
-        .map_err(|e| LogError::Recovery(format!("the store's verifier key is invalid: {e}")))?;
-    let probe = b"merklog signer check\n";
-    let matches = signer.name() == verifier.name()
-        && signer.key_id() == verifier.key_id()
-        && signer
-            .sign(probe)
-            .is_ok_and(|sig| verifier.verify(probe, &sig));
-    if !matches {
-        return Err(LogError::Recovery(format!(
-            "the signing key ({}, id {:08x}) is not the store's public key {}",
-            signer.name(),
-            signer.key_id(),
-            metadata.verifier_key
-        )));
-    }
-    Ok(Arc::new(verifier))
 }

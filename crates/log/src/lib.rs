@@ -15,11 +15,11 @@
 //!   entry bundles of 256 as values, a dedup index, checkpoints by size). The
 //!   `merklog-store` crate implements it with RocksDB; [`MemoryStore`] is an in-memory
 //!   implementation for tests.
-//! - The round order of the design note "Durability order of one integration round":
-//!   batch, dedup (one multi-get), assign indexes, extend a copy of the compact range
-//!   (RFC 6962 / RFC 9162 section 2.1), sign a C2SP tlog-checkpoint, one synced write,
-//!   swap, publish, answer. Each step's crash semantics are written next to its code in
-//!   `sequencer.rs`.
+//! - The round order of `docs/durability.md` (steps 1 to 9): batch, dedup (one
+//!   multi-get), assign indexes, extend a copy of the compact range (RFC 6962 / RFC 9162
+//!   section 2.1), sign a C2SP tlog-checkpoint, one synced write, swap, publish, answer.
+//!   The code cites the step numbers; the document says what is durable after each
+//!   step and what recovery does if the process dies right after it.
 //! - Recovery on open: the latest checkpoint's signature and origin are checked, the
 //!   compact range is rebuilt from O(log n) stored tiles and its root compared with
 //!   the checkpoint's in constant time; on mismatch the log serves reads and refuses
@@ -47,22 +47,32 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod collector;
 mod config;
 mod error;
+mod filter;
 mod handle;
 pub mod metrics;
+mod proofs;
+mod publish;
 mod queue;
+mod recovery;
+mod round;
 mod sequencer;
+mod state;
 mod storage;
 mod tiles;
 mod witness_task;
 mod witnessing;
+mod writer;
 
+pub use checkpoint::PublishedCheckpoint;
 pub use config::{DEFAULT_APPEND_TIMEOUT, LogConfig, MAX_ENTRY_BYTES_HARD_CAP};
 pub use error::{LogError, StorageError};
-pub use handle::{AppendReceipt, Log, MAX_ENTRIES_PER_READ, PublishedCheckpoint, SealedEntry};
+pub use handle::{Log, MAX_ENTRIES_PER_READ};
 pub use merklog_merkle::Hash;
+pub use round::{AppendReceipt, SealedEntry};
 pub use storage::{
     ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey,
     same_checkpoint_body,

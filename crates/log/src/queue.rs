@@ -1,7 +1,9 @@
 //! The bounded queue between callers (any thread, any task) and the sequencer thread.
 //!
-//! Capacity is counted in entries and in bytes; a push that does not fit fails at once
-//! (`QueueFull`), it never blocks. Only the sequencer thread waits, on a condition
+//! Capacity is counted in entries and in bytes, from the push until the sequencer has
+//! handed the request's round to the writer ([`Queue::release`]), so a round being
+//! prepared still holds its room; a push that does not fit fails at once (`QueueFull`),
+//! it never blocks. Only the sequencer thread waits, on a condition
 //! variable, and callers wake it only when it is actually waiting.
 
 use std::collections::VecDeque;
@@ -13,7 +15,7 @@ use merklog_merkle::Hash;
 use tokio::sync::oneshot;
 
 use crate::LogError;
-use crate::sequencer::RoundReply;
+use crate::round::RoundReply;
 
 /// One append call waiting to be sequenced.
 pub(crate) struct Request {
@@ -36,8 +38,11 @@ pub(crate) enum Batch {
 #[derive(Default)]
 struct State {
     items: VecDeque<Request>,
+    /// Entries waiting in `items`.
     entries: usize,
-    bytes: usize,
+    /// Entries and bytes holding capacity: waiting, or taken and not yet released.
+    held_entries: usize,
+    held_bytes: usize,
     closed: bool,
     sequencer_waiting: bool,
 }
@@ -73,15 +78,16 @@ impl Queue {
         if state.closed {
             return Err((LogError::ShuttingDown, request));
         }
-        let entries = state.entries.saturating_add(request.entries.len());
-        let bytes = state.bytes.saturating_add(request.bytes);
-        if entries > self.capacity_entries || bytes > self.capacity_bytes {
+        let held_entries = state.held_entries.saturating_add(request.entries.len());
+        let held_bytes = state.held_bytes.saturating_add(request.bytes);
+        if held_entries > self.capacity_entries || held_bytes > self.capacity_bytes {
             return Err((LogError::QueueFull, request));
         }
-        state.entries = entries;
-        state.bytes = bytes;
+        state.held_entries = held_entries;
+        state.held_bytes = held_bytes;
+        state.entries = state.entries.saturating_add(request.entries.len());
         state.items.push_back(request);
-        metrics::gauge!(crate::metrics::QUEUE_ENTRIES).set(entries as f64);
+        metrics::gauge!(crate::metrics::QUEUE_ENTRIES).set(state.entries as f64);
         if state.sequencer_waiting {
             self.ready.notify_one();
         }
@@ -124,7 +130,8 @@ impl Queue {
         }
         if state.closed {
             state.entries = 0;
-            state.bytes = 0;
+            state.held_entries = 0;
+            state.held_bytes = 0;
             return Batch::Closed(state.items.drain(..).collect());
         }
         let mut taken = Vec::new();
@@ -139,11 +146,17 @@ impl Queue {
             };
             taken_entries = taken_entries.saturating_add(n);
             state.entries = state.entries.saturating_sub(n);
-            state.bytes = state.bytes.saturating_sub(request.bytes);
             taken.push(request);
         }
         metrics::gauge!(crate::metrics::QUEUE_ENTRIES).set(state.entries as f64);
         Batch::Round(taken)
+    }
+
+    /// Frees the room of taken requests (`entries` entries of `bytes` bytes in all).
+    pub(crate) fn release(&self, entries: usize, bytes: usize) {
+        let mut state = self.lock();
+        state.held_entries = state.held_entries.saturating_sub(entries);
+        state.held_bytes = state.held_bytes.saturating_sub(bytes);
     }
 
     fn wait<'a>(
@@ -222,7 +235,9 @@ mod tests {
         };
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].entries.len(), 5);
-        // Capacity is released.
+        // Taken requests hold their room until released.
+        assert!(queue.push(request(100, 1).0).is_err());
+        queue.release(12, 12);
         assert!(queue.push(request(100, 1).0).is_ok());
     }
 

@@ -363,15 +363,16 @@ impl TreeState {
         self.range.size()
     }
 
-    /// Appends a round's new leaves (with their entries, same order) to a copy of this
-    /// state; returns the new state and the tile/bundle values to write. `self` is left
-    /// untouched, so a failed round simply drops the copy.
+    /// Appends a round's new leaves (with their entries, same order) to this state;
+    /// returns the tile/bundle values to write. On an error the state may be partly
+    /// extended: the caller drops it and reloads from disk.
     pub(crate) fn extend(
-        &self,
+        &mut self,
         leaves: &[Hash],
         entries: &[&Bytes],
-    ) -> Result<(Self, EdgeWrites), String> {
-        let mut next = self.clone();
+    ) -> Result<EdgeWrites, String> {
+        let first_leaf = self.size().0;
+        let next = self;
         let mut writes = EdgeWrites::default();
         let mut touched_levels = 0u8; // bit t: partial tile of level t changed
         let partial_tiles = &mut next.partial_tiles;
@@ -413,7 +414,7 @@ impl TreeState {
             }
         }
 
-        let mut leaf = self.size().0;
+        let mut leaf = first_leaf;
         for entry in entries {
             let len = u16::try_from(entry.len())
                 .map_err(|_| format!("entry {leaf} is longer than 65535 bytes"))?;
@@ -439,7 +440,7 @@ impl TreeState {
                 entries.len()
             ));
         }
-        Ok((next, writes))
+        Ok(writes)
     }
 }
 
@@ -517,7 +518,7 @@ mod tests {
             let entries: Vec<Bytes> = (start..start + k).map(entry).collect();
             let leaves: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
             let refs: Vec<&Bytes> = entries.iter().collect();
-            let (next, writes) = state.extend(&leaves, &refs).unwrap();
+            let writes = state.extend(&leaves, &refs).unwrap();
             store
                 .commit(&RoundWrite {
                     tiles: writes.tiles,
@@ -525,7 +526,6 @@ mod tests {
                     ..RoundWrite::default()
                 })
                 .unwrap();
-            state = next;
         }
         state
     }

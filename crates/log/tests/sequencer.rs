@@ -465,6 +465,63 @@ async fn a_failed_commit_answers_unavailable_and_the_log_recovers() {
     log.shutdown().await;
 }
 
+/// A round prepared while an earlier round's write is in flight is never written when
+/// that write fails: its callers get Unavailable and the log continues from disk.
+#[tokio::test]
+async fn a_failed_write_poisons_the_round_prepared_on_top_of_it() {
+    let store = TestStore::new();
+    let log = open(&store, LogConfig::default());
+    log.append(vec![entry(0)]).await.unwrap();
+    let (started, release) = store.gate();
+    store.fail_commit.store(true, Ordering::SeqCst);
+    let first = tokio::spawn({
+        let log = log.clone();
+        async move { log.append(vec![entry(1)]).await }
+    });
+    let _started = commit_started(started).await;
+    // The next round holds a duplicate, so its preparation shows as a dedup lookup;
+    // from then on it is built on the round whose write is in flight.
+    let lookups = store.dedup_reads.load(Ordering::SeqCst);
+    let second = tokio::spawn({
+        let log = log.clone();
+        async move { log.append(vec![entry(0), entry(2)]).await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.dedup_reads.load(Ordering::SeqCst) == lookups {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second round was never prepared"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    release.send(()).unwrap();
+    let err = first.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, LogError::Unavailable(m) if m.contains("disk full")),
+        "{err}"
+    );
+    let err = second.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, LogError::Unavailable(m) if m.contains("earlier round")),
+        "{err}"
+    );
+    *store.gate.lock().unwrap() = None;
+    store.fail_commit.store(false, Ordering::SeqCst);
+    assert_eq!(log.latest().size, 1);
+    // Neither round reached the disk: both entries are new, in the order given now.
+    let receipt = log.append(vec![entry(2), entry(1)]).await.unwrap();
+    check_receipt(&receipt, &[entry(2), entry(1)]);
+    assert_eq!(
+        receipt
+            .entries
+            .iter()
+            .map(|s| (s.index, s.duplicate))
+            .collect::<Vec<_>>(),
+        [(1, false), (2, false)]
+    );
+    log.shutdown().await;
+}
+
 #[tokio::test]
 async fn shutdown_finishes_the_round_in_flight_and_refuses_the_rest() {
     let store = TestStore::new();
@@ -817,15 +874,17 @@ async fn rounds_and_proofs_use_one_batched_read_each() {
         store.tile_reads.load(Ordering::SeqCst),
         store.dedup_reads.load(Ordering::SeqCst),
     );
-    // A round of new entries: one dedup multi-get, no tile read (proofs are in memory).
+    // A round of new entries: no dedup lookup (the leaf filter has never seen them), no
+    // tile read (proofs are in memory).
     log.append((1000..1700).map(entry).collect()).await.unwrap();
-    assert_eq!(store.dedup_reads.load(Ordering::SeqCst), dedup + 1);
+    assert_eq!(store.dedup_reads.load(Ordering::SeqCst), dedup);
     assert_eq!(store.tile_reads.load(Ordering::SeqCst), tiles);
-    // A round with old duplicates: their proofs come from one tile read.
+    // A round with old duplicates: one dedup multi-get, and their proofs come from one
+    // tile read.
     log.append(vec![entry(3), entry(999), entry(1700), entry(5)])
         .await
         .unwrap();
-    assert_eq!(store.dedup_reads.load(Ordering::SeqCst), dedup + 2);
+    assert_eq!(store.dedup_reads.load(Ordering::SeqCst), dedup + 1);
     assert_eq!(store.tile_reads.load(Ordering::SeqCst), tiles + 1);
     // Each proof served is one tile read.
     log.inclusion_proof(700, 1701).await.unwrap();

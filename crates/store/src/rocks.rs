@@ -5,6 +5,7 @@ use std::sync::{Mutex, PoisonError};
 
 use merklog_log::{LogMetadata, LogStore, RoundWrite, StorageError, TileKey};
 use merklog_merkle::Hash;
+use rocksdb::statistics::{StatsLevel, Ticker};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
     ErrorKind, Options, WriteBatch, WriteOptions,
@@ -53,6 +54,8 @@ impl Default for StoreOptions {
 /// RocksDB's LOCK file refuses a second one ([`StoreError::Locked`]).
 pub struct RocksStore {
     db: DB,
+    /// The options the database was opened with; they hold its statistics.
+    options: Options,
     log: LogId,
     path: PathBuf,
     metadata: Mutex<Option<LogMetadata>>,
@@ -87,10 +90,12 @@ impl RocksStore {
         let descriptors = crate::keys::COLUMN_FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &cache, options)));
-        let db = DB::open_cf_descriptors(&db_options(), &path, descriptors)
+        let db_options = db_options();
+        let db = DB::open_cf_descriptors(&db_options, &path, descriptors)
             .map_err(|e| open_error(e, &path))?;
         let store = Self {
             db,
+            options: db_options,
             log: LogId(options.log_id),
             path,
             metadata: Mutex::new(None),
@@ -114,6 +119,12 @@ impl RocksStore {
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many times RocksDB synced the write-ahead log since this store was opened
+    /// (its `rocksdb.wal.synced` ticker). Every committed round adds at least one.
+    pub fn wal_syncs(&self) -> u64 {
+        self.options.get_ticker_count(Ticker::WalFileSynced)
     }
 
     /// Writes the metadata record (format version, origin, verifier key, algorithm) if
@@ -278,6 +289,10 @@ fn db_options() -> Options {
     options.set_bytes_per_sync(1 << 20);
     options.set_max_total_wal_size(256 << 20);
     options.set_keep_log_file_num(10);
+    // Counters only (no timers or histograms): cheap, and they let the WAL syncs be
+    // checked ([`RocksStore::wal_syncs`]).
+    options.enable_statistics();
+    options.set_statistics_level(StatsLevel::ExceptHistogramOrTimers);
     options
 }
 

@@ -1,0 +1,258 @@
+//! The writer thread: the second stage of the sequencer's pipeline. It takes prepared
+//! rounds one at a time, in order, and carries out steps 6 to 9 of docs/durability.md:
+//! the synced write, the durable size, publication (through the [`Publisher`]) and the
+//! answers. While it syncs round N, the sequencer thread prepares round N+1 on top of
+//! N's in-memory state; N+1 is handed over only once the writer is free again, so the
+//! writes stay in order and each round's write starts after the previous one returned.
+//!
+//! A failed write poisons the rounds prepared on top of it: the writer moves the
+//! pipeline to a new epoch, and a round prepared in an older epoch is never written
+//! (its callers get UNAVAILABLE); the sequencer waits for the writer to finish what it
+//! was handed, reloads its state from disk and prepares again from there.
+
+use std::collections::HashMap;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Instant;
+
+use merklog_merkle::{BatchProofs, Hash, TreeSize};
+
+use crate::proofs::stored_proofs;
+use crate::publish::Publisher;
+use crate::queue::Request;
+use crate::round::{Assigned, AssignedSlot, DurableRound, EntryProof, Reply, RoundReply};
+use crate::state::Shared;
+use crate::{LogError, PublishedCheckpoint, RoundWrite, metrics as m};
+
+/// A round whose steps 1 to 5 are done: what the writer needs for steps 6 to 9.
+pub(crate) struct Prepared {
+    /// The pipeline epoch the round was prepared in.
+    pub(crate) epoch: u64,
+    pub(crate) requests: Vec<Request>,
+    /// Each entry's assignment, flat, in queue order.
+    pub(crate) assignments: Vec<AssignedSlot>,
+    /// The checkpoint covering every entry of the round: its own, or (a round of
+    /// duplicates only) the latest prepared one, which is durable by the time the
+    /// writer reaches this round.
+    pub(crate) checkpoint: Arc<PublishedCheckpoint>,
+    /// The write and the in-memory proofs of the round's new entries; `None` when it
+    /// holds no new entry.
+    pub(crate) new: Option<NewLeaves>,
+    /// A reload found this checkpoint on disk: publish it (a failed write may have
+    /// landed), but a round has not succeeded yet.
+    pub(crate) reloaded: bool,
+    pub(crate) started: Instant,
+}
+
+/// What a round with new entries writes and proves.
+pub(crate) struct NewLeaves {
+    pub(crate) write: RoundWrite,
+    pub(crate) proofs: Arc<BatchProofs>,
+}
+
+/// Where the two threads meet: the epoch (moved on by every failed write) and how many
+/// handed-over rounds the writer has finished.
+#[derive(Default)]
+pub(crate) struct Pipeline {
+    state: Mutex<PipelineState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct PipelineState {
+    epoch: u64,
+    finished: u64,
+}
+
+impl Pipeline {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PipelineState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current epoch: rounds prepared in an older one are never written.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    /// Waits until the writer finished `sent` rounds (every round handed over).
+    pub(crate) fn wait_finished(&self, sent: u64) {
+        let mut state = self.lock();
+        while state.finished < sent {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn finish(&self, failed: bool) {
+        let mut state = self.lock();
+        state.finished += 1;
+        if failed {
+            state.epoch += 1;
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) publisher: Box<dyn Publisher>,
+}
+
+impl Writer {
+    /// The thread body: until the sequencer drops its end of the channel.
+    pub(crate) fn run(mut self, rounds: Receiver<Prepared>) {
+        while let Ok(round) = rounds.recv() {
+            let failed = self.write(round);
+            self.pipeline.finish(failed);
+        }
+    }
+
+    /// Steps 6 to 9 of one round; true if its write failed.
+    fn write(&mut self, round: Prepared) -> bool {
+        let Prepared {
+            epoch,
+            requests,
+            assignments,
+            checkpoint,
+            new,
+            reloaded,
+            started,
+        } = round;
+        if self.shared.queue.is_closed() && !requests.is_empty() {
+            // Shutting down: a round not yet written is refused like a queued one (it
+            // was never written, so retrying elsewhere or later is safe).
+            fail_all(requests, &LogError::ShuttingDown);
+            return false;
+        }
+        if epoch != self.pipeline.epoch() {
+            // Prepared on top of a round whose write failed: never written.
+            fail_all(
+                requests,
+                &LogError::Unavailable("an earlier round could not be made durable; retry".into()),
+            );
+            return false;
+        }
+        let proofs = match new {
+            Some(NewLeaves { write, proofs }) => {
+                // Step 6: ONE synced write batch: tiles, bundles, dedup rows, the
+                // checkpoint by size and as latest.
+                let commit_started = Instant::now();
+                if let Err(e) = self.shared.store.commit(&write) {
+                    // Crash or failure before this returns: after recovery either all
+                    // of the round is there or none of it (one atomic WAL batch).
+                    // Nobody was answered; retries are idempotent via the dedup index.
+                    // On a reported failure we cannot know which, so the rounds
+                    // prepared on top of it are dropped and the sequencer reloads.
+                    let error =
+                        LogError::Unavailable(format!("the round could not be made durable: {e}"));
+                    tracing::error!(%error, "integration round failed; reloading state before the next round");
+                    self.shared.set_storage_failure(Some(error.to_string()));
+                    metrics::counter!(m::ROUNDS, "result" => "failed").increment(1);
+                    fail_all(requests, &error);
+                    return true;
+                }
+                // Durable here: every entry, tile, dedup row and the signed checkpoint
+                // of the round. A crash from now on restarts from this checkpoint; the
+                // callers were not answered and get their indexes back as duplicates.
+                metrics::histogram!(m::COMMIT_SECONDS)
+                    .record(commit_started.elapsed().as_secs_f64());
+                Some(proofs)
+            }
+            None => None,
+        };
+        // Step 7: the durable size moves on (the sequencer's tip already has).
+        if checkpoint.size > self.shared.durable_size() {
+            self.shared.set_durable(checkpoint.size);
+        }
+        if !reloaded {
+            self.shared.set_storage_failure(None);
+            metrics::counter!(m::ROUNDS, "result" => "ok").increment(1);
+        }
+        let answers = answers(&self.shared, requests, &checkpoint, proofs, assignments);
+        // Steps 8 and 9: publish, answer.
+        self.publisher.durable(DurableRound {
+            checkpoint,
+            answers,
+        });
+        if !reloaded {
+            metrics::histogram!(m::ROUND_SECONDS).record(started.elapsed().as_secs_f64());
+        }
+        false
+    }
+}
+
+pub(crate) fn fail_all(requests: Vec<Request>, error: &LogError) {
+    for request in requests {
+        let _ = request.reply.send(Err(error.clone()));
+    }
+}
+
+/// Builds each caller's answer. Entries that were already in the log before this round
+/// get proofs read from storage (one batched tile read for the whole round) against
+/// the round's checkpoint, which is durable by now.
+fn answers(
+    shared: &Shared,
+    requests: Vec<Request>,
+    checkpoint: &Arc<PublishedCheckpoint>,
+    proofs: Option<Arc<BatchProofs>>,
+    assignments: Vec<AssignedSlot>,
+) -> Vec<(Reply, Result<RoundReply, LogError>)> {
+    let old: Vec<(u64, Option<Hash>)> = requests
+        .iter()
+        .flat_map(|r| r.leaf_hashes.iter())
+        .zip(&assignments)
+        .filter(|(_, slot)| slot.old)
+        .map(|(hash, slot)| (slot.index, Some(*hash)))
+        .collect();
+    let stored = if old.is_empty() {
+        Ok(HashMap::new())
+    } else {
+        stored_proofs(&*shared.store, &old, TreeSize(checkpoint.size))
+    };
+    let mut slots = assignments.into_iter();
+    let mut new_count = 0u64;
+    let mut dup_count = 0u64;
+    let answers = requests
+        .into_iter()
+        .map(|request| {
+            let mine: Vec<AssignedSlot> = slots.by_ref().take(request.entries.len()).collect();
+            let dups = mine.iter().filter(|s| s.repeat).count() as u64;
+            dup_count += dups;
+            new_count += mine.len() as u64 - dups;
+            let entries = mine
+                .iter()
+                .map(|slot| {
+                    let proof = if slot.old {
+                        let stored = stored.as_ref().map_err(Clone::clone)?;
+                        let path = stored.get(&slot.index).cloned().ok_or_else(|| {
+                            LogError::Storage(format!("no stored proof for leaf {}", slot.index))
+                        })?;
+                        EntryProof::Stored(path)
+                    } else {
+                        let proofs = proofs.clone().ok_or_else(|| {
+                            LogError::Storage(format!("no batch proof for leaf {}", slot.index))
+                        })?;
+                        EntryProof::InRound(proofs)
+                    };
+                    Ok(Assigned {
+                        index: slot.index,
+                        duplicate: slot.repeat,
+                        proof,
+                    })
+                })
+                .collect::<Result<Vec<_>, LogError>>()
+                .map(|entries| RoundReply {
+                    checkpoint: checkpoint.clone(),
+                    entries,
+                });
+            (request.reply, entries)
+        })
+        .collect();
+    metrics::counter!(m::APPEND_ENTRIES, "result" => "new").increment(new_count);
+    metrics::counter!(m::APPEND_ENTRIES, "result" => "duplicate").increment(dup_count);
+    answers
+}
