@@ -23,13 +23,15 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::BenchError;
-use crate::target::MAX_ENTRIES_PER_CALL;
 
 /// merklogd's HTTP/2 windows (crates/server/src/server.rs).
 const STREAM_WINDOW_BYTES: u32 = 2 << 20;
 const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
 /// merklogd's per-stream concurrency; answers queue behind it.
 const STREAM_MAX_IN_FLIGHT: usize = 64;
+/// Most entries per append call the servers the hammer starts accept (W3 sends 1,000):
+/// the echo server and the merklogd it is compared with take the same limit.
+pub const MAX_ENTRIES_PER_CALL: usize = 1000;
 /// merklogd's request cap with the hammer's limits: entries × (65,535 + 4) + 64.
 const MAX_REQUEST_BYTES: usize = MAX_ENTRIES_PER_CALL * (65_535 + 4) + 64;
 const HASH_BYTES: usize = 32;

@@ -273,7 +273,7 @@ impl Bench {
             ..closed(
                 4,
                 64,
-                target::MAX_ENTRIES_PER_CALL,
+                crate::echo::MAX_ENTRIES_PER_CALL,
                 Mode::Stream { window: 8 },
             )
         };

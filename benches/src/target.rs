@@ -14,11 +14,10 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::BenchError;
+use crate::echo::MAX_ENTRIES_PER_CALL;
 
 /// The origin of logs the hammer creates.
 pub const BENCH_ORIGIN: &str = "bench.merklog.example/hammer";
-/// Most entries per append call the servers the hammer starts accept (W3 sends 1,000).
-pub const MAX_ENTRIES_PER_CALL: usize = 1000;
 /// How long a server may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest gRPC message a client accepts (a 1,000-entry answer with proofs is ~1 MiB).

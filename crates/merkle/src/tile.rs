@@ -119,14 +119,25 @@ fn invalid(reason: &'static str) -> MerkleError {
 
 /// A canonical unsigned decimal of at most `max_digits` digits: no sign, no leading zero.
 fn parse_decimal(text: &str, max_digits: usize) -> Option<u64> {
-    let bytes = text.as_bytes();
-    if bytes.is_empty() || bytes.len() > max_digits || !bytes.iter().all(u8::is_ascii_digit) {
+    if text.len() > max_digits {
         return None;
     }
-    if bytes.len() > 1 && bytes.first() == Some(&b'0') {
-        return None;
+    parse_canonical_decimal(text.as_bytes())
+}
+
+/// Parses a canonical unsigned decimal: ASCII digits only, no sign, no leading zero
+/// (`0` alone is fine), at most `u64::MAX`. Every C2SP text format (tile paths,
+/// checkpoints, proofs, the witness protocol) writes numbers this way; a
+/// non-canonical spelling is refused so that one value has one encoding.
+pub fn parse_canonical_decimal(text: &[u8]) -> Option<u64> {
+    match text {
+        [] | [b'0', _, ..] => return None,
+        _ => {}
     }
-    bytes.iter().try_fold(0u64, |acc, &b| {
+    text.iter().try_fold(0u64, |acc, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
         acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
     })
 }

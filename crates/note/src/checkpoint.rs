@@ -1,8 +1,6 @@
 //! C2SP tlog-checkpoint v1.0.0: the note text of a signed tree head.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-
+use crate::grammar::{decode_hash, encode_hash, parse_decimal};
 use crate::key::{Signer, Verifier};
 use crate::note::{Note, validate_text};
 use crate::{Hash, NoteError};
@@ -20,18 +18,6 @@ pub struct Checkpoint {
     pub extensions: Vec<String>,
 }
 
-/// Parses a decimal u64 with no sign and no leading zeros (`0` alone is fine).
-pub(crate) fn parse_canonical_u64(s: &str) -> Option<u64> {
-    let canonical =
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
-    if canonical { s.parse().ok() } else { None }
-}
-
-/// Decodes canonical base64 of exactly 32 bytes.
-pub(crate) fn decode_hash(s: &str) -> Option<Hash> {
-    STANDARD.decode(s).ok()?.try_into().ok()
-}
-
 impl Checkpoint {
     /// The note text: `origin\nsize\nbase64(root)\n` then each extension line.
     pub fn to_text(&self) -> String {
@@ -39,7 +25,7 @@ impl Checkpoint {
             "{}\n{}\n{}\n",
             self.origin,
             self.size,
-            STANDARD.encode(self.root)
+            encode_hash(&self.root)
         );
         for e in &self.extensions {
             t.push_str(e);
@@ -79,7 +65,7 @@ impl Checkpoint {
         if origin.is_empty() {
             return Err(NoteError::CheckpointEmptyOrigin);
         }
-        let size = parse_canonical_u64(size).ok_or_else(|| NoteError::CheckpointSize {
+        let size = parse_decimal(size).ok_or_else(|| NoteError::CheckpointSize {
             line: size.chars().take(64).collect(),
         })?;
         let root = decode_hash(root).ok_or_else(|| NoteError::CheckpointRoot {

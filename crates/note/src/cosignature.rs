@@ -10,12 +10,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::NoteError;
+use crate::grammar::validate_key_name;
 use crate::key::{
     ALG_COSIGNATURE_V1, ALG_ED25519, ED25519_SIG_LEN, Signer, SignerKeyText, Verifier,
     check_key_id, ed25519_material, format_skey, format_vkey, key_id, parse_key_parts, random_seed,
     strip_skey_prefix, verify_ed25519,
 };
-use crate::note::{NoteSignature, validate_key_name, validate_text};
+use crate::note::{NoteSignature, validate_text};
 
 /// Length of a cosignature/v1 payload: timestamp and Ed25519 signature.
 pub const COSIGNATURE_V1_LEN: usize = 8 + ED25519_SIG_LEN;

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::NoteError;
-use crate::note::validate_key_name;
+use crate::grammar::validate_key_name;
 
 /// Signature type byte of Ed25519 note signatures (C2SP signed-note).
 pub const ALG_ED25519: u8 = 0x01;

@@ -27,13 +27,13 @@ mod cosignature;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod grammar;
 mod key;
 #[cfg(unix)]
 pub mod keyfile;
 mod note;
 mod policy;
 mod proof;
-mod witness_request;
 
 pub use checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
 pub use cosignature::{
@@ -41,18 +41,15 @@ pub use cosignature::{
     generate_cosigner, parse_cosignature_verifier_key, parse_cosigner_key,
 };
 pub use error::{NameProblem, NoteError};
+pub use grammar::{MAX_KEY_NAME_LEN, encode_add_checkpoint, validate_key_name};
 pub use key::{
     ALG_COSIGNATURE_V1, ALG_ED25519, Ed25519Signer, Ed25519Verifier, Signer, SignerKeyText,
     Verifier, generate_ed25519, key_id, parse_signer_key, parse_verifier_key,
 };
 pub use merklog_merkle::Hash;
-pub use note::{
-    MAX_KEY_NAME_LEN, MAX_NOTE_SIZE, MAX_SIGNATURES, Note, NoteSignature, Verifiers,
-    validate_key_name,
-};
+pub use note::{MAX_NOTE_SIZE, MAX_SIGNATURES, Note, NoteSignature, Verifiers};
 pub use policy::{
     MAX_POLICY_ENTRIES, Policy, PolicyGroup, PolicyLog, PolicyWitness, QUORUM_NONE, Threshold,
     VerifiedCheckpoint,
 };
 pub use proof::{MAX_PROOF_HASHES, MAX_PROOF_SIZE, TLOG_PROOF_HEADER, TlogProof};
-pub use witness_request::encode_add_checkpoint;

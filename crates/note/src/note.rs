@@ -8,43 +8,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::NoteError;
-use crate::error::NameProblem;
+use crate::grammar::validate_key_name;
 use crate::key::{Signer, Verifier};
 
 /// Largest note accepted or produced, in bytes (1 MiB).
 pub const MAX_NOTE_SIZE: usize = 1 << 20;
 /// Most signature lines accepted in one note. The spec requires at least 16.
 pub const MAX_SIGNATURES: usize = 100;
-/// Longest key name accepted, in bytes.
-pub const MAX_KEY_NAME_LEN: usize = 255;
-
 /// The signature line prefix: em dash (U+2014) and a space.
 const SIG_PREFIX: &str = "\u{2014} ";
-
-/// Checks a key name: non-empty, at most 255 bytes, no Unicode space, no `+`,
-/// no control character.
-pub fn validate_key_name(name: &str) -> Result<(), NoteError> {
-    let problem = if name.is_empty() {
-        Some(NameProblem::Empty)
-    } else if name.len() > MAX_KEY_NAME_LEN {
-        Some(NameProblem::TooLong)
-    } else if name.contains('+') {
-        Some(NameProblem::Plus)
-    } else if name.chars().any(char::is_whitespace) {
-        Some(NameProblem::Space)
-    } else if name.chars().any(|c| c.is_ascii_control()) {
-        Some(NameProblem::ControlCharacter)
-    } else {
-        None
-    };
-    match problem {
-        None => Ok(()),
-        Some(problem) => Err(NoteError::InvalidKeyName {
-            name: name.chars().take(MAX_KEY_NAME_LEN).collect(),
-            problem,
-        }),
-    }
-}
 
 /// Checks bytes against the note character rules: valid UTF-8 and no ASCII
 /// control character other than newline.

@@ -5,7 +5,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use merklog_merkle::{LeafIndex, TreeSize, verify_inclusion};
 
-use crate::checkpoint::{Checkpoint, decode_hash, open_checkpoint, parse_canonical_u64};
+use crate::checkpoint::{Checkpoint, open_checkpoint};
+use crate::grammar::{decode_hash, parse_decimal};
 use crate::key::Verifier;
 use crate::note::{MAX_NOTE_SIZE, Note};
 use crate::policy::Policy;
@@ -75,7 +76,7 @@ impl TlogProof {
         let index = line
             .strip_prefix(b"index ")
             .and_then(|n| std::str::from_utf8(n).ok())
-            .and_then(parse_canonical_u64)
+            .and_then(parse_decimal)
             .ok_or(NoteError::ProofIndex)?;
         rest = after;
         let mut proof = Vec::new();

@@ -33,7 +33,7 @@ pub const MAX_RESPONSE_BYTES: usize = 64 << 10;
 pub const MAX_REJECTION_TEXT: usize = 512;
 
 /// Content type of the 409 body that states the witness's stored size.
-pub const TLOG_SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+pub use merklog_note::grammar::TLOG_SIZE_CONTENT_TYPE;
 
 /// Content type of the `add-checkpoint` request body.
 const REQUEST_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
@@ -182,7 +182,7 @@ fn classify(
                     ),
                 );
             }
-            match parse_size_body(&body).filter(|_| complete) {
+            match merklog_note::grammar::parse_size_body(&body).filter(|_| complete) {
                 Some(size) => WitnessReply::SizeConflict(size),
                 None => rejected(
                     status,
@@ -207,25 +207,6 @@ fn is_tlog_size(value: &str) -> bool {
         .split(';')
         .next()
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(TLOG_SIZE_CONTENT_TYPE))
-}
-
-/// A 409 body: a decimal size without sign or leading zeros, then one optional
-/// newline, and nothing else.
-fn parse_size_body(body: &[u8]) -> Option<u64> {
-    let digits = body.strip_suffix(b"\n").unwrap_or(body);
-    if digits.is_empty() || (digits.len() > 1 && digits.first() == Some(&b'0')) {
-        return None;
-    }
-    let mut value: u64 = 0;
-    for &byte in digits {
-        if !byte.is_ascii_digit() {
-            return None;
-        }
-        value = value
-            .checked_mul(10)?
-            .checked_add(u64::from(byte.wrapping_sub(b'0')))?;
-    }
-    Some(value)
 }
 
 fn lossy(body: &[u8]) -> String {

@@ -16,7 +16,7 @@ use crate::request::MAX_BODY_BYTES;
 use crate::witness::Witness;
 
 /// Content type of a 409 answer's body (the spec's).
-pub const TLOG_SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+pub use merklog_note::grammar::TLOG_SIZE_CONTENT_TYPE;
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The witness's routes:
@@ -55,7 +55,7 @@ async fn add_checkpoint(
         Err(WitnessError::SizeConflict { stored_size, .. }) => (
             StatusCode::CONFLICT,
             [(header::CONTENT_TYPE, TLOG_SIZE_CONTENT_TYPE)],
-            format!("{stored_size}\n"),
+            merklog_note::grammar::encode_size_body(stored_size),
         )
             .into_response(),
         Err(error) => error_response(&error),

@@ -78,25 +78,12 @@ fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((line, rest))
 }
 
-/// An ASCII decimal u64 with no sign and no leading zeros (`0` alone is allowed).
+/// An ASCII canonical decimal u64 (C2SP text grammar).
 pub(crate) fn parse_decimal(text: &[u8]) -> Result<u64, WitnessError> {
-    let bad = || WitnessError::BadOldSize(String::from_utf8_lossy(text).into_owned());
-    match text {
-        [] => return Err(bad()),
-        [b'0', _, ..] => return Err(bad()),
-        _ => {}
-    }
-    let mut value: u64 = 0;
-    for &byte in text {
-        if !byte.is_ascii_digit() {
-            return Err(bad());
-        }
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(byte - b'0')))
-            .ok_or_else(bad)?;
-    }
-    Ok(value)
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(merklog_note::grammar::parse_decimal)
+        .ok_or_else(|| WitnessError::BadOldSize(String::from_utf8_lossy(text).into_owned()))
 }
 
 fn parse_hash_line(line: &[u8], index: usize) -> Result<Hash, WitnessError> {
