@@ -1,5 +1,6 @@
 //! What both daemons share, seen from outside: one JSON log shape, and metrics
 //! that count no errors after a clean session of the `merklog` client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -214,7 +214,7 @@ pub struct WitnessSettings {
     pub listen: SocketAddr,
 
     /// Witness key name, used when generating the key on first start
-    /// [default: <hostname>/merklog-witness]
+    /// [default: HOSTNAME/merklog-witness]
     #[arg(long, env = "MERKLOG_WITNESS_NAME", value_name = "NAME")]
     pub name: Option<String>,
 
