@@ -37,6 +37,14 @@ pub fn witness_binary() -> PathBuf {
         .clone()
 }
 
+/// The `merklog` client binary of this build (`MERKLOG_BIN` overrides it).
+pub fn client_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| workspace_binary("merklog-client", "merklog", "MERKLOG_BIN"))
+        .clone()
+}
+
 /// A binary of a workspace package, from the running test's target directory and
 /// profile.
 ///

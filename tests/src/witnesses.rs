@@ -82,7 +82,7 @@ impl WitnessProcess {
             .unwrap();
         let mut child = Command::new(crate::witness_binary())
             .env_clear()
-            .env("RUST_LOG", "warn")
+            .env("MERKLOG_WITNESS_LOG_LEVEL", "warn")
             .arg("--config")
             .arg(&setup.config)
             .arg("--data-dir")

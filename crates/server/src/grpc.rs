@@ -6,7 +6,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
@@ -23,6 +22,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::health::Health;
 use crate::status::log_status;
+use crate::telemetry::code_label;
 
 /// Requests of one append stream processed at once; further requests wait in
 /// HTTP/2 flow control, which pushes back on the client.
@@ -64,35 +64,11 @@ impl LogService {
     }
 }
 
-/// Counts one call of `rpc` and, on failure, one error with its code.
-fn record<T>(rpc: &'static str, started: Instant, result: &Result<T, Status>) {
-    metrics::counter!("merklog_rpc_calls_total", "rpc" => rpc).increment(1);
-    metrics::histogram!("merklog_rpc_duration_seconds", "rpc" => rpc)
-        .record(started.elapsed().as_secs_f64());
-    if let Err(status) = result {
-        metrics::counter!(
-            "merklog_rpc_errors_total",
-            "rpc" => rpc,
-            "code" => code_label(status.code())
-        )
+/// Counts the outcome of one request inside an append stream (the stream as a
+/// whole is counted by the per-RPC layer, which cannot see its messages).
+fn record_stream_request(code: Code) {
+    metrics::counter!("merklog_append_stream_requests_total", "code" => code_label(code))
         .increment(1);
-    }
-}
-
-/// A stable, low-cardinality label for a status code.
-fn code_label(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "ok",
-        Code::InvalidArgument => "invalid_argument",
-        Code::OutOfRange => "out_of_range",
-        Code::NotFound => "not_found",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::Unavailable => "unavailable",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Internal => "internal",
-        Code::Cancelled => "cancelled",
-        _ => "other",
-    }
 }
 
 fn checkpoint_wire(checkpoint: &PublishedCheckpoint) -> v1::Checkpoint {
@@ -124,13 +100,12 @@ impl Inner {
         request: v1::AppendStreamRequest,
     ) -> v1::AppendStreamResponse {
         use v1::append_stream_response::Result as Outcome;
-        let started = Instant::now();
         let sequence = request.sequence;
         let result = match StreamAppend::from_wire(request, &self.limits) {
             Ok(append) => self.append_batch(append.batch).await,
             Err((_, error)) => Err(Status::from(error)),
         };
-        record("AppendStream", started, &result);
+        record_stream_request(result.as_ref().map_or_else(Status::code, |_| Code::Ok));
         v1::AppendStreamResponse {
             sequence,
             result: Some(match result {
@@ -206,13 +181,8 @@ impl v1::log_server::Log for LogService {
         &self,
         request: Request<v1::AppendRequest>,
     ) -> Result<Response<v1::AppendResponse>, Status> {
-        let started = Instant::now();
-        let result = match AppendBatch::from_wire(request.into_inner(), &self.inner.limits) {
-            Ok(batch) => self.inner.append_batch(batch).await,
-            Err(error) => Err(error.into()),
-        };
-        record("Append", started, &result);
-        result.map(Response::new)
+        let batch = AppendBatch::from_wire(request.into_inner(), &self.inner.limits)?;
+        self.inner.append_batch(batch).await.map(Response::new)
     }
 
     type AppendStreamStream = ReceiverStream<Result<v1::AppendStreamResponse, Status>>;
@@ -234,40 +204,32 @@ impl v1::log_server::Log for LogService {
         &self,
         _request: Request<v1::GetCheckpointRequest>,
     ) -> Result<Response<v1::Checkpoint>, Status> {
-        let started = Instant::now();
-        let result = Ok(checkpoint_wire(&self.inner.log.latest()));
-        record("GetCheckpoint", started, &result);
-        result.map(Response::new)
+        Ok(Response::new(checkpoint_wire(&self.inner.log.latest())))
     }
 
     async fn get_inclusion_proof(
         &self,
         request: Request<v1::GetInclusionProofRequest>,
     ) -> Result<Response<v1::GetInclusionProofResponse>, Status> {
-        let started = Instant::now();
-        let result = self.inclusion_proof(request.into_inner()).await;
-        record("GetInclusionProof", started, &result);
-        result.map(Response::new)
+        self.inclusion_proof(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_consistency_proof(
         &self,
         request: Request<v1::GetConsistencyProofRequest>,
     ) -> Result<Response<v1::GetConsistencyProofResponse>, Status> {
-        let started = Instant::now();
-        let result = self.consistency_proof(request.into_inner()).await;
-        record("GetConsistencyProof", started, &result);
-        result.map(Response::new)
+        self.consistency_proof(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_entries(
         &self,
         request: Request<v1::GetEntriesRequest>,
     ) -> Result<Response<v1::GetEntriesResponse>, Status> {
-        let started = Instant::now();
-        let result = self.entries(request.into_inner()).await;
-        record("GetEntries", started, &result);
-        result.map(Response::new)
+        self.entries(request.into_inner()).await.map(Response::new)
     }
 
     type WatchCheckpointsStream = BoxStream<v1::Checkpoint>;
@@ -276,7 +238,6 @@ impl v1::log_server::Log for LogService {
         &self,
         _request: Request<v1::WatchCheckpointsRequest>,
     ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
-        metrics::counter!("merklog_rpc_calls_total", "rpc" => "WatchCheckpoints").increment(1);
         Ok(Response::new(watch_stream(
             self.inner.log.subscribe(),
             self.inner.shutdown.clone(),
@@ -408,11 +369,15 @@ async fn run_append_stream(
                         in_flight.push(Arc::clone(&inner).stream_append(request));
                     }
                     Ok(None) => reading = false,
+                    Err(status) if client_gone(&status) => {
+                        // The client reset the stream (it may have every answer it
+                        // wanted): nobody is left to answer.
+                        return;
+                    }
                     Err(status) => {
                         // A framing error (e.g. an oversize message): answer what is
                         // in flight, then end the stream with it.
                         reading = false;
-                        record::<()>("AppendStream", Instant::now(), &Err(status.clone()));
                         broken = Some(status);
                     }
                 }
@@ -423,6 +388,12 @@ async fn run_append_stream(
     if let Some(status) = broken {
         let _ = tx.send(Err(status)).await;
     }
+}
+
+/// True if reading the stream failed because the client reset it, which ends
+/// the call without an error of the server's.
+fn client_gone(status: &Status) -> bool {
+    status.code() == Code::Cancelled
 }
 
 /// Latest-wins checkpoint stream: the current checkpoint first, then each newer

@@ -23,7 +23,7 @@
 //! `merklogd` with no arguments starts on the embedded defaults (data in
 //! `./merklog-data`, gRPC on 127.0.0.1:7800, HTTP on :7801, metrics on :7802); see
 //! `merklogd --help` and [`config`] for the flags, their `MERKLOGD_*` environment
-//! variables and the TOML file. Port 0 picks a free port; the bound addresses are
+//! variables and the TOML file (`--print-config` shows the resolved settings). Port 0 picks a free port; the bound addresses are
 //! logged and, with `--addr-file`, written as JSON once the server is ready.
 //!
 //! # Limits
@@ -71,8 +71,9 @@ pub mod telemetry;
 pub mod witness_client;
 pub mod witnessing;
 
-pub use config::{Cli, ConfigDuration, LogFormat, ServerConfig};
-pub use server::{BoundAddrs, Listeners, Server, run, shutdown_signal};
+pub use config::{Cli, ServerConfig};
+pub use merklog_daemon::{ConfigDuration, LogFormat, shutdown_signal};
+pub use server::{BoundAddrs, Listeners, Server, resolved_config, run};
 pub use witness_client::HttpWitness;
 
 /// Everything that can stop the server from starting or serving.

@@ -161,13 +161,16 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .map_err(|e| ServerError::Config(format!("reflection: {e}")))?;
-        let log_service = LogServer::new(LogService::new(
-            self.log.clone(),
-            limits,
-            health.clone(),
-            stop_rx.clone(),
-        ))
-        .max_decoding_message_size(limits.max_request_bytes());
+        let log_service = tower::Layer::layer(
+            &telemetry::RpcMetricsLayer,
+            LogServer::new(LogService::new(
+                self.log.clone(),
+                limits,
+                health.clone(),
+                stop_rx.clone(),
+            ))
+            .max_decoding_message_size(limits.max_request_bytes()),
+        );
 
         let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
         let grpc = tonic::transport::Server::builder()
@@ -313,35 +316,36 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
     })
 }
 
+/// The resolved settings as JSON (the file's key names), and with a policy
+/// its parsed content under `parsed-policy`: what `merklogd --print-config`
+/// prints. A policy that does not parse is an error here as at start-up.
+pub fn resolved_config(config: &ServerConfig) -> Result<serde_json::Value, ServerError> {
+    let mut json = serde_json::to_value(config)
+        .map_err(|e| ServerError::Config(format!("encoding the settings: {e}")))?;
+    if let (Some(path), serde_json::Value::Object(map)) = (&config.policy, &mut json) {
+        let policy = crate::witnessing::read_policy(path)?;
+        map.insert(
+            "parsed-policy".to_owned(),
+            crate::witnessing::policy_summary(&policy),
+        );
+    }
+    Ok(json)
+}
+
 /// Opens the log and serves it until `shutdown` completes: [`Server::open`] then
-/// [`Server::serve`].
+/// [`Server::serve`]. When this start created the log, its verifier key is
+/// printed on stdout first: auditors and clients need it, and scripts read it
+/// there.
 pub async fn run(
     config: ServerConfig,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    Server::open(config).await?.serve(listeners, shutdown).await
-}
-
-/// Completes on SIGTERM or Ctrl-C (SIGINT).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            futures::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => futures::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => info!("received Ctrl-C"),
-        () = term => info!("received SIGTERM"),
+    let server = Server::open(config).await?;
+    if server.created() {
+        println!("{}", server.vkey());
     }
+    server.serve(listeners, shutdown).await
 }
 
 /// Turns health NOT_SERVING as soon as the log refuses to sign (e.g. a witness
@@ -400,14 +404,10 @@ fn flatten(
 /// Writes the bound addresses as JSON, atomically (write then rename), so a
 /// reader never sees a partial file.
 fn write_addr_file(path: &Path, addrs: &BoundAddrs) -> Result<(), ServerError> {
-    let io = |source| ServerError::Io {
-        context: format!("writing the address file {}", path.display()),
-        source,
-    };
     let json = serde_json::to_string(addrs)
         .map_err(|e| ServerError::Config(format!("encoding the bound addresses: {e}")))?;
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(".tmp");
-    std::fs::write(&temp, format!("{json}\n")).map_err(io)?;
-    std::fs::rename(&temp, path).map_err(io)
+    merklog_daemon::write_addr_file(path, &format!("{json}\n")).map_err(|source| ServerError::Io {
+        context: format!("writing the address file {}", path.display()),
+        source,
+    })
 }

@@ -1,8 +1,10 @@
-//! Prometheus metrics (`GET /metrics` on the metrics listener) and log output.
+//! Prometheus metrics (`GET /metrics` on the metrics listener).
 //!
-//! The server records, per gRPC method, `merklog_rpc_calls_total{rpc}`,
+//! The server records, per gRPC method of `merklog.v1.Log`, `merklog_rpc_calls_total{rpc}`,
 //! `merklog_rpc_errors_total{rpc,code}` and `merklog_rpc_duration_seconds{rpc}`
-//! (a stream request counts as one `AppendStream` call), and
+//! in one tower layer (`RpcMetricsLayer`; a stream is one call), the outcome of
+//! each request inside an append stream as
+//! `merklog_append_stream_requests_total{code}` (`ok` included), and
 //! `merklog_http_requests_total{kind,status}` for the tlog-tiles API. At scrape
 //! time it sets `merklog_checkpoint_age_seconds` (time since the latest checkpoint
 //! was published). The sequencer records its own metrics (`merklog_round_*` batch
@@ -12,19 +14,26 @@
 //! `merklog_witness_request_seconds`, `merklog_witness_quorum_seconds`,
 //! `merklog_published_size` and `merklog_durable_size` (see `merklog_log::metrics`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
+use axum::http;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use merklog_log::Log;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tonic::Code;
+use tonic::server::NamedService;
+use tower::Service;
 
 use crate::ServerError;
-use crate::config::LogFormat;
 
 /// Latency buckets (seconds) for every `*_seconds` histogram: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -124,18 +133,193 @@ async fn render(State((handle, clock)): State<(PrometheusHandle, PublishClock)>)
         .into_response()
 }
 
-/// Installs the global `tracing` subscriber: `filter` in env-filter syntax, text
-/// or JSON lines on stderr (stdout carries only the verifier key on first start).
-pub fn init_tracing(format: LogFormat, filter: &str) -> Result<(), ServerError> {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(filter)
-        .map_err(|e| ServerError::Config(format!("log-level {filter:?}: {e}")))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    result.map_err(|e| ServerError::Config(format!("installing the log subscriber: {e}")))
+/// The methods of `merklog.v1.Log`: the `rpc` label takes only these values (and
+/// `unknown`), so a client cannot grow the label set with made-up paths.
+const LOG_METHODS: [&str; 7] = [
+    "Append",
+    "AppendStream",
+    "GetCheckpoint",
+    "GetInclusionProof",
+    "GetConsistencyProof",
+    "GetEntries",
+    "WatchCheckpoints",
+];
+
+/// A stable, low-cardinality label for a status code.
+pub(crate) fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::InvalidArgument => "invalid_argument",
+        Code::OutOfRange => "out_of_range",
+        Code::NotFound => "not_found",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::Unavailable => "unavailable",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Internal => "internal",
+        Code::Cancelled => "cancelled",
+        Code::Unimplemented => "unimplemented",
+        _ => "other",
+    }
+}
+
+/// Per-RPC metrics for a gRPC service, as one tower layer:
+/// `merklog_rpc_calls_total{rpc}`, `merklog_rpc_duration_seconds{rpc}` (from the
+/// request to the end of the answer: a stream counts as one call that lasts as
+/// long as the stream) and `merklog_rpc_errors_total{rpc,code}` for each call that
+/// ended with a status other than OK.
+///
+/// A call whose answer the client abandoned (it cancelled, or closed a watch or
+/// an append stream once it had what it wanted) has no status and is not an
+/// error: it counts as a call only.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RpcMetricsLayer;
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> RpcMetrics<S> {
+        RpcMetrics { inner }
+    }
+}
+
+/// The service [`RpcMetricsLayer`] wraps around a gRPC service.
+#[derive(Debug, Clone)]
+pub(crate) struct RpcMetrics<S> {
+    inner: S,
+}
+
+impl<S: NamedService> NamedService for RpcMetrics<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RpcMetrics<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: HttpBody + Unpin,
+{
+    type Response = http::Response<RecordedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let method = request.uri().path().rsplit('/').next().unwrap_or_default();
+        let rpc = LOG_METHODS
+            .iter()
+            .find(|known| **known == method)
+            .copied()
+            .unwrap_or("unknown");
+        let started = Instant::now();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            // An answer without a body (an error before any message) carries
+            // its status in the headers.
+            let header_status = grpc_status(response.headers());
+            Ok(response.map(|inner| RecordedBody {
+                inner,
+                pending: Some(PendingCall {
+                    rpc,
+                    started,
+                    header_status,
+                }),
+            }))
+        })
+    }
+}
+
+/// A call not yet recorded.
+#[derive(Debug)]
+struct PendingCall {
+    rpc: &'static str,
+    started: Instant,
+    header_status: Option<Code>,
+}
+
+impl PendingCall {
+    fn record(self, status: Option<Code>) {
+        let rpc = self.rpc;
+        metrics::counter!("merklog_rpc_calls_total", "rpc" => rpc).increment(1);
+        metrics::histogram!("merklog_rpc_duration_seconds", "rpc" => rpc)
+            .record(self.started.elapsed().as_secs_f64());
+        if let Some(code) = status.filter(|code| *code != Code::Ok) {
+            metrics::counter!("merklog_rpc_errors_total", "rpc" => rpc, "code" => code_label(code))
+                .increment(1);
+        }
+    }
+}
+
+/// A response body that records its call when its status is known: from the
+/// trailers, from the headers of a body-less answer, or never (dropped unfinished).
+#[derive(Debug)]
+pub(crate) struct RecordedBody<B> {
+    inner: B,
+    pending: Option<PendingCall>,
+}
+
+impl<B> RecordedBody<B> {
+    fn finish(&mut self, status: Option<Code>) {
+        if let Some(call) = self.pending.take() {
+            let status = status.or(call.header_status);
+            call.record(status);
+        }
+    }
+}
+
+impl<B> Drop for RecordedBody<B> {
+    fn drop(&mut self) {
+        // With a status in the headers the answer was complete (the transport
+        // need not poll an empty body); without one the client went away first.
+        self.finish(None);
+    }
+}
+
+impl<B: HttpBody + Unpin> HttpBody for RecordedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let status = grpc_status(trailers).unwrap_or(Code::Unknown);
+                    self.finish(Some(status));
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.finish(Some(Code::Internal)),
+            Poll::Ready(None) => {
+                let status = self
+                    .pending
+                    .as_ref()
+                    .and_then(|call| call.header_status)
+                    .unwrap_or(Code::Unknown);
+                self.finish(Some(status));
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The `grpc-status` of a header or trailer map.
+fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .map(|value| Code::from_bytes(value.as_bytes()))
 }

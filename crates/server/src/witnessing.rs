@@ -89,6 +89,37 @@ pub fn witnessing(
     }))
 }
 
+/// What a parsed policy says, for `--print-config`: its logs, its witnesses
+/// (name, key, URL), its groups and its quorum.
+pub fn policy_summary(policy: &Policy) -> serde_json::Value {
+    serde_json::json!({
+        "logs": policy
+            .logs()
+            .iter()
+            .map(|log| log.verifier.to_vkey())
+            .collect::<Vec<_>>(),
+        "witnesses": policy
+            .witnesses()
+            .iter()
+            .map(|w| serde_json::json!({
+                "name": w.name,
+                "vkey": w.verifier.to_vkey(),
+                "url": w.url,
+            }))
+            .collect::<Vec<_>>(),
+        "groups": policy
+            .groups()
+            .iter()
+            .map(|g| serde_json::json!({
+                "name": g.name,
+                "threshold": g.threshold.to_string(),
+                "members": g.members,
+            }))
+            .collect::<Vec<_>>(),
+        "quorum": policy.quorum(),
+    })
+}
+
 /// The policy must list this log: a `log` line with exactly its verifier key.
 fn check_log_line(
     policy: &Policy,
@@ -123,7 +154,7 @@ fn check_log_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConfigDuration;
+    use merklog_daemon::ConfigDuration;
     use std::time::Duration;
 
     fn setup(
@@ -217,9 +248,10 @@ mod tests {
 
     #[test]
     fn the_deploy_examples_parse() {
-        let file: crate::config::FileConfig =
-            toml::from_str(include_str!("../../../deploy/merklogd.toml")).unwrap();
-        let config = ServerConfig::merge(crate::Cli::default(), file).unwrap();
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/merklogd.toml");
+        let config = crate::Cli::try_load_from(["merklogd", "--config", example])
+            .unwrap()
+            .settings;
         assert_eq!(
             config.policy.as_deref(),
             Some(Path::new("/etc/merklog/policy.txt"))

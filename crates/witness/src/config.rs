@@ -1,6 +1,8 @@
-//! Configuration: command-line flags, `MERKLOG_WITNESS_*` environment variables and a
-//! TOML file, in the same style as merklogd. Precedence: flag > environment > TOML >
-//! default.
+//! Configuration: one settings struct, [`WitnessSettings`], read from command-line
+//! flags, `MERKLOG_WITNESS_*` environment variables, a TOML file and the defaults
+//! declared on it, merged as merklogd merges its own. Precedence: flag >
+//! environment > TOML > default. Unknown keys in the file are refused, naming
+//! the key; durations take units (`500ms`, `5s`, `2m`, `1h30m`).
 //!
 //! Example TOML file (every key optional except the logs the witness should cosign):
 //!
@@ -11,7 +13,7 @@
 //! submission-prefix = ""                   # POST <prefix>/add-checkpoint
 //! monitoring-prefix = ""                   # GET <prefix>/<hex sha256(origin)>/checkpoint
 //! webhook-url = "https://alerts.example.com/hook"
-//! webhook-timeout-secs = 10
+//! webhook-timeout = "10s"
 //! log-format = "text"                      # or "json"
 //!
 //! [[log]]
@@ -25,14 +27,16 @@
 //! origin = "example.com/other"
 //! vkey = "example.com/other+0a1b2c3d+AQ..."
 //! grpc-url = "http://log.example.com:7800"
-//! poll-interval = 2                        # seconds (fractions allowed) [default: 2]
+//! poll-interval = "2s"                     # [default: 2s]
 //! ```
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser};
+use merklog_daemon::{ConfigDuration, LogFormat};
+use serde::{Deserialize, Serialize};
 
 use crate::error::WitnessError;
 use crate::failpoint::Failpoint;
@@ -45,7 +49,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7900";
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One log the witness cosigns.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// The checkpoint origin line.
@@ -57,8 +61,10 @@ pub struct LogConfig {
 /// Default interval between `GetCheckpoint` polls of a followed log.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// One log the witness follows by itself (pull mode, [`crate::follow`]).
-#[derive(Debug, Clone, PartialEq)]
+/// One log the witness follows by itself (pull mode, [`crate::follow`]); a
+/// `[[follow]]` entry of the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FollowConfig {
     /// The checkpoint origin line.
     pub origin: String,
@@ -67,8 +73,18 @@ pub struct FollowConfig {
     /// The log's gRPC endpoint (`http://host:port`; a bare `host:port` means http).
     pub grpc_url: String,
     /// How often `GetCheckpoint` is polled when `WatchCheckpoints` is unavailable.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
 }
+
+fn default_poll_interval() -> Duration {
+    DEFAULT_POLL_INTERVAL
+}
+
+/// Shortest accepted poll interval (a hostile config must not spin the witness).
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest accepted poll interval.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 impl FollowConfig {
     /// A follow entry with the default poll interval.
@@ -88,54 +104,17 @@ impl FollowConfig {
             vkey: self.vkey.clone(),
         }
     }
-}
 
-/// A `[[follow]]` entry as written in the TOML file.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileFollowConfig {
-    /// See [`FollowConfig::origin`].
-    pub origin: String,
-    /// See [`FollowConfig::vkey`].
-    pub vkey: String,
-    /// See [`FollowConfig::grpc_url`].
-    pub grpc_url: String,
-    /// Seconds between polls (fractions allowed) [default: 2].
-    pub poll_interval: Option<f64>,
-}
-
-/// Shortest accepted poll interval (a hostile config must not spin the witness).
-const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
-/// Longest accepted poll interval.
-const MAX_POLL_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-
-impl FileFollowConfig {
-    /// Validates the poll interval and applies the default.
-    pub fn resolve(self) -> Result<FollowConfig, WitnessError> {
-        let poll_interval = match self.poll_interval {
-            None => DEFAULT_POLL_INTERVAL,
-            Some(secs) => {
-                let interval = Duration::try_from_secs_f64(secs).map_err(|_| {
-                    WitnessError::Config(format!(
-                        "poll-interval {secs} of followed log {:?} is not a duration in seconds",
-                        self.origin
-                    ))
-                })?;
-                if !(MIN_POLL_INTERVAL..=MAX_POLL_INTERVAL).contains(&interval) {
-                    return Err(WitnessError::Config(format!(
-                        "poll-interval {secs} of followed log {:?} must be 0.01 to 86400 seconds",
-                        self.origin
-                    )));
-                }
-                interval
-            }
-        };
-        Ok(FollowConfig {
-            origin: self.origin,
-            vkey: self.vkey,
-            grpc_url: self.grpc_url,
-            poll_interval,
-        })
+    /// Refuses a poll interval outside 10ms to 24h.
+    fn validate(&self) -> Result<(), WitnessError> {
+        if (MIN_POLL_INTERVAL..=MAX_POLL_INTERVAL).contains(&self.poll_interval) {
+            return Ok(());
+        }
+        Err(WitnessError::Config(format!(
+            "poll-interval {} of followed log {:?} must be 10ms to 24h",
+            humantime::format_duration(self.poll_interval),
+            self.origin
+        )))
     }
 }
 
@@ -166,172 +145,208 @@ pub struct WitnessConfig {
 impl WitnessConfig {
     /// A configuration with defaults for everything but the data directory and logs.
     pub fn new(data_dir: impl Into<PathBuf>, logs: Vec<LogConfig>) -> WitnessConfig {
+        let defaults = WitnessSettings::default();
         WitnessConfig {
             data_dir: data_dir.into(),
             name: None,
             logs,
             follow: Vec::new(),
-            submission_prefix: String::new(),
-            monitoring_prefix: String::new(),
+            submission_prefix: defaults.submission_prefix,
+            monitoring_prefix: defaults.monitoring_prefix,
             webhook_url: None,
-            webhook_timeout: DEFAULT_WEBHOOK_TIMEOUT,
+            webhook_timeout: defaults.webhook_timeout.get(),
             failpoint: None,
         }
     }
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Command-line interface of `merklog-witness`.
-#[derive(Debug, Parser)]
+/// Command line of `merklog-witness`: the settings plus what only a command
+/// line says.
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "merklog-witness",
     version,
-    about = "A C2SP tlog-witness server"
+    about = "A C2SP tlog-witness server",
+    long_about = "A C2SP tlog-witness server.\n\n\
+        Every setting can also come from the environment variable shown, or from the \
+        --config TOML file under the flag's name; the logs to cosign are `[[log]]` and \
+        `[[follow]]` entries of that file. Durations take units: 500ms, 5s, 2m, 1h30m.\n\n\
+        Precedence: flag > environment variable > --config TOML file > default."
 )]
 pub struct Cli {
     /// TOML configuration file (logs are configured there as `[[log]]` and
-    /// `[[follow]]` entries).
-    #[arg(long, env = "MERKLOG_WITNESS_CONFIG")]
+    /// `[[follow]]` entries)
+    #[arg(long, env = "MERKLOG_WITNESS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Data directory (keys, per-log state, evidence) [default: ./witness-data].
-    #[arg(long, env = "MERKLOG_WITNESS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Listen address; port 0 picks a free port [default: 127.0.0.1:7900].
-    #[arg(long, env = "MERKLOG_WITNESS_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Witness key name, used when generating the key on first start
-    /// (default: `<hostname>/merklog-witness`).
-    #[arg(long, env = "MERKLOG_WITNESS_NAME")]
-    pub name: Option<String>,
-    /// Prefix of `POST <prefix>/add-checkpoint` [default: empty].
-    #[arg(long, env = "MERKLOG_WITNESS_SUBMISSION_PREFIX")]
-    pub submission_prefix: Option<String>,
-    /// Prefix of `GET <prefix>/<hex sha256(origin)>/checkpoint` [default: empty].
-    #[arg(long, env = "MERKLOG_WITNESS_MONITORING_PREFIX")]
-    pub monitoring_prefix: Option<String>,
-    /// URL that receives a JSON POST when a fork is detected.
-    #[arg(long, env = "MERKLOG_WITNESS_WEBHOOK_URL")]
-    pub webhook_url: Option<String>,
-    /// Timeout of one webhook delivery in seconds [default: 10].
-    #[arg(long, env = "MERKLOG_WITNESS_WEBHOOK_TIMEOUT_SECS")]
-    pub webhook_timeout_secs: Option<u64>,
-    /// Log output format [default: text].
-    #[arg(long, env = "MERKLOG_WITNESS_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
+
+    /// Print the resolved configuration as JSON and exit
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Follow a merklog log over gRPC (pull mode), with the default poll interval;
-    /// repeatable, added to the file's `[[follow]]` entries.
-    #[arg(long, num_args = 3, value_names = ["ORIGIN", "VKEY", "GRPC_URL"], action = clap::ArgAction::Append)]
-    pub follow: Vec<String>,
-    /// After binding, write the bound address to this file (for scripts and tests).
-    #[arg(long, env = "MERKLOG_WITNESS_ADDR_FILE")]
-    pub addr_file: Option<PathBuf>,
+    /// repeatable, added to the file's `[[follow]]` entries
+    #[arg(long = "follow", num_args = 3, value_names = ["ORIGIN", "VKEY", "GRPC_URL"], action = clap::ArgAction::Append)]
+    pub follow_flags: Vec<String>,
+
     /// Testing only: block forever at this point of the persist step.
     #[arg(long, env = "MERKLOG_WITNESS_TEST_FAILPOINT", value_enum, hide = true)]
     pub test_failpoint: Option<Failpoint>,
+
+    /// The settings.
+    #[command(flatten)]
+    pub settings: WitnessSettings,
 }
 
-/// The TOML file's keys.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileConfig {
-    /// See [`Cli::data_dir`].
-    pub data_dir: Option<PathBuf>,
-    /// See [`Cli::listen`].
-    pub listen: Option<SocketAddr>,
-    /// See [`Cli::name`].
+/// The witness's settings: each field is a flag (with its `MERKLOG_WITNESS_*`
+/// environment variable) and a key of the TOML file, with its default; the
+/// logs are tables only the file holds.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WitnessSettings {
+    /// Data directory (keys, per-log state, evidence)
+    #[arg(long, env = "MERKLOG_WITNESS_DATA_DIR", value_name = "DIR",
+          default_value_os_t = WitnessSettings::default().data_dir)]
+    pub data_dir: PathBuf,
+
+    /// Listen address; port 0 picks a free port
+    #[arg(long, env = "MERKLOG_WITNESS_LISTEN", value_name = "ADDR",
+          default_value_t = WitnessSettings::default().listen)]
+    pub listen: SocketAddr,
+
+    /// Witness key name, used when generating the key on first start
+    /// [default: HOSTNAME/merklog-witness]
+    #[arg(long, env = "MERKLOG_WITNESS_NAME", value_name = "NAME")]
     pub name: Option<String>,
-    /// See [`Cli::submission_prefix`].
-    pub submission_prefix: Option<String>,
-    /// See [`Cli::monitoring_prefix`].
-    pub monitoring_prefix: Option<String>,
-    /// See [`Cli::webhook_url`].
+
+    /// Prefix of `POST <prefix>/add-checkpoint` [default: empty]
+    #[arg(
+        long,
+        env = "MERKLOG_WITNESS_SUBMISSION_PREFIX",
+        value_name = "PATH",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub submission_prefix: String,
+
+    /// Prefix of `GET <prefix>/<hex sha256(origin)>/checkpoint` [default: empty]
+    #[arg(
+        long,
+        env = "MERKLOG_WITNESS_MONITORING_PREFIX",
+        value_name = "PATH",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub monitoring_prefix: String,
+
+    /// URL that receives a JSON POST when a fork is detected
+    #[arg(long, env = "MERKLOG_WITNESS_WEBHOOK_URL", value_name = "URL")]
     pub webhook_url: Option<String>,
-    /// See [`Cli::webhook_timeout_secs`].
-    pub webhook_timeout_secs: Option<u64>,
-    /// See [`Cli::log_format`].
-    pub log_format: Option<LogFormat>,
-    /// The logs to cosign.
+
+    /// Timeout of one webhook delivery
+    #[arg(long, env = "MERKLOG_WITNESS_WEBHOOK_TIMEOUT", value_name = "DURATION",
+          default_value_t = WitnessSettings::default().webhook_timeout)]
+    pub webhook_timeout: ConfigDuration,
+
+    /// Log output format (JSON lines have the same shape as merklogd's)
+    #[arg(long, env = "MERKLOG_WITNESS_LOG_FORMAT", value_name = "FORMAT",
+          default_value_t = WitnessSettings::default().log_format)]
+    pub log_format: LogFormat,
+
+    /// Log filter, in tracing's env-filter syntax (e.g. "info" or
+    /// "merklog_witness=debug,info")
+    #[arg(long, env = "MERKLOG_WITNESS_LOG_LEVEL", value_name = "FILTER",
+          default_value_t = WitnessSettings::default().log_level)]
+    pub log_level: String,
+
+    /// After binding, write the bound address to this file (for scripts and tests)
+    #[arg(long, env = "MERKLOG_WITNESS_ADDR_FILE", value_name = "FILE")]
+    pub addr_file: Option<PathBuf>,
+
+    /// The logs to cosign (`[[log]]` in the file).
+    #[arg(skip)]
     #[serde(default, rename = "log")]
     pub logs: Vec<LogConfig>,
-    /// The logs to follow over gRPC.
-    #[serde(default, rename = "follow")]
-    pub follow: Vec<FileFollowConfig>,
+
+    /// The logs to follow over gRPC (`[[follow]]` in the file, and `--follow`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub follow: Vec<FollowConfig>,
 }
 
-/// The resolved settings of the binary.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The witness configuration.
-    pub witness: WitnessConfig,
-    /// Where to listen.
-    pub listen: SocketAddr,
-    /// Log output format.
-    pub log_format: LogFormat,
-    /// Where to write the bound address, if anywhere.
-    pub addr_file: Option<PathBuf>,
+impl Default for WitnessSettings {
+    fn default() -> Self {
+        WitnessSettings {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7900))),
+            name: None,
+            submission_prefix: String::new(),
+            monitoring_prefix: String::new(),
+            webhook_url: None,
+            webhook_timeout: ConfigDuration(DEFAULT_WEBHOOK_TIMEOUT),
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+            addr_file: None,
+            logs: Vec::new(),
+            follow: Vec::new(),
+        }
+    }
 }
 
 impl Cli {
-    /// Merges flags and environment (already in `self`) with the TOML file and defaults.
-    pub fn resolve(self) -> Result<Settings, WitnessError> {
-        let file = match &self.config {
-            Some(path) => read_file_config(path)?,
-            None => FileConfig::default(),
-        };
-        let listen = match self.listen.or(file.listen) {
-            Some(addr) => addr,
-            None => DEFAULT_LISTEN
-                .parse()
-                .map_err(|e| WitnessError::Config(format!("default listen address: {e}")))?,
-        };
-        let witness = WitnessConfig {
-            data_dir: self
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            name: self.name.or(file.name),
-            logs: file.logs,
-            follow: file
-                .follow
-                .into_iter()
-                .map(FileFollowConfig::resolve)
-                .chain(self.follow.chunks(3).map(follow_flag))
-                .collect::<Result<_, _>>()?,
-            submission_prefix: self
-                .submission_prefix
-                .or(file.submission_prefix)
-                .unwrap_or_default(),
-            monitoring_prefix: self
-                .monitoring_prefix
-                .or(file.monitoring_prefix)
-                .unwrap_or_default(),
-            webhook_url: self.webhook_url.or(file.webhook_url),
-            webhook_timeout: self
-                .webhook_timeout_secs
-                .or(file.webhook_timeout_secs)
-                .map_or(DEFAULT_WEBHOOK_TIMEOUT, Duration::from_secs),
+    /// Parses this process's command line and environment (printing help, or a
+    /// usage error and exiting, as clap does) and resolves the settings.
+    pub fn load() -> Result<Self, WitnessError> {
+        Self::resolve(&Self::command().get_matches())
+    }
+
+    /// Like [`Cli::load`] for the given arguments (the first is the program
+    /// name); a usage error is returned, not printed.
+    pub fn try_load_from<I, T>(args: I) -> Result<Self, WitnessError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command()
+            .try_get_matches_from(args)
+            .map_err(|e| WitnessError::Config(e.to_string()))?;
+        Self::resolve(&matches)
+    }
+
+    /// Layers the file and defaults under what `matches` took from flags and
+    /// the environment, adds the `--follow` flags to the file's entries, and
+    /// checks the result.
+    fn resolve(matches: &ArgMatches) -> Result<Self, WitnessError> {
+        let mut cli =
+            Self::from_arg_matches(matches).map_err(|e| WitnessError::Config(e.to_string()))?;
+        cli.settings = merklog_daemon::layered(&cli.settings, matches, cli.config.as_deref())
+            .map_err(|e| WitnessError::Config(e.to_string()))?;
+        for values in cli.follow_flags.chunks(3) {
+            cli.settings.follow.push(follow_flag(values)?);
+        }
+        for follow in &cli.settings.follow {
+            follow.validate()?;
+        }
+        validate_prefix(&cli.settings.submission_prefix)?;
+        validate_prefix(&cli.settings.monitoring_prefix)?;
+        Ok(cli)
+    }
+
+    /// What [`crate::Witness::open`] needs.
+    pub fn witness_config(&self) -> WitnessConfig {
+        let settings = &self.settings;
+        WitnessConfig {
+            data_dir: settings.data_dir.clone(),
+            name: settings.name.clone(),
+            logs: settings.logs.clone(),
+            follow: settings.follow.clone(),
+            submission_prefix: settings.submission_prefix.clone(),
+            monitoring_prefix: settings.monitoring_prefix.clone(),
+            webhook_url: settings.webhook_url.clone(),
+            webhook_timeout: settings.webhook_timeout.get(),
             failpoint: self.test_failpoint,
-        };
-        validate_prefix(&witness.submission_prefix)?;
-        validate_prefix(&witness.monitoring_prefix)?;
-        Ok(Settings {
-            witness,
-            listen,
-            log_format: self
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Text),
-            addr_file: self.addr_file,
-        })
+        }
     }
 }
 
@@ -343,15 +358,6 @@ fn follow_flag(values: &[String]) -> Result<FollowConfig, WitnessError> {
             "--follow takes three values: ORIGIN VKEY GRPC_URL".into(),
         )),
     }
-}
-
-/// Reads and parses a TOML configuration file.
-pub fn read_file_config(path: &Path) -> Result<FileConfig, WitnessError> {
-    let text = std::fs::read_to_string(path).map_err(|e| WitnessError::Storage {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    toml::from_str(&text).map_err(|e| WitnessError::Config(format!("{}: {e}", path.display())))
 }
 
 /// A URL path prefix is empty, or starts with `/`, does not end with `/`, and holds
@@ -379,50 +385,46 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<(), WitnessError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn precedence_flag_over_file_over_default() {
+    /// Resolves `args` over a config file holding `file` (if any).
+    fn load(args: &[&str], file: Option<&str>) -> Result<Cli, WitnessError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.toml");
-        std::fs::write(
-            &path,
-            r#"
+        let mut argv = vec!["merklog-witness".to_owned()];
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+            argv.extend(["--config".to_owned(), path.to_str().unwrap().to_owned()]);
+        }
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        Cli::try_load_from(argv)
+    }
+
+    #[test]
+    fn precedence_flag_over_file_over_default() {
+        let file = r#"
 data-dir = "/from/file"
 listen = "127.0.0.1:1234"
 monitoring-prefix = "/mon"
-webhook-timeout-secs = 3
+webhook-timeout = "3s"
 
 [[log]]
 origin = "example.com/a"
 vkey = "example.com/a+00000000+AQ"
-"#,
-        )
-        .unwrap();
-        let cli = Cli::try_parse_from([
-            "merklog-witness",
-            "--config",
-            path.to_str().unwrap(),
-            "--data-dir",
-            "/from/flag",
-        ])
-        .unwrap();
-        let settings = cli.resolve().unwrap();
-        assert_eq!(settings.witness.data_dir, PathBuf::from("/from/flag"));
-        assert_eq!(settings.listen.port(), 1234);
-        assert_eq!(settings.witness.monitoring_prefix, "/mon");
-        assert_eq!(settings.witness.submission_prefix, "");
-        assert_eq!(settings.witness.webhook_timeout, Duration::from_secs(3));
-        assert_eq!(settings.witness.logs.len(), 1);
-        assert_eq!(settings.witness.logs[0].origin, "example.com/a");
-        assert_eq!(settings.log_format, LogFormat::Text);
+"#;
+        let cli = load(&["--data-dir", "/from/flag"], Some(file)).unwrap();
+        let config = cli.witness_config();
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(cli.settings.listen.port(), 1234);
+        assert_eq!(config.monitoring_prefix, "/mon");
+        assert_eq!(config.submission_prefix, "");
+        assert_eq!(config.webhook_timeout, Duration::from_secs(3));
+        assert_eq!(config.logs.len(), 1);
+        assert_eq!(config.logs[0].origin, "example.com/a");
+        assert_eq!(cli.settings.log_format, LogFormat::Text);
     }
 
     #[test]
     fn follow_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.toml");
-        std::fs::write(
-            &path,
-            r#"
+        let file = r#"
 [[log]]
 origin = "example.com/a"
 vkey = "example.com/a+00000000+AQ"
@@ -436,19 +438,15 @@ grpc-url = "http://127.0.0.1:7800"
 origin = "example.com/b"
 vkey = "example.com/b+00000000+AQ"
 grpc-url = "log.example.com:7800"
-poll-interval = 0.5
+poll-interval = "500ms"
 
 [[follow]]
 origin = "example.com/c"
 vkey = "example.com/c+00000000+AQ"
 grpc-url = "log.example.com:7800"
-poll-interval = 7
-"#,
-        )
-        .unwrap();
-        let cli =
-            Cli::try_parse_from(["merklog-witness", "--config", path.to_str().unwrap()]).unwrap();
-        let follow = cli.resolve().unwrap().witness.follow;
+poll-interval = "7s"
+"#;
+        let follow = load(&[], Some(file)).unwrap().witness_config().follow;
         assert_eq!(follow.len(), 3);
         assert_eq!(follow[0].poll_interval, DEFAULT_POLL_INTERVAL);
         assert_eq!(follow[0].grpc_url, "http://127.0.0.1:7800");
@@ -456,72 +454,79 @@ poll-interval = 7
         assert_eq!(follow[2].poll_interval, Duration::from_secs(7));
         assert_eq!(follow[1].log().origin, "example.com/b");
 
-        let cli = Cli::try_parse_from([
-            "merklog-witness",
-            "--config",
-            path.to_str().unwrap(),
-            "--follow",
-            "example.com/d",
-            "example.com/d+00000000+AQ",
-            "127.0.0.1:1",
-            "--follow",
-            "example.com/e",
-            "example.com/e+00000000+AQ",
-            "http://127.0.0.1:2",
-        ])
-        .unwrap();
-        let follow = cli.resolve().unwrap().witness.follow;
+        let follow = load(
+            &[
+                "--follow",
+                "example.com/d",
+                "example.com/d+00000000+AQ",
+                "127.0.0.1:1",
+                "--follow",
+                "example.com/e",
+                "example.com/e+00000000+AQ",
+                "http://127.0.0.1:2",
+            ],
+            Some(file),
+        )
+        .unwrap()
+        .witness_config()
+        .follow;
         assert_eq!(follow.len(), 5);
         assert_eq!(
             follow[3],
             FollowConfig::new("example.com/d", "example.com/d+00000000+AQ", "127.0.0.1:1")
         );
         assert_eq!(follow[4].grpc_url, "http://127.0.0.1:2");
-        assert!(
-            Cli::try_parse_from(["merklog-witness", "--follow", "a", "b"]).is_err(),
-            "three values"
-        );
+        assert!(load(&["--follow", "a", "b"], None).is_err(), "three values");
 
-        for bad in ["0", "-1", "1e9", "nan"] {
-            std::fs::write(
-                &path,
-                format!(
-                    "[[follow]]\norigin = \"o\"\nvkey = \"v\"\ngrpc-url = \"u\"\npoll-interval = {bad}\n"
-                ),
-            )
-            .unwrap();
-            let cli = Cli::try_parse_from(["merklog-witness", "--config", path.to_str().unwrap()])
-                .unwrap();
+        for bad in ["\"0s\"", "\"-1s\"", "\"2d\"", "\"5ms\"", "2", "\"soon\""] {
+            let text = format!(
+                "[[follow]]\norigin = \"o\"\nvkey = \"v\"\ngrpc-url = \"u\"\npoll-interval = {bad}\n"
+            );
+            let error = load(&[], Some(&text)).unwrap_err();
             assert!(
-                matches!(cli.resolve(), Err(WitnessError::Config(_))),
-                "{bad}"
+                matches!(&error, WitnessError::Config(m) if m.contains("poll-interval")),
+                "{bad}: {error}"
             );
         }
-        std::fs::write(&path, "[[follow]]\norigin = \"o\"\nvkey = \"v\"\n").unwrap();
-        assert!(read_file_config(&path).is_err(), "grpc-url is required");
+        let error = load(&[], Some("[[follow]]\norigin = \"o\"\nvkey = \"v\"\n")).unwrap_err();
+        assert!(error.to_string().contains("grpc-url"), "{error}");
     }
 
     #[test]
     fn defaults() {
-        let settings = Cli::try_parse_from(["merklog-witness"])
-            .unwrap()
-            .resolve()
-            .unwrap();
-        assert_eq!(settings.witness.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
-        assert_eq!(settings.listen.to_string(), DEFAULT_LISTEN);
-        assert!(settings.witness.logs.is_empty());
-        assert_eq!(settings.witness.failpoint, None);
+        let cli = load(&[], None).unwrap();
+        assert_eq!(cli.settings, WitnessSettings::default());
+        let config = cli.witness_config();
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(cli.settings.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.webhook_timeout, DEFAULT_WEBHOOK_TIMEOUT);
+        assert!(config.logs.is_empty());
+        assert_eq!(config.failpoint, None);
     }
 
     #[test]
-    fn rejects_unknown_keys_and_bad_prefixes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.toml");
-        std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
-        assert!(matches!(
-            read_file_config(&path),
-            Err(WitnessError::Config(_))
-        ));
+    fn rejects_unknown_keys_and_bad_values_by_name() {
+        let error = load(&[], Some("lisen = \"127.0.0.1:1\"\n")).unwrap_err();
+        assert!(
+            matches!(&error, WitnessError::Config(m) if m.contains("lisen")),
+            "{error}"
+        );
+        // The old unit-suffixed key is gone: durations carry their unit.
+        let error = load(&[], Some("webhook-timeout-secs = 3\n")).unwrap_err();
+        assert!(
+            error.to_string().contains("webhook-timeout-secs"),
+            "{error}"
+        );
+        let error = load(&[], Some("webhook-timeout = 3\n")).unwrap_err();
+        assert!(error.to_string().contains("`webhook-timeout`"), "{error}");
+        let error = load(&["--webhook-timeout", "3"], None).unwrap_err();
+        assert!(error.to_string().contains("--webhook-timeout"), "{error}");
+        let error = load(
+            &[],
+            Some("[[log]]\norigin = \"o\"\nvkey = \"v\"\nurl = \"x\"\n"),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("url"), "{error}");
         for bad in ["a", "/a/", "/a b", "//a", "/a?b"] {
             assert!(validate_prefix(bad).is_err(), "{bad}");
         }

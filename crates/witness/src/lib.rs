@@ -108,23 +108,36 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use alarm::Alarm;
-pub use config::{Cli, FollowConfig, LogConfig, LogFormat, Settings, WitnessConfig};
+pub use config::{Cli, FollowConfig, LogConfig, WitnessConfig, WitnessSettings};
 pub use error::WitnessError;
 pub use http::{TLOG_SIZE_CONTENT_TYPE, router};
 pub use keys::{KEY_FILE, VKEY_FILE};
-pub use metrics::{FollowMetricsSnapshot, MetricsSnapshot};
+pub use merklog_daemon::LogFormat;
 pub use request::{AddCheckpointRequest, encode_add_checkpoint, parse_add_checkpoint};
 pub use store::origin_hash_hex;
 pub use witness::Witness;
 
-/// Opens the witness described by `config` and serves it on `listener` until
-/// `shutdown` completes.
+/// Opens the witness described by `config`, prints its verifier key on stdout
+/// (for scripts: the key a log's policy needs), writes the bound address to
+/// `addr_file` if given (atomically, for scripts that start the witness on port
+/// 0), and serves on `listener` until `shutdown` completes.
 pub async fn run(
     config: WitnessConfig,
     listener: tokio::net::TcpListener,
+    addr_file: Option<std::path::PathBuf>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WitnessError> {
     let witness = Witness::open(&config)?;
+    println!("{}", witness.vkey());
+    if let Some(path) = &addr_file {
+        let addr = listener.local_addr().map_err(WitnessError::Serve)?;
+        merklog_daemon::write_addr_file(path, &format!("{addr}\n")).map_err(|source| {
+            WitnessError::Storage {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
     serve(witness, listener, shutdown).await
 }
 

@@ -1,60 +1,37 @@
-//! `merklog-witness`: parses the configuration, opens the witness (generating its key
-//! on first start and printing its vkey), binds, and serves until SIGINT/SIGTERM.
+//! `merklog-witness`: resolves the settings, opens the witness (generating its key
+//! on first start and printing its vkey), binds, and serves until SIGINT or SIGTERM.
 
-use anyhow::Context as _;
-use clap::Parser as _;
-use merklog_witness::{Cli, LogFormat, Witness};
+use std::process::ExitCode;
+
+use merklog_witness::{Cli, WitnessError};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let settings = Cli::parse().resolve()?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter);
-    match settings.log_format {
-        LogFormat::Text => subscriber.init(),
-        LogFormat::Json => subscriber.json().init(),
+async fn main() -> ExitCode {
+    match start().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => merklog_daemon::report_fatal("merklog-witness", &error),
     }
-
-    let witness = Witness::open(&settings.witness)?;
-    println!("{}", witness.vkey());
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let addr = listener.local_addr()?;
-    if let Some(path) = &settings.addr_file {
-        // Written under a temporary name and renamed, so readers never see half of it.
-        let mut temp = path.clone().into_os_string();
-        temp.push(".tmp");
-        std::fs::write(&temp, format!("{addr}\n"))
-            .and_then(|()| std::fs::rename(&temp, path))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    merklog_witness::serve(witness, listener, shutdown_signal()).await?;
-    Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(err) => {
-                    tracing::warn!(%err, "cannot watch SIGTERM");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = term.recv() => {}
-        }
+async fn start() -> Result<(), WitnessError> {
+    let cli = Cli::load()?;
+    let settings = &cli.settings;
+    if cli.print_config {
+        let json = serde_json::to_string_pretty(settings)
+            .map_err(|e| WitnessError::Config(format!("encoding the settings: {e}")))?;
+        println!("{json}");
+        return Ok(());
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutting down");
+    merklog_daemon::init_tracing(settings.log_format, &settings.log_level)
+        .map_err(|e| WitnessError::Config(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| WitnessError::Config(format!("cannot listen on {}: {e}", settings.listen)))?;
+    merklog_witness::run(
+        cli.witness_config(),
+        listener,
+        settings.addr_file.clone(),
+        merklog_daemon::shutdown_signal(),
+    )
+    .await
 }

@@ -1,233 +1,210 @@
-//! Per-witness counters, rendered in the Prometheus text exposition format at
-//! `/metrics`.
+//! The witness's metrics, recorded through the `metrics` facade and rendered by
+//! `metrics-exporter-prometheus` at `/metrics`.
 //!
-//! The counters live in the [`crate::Witness`] value rather than in a process-global
-//! recorder, so several witnesses in one process (tests) keep separate counts.
+//! Each [`crate::Witness`] has its own recorder rather than the process-global
+//! one, so several witnesses in one process (and a witness embedded next to
+//! merklogd, which installs the global recorder) keep separate counts. Every
+//! series is registered when the witness opens, so a scrape shows zeros rather
+//! than missing series before the first event.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder as _, SharedString};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Status codes counted separately for `add-checkpoint`; anything else is `other`.
 const STATUS_CODES: [u16; 9] = [200, 400, 403, 404, 409, 413, 422, 500, 503];
 
-/// The witness's counters.
-#[derive(Debug, Default)]
+const ADD_CHECKPOINT_REQUESTS: &str = "merklog_witness_add_checkpoint_requests_total";
+const COSIGNATURES: &str = "merklog_witness_cosignatures_total";
+const FORKS: &str = "merklog_witness_forks_detected_total";
+const BAD_PROOFS: &str = "merklog_witness_bad_consistency_proofs_total";
+const EVIDENCE_DROPPED: &str = "merklog_witness_evidence_dropped_total";
+const WEBHOOK_FAILURES: &str = "merklog_witness_webhook_failures_total";
+const LOGS: &str = "merklog_witness_logs";
+const FROZEN_LOGS: &str = "merklog_witness_frozen_logs";
+const FOLLOW_PULLED: &str = "merklog_witness_follow_checkpoints_pulled_total";
+const FOLLOW_COSIGNED: &str = "merklog_witness_follow_cosigned_total";
+const FOLLOW_ERRORS: &str = "merklog_witness_follow_errors_total";
+
+/// Where registrations come from (the exporter ignores it; the facade needs it).
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// One witness's recorder and its registered series.
 pub(crate) struct Metrics {
-    requests: [AtomicU64; STATUS_CODES.len()],
-    requests_other: AtomicU64,
-    cosignatures: AtomicU64,
-    forks: AtomicU64,
-    bad_proofs: AtomicU64,
-    evidence_dropped: AtomicU64,
-    webhook_failures: AtomicU64,
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    requests: Vec<(u16, Counter)>,
+    requests_other: Counter,
+    cosignatures: Counter,
+    forks: Counter,
+    bad_proofs: Counter,
+    evidence_dropped: Counter,
+    webhook_failures: Counter,
+    logs: Gauge,
+    frozen_logs: Gauge,
 }
 
-/// A point-in-time copy of the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MetricsSnapshot {
-    /// Cosignatures returned.
-    pub cosignatures: u64,
-    /// Forks detected (two signed roots at one size).
-    pub forks: u64,
-    /// Consistency proofs that failed to verify.
-    pub bad_proofs: u64,
-    /// Evidence not written because the per-log cap was reached.
-    pub evidence_dropped: u64,
-    /// Webhook deliveries that failed or were dropped.
-    pub webhook_failures: u64,
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Metrics {
+    /// A recorder with every witness-wide series registered and described.
+    pub(crate) fn new() -> Self {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        for (name, help) in [
+            (
+                ADD_CHECKPOINT_REQUESTS,
+                "add-checkpoint answers by HTTP status.",
+            ),
+            (COSIGNATURES, "Cosignatures returned."),
+            (
+                FORKS,
+                "Validly signed checkpoints with one size and two roots.",
+            ),
+            (
+                BAD_PROOFS,
+                "Validly signed checkpoints whose consistency proof failed.",
+            ),
+            (
+                EVIDENCE_DROPPED,
+                "Evidence not saved because the per-log cap was reached.",
+            ),
+            (
+                WEBHOOK_FAILURES,
+                "Alarm webhook deliveries that failed or were dropped.",
+            ),
+            (FOLLOW_PULLED, "Checkpoints received from followed logs."),
+            (
+                FOLLOW_COSIGNED,
+                "Checkpoints of followed logs cosigned by the follower.",
+            ),
+            (
+                FOLLOW_ERRORS,
+                "Follower failures: connections, RPCs, malformed answers, refused checkpoints.",
+            ),
+        ] {
+            recorder.describe_counter(
+                KeyName::from_const_str(name),
+                None,
+                SharedString::const_str(help),
+            );
+        }
+        recorder.describe_gauge(
+            KeyName::from_const_str(LOGS),
+            None,
+            SharedString::const_str("Configured logs."),
+        );
+        recorder.describe_gauge(
+            KeyName::from_const_str(FROZEN_LOGS),
+            None,
+            SharedString::const_str("Logs frozen after a detected fork."),
+        );
+        let counter = |name: &'static str, labels: Vec<Label>| {
+            recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
+        };
+        let status = |code: String| vec![Label::new("status", code)];
+        let requests = STATUS_CODES
+            .iter()
+            .map(|&code| {
+                (
+                    code,
+                    counter(ADD_CHECKPOINT_REQUESTS, status(code.to_string())),
+                )
+            })
+            .collect();
+        let requests_other = counter(ADD_CHECKPOINT_REQUESTS, status("other".to_owned()));
+        let cosignatures = counter(COSIGNATURES, Vec::new());
+        let forks = counter(FORKS, Vec::new());
+        let bad_proofs = counter(BAD_PROOFS, Vec::new());
+        let evidence_dropped = counter(EVIDENCE_DROPPED, Vec::new());
+        let webhook_failures = counter(WEBHOOK_FAILURES, Vec::new());
+        let logs = recorder.register_gauge(&Key::from_static_name(LOGS), &METADATA);
+        let frozen_logs = recorder.register_gauge(&Key::from_static_name(FROZEN_LOGS), &METADATA);
+        Metrics {
+            recorder,
+            handle,
+            requests,
+            requests_other,
+            cosignatures,
+            forks,
+            bad_proofs,
+            evidence_dropped,
+            webhook_failures,
+            logs,
+            frozen_logs,
+        }
+    }
+
+    /// The counters of one followed log, labelled with its origin.
+    pub(crate) fn follow_counters(&self, origin: &str) -> FollowCounters {
+        let counter = |name: &'static str| {
+            let labels = vec![Label::new("origin", origin.to_owned())];
+            self.recorder
+                .register_counter(&Key::from_parts(name, labels), &METADATA)
+        };
+        FollowCounters {
+            pulled: counter(FOLLOW_PULLED),
+            cosigned: counter(FOLLOW_COSIGNED),
+            errors: counter(FOLLOW_ERRORS),
+        }
+    }
+
     pub(crate) fn count_request(&self, status: u16) {
-        match STATUS_CODES.iter().position(|&c| c == status) {
-            Some(i) => {
-                if let Some(counter) = self.requests.get(i) {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            None => {
-                self.requests_other.fetch_add(1, Ordering::Relaxed);
-            }
+        match self.requests.iter().find(|(code, _)| *code == status) {
+            Some((_, counter)) => counter.increment(1),
+            None => self.requests_other.increment(1),
         }
     }
     pub(crate) fn count_cosignature(&self) {
-        self.cosignatures.fetch_add(1, Ordering::Relaxed);
+        self.cosignatures.increment(1);
     }
     pub(crate) fn count_fork(&self) {
-        self.forks.fetch_add(1, Ordering::Relaxed);
+        self.forks.increment(1);
     }
     pub(crate) fn count_bad_proof(&self) {
-        self.bad_proofs.fetch_add(1, Ordering::Relaxed);
+        self.bad_proofs.increment(1);
     }
     pub(crate) fn count_evidence_dropped(&self) {
-        self.evidence_dropped.fetch_add(1, Ordering::Relaxed);
+        self.evidence_dropped.increment(1);
     }
     pub(crate) fn count_webhook_failure(&self) {
-        self.webhook_failures.fetch_add(1, Ordering::Relaxed);
+        self.webhook_failures.increment(1);
     }
 
-    /// Current values.
-    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
-        MetricsSnapshot {
-            cosignatures: self.cosignatures.load(Ordering::Relaxed),
-            forks: self.forks.load(Ordering::Relaxed),
-            bad_proofs: self.bad_proofs.load(Ordering::Relaxed),
-            evidence_dropped: self.evidence_dropped.load(Ordering::Relaxed),
-            webhook_failures: self.webhook_failures.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Prometheus text format. `logs` and `frozen_logs` are gauges computed by the caller.
+    /// The Prometheus text page; `logs` and `frozen_logs` are gauges the caller
+    /// computes at scrape time.
     pub(crate) fn render(&self, logs: usize, frozen_logs: usize) -> String {
-        let mut out = String::new();
-        let s = self.snapshot();
-        // Writing to a String cannot fail; the results are ignored on purpose.
-        let _ = writeln!(
-            out,
-            "# HELP merklog_witness_add_checkpoint_requests_total add-checkpoint answers by HTTP status.\n\
-             # TYPE merklog_witness_add_checkpoint_requests_total counter"
-        );
-        for (code, counter) in STATUS_CODES.iter().zip(&self.requests) {
-            let _ = writeln!(
-                out,
-                "merklog_witness_add_checkpoint_requests_total{{status=\"{code}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "merklog_witness_add_checkpoint_requests_total{{status=\"other\"}} {}",
-            self.requests_other.load(Ordering::Relaxed)
-        );
-        let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        counter(
-            "merklog_witness_cosignatures_total",
-            "Cosignatures returned.",
-            s.cosignatures,
-        );
-        counter(
-            "merklog_witness_forks_detected_total",
-            "Validly signed checkpoints with one size and two roots.",
-            s.forks,
-        );
-        counter(
-            "merklog_witness_bad_consistency_proofs_total",
-            "Validly signed checkpoints whose consistency proof failed.",
-            s.bad_proofs,
-        );
-        counter(
-            "merklog_witness_evidence_dropped_total",
-            "Evidence not saved because the per-log cap was reached.",
-            s.evidence_dropped,
-        );
-        counter(
-            "merklog_witness_webhook_failures_total",
-            "Alarm webhook deliveries that failed or were dropped.",
-            s.webhook_failures,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP merklog_witness_logs Configured logs.\n# TYPE merklog_witness_logs gauge\nmerklog_witness_logs {logs}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP merklog_witness_frozen_logs Logs frozen after a detected fork.\n# TYPE merklog_witness_frozen_logs gauge\nmerklog_witness_frozen_logs {frozen_logs}"
-        );
-        out
+        self.logs.set(logs as f64);
+        self.frozen_logs.set(frozen_logs as f64);
+        self.handle.render()
     }
 }
 
 /// Pull-mode counters of one followed log ([`crate::follow`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct FollowCounters {
-    pulled: AtomicU64,
-    cosigned: AtomicU64,
-    errors: AtomicU64,
-}
-
-/// A point-in-time copy of one followed log's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FollowMetricsSnapshot {
-    /// Checkpoints received from the log (stream messages and poll answers).
-    pub pulled: u64,
-    /// Checkpoints the follower got cosigned.
-    pub cosigned: u64,
-    /// Failures: connections, RPCs, malformed answers, refused checkpoints.
-    pub errors: u64,
+    pulled: Counter,
+    cosigned: Counter,
+    errors: Counter,
 }
 
 impl FollowCounters {
+    /// A checkpoint received from the log (stream message or poll answer).
     pub(crate) fn count_pulled(&self) {
-        self.pulled.fetch_add(1, Ordering::Relaxed);
+        self.pulled.increment(1);
     }
+    /// A checkpoint the follower got cosigned.
     pub(crate) fn count_cosigned(&self) {
-        self.cosigned.fetch_add(1, Ordering::Relaxed);
+        self.cosigned.increment(1);
     }
+    /// A failure: connection, RPC, malformed answer, refused checkpoint.
     pub(crate) fn count_error(&self) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.errors.increment(1);
     }
-    pub(crate) fn snapshot(&self) -> FollowMetricsSnapshot {
-        FollowMetricsSnapshot {
-            pulled: self.pulled.load(Ordering::Relaxed),
-            cosigned: self.cosigned.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// A follow counter family: name, help text, and its value in a snapshot.
-type FollowFamily = (
-    &'static str,
-    &'static str,
-    fn(&FollowMetricsSnapshot) -> u64,
-);
-
-/// Appends the pull-mode counters, one series per followed origin.
-pub(crate) fn render_follow<'a>(
-    out: &mut String,
-    logs: impl Iterator<Item = (&'a str, &'a FollowCounters)> + Clone,
-) {
-    let families: [FollowFamily; 3] = [
-        (
-            "merklog_witness_follow_checkpoints_pulled_total",
-            "Checkpoints received from followed logs.",
-            |s| s.pulled,
-        ),
-        (
-            "merklog_witness_follow_cosigned_total",
-            "Checkpoints of followed logs cosigned by the follower.",
-            |s| s.cosigned,
-        ),
-        (
-            "merklog_witness_follow_errors_total",
-            "Follower failures: connections, RPCs, malformed answers, refused checkpoints.",
-            |s| s.errors,
-        ),
-    ];
-    for (name, help, value) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (origin, counters) in logs.clone() {
-            let _ = writeln!(
-                out,
-                "{name}{{origin=\"{}\"}} {}",
-                escape_label(origin),
-                value(&counters.snapshot())
-            );
-        }
-    }
-}
-
-/// Escapes a Prometheus label value (backslash, double quote, newline).
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -236,7 +213,13 @@ mod tests {
 
     #[test]
     fn render_counts() {
-        let m = Metrics::default();
+        let m = Metrics::new();
+        let text = m.render(0, 0);
+        assert!(
+            text.contains("merklog_witness_forks_detected_total 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("merklog_witness_add_checkpoint_requests_total{status=\"409\"} 0\n"));
         m.count_request(200);
         m.count_request(200);
         m.count_request(418);
@@ -247,35 +230,35 @@ mod tests {
             text.contains("merklog_witness_add_checkpoint_requests_total{status=\"other\"} 1\n")
         );
         assert!(text.contains("merklog_witness_forks_detected_total 1\n"));
+        assert!(text.contains("merklog_witness_logs 3\n"));
         assert!(text.contains("merklog_witness_frozen_logs 1\n"));
-        assert_eq!(m.snapshot().forks, 1);
+        assert!(text.contains("# HELP merklog_witness_forks_detected_total "));
+        assert!(text.contains("# TYPE merklog_witness_forks_detected_total counter"));
+        // A second recorder keeps its own counts.
+        assert!(
+            Metrics::new()
+                .render(0, 0)
+                .contains("merklog_witness_forks_detected_total 0\n")
+        );
     }
 
     #[test]
     fn render_follow_counts() {
-        let a = FollowCounters::default();
+        let m = Metrics::new();
+        let a = m.follow_counters("example.com/a");
         a.count_pulled();
         a.count_pulled();
         a.count_cosigned();
-        let b = FollowCounters::default();
+        let b = m.follow_counters("we\"ird\\");
         b.count_error();
-        let logs = [("example.com/a", &a), ("we\"ird\\", &b)];
-        let mut text = String::new();
-        render_follow(&mut text, logs.iter().map(|(o, c)| (*o, *c)));
+        let text = m.render(2, 0);
         assert!(text.contains(
             "merklog_witness_follow_checkpoints_pulled_total{origin=\"example.com/a\"} 2\n"
         ));
         assert!(
             text.contains("merklog_witness_follow_cosigned_total{origin=\"example.com/a\"} 1\n")
         );
+        assert!(text.contains("merklog_witness_follow_errors_total{origin=\"example.com/a\"} 0\n"));
         assert!(text.contains("merklog_witness_follow_errors_total{origin=\"we\\\"ird\\\\\"} 1\n"));
-        assert_eq!(
-            a.snapshot(),
-            FollowMetricsSnapshot {
-                pulled: 2,
-                cosigned: 1,
-                errors: 0
-            }
-        );
     }
 }

@@ -22,7 +22,7 @@ use crate::alarm::{Alarm, AlarmSender};
 use crate::config::{FollowConfig, WitnessConfig, validate_prefix};
 use crate::error::WitnessError;
 use crate::failpoint::Failpoint;
-use crate::metrics::{FollowCounters, FollowMetricsSnapshot, Metrics, MetricsSnapshot};
+use crate::metrics::{FollowCounters, Metrics};
 use crate::request::{AddCheckpointRequest, parse_add_checkpoint};
 use crate::store::{LogDir, ORIGIN_FILE, create_dir_durable, hex, origin_hash_hex};
 
@@ -141,13 +141,13 @@ impl Witness {
                 ))
             })?;
         }
+        let metrics = Arc::new(Metrics::new());
         let follow = config
             .follow
             .iter()
-            .map(|f| (f.clone(), Arc::new(FollowCounters::default())))
+            .map(|f| (f.clone(), Arc::new(metrics.follow_counters(&f.origin))))
             .collect();
 
-        let metrics = Arc::new(Metrics::default());
         let alarms = AlarmSender::start(
             config.webhook_url.clone(),
             config.webhook_timeout,
@@ -188,40 +188,18 @@ impl Witness {
         &self.monitoring_prefix
     }
 
-    /// Counter values.
-    pub fn metrics(&self) -> MetricsSnapshot {
-        self.metrics.snapshot()
-    }
-
     pub(crate) fn metrics_handle(&self) -> &Metrics {
         &self.metrics
     }
 
-    /// The `/metrics` page.
+    /// The `/metrics` page (Prometheus text format).
     pub fn render_metrics(&self) -> String {
         let frozen = self
             .logs
             .values()
             .filter(|s| s.frozen.load(Ordering::Relaxed))
             .count();
-        let mut out = self.metrics.render(self.logs.len(), frozen);
-        if !self.follow.is_empty() {
-            crate::metrics::render_follow(
-                &mut out,
-                self.follow
-                    .iter()
-                    .map(|(f, c)| (f.origin.as_str(), c.as_ref())),
-            );
-        }
-        out
-    }
-
-    /// Pull-mode counters of a followed log.
-    pub fn follow_metrics(&self, origin: &str) -> Option<FollowMetricsSnapshot> {
-        self.follow
-            .iter()
-            .find(|(f, _)| f.origin == origin)
-            .map(|(_, c)| c.snapshot())
+        self.metrics.render(self.logs.len(), frozen)
     }
 
     /// The followed logs, with their counters.

@@ -47,7 +47,7 @@ fn start(data_dir: &Path, config: &Path, failpoint: Option<&str>) -> Process {
         .arg("--addr-file")
         .arg(&addr_file)
         .env_remove("MERKLOG_WITNESS_TEST_FAILPOINT")
-        .env("RUST_LOG", "error")
+        .env("MERKLOG_WITNESS_LOG_LEVEL", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());

@@ -5,10 +5,8 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
 use merklog_note::generate_ed25519;
 use merklog_witness::Cli;
-use merklog_witness::config::read_file_config;
 
 fn example() -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/merklog-witness.toml");
@@ -48,17 +46,13 @@ fn deploy_example_parses_and_resolves() {
     let path = dir.path().join("witness.toml");
     std::fs::write(&path, &text).unwrap();
 
-    let file = read_file_config(&path).unwrap();
-    assert_eq!(file.logs.len(), 1);
-    assert_eq!(file.follow.len(), 1);
-
-    let cli = Cli::try_parse_from(["merklog-witness", "--config", path.to_str().unwrap()]).unwrap();
-    let settings = cli.resolve().unwrap();
-    assert_eq!(settings.witness.logs[0].vkey, vkey);
-    assert_eq!(
-        settings.witness.follow[0].grpc_url,
-        "http://log.example.com:7800"
-    );
+    let cli = Cli::try_load_from(["merklog-witness", "--config", path.to_str().unwrap()]).unwrap();
+    let config = cli.witness_config();
+    assert_eq!(config.logs.len(), 1);
+    assert_eq!(config.follow.len(), 1);
+    assert_eq!(config.logs[0].vkey, vkey);
+    assert_eq!(config.follow[0].grpc_url, "http://log.example.com:7800");
+    assert_eq!(config.follow[0].poll_interval.as_secs(), 2);
 }
 
 #[test]
@@ -66,5 +60,5 @@ fn the_shipped_example_has_only_known_keys() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("witness.toml");
     std::fs::write(&path, example()).unwrap();
-    read_file_config(&path).unwrap();
+    Cli::try_load_from(["merklog-witness", "--config", path.to_str().unwrap()]).unwrap();
 }

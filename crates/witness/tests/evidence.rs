@@ -86,7 +86,10 @@ async fn fork_is_detected_refused_saved_and_freezes_the_log() {
     let log_dir = witness.witness.log_dir(&log.origin).unwrap().to_path_buf();
     assert!(log_dir.join("FROZEN").exists());
     assert_eq!(witness.witness.is_frozen(&log.origin), Some(true));
-    assert_eq!(witness.witness.metrics().forks, 1);
+    assert_eq!(
+        common::metric(&witness.witness, "merklog_witness_forks_detected_total"),
+        1
+    );
     let metrics = witness.get("/metrics").await.text();
     assert!(
         metrics.contains("merklog_witness_forks_detected_total 1\n"),
@@ -174,7 +177,13 @@ async fn bad_consistency_proof_is_saved_but_does_not_freeze() {
         std::fs::read(saved[0].join("cosigned.checkpoint")).unwrap(),
         witness.get_checkpoint(&log.origin).await.body
     );
-    assert_eq!(witness.witness.metrics().bad_proofs, 1);
+    assert_eq!(
+        common::metric(
+            &witness.witness,
+            "merklog_witness_bad_consistency_proofs_total"
+        ),
+        1
+    );
     assert_eq!(witness.witness.is_frozen(&log.origin), Some(false));
     assert!(
         !witness
@@ -188,7 +197,13 @@ async fn bad_consistency_proof_is_saved_but_does_not_freeze() {
     // A replay of the same bad request is counted but adds no evidence.
     assert_eq!(witness.add(body).await.status, 422);
     assert_eq!(evidence_dirs(&witness, &log.origin, "bad-proof-").len(), 1);
-    assert_eq!(witness.witness.metrics().bad_proofs, 2);
+    assert_eq!(
+        common::metric(
+            &witness.witness,
+            "merklog_witness_bad_consistency_proofs_total"
+        ),
+        2
+    );
 
     // Not frozen: the correct proof is accepted.
     let answer = witness.add(log.body(5, 13)).await;

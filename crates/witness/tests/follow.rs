@@ -39,7 +39,7 @@ async fn wait_for_size(witness: &TestWitness, origin: &str, size: u64) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the witness cosigned size {stored}, expected {size}; metrics: {:?}",
-            witness.witness.follow_metrics(origin)
+            common::follow_counts(&witness.witness, origin)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -188,7 +188,7 @@ async fn cosigns_a_real_log_as_it_grows() {
     // The follower counts a cosignature just after the stored size moves.
     let series = format!("merklog_witness_follow_cosigned_total{{origin=\"{REAL_ORIGIN}\"}}");
     wait_until("the follower counted its cosignatures", || {
-        let metrics = witness.witness.follow_metrics(REAL_ORIGIN).unwrap();
+        let metrics = common::follow_counts(&witness.witness, REAL_ORIGIN);
         metrics.cosigned >= 2
             && witness
                 .witness
@@ -196,7 +196,7 @@ async fn cosigns_a_real_log_as_it_grows() {
                 .contains(&format!("{series} {}\n", metrics.cosigned))
     })
     .await;
-    let metrics = witness.witness.follow_metrics(REAL_ORIGIN).unwrap();
+    let metrics = common::follow_counts(&witness.witness, REAL_ORIGIN);
     assert!(metrics.pulled >= metrics.cosigned, "{metrics:?}");
     assert_eq!(metrics.errors, 0, "{metrics:?}");
     let page = witness.get("/metrics").await.text();
@@ -486,7 +486,7 @@ async fn detects_a_fork_served_to_it() {
     fake.log.publish(forked, 8);
     // The fork counter moves last, after the evidence and the FROZEN marker.
     wait_until("the fork is recorded", || {
-        witness.witness.metrics().forks == 1
+        common::metric(&witness.witness, "merklog_witness_forks_detected_total") == 1
     })
     .await;
     assert_eq!(witness.witness.is_frozen(&fake.origin), Some(true));
@@ -533,7 +533,7 @@ async fn detects_a_fork_served_to_it() {
         verified_cosigned(&witness, &fake.origin, &fake.vkey).root,
         honest.root
     );
-    let metrics = witness.witness.follow_metrics(&fake.origin).unwrap();
+    let metrics = common::follow_counts(&witness.witness, &fake.origin);
     assert!(
         metrics.errors >= 1,
         "the fork is a follower error: {metrics:?}"
@@ -555,15 +555,10 @@ async fn polls_when_the_log_has_no_checkpoint_stream() {
     assert!(fake.log.watch_calls.load(Ordering::Relaxed) >= 1);
     assert!(fake.log.polls.load(Ordering::Relaxed) >= 2);
     wait_until("two cosignatures are counted", || {
-        witness
-            .witness
-            .follow_metrics(&fake.origin)
-            .unwrap()
-            .cosigned
-            == 2
+        common::follow_counts(&witness.witness, &fake.origin).cosigned == 2
     })
     .await;
-    let metrics = witness.witness.follow_metrics(&fake.origin).unwrap();
+    let metrics = common::follow_counts(&witness.witness, &fake.origin);
     // UNIMPLEMENTED is a capability answer, not an error.
     assert_eq!(metrics.errors, 0, "{metrics:?}");
     witness.stop().await;
@@ -592,7 +587,13 @@ async fn keeps_evidence_of_a_bad_proof_without_freezing() {
         })
     })
     .await;
-    assert_eq!(witness.witness.metrics().bad_proofs, 1);
+    assert_eq!(
+        common::metric(
+            &witness.witness,
+            "merklog_witness_bad_consistency_proofs_total"
+        ),
+        1
+    );
     assert_eq!(witness.witness.is_frozen(&fake.origin), Some(false));
     assert_eq!(witness.witness.cosigned_size(&fake.origin).await, Some(4));
 
@@ -684,11 +685,11 @@ async fn survives_a_hostile_log() {
         // backoff, and errors keep coming whatever is served next.
         Hostile::HugeNote,
     ] {
-        let errors = witness.witness.follow_metrics(&fake.origin).unwrap().errors;
+        let errors = common::follow_counts(&witness.witness, &fake.origin).errors;
         size += 3;
         fake.log.grow_lying(size, hostile);
         wait_until(&format!("{hostile:?} is counted as an error"), || {
-            witness.witness.follow_metrics(&fake.origin).unwrap().errors > errors
+            common::follow_counts(&witness.witness, &fake.origin).errors > errors
         })
         .await;
         assert_eq!(

@@ -212,8 +212,8 @@ pub struct WatchArgs {
     /// Stop after this many new checkpoints (not counting the current one).
     #[arg(long, value_name = "N")]
     pub max_updates: Option<u64>,
-    /// Stop after this many seconds (fractions allowed).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    /// Stop after this long, with units: 500ms, 30s, 2m, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// Do not print entries, only checkpoints.
     #[arg(long)]
@@ -224,12 +224,10 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 pub struct AuditArgs {}
 
-fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
-    let seconds: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    std::time::Duration::try_from_secs_f64(seconds)
-        .map_err(|_| format!("{text:?} is not a valid number of seconds"))
+/// A duration with units, as the daemons write theirs (`500ms`, `30s`, `1h30m`).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration ({e}): write e.g. 500ms, 5s, 2m or 1h30m"))
 }
 
 /// Runs a parsed command line and returns the process exit code.

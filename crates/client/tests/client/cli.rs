@@ -498,7 +498,7 @@ async fn checkpoint_prove_consistency_audit_and_watch() {
     assert_eq!(run.json_lines()[0]["entries"], 5);
 
     // watch: bounded by --timeout, then by --max-updates while entries arrive.
-    let idle = cli.run(&["watch", "--timeout", "0.3"]).await.ok();
+    let idle = cli.run(&["watch", "--timeout", "300ms"]).await.ok();
     assert!(idle.stdout.contains("(current)"), "{}", idle.stdout);
     let watcher = {
         let cli = cli.clone();

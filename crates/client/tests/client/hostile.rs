@@ -346,7 +346,7 @@ async fn watch_on_the_command_line_exits_1_with_evidence() {
     );
     let watcher = {
         let cli = cli.clone();
-        tokio::spawn(async move { cli.run(&["watch", "--timeout", "30"]).await })
+        tokio::spawn(async move { cli.run(&["watch", "--timeout", "30s"]).await })
     };
     // Append until the watcher has subscribed and seen a step (bounded).
     for i in 0..100 {

@@ -1,24 +1,28 @@
-//! `merklogd`: parses the configuration, binds the listeners and runs the server.
+//! `merklogd`: resolves the settings, binds the listeners and runs the server
+//! until SIGINT or SIGTERM.
 
-use clap::Parser as _;
-use merklog_server::{Cli, Listeners, Server, ServerConfig, shutdown_signal, telemetry};
+use std::process::ExitCode;
+
+use merklog_server::{Cli, Listeners, ServerError};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let print_config = cli.print_config;
-    let config = ServerConfig::resolve(cli)?;
-    if print_config {
-        println!("{}", serde_json::to_string_pretty(&config)?);
+async fn main() -> ExitCode {
+    match start().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => merklog_daemon::report_fatal("merklogd", &error),
+    }
+}
+
+async fn start() -> Result<(), ServerError> {
+    let cli = Cli::load()?;
+    let config = cli.settings;
+    if cli.print_config {
+        let json = merklog_server::resolved_config(&config)?;
+        println!("{json:#}");
         return Ok(());
     }
-    telemetry::init_tracing(config.log_format, &config.log_level)?;
+    merklog_daemon::init_tracing(config.log_format, &config.log_level)
+        .map_err(|e| ServerError::Config(e.to_string()))?;
     let listeners = Listeners::bind(&config).await?;
-    let server = Server::open(config).await?;
-    if server.created() {
-        // Auditors and clients need the public key: print it where scripts can read it.
-        println!("{}", server.vkey());
-    }
-    server.serve(listeners, shutdown_signal()).await?;
-    Ok(())
+    merklog_server::run(config, listeners, merklog_daemon::shutdown_signal()).await
 }

@@ -541,7 +541,7 @@ async fn check_metrics(server: &TestServer) {
     for needle in [
         "merklog_rpc_calls_total{rpc=\"Append\"}",
         "merklog_rpc_calls_total{rpc=\"AppendStream\"}",
-        "merklog_rpc_errors_total{rpc=\"AppendStream\",code=\"invalid_argument\"}",
+        "merklog_append_stream_requests_total{code=\"invalid_argument\"}",
         "merklog_checkpoint_age_seconds",
         "merklog_http_requests_total",
     ] {

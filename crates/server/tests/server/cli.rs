@@ -29,7 +29,7 @@ fn help_documents_every_flag_and_its_environment_variable() {
         ("--config", "MERKLOGD_CONFIG"),
         ("--log-format", "MERKLOGD_LOG_FORMAT"),
         ("--max-batch-entries", "MERKLOGD_MAX_BATCH_ENTRIES"),
-        ("--max-batch-wait-ms", "MERKLOGD_MAX_BATCH_WAIT_MS"),
+        ("--max-batch-wait", "MERKLOGD_MAX_BATCH_WAIT"),
         ("--max-entry-bytes", "MERKLOGD_MAX_ENTRY_BYTES"),
         ("--max-entries-per-call", "MERKLOGD_MAX_ENTRIES_PER_CALL"),
         ("--policy", "MERKLOGD_POLICY"),
@@ -47,24 +47,12 @@ fn help_documents_every_flag_and_its_environment_variable() {
     assert!(help.contains("./merklog-data") && help.contains("127.0.0.1:7800"));
 }
 
-#[test]
-fn flag_beats_env_beats_toml_beats_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let toml = dir.path().join("merklogd.toml");
-    std::fs::write(
-        &toml,
-        "data-dir = \"/from/toml\"\n\
-         listen = \"127.0.0.1:1111\"\n\
-         http-listen = \"127.0.0.1:2222\"\n\
-         metrics-listen = \"127.0.0.1:3333\"\n\
-         max-batch-wait-ms = 4\n",
-    )
-    .unwrap();
+/// `merklogd --print-config` with `env` set and `args` given.
+fn print_config(env: &[(&str, &str)], args: &[&str]) -> serde_json::Value {
     let output = merklogd()
-        .env("MERKLOGD_CONFIG", &toml)
-        .env("MERKLOGD_LISTEN", "127.0.0.1:5555")
-        .env("MERKLOGD_HTTP_LISTEN", "127.0.0.1:4444")
-        .args(["--listen", "127.0.0.1:6666", "--print-config"])
+        .envs(env.iter().copied())
+        .args(args)
+        .arg("--print-config")
         .output()
         .unwrap();
     assert!(
@@ -72,64 +60,165 @@ fn flag_beats_env_beats_toml_beats_default() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(config["listen"], "127.0.0.1:6666", "flag > env");
-    assert_eq!(config["http_listen"], "127.0.0.1:4444", "env > toml");
-    assert_eq!(config["metrics_listen"], "127.0.0.1:3333", "toml > default");
-    assert_eq!(config["data_dir"], "/from/toml");
-    assert_eq!(config["max_batch_wait_ms"], 4);
-    assert_eq!(config["log_format"], "text", "default");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
 
-    // A typo in the file is an error, not silently ignored.
+#[test]
+fn flag_beats_env_beats_toml_beats_default() {
+    // Per setting: key (flag and file key), environment variable, then the
+    // value given in the file, the environment and the flag, and the printed
+    // default, file, environment and flag values.
+    #[rustfmt::skip]
+    let table: &[(&str, &str, [&str; 3], [serde_json::Value; 4])] = &[
+        ("listen", "MERKLOGD_LISTEN",
+         ["\"127.0.0.1:1111\"", "127.0.0.1:2222", "127.0.0.1:3333"],
+         ["127.0.0.1:7800".into(), "127.0.0.1:1111".into(), "127.0.0.1:2222".into(), "127.0.0.1:3333".into()]),
+        ("max-batch-wait", "MERKLOGD_MAX_BATCH_WAIT",
+         ["\"4ms\"", "1h30m", "2m"],
+         ["0s".into(), "4ms".into(), "1h 30m".into(), "2m".into()]),
+        ("max-entries-per-page", "MERKLOGD_MAX_ENTRIES_PER_PAGE",
+         ["100", "200", "300"],
+         [256.into(), 100.into(), 200.into(), 300.into()]),
+        ("log-level", "MERKLOGD_LOG_LEVEL",
+         ["\"warn\"", "debug", "error"],
+         ["info".into(), "warn".into(), "debug".into(), "error".into()]),
+        ("fail-open-after", "MERKLOGD_FAIL_OPEN_AFTER",
+         ["\"30s\"", "1m", "500ms"],
+         [serde_json::Value::Null, "30s".into(), "1m".into(), "500ms".into()]),
+        ("data-dir", "MERKLOGD_DATA_DIR",
+         ["\"/from/toml\"", "/from/env", "/from/flag"],
+         ["./merklog-data".into(), "/from/toml".into(), "/from/env".into(), "/from/flag".into()]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("merklogd.toml");
+    let file: String = table
+        .iter()
+        .map(|(key, _, [value, _, _], _)| format!("{key} = {value}\n"))
+        .collect();
+    std::fs::write(&toml, file).unwrap();
+    let config_arg = ["--config", toml.to_str().unwrap()];
+    let env: Vec<(&str, &str)> = table
+        .iter()
+        .map(|(_, var, [_, v, _], _)| (*var, *v))
+        .collect();
+    let mut flags = Vec::new();
+    for (key, _, [_, _, value], _) in table {
+        flags.push(format!("--{key}"));
+        flags.push((*value).to_owned());
+    }
+    let flags: Vec<&str> = config_arg
+        .iter()
+        .copied()
+        .chain(flags.iter().map(String::as_str))
+        .collect();
+    let layers = [
+        ("default", print_config(&[], &[])),
+        ("file", print_config(&[], &config_arg)),
+        ("environment", print_config(&env, &config_arg)),
+        ("flag", print_config(&env, &flags)),
+    ];
+    for (key, _, _, expected) in table {
+        for ((layer, config), expected) in layers.iter().zip(expected) {
+            assert_eq!(&config[*key], expected, "{key} from the {layer}");
+        }
+    }
+
+    // The config file can come from the environment too.
+    let config = print_config(&[("MERKLOGD_CONFIG", toml.to_str().unwrap())], &[]);
+    assert_eq!(config["listen"], "127.0.0.1:1111");
+
+    // A typo in the file is an error naming the key, not silently ignored.
     std::fs::write(&toml, "data_dir = \"/x\"\n").unwrap();
     let output = merklogd()
         .args(["--config", toml.to_str().unwrap(), "--print-config"])
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("data_dir"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "printed once: {stderr}");
 }
 
 #[test]
 fn witness_settings_in_print_config() {
     let dir = tempfile::tempdir().unwrap();
     let toml = dir.path().join("merklogd.toml");
+    let (_, log_vkey) = merklog_note::generate_ed25519("print.example/log").unwrap();
+    let (_, w1) = merklog_note::generate_cosigner("w1.example/w").unwrap();
+    let policy = dir.path().join("policy.txt");
     std::fs::write(
-        &toml,
-        "policy = \"/etc/merklog/policy.txt\"\n\
-         witness-timeout = \"2500ms\"\n\
-         fail-open-after = \"2m\"\n",
+        &policy,
+        format!("log {log_vkey}\nwitness w1 {w1} http://127.0.0.1:1\nquorum w1\n"),
     )
     .unwrap();
+    std::fs::write(
+        &toml,
+        format!(
+            "policy = {:?}\nwitness-timeout = \"2500ms\"\nfail-open-after = \"2m\"\n",
+            policy.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let config = print_config(
+        &[("MERKLOGD_WITNESS_RESEND_INTERVAL", "30s")],
+        &["--config", toml.to_str().unwrap()],
+    );
+    assert_eq!(config["policy"], policy.to_str().unwrap());
+    assert_eq!(config["witness-timeout"], "2s 500ms");
+    assert_eq!(config["fail-open-after"], "2m");
+    assert_eq!(config["witness-resend-interval"], "30s");
+    assert_eq!(config["append-timeout"], "10s", "default");
+    // The parsed policy: its log, its witnesses and the quorum.
+    let parsed = &config["parsed-policy"];
+    assert_eq!(parsed["logs"][0], log_vkey.as_str());
+    assert_eq!(parsed["witnesses"][0]["name"], "w1");
+    assert_eq!(parsed["witnesses"][0]["vkey"], w1.as_str());
+    assert_eq!(parsed["witnesses"][0]["url"], "http://127.0.0.1:1");
+    assert_eq!(parsed["quorum"], "w1");
+
+    // Without a policy nothing fails open and nothing is parsed.
+    let config = print_config(&[], &[]);
+    assert_eq!(config["policy"], serde_json::Value::Null);
+    assert_eq!(config["fail-open-after"], serde_json::Value::Null);
+    assert_eq!(config["witness-timeout"], "5s");
+    assert!(config.get("parsed-policy").is_none());
+
+    // A bad duration is refused naming the setting and the expected form, from
+    // a flag, the environment or the file alike.
+    for (env, args) in [
+        (vec![], vec!["--witness-timeout", "5"]),
+        (vec![("MERKLOGD_WITNESS_TIMEOUT", "5")], vec![]),
+    ] {
+        let output = merklogd()
+            .envs(env)
+            .args(args)
+            .arg("--print-config")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--witness-timeout") && stderr.contains("500ms, 5s"),
+            "{stderr}"
+        );
+    }
+    std::fs::write(&toml, "witness-timeout = \"5\"\n").unwrap();
     let output = merklogd()
-        .env("MERKLOGD_WITNESS_RESEND_INTERVAL", "30s")
         .args(["--config", toml.to_str().unwrap(), "--print-config"])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(config["policy"], "/etc/merklog/policy.txt");
-    assert_eq!(config["witness_timeout"], "2500ms");
-    assert_eq!(config["fail_open_after"], "2m");
-    assert_eq!(config["witness_resend_interval"], "30s");
-    assert_eq!(config["append_timeout"], "10s", "default");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`witness-timeout`"), "{stderr}");
 
-    // Without a policy nothing fails open; a bad duration is refused with its form.
-    let output = merklogd().arg("--print-config").output().unwrap();
-    let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(config["policy"], serde_json::Value::Null);
-    assert_eq!(config["fail_open_after"], serde_json::Value::Null);
-    assert_eq!(config["witness_timeout"], "5s");
+    // A policy that does not parse is refused here as at start.
+    std::fs::write(&policy, "quorum nobody\n").unwrap();
     let output = merklogd()
-        .args(["--witness-timeout", "5", "--print-config"])
+        .args(["--policy", policy.to_str().unwrap(), "--print-config"])
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("500ms, 5s"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("policy file"));
 }
 
 #[test]
@@ -290,4 +379,11 @@ fn first_start_prints_the_vkey_and_sigterm_stops_cleanly() {
         stderr.contains("cli.example/log") && stderr.contains("else.example/log"),
         "{stderr}"
     );
+    // The fatal error is printed once, not repeated as its own cause.
+    assert_eq!(
+        stderr.matches("refusing to start it as").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Caused by"), "{stderr}");
 }

@@ -257,3 +257,32 @@ pub fn check_cosignature(
     assert_eq!(verified.len(), 1);
     time
 }
+
+/// The value of `series` (a metric name with its labels, as rendered) on the
+/// witness's `/metrics` page. Every series is registered at start, so a missing
+/// one is a failure.
+pub fn metric(witness: &Witness, series: &str) -> u64 {
+    let page = witness.render_metrics();
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse::<u64>().unwrap())
+        .unwrap_or_else(|| panic!("{series} is not on the metrics page:\n{page}"))
+}
+
+/// The pull-mode counters of one followed log, read from `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowCounts {
+    pub pulled: u64,
+    pub cosigned: u64,
+    pub errors: u64,
+}
+
+/// The pull-mode counters of the followed log `origin`.
+pub fn follow_counts(witness: &Witness, origin: &str) -> FollowCounts {
+    let series = |name: &str| metric(witness, &format!("{name}{{origin=\"{origin}\"}}"));
+    FollowCounts {
+        pulled: series("merklog_witness_follow_checkpoints_pulled_total"),
+        cosigned: series("merklog_witness_follow_cosigned_total"),
+        errors: series("merklog_witness_follow_errors_total"),
+    }
+}
