@@ -338,7 +338,7 @@ impl Sequencer {
             return Ok((assignments, self.tip_checkpoint.clone(), None));
         }
 
-        // Step 4: extend the tree in memory. The proofs are built on the tree before
+        // Step 4: extend the tip in place. The proofs are built on the tree before
         // the round; a failure from here on drops the tip (the next round reloads it
         // from disk), and nothing reaches the disk before step 6.
         let internal = |e: String| {
