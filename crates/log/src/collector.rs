@@ -79,7 +79,7 @@ pub(crate) fn start(
             name: name.clone(),
             client: client.clone(),
             verifier,
-            store: shared.store.clone(),
+            store: shared.tree.clone(),
             request_timeout: witnessing.request_timeout,
             jobs: job_rx,
             events: events_tx.clone(),
@@ -520,9 +520,9 @@ impl Coordinator {
                 .iter()
                 .flat_map(|p| p.answer.entries.iter().map(|e| (e.index, None)))
                 .collect();
-            let store = self.shared.store.clone();
+            let store = self.shared.tree.clone();
             let size = TreeSize(published.size);
-            let proofs = tokio::task::spawn_blocking(move || stored_proofs(&*store, &leaves, size))
+            let proofs = tokio::task::spawn_blocking(move || stored_proofs(&store, &leaves, size))
                 .await
                 .map_err(|e| LogError::Unavailable(format!("proof task failed: {e}")))
                 .and_then(|r| r);

@@ -19,7 +19,7 @@ use crate::queue::{Queue, Request};
 use crate::recovery::{Recovered, check_identity, published_at_open, recover};
 use crate::sequencer::{Sequencer, Start};
 use crate::state::{Shared, SigningGate};
-use crate::tiles::{ReadError, TileReader, bundle_entries, bundle_prefix_len};
+use crate::tiles::{ReadError, StoredTree, TileReader, bundle_entries, bundle_prefix_len};
 use crate::writer::{Pipeline, Writer};
 use crate::{
     AppendReceipt, LogConfig, LogError, LogStore, PublishedCheckpoint, TileKey, metrics as m,
@@ -121,6 +121,7 @@ impl Log {
         let shared = Arc::new(Shared {
             queue: Queue::new(config.queue_capacity, config.queue_capacity_bytes),
             origin,
+            tree: StoredTree::new(store.clone()),
             store,
             published,
             refusal: watch::Sender::new(refusal),
@@ -369,6 +370,18 @@ impl Log {
             .map_err(|e| LogError::Unavailable(format!("read task failed: {e}")))?
     }
 
+    /// Runs `f` on a blocking thread with a reader of the stored tree at `size`.
+    async fn read_tree<T: Send + 'static>(
+        &self,
+        size: TreeSize,
+        f: impl FnOnce(&TileReader<'_>) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let tree = self.shared().tree.clone();
+        tokio::task::spawn_blocking(move || f(&tree.at(size)))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("read task failed: {e}")))?
+    }
+
     /// RFC 6962 inclusion proof of leaf `index` in the tree of `tree_size` leaves
     /// (`index < tree_size <= published size`), from one batched tile read.
     pub async fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, LogError> {
@@ -378,12 +391,8 @@ impl Log {
                 "leaf index {index} is not below tree size {tree_size}"
             )));
         }
-        self.read(move |store| {
-            let reader = TileReader {
-                store,
-                size: TreeSize(tree_size),
-            };
-            merklog_merkle::inclusion_proof(&reader, LeafIndex(index), TreeSize(tree_size))
+        self.read_tree(TreeSize(tree_size), move |reader| {
+            merklog_merkle::inclusion_proof(reader, LeafIndex(index), TreeSize(tree_size))
                 .map_err(proof_error)
         })
         .await
@@ -402,12 +411,8 @@ impl Log {
                 "consistency needs 0 < old size <= new size, got old {old_size}, new {new_size}"
             )));
         }
-        self.read(move |store| {
-            let reader = TileReader {
-                store,
-                size: TreeSize(new_size),
-            };
-            merklog_merkle::consistency_proof(&reader, TreeSize(old_size), TreeSize(new_size))
+        self.read_tree(TreeSize(new_size), move |reader| {
+            merklog_merkle::consistency_proof(reader, TreeSize(old_size), TreeSize(new_size))
                 .map_err(proof_error)
         })
         .await

@@ -76,7 +76,7 @@ pub use handle::{Log, MAX_ENTRIES_PER_READ};
 pub use merklog_merkle::Hash;
 pub use round::{AppendReceipt, SealedEntry};
 pub use storage::{
-    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey,
+    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey, ValueWrite,
     same_checkpoint_body,
 };
 pub use witnessing::{

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::queue::Queue;
+use crate::tiles::StoredTree;
 use crate::{LogConfig, LogStore, PublishedCheckpoint, metrics as m};
 
 /// State shared by the sequencer thread and every `Log` handle.
@@ -16,6 +17,8 @@ pub(crate) struct Shared {
     pub(crate) config: LogConfig,
     pub(crate) queue: Queue,
     pub(crate) store: Arc<dyn LogStore>,
+    /// The same store, with the cache every proof read of this log shares.
+    pub(crate) tree: StoredTree,
     /// The latest published checkpoint; `send_replace` only (through
     /// `publish.rs`), so it works without subscribers and never
     /// goes down.

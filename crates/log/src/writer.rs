@@ -224,7 +224,7 @@ fn answers(
     let stored = if old.is_empty() {
         Ok(HashMap::new())
     } else {
-        stored_proofs(&*shared.store, &old, TreeSize(checkpoint.size))
+        stored_proofs(&shared.tree, &old, TreeSize(checkpoint.size))
     };
     let mut slots = assignments.into_iter();
     let mut new_count = 0u64;

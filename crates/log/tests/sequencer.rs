@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use merklog_log::{
     ALGORITHM_ED25519, AppendReceipt, Hash, Log, LogConfig, LogError, LogMetadata, LogStore,
-    MemoryStore, RoundWrite, StorageError, TileKey,
+    MemoryStore, RoundWrite, StorageError, TileKey, ValueWrite,
 };
 use merklog_merkle::{
     LeafIndex, TreeSize, hash_children, hash_leaf, verify_consistency, verify_inclusion,
@@ -599,7 +599,7 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
     tile[0] ^= 1;
     store
         .commit(&RoundWrite {
-            tiles: vec![(key, tile)],
+            tiles: vec![(key, ValueWrite::Put(tile))],
             ..RoundWrite::default()
         })
         .unwrap();
@@ -648,7 +648,7 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
         .to_vec();
     store
         .commit(&RoundWrite {
-            tiles: vec![(TileKey { level: 0, index: 0 }, truncated)],
+            tiles: vec![(TileKey { level: 0, index: 0 }, ValueWrite::Put(truncated))],
             ..RoundWrite::default()
         })
         .unwrap();
