@@ -156,7 +156,7 @@ impl Sequencer {
             );
             return false;
         }
-        self.in_flight.retire(self.shared.durable_size());
+        self.in_flight.retire(self.shared.durable_size().0);
         match self.prepare(&requests) {
             Ok((assignments, checkpoint, new)) => self.hand_over(Prepared {
                 epoch: self.epoch,
@@ -223,7 +223,7 @@ impl Sequencer {
             &shared.origin,
         ) {
             Ok(Recovered::Ready { state, checkpoint }) => {
-                tracing::info!(size = checkpoint.size, "state reloaded from storage");
+                tracing::info!(size = checkpoint.size.0, "state reloaded from storage");
                 self.tip = Some(state);
                 self.tip_checkpoint = checkpoint.clone();
                 let _ = self.hand_over(Prepared {
@@ -387,13 +387,13 @@ impl Sequencer {
                 filter.insert(hash);
             }
         }
-        self.in_flight.push(checkpoint.size, &dedup);
+        self.in_flight.push(checkpoint.size.0, &dedup);
         self.tip_checkpoint = checkpoint.clone();
         let write = RoundWrite {
             tiles: edge.tiles,
             bundles: edge.bundles,
             dedup,
-            checkpoint: Some((checkpoint.size, checkpoint.note.to_vec())),
+            checkpoint: Some((checkpoint.size.0, checkpoint.note.to_vec())),
         };
         Ok((
             assignments,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use merklog_merkle::TreeSize;
 use tokio::sync::watch;
 
 use crate::queue::Queue;
@@ -107,12 +108,12 @@ impl Shared {
         self.published.borrow().clone()
     }
 
-    pub(crate) fn durable_size(&self) -> u64 {
-        self.durable_size.load(Ordering::Acquire)
+    pub(crate) fn durable_size(&self) -> TreeSize {
+        TreeSize(self.durable_size.load(Ordering::Acquire))
     }
 
-    pub(crate) fn set_durable(&self, size: u64) {
-        self.durable_size.store(size, Ordering::Release);
-        metrics::gauge!(m::DURABLE_SIZE).set(size as f64);
+    pub(crate) fn set_durable(&self, size: TreeSize) {
+        self.durable_size.store(size.0, Ordering::Release);
+        metrics::gauge!(m::DURABLE_SIZE).set(size.0 as f64);
     }
 }

@@ -104,7 +104,7 @@ impl WitnessTask {
     /// Sends `checkpoint` from the witness's known size; on a 409 learns the size and
     /// retries once from it.
     async fn attempt(&mut self, checkpoint: &PublishedCheckpoint) -> Next {
-        let size = checkpoint.size;
+        let size = checkpoint.size.0;
         let text = match Note::parse(&checkpoint.note) {
             Ok(note) => note.text().to_owned(),
             Err(e) => {

@@ -15,7 +15,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
-use merklog_merkle::{BatchProofs, Hash, TreeSize};
+use merklog_merkle::{BatchProofs, Hash};
 
 use crate::proofs::stored_proofs;
 use crate::publish::Publisher;
@@ -224,7 +224,7 @@ fn answers(
     let stored = if old.is_empty() {
         Ok(HashMap::new())
     } else {
-        stored_proofs(&shared.tree, &old, TreeSize(checkpoint.size))
+        stored_proofs(&shared.tree, &old, checkpoint.size)
     };
     let mut slots = assignments.into_iter();
     let mut new_count = 0u64;

@@ -189,7 +189,10 @@ async fn proofs_read_across_tile_boundaries_verify() {
             if index >= tree_size {
                 continue;
             }
-            let proof = log.inclusion_proof(index, tree_size).await.unwrap();
+            let proof = log
+                .inclusion_proof(LeafIndex(index), TreeSize(tree_size))
+                .await
+                .unwrap();
             verify_inclusion(
                 &leaves[index as usize],
                 LeafIndex(index),
@@ -200,17 +203,23 @@ async fn proofs_read_across_tile_boundaries_verify() {
             .unwrap_or_else(|e| panic!("index {index} size {tree_size}: {e}"));
         }
         for &old in sizes.iter().filter(|&&old| old <= tree_size) {
-            let proof = log.consistency_proof(old, tree_size).await.unwrap();
+            let proof = log
+                .consistency_proof(TreeSize(old), TreeSize(tree_size))
+                .await
+                .unwrap();
             let old_root = root_of(&leaves[..old as usize]);
             verify_consistency(TreeSize(old), TreeSize(tree_size), &proof, &old_root, &root)
                 .unwrap_or_else(|e| panic!("{old} -> {tree_size}: {e}"));
         }
     }
     for cp in &checkpoints {
-        assert_eq!(cp.root, root_of(&leaves[..cp.size as usize]));
+        assert_eq!(cp.root, root_of(&leaves[..cp.size.0 as usize]));
     }
     // Entries across a bundle boundary.
-    let read = log.entries(65_530, 65_540).await.unwrap();
+    let read = log
+        .entries(LeafIndex(65_530), LeafIndex(65_540))
+        .await
+        .unwrap();
     assert_eq!(read, (65_530..65_540).map(entry).collect::<Vec<_>>());
     drop(store);
     log.shutdown().await;
@@ -230,7 +239,7 @@ async fn reopening_recovers_the_same_root_and_frontier() {
         .unwrap();
     }
     let before = log.latest();
-    let frontier = stored_frontier(&store, before.size);
+    let frontier = stored_frontier(&store, before.size.0);
     log.shutdown().await;
     drop(log);
     drop(store);
@@ -238,10 +247,10 @@ async fn reopening_recovers_the_same_root_and_frontier() {
     let (store, log) = open_log(dir.path(), LogConfig::default());
     assert_eq!(log.latest(), before);
     assert!(log.signing_refused().is_none());
-    let reread = stored_frontier(&store, before.size);
+    let reread = stored_frontier(&store, before.size.0);
     assert_eq!(reread, frontier);
     assert_eq!(
-        CompactRange::from_frontier(TreeSize(before.size), reread)
+        CompactRange::from_frontier(before.size, reread)
             .unwrap()
             .root(),
         before.root
@@ -251,16 +260,16 @@ async fn reopening_recovers_the_same_root_and_frontier() {
         .append(vec![entry(0), Bytes::from_static(b"after reopen")])
         .await
         .unwrap();
-    assert_eq!(receipt.entries[0].index, 0);
+    assert_eq!(receipt.entries[0].index, LeafIndex(0));
     assert!(receipt.entries[0].duplicate);
-    assert_eq!(receipt.entries[1].index, before.size);
+    assert_eq!(receipt.entries[1].index.0, before.size.0);
     let proof = log
-        .consistency_proof(before.size, before.size + 1)
+        .consistency_proof(before.size, TreeSize(before.size.0 + 1))
         .await
         .unwrap();
     verify_consistency(
-        TreeSize(before.size),
-        TreeSize(before.size + 1),
+        before.size,
+        TreeSize(before.size.0 + 1),
         &proof,
         &before.root,
         &receipt.checkpoint.root,
@@ -282,7 +291,7 @@ async fn every_commit_syncs_the_wal() {
         // One call at a time: each call is a round of its own, acknowledged before the
         // next one is queued.
         let receipt = log.append(vec![entry(i)]).await.unwrap();
-        assert_eq!(receipt.checkpoint.size, i + 1);
+        assert_eq!(receipt.checkpoint.size.0, i + 1);
     }
     let synced = store.wal_syncs() - before;
     assert!(
@@ -451,7 +460,7 @@ async fn a_tampered_tile_on_disk_makes_the_log_read_only() {
         Err(LogError::SigningRefused(_))
     ));
     assert_eq!(
-        log.entries(998, 1000).await.unwrap(),
+        log.entries(LeafIndex(998), LeafIndex(1000)).await.unwrap(),
         vec![entry(998), entry(999)]
     );
     log.shutdown().await;
@@ -471,14 +480,14 @@ async fn a_cosigned_checkpoint_is_kept_by_size_and_as_published_across_reopen() 
     let mut cosigned = signed.note.to_vec();
     cosigned.extend_from_slice("\u{2014} witness.example/w1 AAAAAAAAAAAAAAAAAAAA\n".as_bytes());
     store
-        .store_cosigned_checkpoint(signed.size, &cosigned)
+        .store_cosigned_checkpoint(signed.size.0, &cosigned)
         .unwrap();
     assert_eq!(
         store.published_checkpoint().unwrap(),
         Some(cosigned.clone())
     );
     assert_eq!(
-        store.checkpoint(signed.size).unwrap(),
+        store.checkpoint(signed.size.0).unwrap(),
         Some(cosigned.clone())
     );
     // "latest" belongs to the sequencer's commits only.
@@ -492,7 +501,7 @@ async fn a_cosigned_checkpoint_is_kept_by_size_and_as_published_across_reopen() 
     other[ORIGIN.len() + 1] = b'9';
     assert!(
         store
-            .store_cosigned_checkpoint(signed.size, &other)
+            .store_cosigned_checkpoint(signed.size.0, &other)
             .is_err()
     );
     assert!(store.store_cosigned_checkpoint(11, &cosigned).is_err());
@@ -551,6 +560,9 @@ async fn one_entry_rounds_after_a_reopen_write_each_entry_once() {
     assert!(wal < 2 * 100 * 1000, "{wal} WAL bytes");
     let (_store, log) = open_log(dir.path(), LogConfig::default());
     let entries: Vec<Bytes> = (0..200).map(big).collect();
-    assert_eq!(log.entries(0, 200).await.unwrap(), entries);
+    assert_eq!(
+        log.entries(LeafIndex(0), LeafIndex(200)).await.unwrap(),
+        entries
+    );
     log.shutdown().await;
 }
