@@ -13,7 +13,7 @@ use crate::LogError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedCheckpoint {
     /// Tree size.
-    pub size: u64,
+    pub size: TreeSize,
     /// RFC 6962 root at `size`.
     pub root: Hash,
     /// The C2SP signed note (tlog-checkpoint), byte for byte as stored.
@@ -37,7 +37,7 @@ pub(crate) fn sign_tree(
     let note = sign_checkpoint(&body, signer)
         .map_err(|e| LogError::Unavailable(format!("signing failed: {e}")))?;
     Ok(Arc::new(PublishedCheckpoint {
-        size: body.size,
+        size,
         root: body.root,
         note: Bytes::from(note),
     }))

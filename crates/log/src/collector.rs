@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use merklog_merkle::{Hash, TreeSize};
+use merklog_merkle::Hash;
 use merklog_note::{Note, NoteSignature, Policy};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
@@ -79,7 +79,7 @@ pub(crate) fn start(
             name: name.clone(),
             client: client.clone(),
             verifier,
-            store: shared.store.clone(),
+            store: shared.tree.clone(),
             request_timeout: witnessing.request_timeout,
             jobs: job_rx,
             events: events_tx.clone(),
@@ -97,7 +97,7 @@ pub(crate) fn start(
     if durable.size > published.size {
         // Durable but never published (a crash before the quorum): it is sent to the
         // witnesses before any new round is signed.
-        candidates.insert(durable.size, Candidate::new(durable.clone(), now));
+        candidates.insert(durable.size.0, Candidate::new(durable.clone(), now));
     }
     let coordinator = Coordinator {
         shared,
@@ -176,8 +176,8 @@ impl Coordinator {
         mut events: mpsc::UnboundedReceiver<Event>,
     ) {
         tracing::info!(
-            size = self.durable.size,
-            published = self.shared.latest().size,
+            size = self.durable.size.0,
+            published = self.shared.latest().size.0,
             witnesses = self.names.len(),
             "witness start-up check: asking every witness for its size before signing"
         );
@@ -238,7 +238,7 @@ impl Coordinator {
         if checkpoint.size > self.durable.size {
             self.durable = checkpoint.clone();
             self.candidates.insert(
-                checkpoint.size,
+                checkpoint.size.0,
                 Candidate::new(checkpoint.clone(), Instant::now()),
             );
             // While the quorum is missing, keep only the newest candidates (witnesses
@@ -256,7 +256,7 @@ impl Coordinator {
             self.send_jobs();
             if self.policy.satisfied_by(std::iter::empty()) {
                 // Quorum `none`: nothing to wait for.
-                self.publish(checkpoint.size, false).await;
+                self.publish(checkpoint.size.0, false).await;
             }
         }
         for (reply, answer) in round.answers {
@@ -293,7 +293,7 @@ impl Coordinator {
                 if let Some(startup) = &mut self.startup {
                     startup.answered.insert(name.clone());
                 }
-                let durable = self.shared.durable_size();
+                let durable = self.shared.durable_size().0;
                 if size > durable {
                     self.refuse(&name, size, durable);
                 }
@@ -322,7 +322,7 @@ impl Coordinator {
             return;
         }
         let published = self.shared.latest();
-        if size == published.size && !self.candidates.contains_key(&size) {
+        if size == published.size.0 && !self.candidates.contains_key(&size) {
             // A fresh cosignature of the published checkpoint (idle re-send, or the
             // start-up check): newer cosignatures replace older ones on the note.
             match add_signatures(&published.note, &signatures) {
@@ -378,7 +378,7 @@ impl Coordinator {
     /// failed store is logged, not fatal: cosignatures are gathered again after a
     /// restart.
     async fn store_and_publish(&mut self, base: &PublishedCheckpoint, note: Bytes) {
-        let size = base.size;
+        let size = base.size.0;
         let store = self.shared.store.clone();
         let bytes = note.clone();
         // Step 8 (with a policy): the cosigned note, synced, before it is published.
@@ -397,7 +397,7 @@ impl Coordinator {
         publish(
             &self.shared,
             Arc::new(PublishedCheckpoint {
-                size,
+                size: base.size,
                 root: base.root,
                 note,
             }),
@@ -498,7 +498,7 @@ impl Coordinator {
             if pending.reply.is_closed() {
                 continue; // The caller timed out or went away.
             }
-            if pending.needed <= published.size {
+            if pending.needed <= published.size.0 {
                 ready.push(pending);
             } else {
                 waiting.push(pending);
@@ -520,9 +520,9 @@ impl Coordinator {
                 .iter()
                 .flat_map(|p| p.answer.entries.iter().map(|e| (e.index, None)))
                 .collect();
-            let store = self.shared.store.clone();
-            let size = TreeSize(published.size);
-            let proofs = tokio::task::spawn_blocking(move || stored_proofs(&*store, &leaves, size))
+            let store = self.shared.tree.clone();
+            let size = published.size;
+            let proofs = tokio::task::spawn_blocking(move || stored_proofs(&store, &leaves, size))
                 .await
                 .map_err(|e| LogError::Unavailable(format!("proof task failed: {e}")))
                 .and_then(|r| r);

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bytes::Bytes;
-use merklog_merkle::tile::{TILE_WIDTH, tile_width_at};
+use merklog_merkle::tile::{TILE_WIDTH, TileId, tile_width_at};
 use merklog_merkle::{HASH_SIZE, Hash, LeafIndex, ProofError, TreeSize, hash_leaf};
 use merklog_note::Signer;
 use tokio::sync::{oneshot, watch};
@@ -19,7 +19,7 @@ use crate::queue::{Queue, Request};
 use crate::recovery::{Recovered, check_identity, published_at_open, recover};
 use crate::sequencer::{Sequencer, Start};
 use crate::state::{Shared, SigningGate};
-use crate::tiles::{ReadError, TileReader, bundle_entries, bundle_prefix_len};
+use crate::tiles::{ReadError, StoredTree, TileReader, bundle_entries, bundle_prefix_len};
 use crate::writer::{Pipeline, Writer};
 use crate::{
     AppendReceipt, LogConfig, LogError, LogStore, PublishedCheckpoint, TileKey, metrics as m,
@@ -112,20 +112,21 @@ impl Log {
             Some(_) => published_at_open(&*store, &*verifier, &origin, &checkpoint)?,
             None => checkpoint.clone(),
         };
-        metrics::gauge!(m::TREE_SIZE).set(published.size as f64);
-        metrics::gauge!(m::PUBLISHED_SIZE).set(published.size as f64);
-        metrics::gauge!(m::DURABLE_SIZE).set(checkpoint.size as f64);
+        metrics::gauge!(m::TREE_SIZE).set(published.size.0 as f64);
+        metrics::gauge!(m::PUBLISHED_SIZE).set(published.size.0 as f64);
+        metrics::gauge!(m::DURABLE_SIZE).set(checkpoint.size.0 as f64);
         metrics::gauge!(m::SIGNING_REFUSED).set(if refusal.is_some() { 1.0 } else { 0.0 });
         let (published, _) = watch::channel(published);
         let witnessing = config.witnessing.clone();
         let shared = Arc::new(Shared {
             queue: Queue::new(config.queue_capacity, config.queue_capacity_bytes),
             origin,
+            tree: StoredTree::new(store.clone()),
             store,
             published,
             refusal: watch::Sender::new(refusal),
             storage_failure: Mutex::new(None),
-            durable_size: AtomicU64::new(checkpoint.size),
+            durable_size: AtomicU64::new(checkpoint.size.0),
             // Without a policy there is nothing to check before signing.
             gate: SigningGate::new(config.witnessing.is_none()),
             config,
@@ -141,12 +142,13 @@ impl Log {
                 shared: shared.clone(),
             }),
         };
-        let filter = Arc::new(Mutex::new(LeafFilter::with_capacity(checkpoint.size)));
-        if checkpoint.size <= FILL_IN_FOREGROUND {
-            fill_filter(&filter, &*shared.store, checkpoint.size);
+        let size = checkpoint.size.0;
+        let filter = Arc::new(Mutex::new(LeafFilter::with_capacity(size)));
+        if size <= FILL_IN_FOREGROUND {
+            fill_filter(&filter, &*shared.store, size);
         } else {
             // A large log: new entries take the dedup lookup until the filter is full.
-            let (filter, store, size) = (filter.clone(), shared.store.clone(), checkpoint.size);
+            let (filter, store) = (filter.clone(), shared.store.clone());
             spawn("merklog-leaf-filter", move || {
                 fill_filter(&filter, &*store, size)
             })?;
@@ -194,7 +196,7 @@ impl Log {
 
     /// Size of the latest durable checkpoint: signed and synced, but with a witness
     /// policy possibly not published yet (never smaller than [`latest`](Log::latest)).
-    pub fn durable_size(&self) -> u64 {
+    pub fn durable_size(&self) -> TreeSize {
         self.shared().durable_size()
     }
 
@@ -369,22 +371,33 @@ impl Log {
             .map_err(|e| LogError::Unavailable(format!("read task failed: {e}")))?
     }
 
+    /// Runs `f` on a blocking thread with a reader of the stored tree at `size`.
+    async fn read_tree<T: Send + 'static>(
+        &self,
+        size: TreeSize,
+        f: impl FnOnce(&TileReader<'_>) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let tree = self.shared().tree.clone();
+        tokio::task::spawn_blocking(move || f(&tree.at(size)))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("read task failed: {e}")))?
+    }
+
     /// RFC 6962 inclusion proof of leaf `index` in the tree of `tree_size` leaves
     /// (`index < tree_size <= published size`), from one batched tile read.
-    pub async fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, LogError> {
+    pub async fn inclusion_proof(
+        &self,
+        index: LeafIndex,
+        tree_size: TreeSize,
+    ) -> Result<Vec<Hash>, LogError> {
         self.check_published(tree_size)?;
-        if index >= tree_size {
+        if index.0 >= tree_size.0 {
             return Err(out_of_range(format!(
                 "leaf index {index} is not below tree size {tree_size}"
             )));
         }
-        self.read(move |store| {
-            let reader = TileReader {
-                store,
-                size: TreeSize(tree_size),
-            };
-            merklog_merkle::inclusion_proof(&reader, LeafIndex(index), TreeSize(tree_size))
-                .map_err(proof_error)
+        self.read_tree(tree_size, move |reader| {
+            merklog_merkle::inclusion_proof(reader, index, tree_size).map_err(proof_error)
         })
         .await
     }
@@ -393,55 +406,51 @@ impl Log {
     /// (`0 < old_size <= new_size <= published size`), from one batched tile read.
     pub async fn consistency_proof(
         &self,
-        old_size: u64,
-        new_size: u64,
+        old_size: TreeSize,
+        new_size: TreeSize,
     ) -> Result<Vec<Hash>, LogError> {
         self.check_published(new_size)?;
-        if old_size == 0 || old_size > new_size {
+        if old_size.0 == 0 || old_size > new_size {
             return Err(out_of_range(format!(
                 "consistency needs 0 < old size <= new size, got old {old_size}, new {new_size}"
             )));
         }
-        self.read(move |store| {
-            let reader = TileReader {
-                store,
-                size: TreeSize(new_size),
-            };
-            merklog_merkle::consistency_proof(&reader, TreeSize(old_size), TreeSize(new_size))
-                .map_err(proof_error)
+        self.read_tree(new_size, move |reader| {
+            merklog_merkle::consistency_proof(reader, old_size, new_size).map_err(proof_error)
         })
         .await
     }
 
     /// The index of the entry with this RFC 6962 leaf hash, if it is in the published
     /// tree.
-    pub async fn find_leaf(&self, leaf_hash: Hash) -> Result<Option<u64>, LogError> {
-        let size = self.latest().size;
+    pub async fn find_leaf(&self, leaf_hash: Hash) -> Result<Option<LeafIndex>, LogError> {
+        let size = self.latest().size.0;
         self.read(move |store| {
             let found = store
                 .lookup_leaves(&[leaf_hash])?
                 .into_iter()
                 .next()
                 .flatten();
-            Ok(found.filter(|index| *index < size))
+            Ok(found.filter(|index| *index < size).map(LeafIndex))
         })
         .await
     }
 
     /// The stored signed checkpoint of exactly `size` leaves, if that size was
     /// checkpointed and is published.
-    pub async fn checkpoint_at(&self, size: u64) -> Result<Option<Bytes>, LogError> {
+    pub async fn checkpoint_at(&self, size: TreeSize) -> Result<Option<Bytes>, LogError> {
         if size > self.latest().size {
             return Ok(None);
         }
-        self.read(move |store| Ok(store.checkpoint(size)?.map(Bytes::from)))
+        self.read(move |store| Ok(store.checkpoint(size.0)?.map(Bytes::from)))
             .await
     }
 
     /// The entries `[start, end)`: `start < end <= published size` and at most
     /// [`MAX_ENTRIES_PER_READ`] of them.
-    pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<Bytes>, LogError> {
-        self.check_published(end)?;
+    pub async fn entries(&self, start: LeafIndex, end: LeafIndex) -> Result<Vec<Bytes>, LogError> {
+        self.check_published(TreeSize(end.0))?;
+        let (start, end) = (start.0, end.0);
         if start >= end {
             return Err(out_of_range(format!("empty entry range [{start}, {end})")));
         }
@@ -480,10 +489,15 @@ impl Log {
         .await
     }
 
-    /// tlog-tiles hash tile `level`/`index` at `width` (1..=256) hashes, if the
-    /// published tree has that many hashes in it.
-    pub async fn tile(&self, level: u8, index: u64, width: u16) -> Result<Option<Bytes>, LogError> {
-        let published = tile_width_at(level, index, TreeSize(self.latest().size));
+    /// tlog-tiles hash tile `id` (`id.width` of 1..=256 hashes), if the published tree
+    /// has that many hashes in it.
+    pub async fn tile(&self, id: TileId) -> Result<Option<Bytes>, LogError> {
+        let TileId {
+            level,
+            index,
+            width,
+        } = id;
+        let published = tile_width_at(level, index, self.latest().size);
         if width == 0 || width > published {
             return Ok(None);
         }
@@ -507,7 +521,7 @@ impl Log {
     /// tlog-tiles entry bundle `index` with its first `width` (1..=256) entries, if the
     /// published tree has that many entries in it.
     pub async fn entry_bundle(&self, index: u64, width: u16) -> Result<Option<Bytes>, LogError> {
-        let published = tile_width_at(0, index, TreeSize(self.latest().size));
+        let published = tile_width_at(0, index, self.latest().size);
         if width == 0 || width > published {
             return Ok(None);
         }
@@ -527,7 +541,7 @@ impl Log {
         .await
     }
 
-    fn check_published(&self, size: u64) -> Result<(), LogError> {
+    fn check_published(&self, size: TreeSize) -> Result<(), LogError> {
         let published = self.latest().size;
         if size > published {
             return Err(out_of_range(format!(

@@ -16,8 +16,10 @@
 //!   `merklog-store` crate implements it with RocksDB; [`MemoryStore`] is an in-memory
 //!   implementation for tests.
 //! - The round order of `docs/durability.md` (steps 1 to 9): batch, dedup (one
-//!   multi-get), assign indexes, extend a copy of the compact range (RFC 6962 / RFC 9162
-//!   section 2.1), sign a C2SP tlog-checkpoint, one synced write, swap, publish, answer.
+//!   multi-get), assign indexes, extend the sequencer's tip (the compact range, RFC 6962
+//!   / RFC 9162 section 2.1) in place, sign a C2SP tlog-checkpoint, one synced write,
+//!   mark it durable, publish, answer; steps 6 to 9 of round N overlap steps 1 to 5 of
+//!   round N+1, and a failed write makes the sequencer reload its tip from disk.
 //!   The code cites the step numbers; the document says what is durable after each
 //!   step and what recovery does if the process dies right after it.
 //! - Recovery on open: the latest checkpoint's signature and origin are checked, the
@@ -74,7 +76,7 @@ pub use handle::{Log, MAX_ENTRIES_PER_READ};
 pub use merklog_merkle::Hash;
 pub use round::{AppendReceipt, SealedEntry};
 pub use storage::{
-    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey,
+    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey, ValueWrite,
     same_checkpoint_body,
 };
 pub use witnessing::{

@@ -6,14 +6,14 @@ use std::collections::HashMap;
 
 use merklog_merkle::{Hash, LeafIndex, NodeId, NodeReader, TreeSize, hashes_equal, inclusion_plan};
 
-use crate::tiles::TileReader;
-use crate::{LogError, LogStore};
+use crate::LogError;
+use crate::tiles::StoredTree;
 
 /// Inclusion proofs at `size` of leaves already in the log, from ONE batched tile read.
 /// A leaf given with its hash is read too and must equal it (a wrong dedup row never
 /// yields a proof for another entry); repeated indexes are read once.
 pub(crate) fn stored_proofs(
-    store: &dyn LogStore,
+    tree: &StoredTree,
     leaves: &[(u64, Option<Hash>)],
     size: TreeSize,
 ) -> Result<HashMap<u64, Vec<Hash>>, LogError> {
@@ -31,7 +31,7 @@ pub(crate) fn stored_proofs(
         nodes.extend_from_slice(plan.nodes());
         plans.push(plan);
     }
-    let hashes = TileReader { store, size }.read_nodes(&nodes)?;
+    let hashes = tree.at(size).read_nodes(&nodes)?;
     let short = || LogError::Storage("short node read".into());
     let mut out = HashMap::with_capacity(leaves.len());
     let mut rest = hashes.as_slice();

@@ -19,7 +19,7 @@ pub(crate) fn publish(shared: &Shared, checkpoint: Arc<PublishedCheckpoint>) -> 
     if checkpoint.size < current.size || *checkpoint == *current {
         return false;
     }
-    let size = checkpoint.size;
+    let size = checkpoint.size.0;
     shared.published.send_replace(checkpoint);
     metrics::gauge!(m::TREE_SIZE).set(size as f64);
     metrics::gauge!(m::PUBLISHED_SIZE).set(size as f64);

@@ -60,7 +60,7 @@ pub(crate) fn recover(
         LogError::Recovery(format!("the latest stored checkpoint does not verify: {e}"))
     })?;
     let checkpoint = Arc::new(PublishedCheckpoint {
-        size: body.size,
+        size: TreeSize(body.size),
         root: body.root,
         note: Bytes::from(note),
     });
@@ -119,17 +119,18 @@ pub(crate) fn published_at_open(
             return Ok(durable.clone());
         }
     };
-    let same_as_durable = body.size == durable.size && hashes_equal(&body.root, &durable.root);
-    if body.size > durable.size || (body.size == durable.size && !same_as_durable) {
+    let size = TreeSize(body.size);
+    let same_as_durable = size == durable.size && hashes_equal(&body.root, &durable.root);
+    if size > durable.size || (size == durable.size && !same_as_durable) {
         tracing::error!(
             published = body.size,
-            durable = durable.size,
+            durable = durable.size.0,
             "the stored published checkpoint does not fit the latest durable one; using the latter"
         );
         return Ok(durable.clone());
     }
     Ok(Arc::new(PublishedCheckpoint {
-        size: body.size,
+        size,
         root: body.root,
         note: Bytes::from(note),
     }))

@@ -14,7 +14,7 @@ use crate::{LogError, PublishedCheckpoint};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedEntry {
     /// The entry's leaf index.
-    pub index: u64,
+    pub index: LeafIndex,
     /// True if identical bytes were already in the log (or earlier in the same round):
     /// `index` is the original's.
     pub duplicate: bool,
@@ -76,7 +76,7 @@ impl RoundReply {
             .into_iter()
             .map(|assigned| {
                 Ok(SealedEntry {
-                    index: assigned.index,
+                    index: LeafIndex(assigned.index),
                     duplicate: assigned.duplicate,
                     inclusion_proof: assigned.proof.path(assigned.index)?,
                 })

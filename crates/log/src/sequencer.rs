@@ -102,13 +102,15 @@ impl Sequencer {
             // Step 1: take a batch. Nothing has been promised to anyone yet.
             match self.shared.queue.take_batch(max_entries, max_wait) {
                 Batch::Round(requests) => {
-                    let (entries, bytes) = requests
+                    let room = requests
                         .iter()
                         .fold((0, 0), |(e, b), r| (e + r.entries.len(), b + r.bytes));
-                    self.round(requests);
-                    // The round is in the writer's hands (or answered): its room in the
-                    // queue is free again.
-                    self.shared.queue.release(entries, bytes);
+                    if !self.round(requests, room) {
+                        // Answered without reaching the writer: its room is free again.
+                        // A handed-over round's room is freed by the writer as it takes
+                        // the round, before anyone is answered.
+                        self.shared.queue.release(room.0, room.1);
+                    }
                 }
                 Batch::Closed(left) => {
                     fail_all(left, &LogError::ShuttingDown);
@@ -124,7 +126,8 @@ impl Sequencer {
         }
     }
 
-    fn round(&mut self, requests: Vec<Request>) {
+    /// One round; true if it was handed to the writer.
+    fn round(&mut self, requests: Vec<Request>, room: (usize, usize)) -> bool {
         let started = Instant::now();
         if self.pipeline.epoch() != self.epoch
             || (self.tip.is_none() && self.shared.refusal().is_none())
@@ -135,22 +138,25 @@ impl Sequencer {
             // Only with a witness policy, before the start-up check allowed signing.
             while !self.shared.gate.wait(Duration::from_millis(100)) {
                 if self.shared.queue.is_closed() {
-                    return fail_all(requests, &LogError::ShuttingDown);
+                    fail_all(requests, &LogError::ShuttingDown);
+                    return false;
                 }
             }
         }
         if let Some(reason) = self.shared.refusal() {
-            return fail_all(requests, &LogError::SigningRefused(reason));
+            fail_all(requests, &LogError::SigningRefused(reason));
+            return false;
         }
         if self.tip.is_none() {
-            return fail_all(
+            fail_all(
                 requests,
                 &LogError::Unavailable(
                     "storage is failing; the last round could not be reloaded".into(),
                 ),
             );
+            return false;
         }
-        self.in_flight.retire(self.shared.durable_size());
+        self.in_flight.retire(self.shared.durable_size().0);
         match self.prepare(&requests) {
             Ok((assignments, checkpoint, new)) => self.hand_over(Prepared {
                 epoch: self.epoch,
@@ -159,6 +165,7 @@ impl Sequencer {
                 checkpoint,
                 new,
                 reloaded: false,
+                room,
                 started,
             }),
             Err(RoundError { error, reload }) => {
@@ -169,17 +176,23 @@ impl Sequencer {
                 }
                 metrics::counter!(m::ROUNDS, "result" => "failed").increment(1);
                 fail_all(requests, &error);
+                false
             }
         }
     }
 
-    /// Gives a prepared round to the writer, waiting until it is free.
-    fn hand_over(&mut self, round: Prepared) {
+    /// Gives a prepared round to the writer, waiting until it is free; true if the
+    /// writer took it.
+    fn hand_over(&mut self, round: Prepared) -> bool {
         let Some((sender, _)) = &self.writer else {
-            return fail_all(round.requests, &LogError::ShuttingDown);
+            fail_all(round.requests, &LogError::ShuttingDown);
+            return false;
         };
         match sender.send(round) {
-            Ok(()) => self.sent += 1,
+            Ok(()) => {
+                self.sent += 1;
+                true
+            }
             Err(std::sync::mpsc::SendError(round)) => {
                 // The writer thread is gone (it panicked): nothing can be made durable.
                 self.tip = None;
@@ -187,6 +200,7 @@ impl Sequencer {
                     round.requests,
                     &LogError::Unavailable("the writer thread stopped".into()),
                 );
+                false
             }
         }
     }
@@ -209,16 +223,17 @@ impl Sequencer {
             &shared.origin,
         ) {
             Ok(Recovered::Ready { state, checkpoint }) => {
-                tracing::info!(size = checkpoint.size, "state reloaded from storage");
+                tracing::info!(size = checkpoint.size.0, "state reloaded from storage");
                 self.tip = Some(state);
                 self.tip_checkpoint = checkpoint.clone();
-                self.hand_over(Prepared {
+                let _ = self.hand_over(Prepared {
                     epoch: self.epoch,
                     requests: Vec::new(),
                     assignments: Vec::new(),
                     checkpoint,
                     new: None,
                     reloaded: true,
+                    room: (0, 0),
                     started: Instant::now(),
                 });
             }
@@ -338,7 +353,7 @@ impl Sequencer {
             return Ok((assignments, self.tip_checkpoint.clone(), None));
         }
 
-        // Step 4: extend the tree in memory. The proofs are built on the tree before
+        // Step 4: extend the tip in place. The proofs are built on the tree before
         // the round; a failure from here on drops the tip (the next round reloads it
         // from disk), and nothing reaches the disk before step 6.
         let internal = |e: String| {
@@ -372,13 +387,13 @@ impl Sequencer {
                 filter.insert(hash);
             }
         }
-        self.in_flight.push(checkpoint.size, &dedup);
+        self.in_flight.push(checkpoint.size.0, &dedup);
         self.tip_checkpoint = checkpoint.clone();
         let write = RoundWrite {
             tiles: edge.tiles,
             bundles: edge.bundles,
             dedup,
-            checkpoint: Some((checkpoint.size, checkpoint.note.to_vec())),
+            checkpoint: Some((checkpoint.size.0, checkpoint.note.to_vec())),
         };
         Ok((
             assignments,

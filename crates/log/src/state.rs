@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use merklog_merkle::TreeSize;
 use tokio::sync::watch;
 
 use crate::queue::Queue;
+use crate::tiles::StoredTree;
 use crate::{LogConfig, LogStore, PublishedCheckpoint, metrics as m};
 
 /// State shared by the sequencer thread and every `Log` handle.
@@ -16,6 +18,8 @@ pub(crate) struct Shared {
     pub(crate) config: LogConfig,
     pub(crate) queue: Queue,
     pub(crate) store: Arc<dyn LogStore>,
+    /// The same store, with the cache every proof read of this log shares.
+    pub(crate) tree: StoredTree,
     /// The latest published checkpoint; `send_replace` only (through
     /// `publish.rs`), so it works without subscribers and never
     /// goes down.
@@ -104,12 +108,12 @@ impl Shared {
         self.published.borrow().clone()
     }
 
-    pub(crate) fn durable_size(&self) -> u64 {
-        self.durable_size.load(Ordering::Acquire)
+    pub(crate) fn durable_size(&self) -> TreeSize {
+        TreeSize(self.durable_size.load(Ordering::Acquire))
     }
 
-    pub(crate) fn set_durable(&self, size: u64) {
-        self.durable_size.store(size, Ordering::Release);
-        metrics::gauge!(m::DURABLE_SIZE).set(size as f64);
+    pub(crate) fn set_durable(&self, size: TreeSize) {
+        self.durable_size.store(size.0, Ordering::Release);
+        metrics::gauge!(m::DURABLE_SIZE).set(size.0 as f64);
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! The layout is tile-shaped (C2SP tlog-tiles): hash tiles of up to 256 hashes and entry
 //! bundles of up to 256 entries are stored as values, one key each. A partial tile or
-//! bundle is a prefix of the full one; the sequencer rewrites the right-edge partial
-//! values every round, so a reader truncates a stored value to the width a published
-//! size needs and every published size stays servable.
+//! bundle is a prefix of the full one and grows round by round: the sequencer knows
+//! which bytes are new and hands the store only those ([`ValueWrite::Append`]), or a
+//! whole value when a tile or bundle fills or starts ([`ValueWrite::Put`]). A reader
+//! truncates a stored value to the width a published size needs, so every published
+//! size stays servable.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -38,16 +40,48 @@ pub struct LogMetadata {
 /// The only algorithm the log signs with today.
 pub const ALGORITHM_ED25519: &str = "ed25519";
 
+/// How a round changes the value of one tile or bundle key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueWrite {
+    /// The whole value, replacing whatever the key holds: a tile or bundle that is full
+    /// (it never changes again), or a partial one that starts in this round.
+    Put(Vec<u8>),
+    /// The key holds exactly `offset` bytes (what earlier rounds stored; none if it is
+    /// absent) and `bytes` follow them: a partial tile or bundle that grew.
+    Append {
+        /// Length of the stored value this extends.
+        offset: usize,
+        /// The new bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+impl ValueWrite {
+    /// The value after this write, given the stored one (`None`: absent). `None` if an
+    /// append does not start where the stored value ends.
+    pub fn apply(&self, stored: Option<&[u8]>) -> Option<Vec<u8>> {
+        match self {
+            ValueWrite::Put(value) => Some(value.clone()),
+            ValueWrite::Append { offset, bytes } => {
+                let stored = stored.unwrap_or_default();
+                (stored.len() == *offset).then(|| [stored, bytes].concat())
+            }
+        }
+    }
+}
+
 /// Everything one integration round persists, written as ONE atomic, synced batch.
 ///
-/// Values are complete: a tile or bundle listed here replaces the stored value of that
-/// key (partial right-edge values grow round by round, each a prefix of the next).
+/// A tile or bundle listed here is either put whole or extended by its new bytes
+/// ([`ValueWrite`]); at most one write per key. Rounds are committed in order, each
+/// after the previous one returned, so an append's offset is the length the previous
+/// round left.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoundWrite {
-    /// Hash tiles (full or right-edge partial), `width * 32` bytes each.
-    pub tiles: Vec<(TileKey, Vec<u8>)>,
+    /// Hash tiles (full or right-edge partial), 32 bytes per hash.
+    pub tiles: Vec<(TileKey, ValueWrite)>,
     /// Entry bundles by bundle index (full or right-edge partial).
-    pub bundles: Vec<(u64, Vec<u8>)>,
+    pub bundles: Vec<(u64, ValueWrite)>,
     /// New dedup rows: leaf hash -> leaf index.
     pub dedup: Vec<(Hash, u64)>,
     /// The new signed checkpoint: stored under its size and as the latest one.
@@ -73,7 +107,9 @@ pub trait LogStore: Send + Sync + 'static {
     /// `leaf_hashes[i]` if it was ever committed.
     fn lookup_leaves(&self, leaf_hashes: &[Hash]) -> Result<Vec<Option<u64>>, StorageError>;
     /// Writes one round atomically and durably (synced) before returning. After an
-    /// error the round may or may not be stored; the log reloads its state.
+    /// error the round may or may not be stored; the log reloads its state. A store
+    /// may trust an append's offset (the log computes it from what it stored) or check
+    /// it and refuse the round.
     fn commit(&self, round: &RoundWrite) -> Result<(), StorageError>;
 
     /// Stores a published version of an already-stored checkpoint (the same signed
@@ -182,14 +218,16 @@ impl LogStore for MemoryStore {
             .collect())
     }
 
+    /// Checks every append's offset against the stored value and refuses the whole
+    /// round (storing nothing) if one does not match.
     fn commit(&self, round: &RoundWrite) -> Result<(), StorageError> {
         let mut data = self.data()?;
-        for (key, value) in &round.tiles {
-            data.tiles.insert(*key, value.clone());
-        }
-        for (index, value) in &round.bundles {
-            data.bundles.insert(*index, value.clone());
-        }
+        let tiles = applied(&data.tiles, &round.tiles, |k| {
+            format!("tile {}/{}", k.level, k.index)
+        })?;
+        let bundles = applied(&data.bundles, &round.bundles, |i| format!("bundle {i}"))?;
+        data.tiles.extend(tiles);
+        data.bundles.extend(bundles);
         for (hash, index) in &round.dedup {
             data.dedup.insert(*hash, *index);
         }
@@ -220,4 +258,27 @@ impl LogStore for MemoryStore {
     fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.data()?.published.clone())
     }
+}
+
+/// The values `writes` leave under their keys, or an error naming the first append
+/// that does not extend the stored value.
+fn applied<K: Copy + Eq + std::hash::Hash>(
+    stored: &HashMap<K, Vec<u8>>,
+    writes: &[(K, ValueWrite)],
+    name: impl Fn(&K) -> String,
+) -> Result<Vec<(K, Vec<u8>)>, StorageError> {
+    writes
+        .iter()
+        .map(|(key, write)| {
+            let old = stored.get(key).map(Vec::as_slice);
+            let new = write.apply(old).ok_or_else(|| {
+                StorageError::new(format!(
+                    "{} holds {} bytes, not the appended-to length",
+                    name(key),
+                    old.map_or(0, <[u8]>::len)
+                ))
+            })?;
+            Ok((*key, new))
+        })
+        .collect()
 }

@@ -10,11 +10,10 @@ use merklog_merkle::{Hash, ProofError, TreeSize};
 use merklog_note::{CosignatureVerifier, Note, NoteSignature};
 use tokio::sync::{mpsc, watch};
 
-use crate::tiles::TileReader;
+use crate::tiles::StoredTree;
 use crate::witnessing::verify_cosignatures;
 use crate::{
-    LogError, LogStore, PublishedCheckpoint, WitnessClient, WitnessReply, WitnessRequest,
-    metrics as m,
+    LogError, PublishedCheckpoint, WitnessClient, WitnessReply, WitnessRequest, metrics as m,
 };
 
 /// First wait before retrying a witness that failed; doubles up to [`RETRY_MAX`].
@@ -48,7 +47,7 @@ pub(crate) struct WitnessTask {
     pub(crate) name: String,
     pub(crate) client: Arc<dyn WitnessClient>,
     pub(crate) verifier: CosignatureVerifier,
-    pub(crate) store: Arc<dyn LogStore>,
+    pub(crate) store: StoredTree,
     pub(crate) request_timeout: Duration,
     pub(crate) jobs: watch::Receiver<Option<Arc<PublishedCheckpoint>>>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
@@ -105,7 +104,7 @@ impl WitnessTask {
     /// Sends `checkpoint` from the witness's known size; on a 409 learns the size and
     /// retries once from it.
     async fn attempt(&mut self, checkpoint: &PublishedCheckpoint) -> Next {
-        let size = checkpoint.size;
+        let size = checkpoint.size.0;
         let text = match Note::parse(&checkpoint.note) {
             Ok(note) => note.text().to_owned(),
             Err(e) => {
@@ -215,10 +214,7 @@ impl WitnessTask {
     async fn consistency_proof(&self, old: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let reader = TileReader {
-                store: &*store,
-                size: TreeSize(size),
-            };
+            let reader = store.at(TreeSize(size));
             merklog_merkle::consistency_proof(&reader, TreeSize(old), TreeSize(size)).map_err(|e| {
                 match e {
                     ProofError::Merkle(e) => LogError::Storage(e.to_string()),

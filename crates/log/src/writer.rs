@@ -15,7 +15,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
-use merklog_merkle::{BatchProofs, Hash, TreeSize};
+use merklog_merkle::{BatchProofs, Hash};
 
 use crate::proofs::stored_proofs;
 use crate::publish::Publisher;
@@ -41,6 +41,9 @@ pub(crate) struct Prepared {
     /// A reload found this checkpoint on disk: publish it (a failed write may have
     /// landed), but a round has not succeeded yet.
     pub(crate) reloaded: bool,
+    /// The queue room (entries, bytes) the round's requests hold until the writer
+    /// takes the round.
+    pub(crate) room: (usize, usize),
     pub(crate) started: Instant,
 }
 
@@ -85,12 +88,18 @@ impl Pipeline {
         }
     }
 
-    fn finish(&self, failed: bool) {
+    /// A write failed: rounds prepared in the current epoch are never written. Called
+    /// before the failed round's callers are answered, so a caller that retries at once
+    /// is prepared in the new epoch.
+    fn poison(&self) {
+        let mut state = self.lock();
+        state.epoch += 1;
+        self.changed.notify_all();
+    }
+
+    fn finish(&self) {
         let mut state = self.lock();
         state.finished += 1;
-        if failed {
-            state.epoch += 1;
-        }
         self.changed.notify_all();
     }
 }
@@ -106,13 +115,13 @@ impl Writer {
     /// The thread body: until the sequencer drops its end of the channel.
     pub(crate) fn run(mut self, rounds: Receiver<Prepared>) {
         while let Ok(round) = rounds.recv() {
-            let failed = self.write(round);
-            self.pipeline.finish(failed);
+            self.write(round);
+            self.pipeline.finish();
         }
     }
 
-    /// Steps 6 to 9 of one round; true if its write failed.
-    fn write(&mut self, round: Prepared) -> bool {
+    /// Steps 6 to 9 of one round.
+    fn write(&mut self, round: Prepared) {
         let Prepared {
             epoch,
             requests,
@@ -120,13 +129,17 @@ impl Writer {
             checkpoint,
             new,
             reloaded,
+            room,
             started,
         } = round;
+        // Taken over: the round no longer counts against the queue, and its room is
+        // free before any of its callers is answered.
+        self.shared.queue.release(room.0, room.1);
         if self.shared.queue.is_closed() && !requests.is_empty() {
             // Shutting down: a round not yet written is refused like a queued one (it
             // was never written, so retrying elsewhere or later is safe).
             fail_all(requests, &LogError::ShuttingDown);
-            return false;
+            return;
         }
         if epoch != self.pipeline.epoch() {
             // Prepared on top of a round whose write failed: never written.
@@ -134,7 +147,7 @@ impl Writer {
                 requests,
                 &LogError::Unavailable("an earlier round could not be made durable; retry".into()),
             );
-            return false;
+            return;
         }
         let proofs = match new {
             Some(NewLeaves { write, proofs }) => {
@@ -151,9 +164,10 @@ impl Writer {
                         LogError::Unavailable(format!("the round could not be made durable: {e}"));
                     tracing::error!(%error, "integration round failed; reloading state before the next round");
                     self.shared.set_storage_failure(Some(error.to_string()));
+                    self.pipeline.poison();
                     metrics::counter!(m::ROUNDS, "result" => "failed").increment(1);
                     fail_all(requests, &error);
-                    return true;
+                    return;
                 }
                 // Durable here: every entry, tile, dedup row and the signed checkpoint
                 // of the round. A crash from now on restarts from this checkpoint; the
@@ -181,7 +195,6 @@ impl Writer {
         if !reloaded {
             metrics::histogram!(m::ROUND_SECONDS).record(started.elapsed().as_secs_f64());
         }
-        false
     }
 }
 
@@ -211,7 +224,7 @@ fn answers(
     let stored = if old.is_empty() {
         Ok(HashMap::new())
     } else {
-        stored_proofs(&*shared.store, &old, TreeSize(checkpoint.size))
+        stored_proofs(&shared.tree, &old, checkpoint.size)
     };
     let mut slots = assignments.into_iter();
     let mut new_count = 0u64;

@@ -12,10 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use merklog_log::{
     ALGORITHM_ED25519, AppendReceipt, Hash, Log, LogConfig, LogError, LogMetadata, LogStore,
-    MemoryStore, RoundWrite, StorageError, TileKey,
+    MemoryStore, RoundWrite, StorageError, TileKey, ValueWrite,
 };
 use merklog_merkle::{
-    LeafIndex, TreeSize, hash_children, hash_leaf, verify_consistency, verify_inclusion,
+    LeafIndex, TreeSize, hash_children, hash_leaf, tile::TileId, verify_consistency,
+    verify_inclusion,
 };
 use merklog_note::{Ed25519Signer, open_checkpoint};
 
@@ -133,15 +134,15 @@ fn check_receipt(receipt: &AppendReceipt, entries: &[Bytes]) {
     static VERIFIED: Mutex<Vec<Bytes>> = Mutex::new(Vec::new());
     if !VERIFIED.lock().unwrap().contains(&cp.note) {
         let (body, _) = open_checkpoint(&cp.note, &signer().verifier(), Some(ORIGIN)).unwrap();
-        assert_eq!((body.size, body.root), (cp.size, cp.root));
+        assert_eq!((body.size, body.root), (cp.size.0, cp.root));
         VERIFIED.lock().unwrap().push(cp.note.clone());
     }
     assert_eq!(receipt.entries.len(), entries.len());
     for (sealed, entry) in receipt.entries.iter().zip(entries) {
         verify_inclusion(
             &hash_leaf(entry),
-            LeafIndex(sealed.index),
-            TreeSize(cp.size),
+            sealed.index,
+            cp.size,
             &sealed.inclusion_proof,
             &cp.root,
         )
@@ -154,10 +155,10 @@ async fn empty_store_publishes_the_signed_size_zero_checkpoint() {
     let store = TestStore::new();
     let log = open(&store, LogConfig::default());
     let latest = log.latest();
-    assert_eq!(latest.size, 0);
+    assert_eq!(latest.size.0, 0);
     assert_eq!(latest.root, merklog_merkle::empty_root());
     assert_eq!(
-        log.checkpoint_at(0).await.unwrap(),
+        log.checkpoint_at(TreeSize(0)).await.unwrap(),
         Some(latest.note.clone())
     );
     open_checkpoint(&latest.note, &signer().verifier(), Some(ORIGIN)).unwrap();
@@ -174,16 +175,21 @@ async fn entries_are_sequenced_in_order_and_every_proof_verifies() {
         let receipt = log.append(entries.clone()).await.unwrap();
         check_receipt(&receipt, &entries);
         for (k, sealed) in receipt.entries.iter().enumerate() {
-            assert_eq!(sealed.index, all.len() as u64 + k as u64);
+            assert_eq!(sealed.index.0, all.len() as u64 + k as u64);
             assert!(!sealed.duplicate);
         }
         all.extend(entries);
         // The checkpoint covers exactly what was appended so far.
-        assert_eq!(receipt.checkpoint.size, all.len() as u64);
+        assert_eq!(receipt.checkpoint.size.0, all.len() as u64);
         let leaves: Vec<Hash> = all.iter().map(|e| hash_leaf(e)).collect();
         assert_eq!(receipt.checkpoint.root, naive_root(&leaves));
     }
-    assert_eq!(log.entries(0, all.len() as u64).await.unwrap(), all);
+    assert_eq!(
+        log.entries(LeafIndex(0), LeafIndex(all.len() as u64))
+            .await
+            .unwrap(),
+        all
+    );
     log.shutdown().await;
 }
 
@@ -216,13 +222,13 @@ async fn concurrent_callers_share_rounds_and_get_distinct_indexes() {
         }
     }
     assert_eq!(
-        by_index.keys().copied().collect::<Vec<_>>(),
+        by_index.keys().map(|i| i.0).collect::<Vec<_>>(),
         (0..640).collect::<Vec<_>>()
     );
     let leaves: Vec<Hash> = by_index.values().map(|e| hash_leaf(e)).collect();
     assert_eq!(log.latest().root, naive_root(&leaves));
     // What is stored at each index is what that caller was told.
-    let stored = log.entries(0, 640).await.unwrap();
+    let stored = log.entries(LeafIndex(0), LeafIndex(640)).await.unwrap();
     assert_eq!(stored, by_index.values().cloned().collect::<Vec<_>>());
     log.shutdown().await;
 }
@@ -240,10 +246,10 @@ async fn duplicates_in_a_batch_and_across_batches_get_the_original_index() {
     let got: Vec<(u64, bool)> = first
         .entries
         .iter()
-        .map(|s| (s.index, s.duplicate))
+        .map(|s| (s.index.0, s.duplicate))
         .collect();
     assert_eq!(got, [(0, false), (1, false), (0, true), (0, true)]);
-    assert_eq!(first.checkpoint.size, 2);
+    assert_eq!(first.checkpoint.size.0, 2);
 
     // A later batch: old duplicates get proofs from storage against the new checkpoint.
     let c = entry(3);
@@ -255,14 +261,14 @@ async fn duplicates_in_a_batch_and_across_batches_get_the_original_index() {
     let got: Vec<(u64, bool)> = second
         .entries
         .iter()
-        .map(|s| (s.index, s.duplicate))
+        .map(|s| (s.index.0, s.duplicate))
         .collect();
     assert_eq!(got, [(2, false), (1, true), (2, true)]);
 
     // Only duplicates: no new checkpoint, proofs against the current one.
     let third = log.append(vec![b.clone(), a.clone()]).await.unwrap();
     check_receipt(&third, &[b.clone(), a.clone()]);
-    assert_eq!(third.checkpoint.size, 3);
+    assert_eq!(third.checkpoint.size.0, 3);
     assert!(third.entries.iter().all(|s| s.duplicate));
 
     // Concurrent calls with the same entry (likely one round, thanks to the wait):
@@ -284,7 +290,10 @@ async fn duplicates_in_a_batch_and_across_batches_get_the_original_index() {
     );
     check_receipt(&x, std::slice::from_ref(&d));
     check_receipt(&y, std::slice::from_ref(&d));
-    assert_eq!(log2.find_leaf(hash_leaf(&d)).await.unwrap(), Some(0));
+    assert_eq!(
+        log2.find_leaf(hash_leaf(&d)).await.unwrap(),
+        Some(LeafIndex(0))
+    );
     assert_eq!(log2.find_leaf(hash_leaf(b"absent")).await.unwrap(), None);
     log.shutdown().await;
     log2.shutdown().await;
@@ -340,7 +349,7 @@ async fn invalid_calls_are_rejected_whole_and_write_nothing() {
         }
     );
     small_queue.shutdown().await;
-    assert_eq!(log.latest().size, 0);
+    assert_eq!(log.latest().size.0, 0);
     // An empty call is answered with the latest checkpoint and no entries.
     let receipt = log.append(Vec::new()).await.unwrap();
     assert!(receipt.entries.is_empty());
@@ -402,9 +411,9 @@ async fn a_full_queue_answers_queue_full_at_once() {
     // Release the round in flight and the queued call's round.
     release.send(()).unwrap();
     release.send(()).unwrap();
-    assert_eq!(in_flight.await.unwrap().unwrap().checkpoint.size, 1);
+    assert_eq!(in_flight.await.unwrap().unwrap().checkpoint.size.0, 1);
     let receipt = queued.await.unwrap();
-    assert_eq!(receipt.checkpoint.size, 5);
+    assert_eq!(receipt.checkpoint.size.0, 5);
     check_receipt(&receipt, &(1..5).map(entry).collect::<Vec<_>>());
     *store.gate.lock().unwrap() = None;
     // Capacity is back.
@@ -426,7 +435,7 @@ async fn a_failed_commit_answers_unavailable_and_the_log_recovers() {
         matches!(&err, LogError::Unavailable(m) if m.contains("disk full")),
         "{err}"
     );
-    assert_eq!(log.latest().size, 2);
+    assert_eq!(log.latest().size.0, 2);
     assert!(matches!(log.health(), Err(LogError::Unavailable(_))));
     store.fail_commit.store(false, Ordering::SeqCst);
     let receipt = log.append(vec![entry(3), entry(2)]).await.unwrap();
@@ -436,7 +445,7 @@ async fn a_failed_commit_answers_unavailable_and_the_log_recovers() {
         receipt
             .entries
             .iter()
-            .map(|s| (s.index, s.duplicate))
+            .map(|s| (s.index.0, s.duplicate))
             .collect::<Vec<_>>(),
         [(2, false), (3, false)]
     );
@@ -453,7 +462,7 @@ async fn a_failed_commit_answers_unavailable_and_the_log_recovers() {
         retry
             .entries
             .iter()
-            .map(|s| (s.index, s.duplicate))
+            .map(|s| (s.index.0, s.duplicate))
             .collect::<Vec<_>>(),
         [(4, true), (5, false)]
     );
@@ -507,7 +516,7 @@ async fn a_failed_write_poisons_the_round_prepared_on_top_of_it() {
     );
     *store.gate.lock().unwrap() = None;
     store.fail_commit.store(false, Ordering::SeqCst);
-    assert_eq!(log.latest().size, 1);
+    assert_eq!(log.latest().size.0, 1);
     // Neither round reached the disk: both entries are new, in the order given now.
     let receipt = log.append(vec![entry(2), entry(1)]).await.unwrap();
     check_receipt(&receipt, &[entry(2), entry(1)]);
@@ -515,7 +524,7 @@ async fn a_failed_write_poisons_the_round_prepared_on_top_of_it() {
         receipt
             .entries
             .iter()
-            .map(|s| (s.index, s.duplicate))
+            .map(|s| (s.index.0, s.duplicate))
             .collect::<Vec<_>>(),
         [(1, false), (2, false)]
     );
@@ -548,8 +557,11 @@ async fn shutdown_finishes_the_round_in_flight_and_refuses_the_rest() {
     assert_eq!(queued.await.unwrap_err(), LogError::ShuttingDown);
     shutdown.await;
     // Reads keep working after shutdown; the state is durable.
-    assert_eq!(log.latest().size, 1);
-    assert_eq!(log.entries(0, 1).await.unwrap(), vec![entry(0)]);
+    assert_eq!(log.latest().size.0, 1);
+    assert_eq!(
+        log.entries(LeafIndex(0), LeafIndex(1)).await.unwrap(),
+        vec![entry(0)]
+    );
     log.shutdown().await; // idempotent
 }
 
@@ -570,10 +582,13 @@ async fn reopening_resumes_from_the_stored_tiles() {
     assert!(log.signing_refused().is_none());
     let receipt = log.append(vec![entry(9999)]).await.unwrap();
     check_receipt(&receipt, &[entry(9999)]);
-    assert_eq!(receipt.entries[0].index, 350);
-    let proof = log.consistency_proof(before.size, 351).await.unwrap();
+    assert_eq!(receipt.entries[0].index.0, 350);
+    let proof = log
+        .consistency_proof(before.size, TreeSize(351))
+        .await
+        .unwrap();
     verify_consistency(
-        TreeSize(before.size),
+        before.size,
         TreeSize(351),
         &proof,
         &before.root,
@@ -599,7 +614,7 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
     tile[0] ^= 1;
     store
         .commit(&RoundWrite {
-            tiles: vec![(key, tile)],
+            tiles: vec![(key, ValueWrite::Put(tile))],
             ..RoundWrite::default()
         })
         .unwrap();
@@ -612,9 +627,12 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
     let err = log.append(vec![entry(1000)]).await.unwrap_err();
     assert!(matches!(err, LogError::SigningRefused(_)), "{err}");
     // Reads are still served.
-    assert_eq!(log.entries(0, 2).await.unwrap(), vec![entry(0), entry(1)]);
     assert_eq!(
-        log.checkpoint_at(300).await.unwrap(),
+        log.entries(LeafIndex(0), LeafIndex(2)).await.unwrap(),
+        vec![entry(0), entry(1)]
+    );
+    assert_eq!(
+        log.checkpoint_at(TreeSize(300)).await.unwrap(),
         Some(published.note.clone())
     );
     log.shutdown().await;
@@ -648,7 +666,7 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
         .to_vec();
     store
         .commit(&RoundWrite {
-            tiles: vec![(TileKey { level: 0, index: 0 }, truncated)],
+            tiles: vec![(TileKey { level: 0, index: 0 }, ValueWrite::Put(truncated))],
             ..RoundWrite::default()
         })
         .unwrap();
@@ -737,13 +755,16 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
             log.checkpoint_at(cp.size).await.unwrap(),
             Some(cp.note.clone())
         );
-        assert_eq!(cp.root, naive_root(&leaves[..cp.size as usize]));
-        for index in [0, cp.size / 2, cp.size - 1] {
-            let proof = log.inclusion_proof(index, cp.size).await.unwrap();
+        assert_eq!(cp.root, naive_root(&leaves[..cp.size.0 as usize]));
+        for index in [0, cp.size.0 / 2, cp.size.0 - 1] {
+            let proof = log
+                .inclusion_proof(LeafIndex(index), cp.size)
+                .await
+                .unwrap();
             verify_inclusion(
                 &leaves[index as usize],
                 LeafIndex(index),
-                TreeSize(cp.size),
+                cp.size,
                 &proof,
                 &cp.root,
             )
@@ -752,14 +773,7 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
         for newer in &checkpoints {
             if newer.size >= cp.size {
                 let proof = log.consistency_proof(cp.size, newer.size).await.unwrap();
-                verify_consistency(
-                    TreeSize(cp.size),
-                    TreeSize(newer.size),
-                    &proof,
-                    &cp.root,
-                    &newer.root,
-                )
-                .unwrap();
+                verify_consistency(cp.size, newer.size, &proof, &cp.root, &newer.root).unwrap();
             }
         }
     }
@@ -767,7 +781,16 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
     let mut level0 = Vec::new();
     for index in 0..=(size - 1) / 256 {
         let width = (size - index * 256).min(256) as u16;
-        level0.extend(log.tile(0, index, width).await.unwrap().unwrap());
+        level0.extend(
+            log.tile(TileId {
+                level: 0,
+                index,
+                width,
+            })
+            .await
+            .unwrap()
+            .unwrap(),
+        );
         let bundle = log.entry_bundle(index, width).await.unwrap().unwrap();
         let mut expected = Vec::new();
         for e in &all[(index * 256) as usize..(index * 256 + u64::from(width)) as usize] {
@@ -775,27 +798,73 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
             expected.extend_from_slice(e);
         }
         assert_eq!(bundle.to_vec(), expected);
-        assert_eq!(log.tile(0, index, width + 1).await.unwrap(), None);
+        assert_eq!(
+            log.tile(TileId {
+                level: 0,
+                index,
+                width: width + 1
+            })
+            .await
+            .unwrap(),
+            None
+        );
     }
     let from_tiles: Vec<Hash> = level0.chunks(32).map(|c| c.try_into().unwrap()).collect();
     assert_eq!(naive_root(&from_tiles), log.latest().root);
     // A partial width of an old size is a prefix of the stored tile.
     assert_eq!(
-        log.tile(0, 0, 1).await.unwrap().unwrap().to_vec(),
+        log.tile(TileId {
+            level: 0,
+            index: 0,
+            width: 1
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .to_vec(),
         leaves[0].to_vec()
     );
-    assert_eq!(log.tile(1, 0, 2).await.unwrap().unwrap().len(), 64);
-    assert_eq!(log.tile(1, 0, 3).await.unwrap(), None);
-    assert_eq!(log.tile(0, 0, 0).await.unwrap(), None);
+    assert_eq!(
+        log.tile(TileId {
+            level: 1,
+            index: 0,
+            width: 2
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .len(),
+        64
+    );
+    assert_eq!(
+        log.tile(TileId {
+            level: 1,
+            index: 0,
+            width: 3
+        })
+        .await
+        .unwrap(),
+        None
+    );
+    assert_eq!(
+        log.tile(TileId {
+            level: 0,
+            index: 0,
+            width: 0
+        })
+        .await
+        .unwrap(),
+        None
+    );
     assert_eq!(log.entry_bundle(9, 1).await.unwrap(), None);
 
     // Beyond the published size: out of range, never a partial answer.
     for result in [
-        log.inclusion_proof(size, size).await,
-        log.inclusion_proof(0, size + 1).await,
-        log.consistency_proof(0, size).await,
-        log.consistency_proof(5, 4).await,
-        log.consistency_proof(1, size + 1).await,
+        log.inclusion_proof(LeafIndex(size), TreeSize(size)).await,
+        log.inclusion_proof(LeafIndex(0), TreeSize(size + 1)).await,
+        log.consistency_proof(TreeSize(0), TreeSize(size)).await,
+        log.consistency_proof(TreeSize(5), TreeSize(4)).await,
+        log.consistency_proof(TreeSize(1), TreeSize(size + 1)).await,
     ] {
         assert!(
             matches!(result, Err(LogError::OutOfRange { .. })),
@@ -803,20 +872,23 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
         );
     }
     assert!(matches!(
-        log.entries(size - 1, size + 1).await,
+        log.entries(LeafIndex(size - 1), LeafIndex(size + 1)).await,
         Err(LogError::OutOfRange { .. })
     ));
     assert!(matches!(
-        log.entries(3, 3).await,
+        log.entries(LeafIndex(3), LeafIndex(3)).await,
         Err(LogError::OutOfRange { .. })
     ));
     assert!(matches!(
-        log.entries(0, 1025).await,
+        log.entries(LeafIndex(0), LeafIndex(1025)).await,
         Err(LogError::OutOfRange { .. })
     ));
-    assert_eq!(log.entries(250, 260).await.unwrap(), all[250..260].to_vec());
-    assert_eq!(log.checkpoint_at(size + 1).await.unwrap(), None);
-    assert_eq!(log.checkpoint_at(3).await.unwrap(), None);
+    assert_eq!(
+        log.entries(LeafIndex(250), LeafIndex(260)).await.unwrap(),
+        all[250..260].to_vec()
+    );
+    assert_eq!(log.checkpoint_at(TreeSize(size + 1)).await.unwrap(), None);
+    assert_eq!(log.checkpoint_at(TreeSize(3)).await.unwrap(), None);
     log.shutdown().await;
 }
 
@@ -825,7 +897,7 @@ async fn subscribers_see_published_checkpoints_and_never_a_smaller_size() {
     let store = TestStore::new();
     let log = open(&store, LogConfig::default());
     let mut watcher = log.subscribe();
-    let mut last = watcher.borrow_and_update().size;
+    let mut last = watcher.borrow_and_update().size.0;
     let writer = tokio::spawn({
         let log = log.clone();
         async move {
@@ -839,7 +911,7 @@ async fn subscribers_see_published_checkpoints_and_never_a_smaller_size() {
             .await
             .unwrap()
             .unwrap();
-        let size = watcher.borrow_and_update().size;
+        let size = watcher.borrow_and_update().size.0;
         assert!(size > last, "size went from {last} to {size}");
         last = size;
     }
@@ -887,8 +959,12 @@ async fn rounds_and_proofs_use_one_batched_read_each() {
     assert_eq!(store.dedup_reads.load(Ordering::SeqCst), dedup + 1);
     assert_eq!(store.tile_reads.load(Ordering::SeqCst), tiles + 1);
     // Each proof served is one tile read.
-    log.inclusion_proof(700, 1701).await.unwrap();
-    log.consistency_proof(300, 1701).await.unwrap();
+    log.inclusion_proof(LeafIndex(700), TreeSize(1701))
+        .await
+        .unwrap();
+    log.consistency_proof(TreeSize(300), TreeSize(1701))
+        .await
+        .unwrap();
     assert_eq!(store.tile_reads.load(Ordering::SeqCst), tiles + 3);
     log.shutdown().await;
 }
@@ -921,10 +997,10 @@ mod model {
                                 (model.len() as u64 - 1, false)
                             }
                         };
-                        prop_assert_eq!((sealed.index, sealed.duplicate), (index, duplicate));
+                        prop_assert_eq!((sealed.index.0, sealed.duplicate), (index, duplicate));
                     }
                     let leaves: Vec<Hash> = model.iter().map(|v| hash_leaf(&entry(*v))).collect();
-                    prop_assert_eq!(receipt.checkpoint.size, model.len() as u64);
+                    prop_assert_eq!(receipt.checkpoint.size.0, model.len() as u64);
                     prop_assert_eq!(receipt.checkpoint.root, naive_root(&leaves));
                 }
                 log.shutdown().await;

@@ -245,7 +245,7 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 fn check_receipt(policy: &Policy, receipt: &AppendReceipt, entries: &[Bytes]) {
     let verified = policy.verify_checkpoint(&receipt.checkpoint.note).unwrap();
     assert_eq!(verified.cosigners, ["witness-1", "witness-2"]);
-    assert_eq!(verified.checkpoint.size, receipt.checkpoint.size);
+    assert_eq!(verified.checkpoint.size, receipt.checkpoint.size.0);
     check_proofs(receipt, entries);
 }
 
@@ -253,8 +253,8 @@ fn check_proofs(receipt: &AppendReceipt, entries: &[Bytes]) {
     for (sealed, entry) in receipt.entries.iter().zip(entries) {
         verify_inclusion(
             &hash_leaf(entry),
-            LeafIndex(sealed.index),
-            TreeSize(receipt.checkpoint.size),
+            sealed.index,
+            receipt.checkpoint.size,
             &sealed.inclusion_proof,
             &receipt.checkpoint.root,
         )
@@ -279,8 +279,8 @@ async fn quorum_of_two_publishes_with_both_cosignatures() {
         let (receipt, entries) = call.await.unwrap();
         check_receipt(&s.policy, &receipt, &entries);
     }
-    assert_eq!(log.durable_size(), 40);
-    wait_until("everything is published", || log.latest().size == 40).await;
+    assert_eq!(log.durable_size().0, 40);
+    wait_until("everything is published", || log.latest().size.0 == 40).await;
     let latest = log.latest();
     s.policy.verify_checkpoint(&latest.note).unwrap();
     // The cosigned note is stored (synced) as the published record and under its size.
@@ -289,7 +289,7 @@ async fn quorum_of_two_publishes_with_both_cosignatures() {
         Some(&latest.note[..])
     );
     assert_eq!(
-        log.checkpoint_at(40).await.unwrap().as_deref(),
+        log.checkpoint_at(TreeSize(40)).await.unwrap().as_deref(),
         Some(&latest.note[..])
     );
     // The sequencer's "latest" stays the log's own note (the body is the same).
@@ -300,7 +300,7 @@ async fn quorum_of_two_publishes_with_both_cosignatures() {
     log.shutdown().await;
     let reopened = s.open(&store, |_| {});
     let republished = reopened.latest();
-    assert_eq!(republished.size, 40);
+    assert_eq!(republished.size.0, 40);
     assert!(merklog_log::same_checkpoint_body(
         &republished.note,
         &latest.note
@@ -316,7 +316,7 @@ async fn a_witness_down_stops_publication_and_nothing_is_lost() {
     let log = s.open(&store, |c| c.append_timeout = Duration::from_millis(400));
     let first = vec![entry(1), entry(2)];
     check_receipt(&s.policy, &log.append(first.clone()).await.unwrap(), &first);
-    let published = log.latest().size;
+    let published = log.latest().size.0;
 
     // Fail closed: durable, not published, the caller gets the clear error.
     s.w2.set_down(true);
@@ -324,19 +324,23 @@ async fn a_witness_down_stops_publication_and_nothing_is_lost() {
     let error = log.append(lost.clone()).await.unwrap_err();
     assert!(matches!(error, LogError::QuorumTimeout(_)), "{error:?}");
     assert!(error.to_string().contains("waiting for witness quorum"));
-    assert_eq!(log.durable_size(), published + 1);
-    assert_eq!(log.latest().size, published);
-    assert!(log.inclusion_proof(0, published + 1).await.is_err());
+    assert_eq!(log.durable_size().0, published + 1);
+    assert_eq!(log.latest().size.0, published);
+    assert!(
+        log.inclusion_proof(LeafIndex(0), TreeSize(published + 1))
+            .await
+            .is_err()
+    );
 
     // Witness back: the next checkpoint is cosigned and published; nothing was lost.
     s.w2.set_down(false);
     let more = vec![entry(4)];
     let receipt = log.append(more.clone()).await.unwrap();
     check_receipt(&s.policy, &receipt, &more);
-    assert_eq!(receipt.checkpoint.size, published + 2);
+    assert_eq!(receipt.checkpoint.size.0, published + 2);
     let retry = log.append(lost.clone()).await.unwrap();
     assert!(retry.entries[0].duplicate);
-    assert_eq!(retry.entries[0].index, published);
+    assert_eq!(retry.entries[0].index.0, published);
     check_receipt(&s.policy, &retry, &lost);
     log.shutdown().await;
 }
@@ -356,21 +360,21 @@ async fn a_waiting_caller_is_answered_with_a_later_checkpoint() {
         let (log, early) = (log.clone(), early.clone());
         tokio::spawn(async move { log.append(early).await })
     };
-    wait_until("the first call is durable", || log.durable_size() == 2).await;
+    wait_until("the first call is durable", || log.durable_size().0 == 2).await;
     let late = vec![entry(12)];
     let late_call = {
         let (log, late) = (log.clone(), late.clone());
         tokio::spawn(async move { log.append(late).await })
     };
-    wait_until("the second call is durable", || log.durable_size() == 3).await;
-    assert_eq!(log.latest().size, 0);
+    wait_until("the second call is durable", || log.durable_size().0 == 3).await;
+    assert_eq!(log.latest().size.0, 0);
     s.w2.set_down(false);
     let early_receipt = early_call.await.unwrap().unwrap();
     let late_receipt = late_call.await.unwrap().unwrap();
     // Both answered with the first published checkpoint covering them (size 3): the
     // first call's proofs were rebuilt from storage against that size.
-    assert_eq!(early_receipt.checkpoint.size, 3);
-    assert_eq!(late_receipt.checkpoint.size, 3);
+    assert_eq!(early_receipt.checkpoint.size.0, 3);
+    assert_eq!(late_receipt.checkpoint.size.0, 3);
     check_receipt(&s.policy, &early_receipt, &early);
     check_receipt(&s.policy, &late_receipt, &late);
     log.shutdown().await;
@@ -401,7 +405,7 @@ async fn a_409_teaches_the_witness_size_and_the_log_retries_once_from_it() {
         s.policy.verify_checkpoint(&log.latest().note).is_ok()
     })
     .await;
-    assert_eq!(log.latest().size, 10);
+    assert_eq!(log.latest().size.0, 10);
     // Old 0 revealed size 5; the retry came with old 5 and a proof 5 -> 10.
     assert_eq!(s.w1.requests(), [(0, 10), (5, 10)]);
     assert_eq!(s.w2.requests(), [(0, 10)]);
@@ -452,7 +456,7 @@ async fn a_witness_ahead_of_the_log_at_start_up_makes_it_refuse_to_sign() {
     let error = log.append(vec![entry(100)]).await.unwrap_err();
     assert!(matches!(error, LogError::SigningRefused(_)), "{error:?}");
     // Nothing new was signed.
-    assert_eq!(log.durable_size(), 10);
+    assert_eq!(log.durable_size().0, 10);
     assert_eq!(store.checkpoint(11).unwrap(), None);
     log.shutdown().await;
 }
@@ -469,13 +473,13 @@ async fn fail_open_publishes_without_quorum_after_the_timeout() {
     });
     let entries = vec![entry(1), entry(2), entry(3)];
     let receipt = log.append(entries.clone()).await.unwrap();
-    assert_eq!(receipt.checkpoint.size, 3);
+    assert_eq!(receipt.checkpoint.size.0, 3);
     check_proofs(&receipt, &entries);
     // Published without the quorum: the log's signature (and witness-1's) only.
     let error = s.policy.verify_checkpoint(&receipt.checkpoint.note);
     assert!(error.is_err());
     open_checkpoint(&receipt.checkpoint.note, &signer().verifier(), Some(ORIGIN)).unwrap();
-    assert_eq!(log.latest().size, 3);
+    assert_eq!(log.latest().size.0, 3);
     log.shutdown().await;
 }
 
@@ -491,16 +495,16 @@ async fn after_a_crash_before_the_quorum_the_durable_checkpoint_is_published_fir
     s.w2.set_down(true);
     let entries = vec![entry(1), entry(2)];
     assert!(log.append(entries.clone()).await.is_err());
-    assert_eq!((log.durable_size(), log.latest().size), (2, 0));
+    assert_eq!((log.durable_size().0, log.latest().size.0), (2, 0));
     log.shutdown().await;
 
     s.w2.set_down(false);
     let log = s.open(&store, |_| {});
     // Nothing unwitnessed is public after the restart...
-    assert_eq!(log.latest().size, 0);
+    assert_eq!(log.latest().size.0, 0);
     // ...and the durable checkpoint is cosigned and published before any new round.
     wait_until("the durable checkpoint is published", || {
-        log.latest().size == 2
+        log.latest().size.0 == 2
     })
     .await;
     s.policy.verify_checkpoint(&log.latest().note).unwrap();
@@ -527,7 +531,7 @@ async fn idle_resend_refreshes_the_cosignatures() {
     })
     .await;
     let latest = log.latest();
-    assert_eq!(latest.size, 1);
+    assert_eq!(latest.size.0, 1);
     s.policy.verify_checkpoint(&latest.note).unwrap();
     // Still one cosignature per witness (newer replaced older).
     assert_eq!(Note::parse(&latest.note).unwrap().signatures().len(), 3);
@@ -546,7 +550,7 @@ async fn a_bad_cosignature_does_not_count() {
     s.w2.state.lock().unwrap().bad_signature = true;
     let error = log.append(vec![entry(7)]).await.unwrap_err();
     assert!(matches!(error, LogError::QuorumTimeout(_)), "{error:?}");
-    assert_eq!(log.latest().size, 0);
+    assert_eq!(log.latest().size.0, 0);
     log.shutdown().await;
 }
 
@@ -583,7 +587,7 @@ async fn quorum_none_publishes_without_waiting_for_witnesses() {
     let entries = vec![entry(1)];
     let receipt = log.append(entries.clone()).await.unwrap();
     check_proofs(&receipt, &entries);
-    assert_eq!(log.latest().size, 1);
+    assert_eq!(log.latest().size.0, 1);
     log.shutdown().await;
 }
 

@@ -378,9 +378,9 @@ impl InclusionQuery {
 
     /// Checks the index found for a leaf hash (`None`: unknown hash): the entry
     /// must be inside the tree asked about.
-    pub fn check_found_index(&self, found: Option<u64>) -> Result<LeafIndex, ProtoError> {
+    pub fn check_found_index(&self, found: Option<LeafIndex>) -> Result<LeafIndex, ProtoError> {
         match found {
-            Some(index) if index < self.tree_size.0 => Ok(LeafIndex(index)),
+            Some(index) if index.0 < self.tree_size.0 => Ok(index),
             _ => Err(ProtoError::LeafNotFound {
                 size: self.tree_size.0,
             }),
@@ -754,9 +754,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.leaf, LeafSelector::Hash(hash));
-        assert_eq!(q.check_found_index(Some(3)), Ok(LeafIndex(3)));
+        assert_eq!(q.check_found_index(Some(LeafIndex(3))), Ok(LeafIndex(3)));
         assert_eq!(
-            q.check_found_index(Some(4)),
+            q.check_found_index(Some(LeafIndex(4))),
             Err(ProtoError::LeafNotFound { size: 4 })
         );
         assert_eq!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use merklog_log::{AppendReceipt, Log, LogError, PublishedCheckpoint};
-use merklog_merkle::{Hash, TreeSize};
+use merklog_merkle::{Hash, LeafIndex, TreeSize};
 use merklog_proto::convert::{
     self, AppendBatch, ConsistencyQuery, EntriesQuery, InclusionQuery, LeafSelector, Limits,
     StreamAppend,
@@ -72,7 +72,7 @@ fn record_stream_request(code: Code) {
 }
 
 fn checkpoint_wire(checkpoint: &PublishedCheckpoint) -> v1::Checkpoint {
-    convert::checkpoint_to_wire(checkpoint.note.clone(), checkpoint.size, &checkpoint.root)
+    convert::checkpoint_to_wire(checkpoint.note.clone(), checkpoint.size.0, &checkpoint.root)
 }
 
 impl Inner {
@@ -119,7 +119,7 @@ impl Inner {
     async fn checkpoint_at(&self, size: TreeSize) -> Result<Option<v1::Checkpoint>, Status> {
         let Some(note) = self
             .log
-            .checkpoint_at(size.0)
+            .checkpoint_at(size)
             .await
             .map_err(|e| self.log_error(e))?
         else {
@@ -150,12 +150,12 @@ fn append_response(
         .into_iter()
         .map(|entry| {
             let tlog_proof = if include_tlog_proof {
-                tlog_proof(entry.index, &entry.inclusion_proof, &checkpoint.note)
+                tlog_proof(entry.index.0, &entry.inclusion_proof, &checkpoint.note)
             } else {
                 Bytes::new()
             };
             Ok(v1::AppendedEntry {
-                index: entry.index,
+                index: entry.index.0,
                 duplicate: entry.duplicate,
                 inclusion_proof: convert::proof_to_wire(&entry.inclusion_proof),
                 tlog_proof,
@@ -252,7 +252,7 @@ impl LogService {
     ) -> Result<v1::GetInclusionProofResponse, Status> {
         let inner = &self.inner;
         let latest = inner.log.latest();
-        let query = InclusionQuery::from_wire(&request, TreeSize(latest.size))?;
+        let query = InclusionQuery::from_wire(&request, latest.size)?;
         let index = match query.leaf {
             LeafSelector::Index(index) => index,
             LeafSelector::Hash(leaf_hash) => {
@@ -266,7 +266,7 @@ impl LogService {
         };
         let proof = inner
             .log
-            .inclusion_proof(index.0, query.tree_size.0)
+            .inclusion_proof(index, query.tree_size)
             .await
             .map_err(|e| inner.log_error(e))?;
         let checkpoint = if query.latest {
@@ -288,10 +288,10 @@ impl LogService {
     ) -> Result<v1::GetConsistencyProofResponse, Status> {
         let inner = &self.inner;
         let latest = inner.log.latest();
-        let query = ConsistencyQuery::from_wire(&request, TreeSize(latest.size))?;
+        let query = ConsistencyQuery::from_wire(&request, latest.size)?;
         let proof = inner
             .log
-            .consistency_proof(query.old_size.0, query.new_size.0)
+            .consistency_proof(query.old_size, query.new_size)
             .await
             .map_err(|e| inner.log_error(e))?;
         let checkpoint = if query.latest {
@@ -313,10 +313,10 @@ impl LogService {
     ) -> Result<v1::GetEntriesResponse, Status> {
         let inner = &self.inner;
         let latest = inner.log.latest();
-        let query = EntriesQuery::from_wire(&request, TreeSize(latest.size), &inner.limits)?;
+        let query = EntriesQuery::from_wire(&request, latest.size, &inner.limits)?;
         let entries = inner
             .log
-            .entries(query.start.0, query.end)
+            .entries(query.start, LeafIndex(query.end))
             .await
             .map_err(|e| inner.log_error(e))?;
         let mut page = Vec::with_capacity(entries.len());
@@ -406,7 +406,7 @@ fn watch_stream(
     struct State {
         checkpoints: watch::Receiver<Arc<PublishedCheckpoint>>,
         shutdown: watch::Receiver<bool>,
-        last_size: Option<u64>,
+        last_size: Option<TreeSize>,
         started: bool,
     }
     let state = State {

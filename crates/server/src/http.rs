@@ -27,7 +27,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use merklog_log::{Log, LogError};
 use merklog_merkle::TreeSize;
-use merklog_merkle::tile::{parse_entry_bundle_path, parse_tile_path, tile_width_at};
+use merklog_merkle::tile::{TileId, parse_entry_bundle_path, parse_tile_path, tile_width_at};
 
 /// `Cache-Control` of the checkpoint: a few seconds at most.
 pub const CHECKPOINT_CACHE_CONTROL: &str = "public, max-age=2";
@@ -159,7 +159,14 @@ impl Resource {
                 level,
                 index,
                 width,
-            } => log.tile(level, index, width).await,
+            } => {
+                log.tile(TileId {
+                    level,
+                    index,
+                    width,
+                })
+                .await
+            }
             Self::Bundle { index, width } => log.entry_bundle(index, width).await,
         }
     }
@@ -179,7 +186,7 @@ async fn tile(State(log): State<Log>, uri: Uri) -> Response {
         }
     };
     let kind = resource.kind();
-    if !resource.published_in(TreeSize(log.latest().size)) {
+    if !resource.published_in(log.latest().size) {
         count(kind, StatusCode::NOT_FOUND);
         return not_found(path);
     }

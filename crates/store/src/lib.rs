@@ -34,13 +34,13 @@
 //!
 //! ## The right edge is append-only (format version 2)
 //!
-//! A round does not rewrite the partial tiles and the partial bundle: it appends only
-//! their new bytes as merge operands of an append operator registered on `tiles` and
-//! `entries`, and reads (gets, multi-gets) see the concatenation. When a tile or bundle
-//! fills, the round puts its whole value once, which supersedes the operands (compaction
-//! then drops them). A value the store cannot prove to extend what is stored (after a
-//! restart, after a failed write) is put whole. All of it goes into the round's single
-//! synced batch, so a crash leaves each key at its value before or after the round.
+//! A round does not rewrite the partial tiles and the partial bundle: the log hands
+//! over only their new bytes (`merklog_log::ValueWrite::Append`), stored as merge
+//! operands of an append operator registered on `tiles` and `entries`, and reads
+//! (gets, multi-gets) see the concatenation. When a tile or bundle fills or starts,
+//! the log hands over its whole value, which is put and supersedes the operands
+//! (compaction then drops them). All of it goes into the round's single synced batch,
+//! so a crash leaves each key at its value before or after the round.
 //! Version-1 directories (whole values only) open unchanged and are marked version 2.
 //!
 //! The metadata is written once, at creation, with a synced write

@@ -12,7 +12,7 @@ use rocksdb::{
 };
 
 use crate::StoreError;
-use crate::edge::{APPEND_OPERATOR, EdgeChanges, EdgeFamily, EdgeWrite, RightEdge, append_merge};
+use crate::edge::{APPEND_OPERATOR, add_to_batch, append_merge};
 use crate::keys::{
     CF_CHECKPOINTS, CF_DEDUP, CF_ENTRIES, CF_META, CF_TILES, LogId, META_ALGORITHM,
     META_FORMAT_VERSION, META_ORIGIN, META_VERIFIER_KEY, bundle_key, checkpoint_key, decode_index,
@@ -59,8 +59,6 @@ pub struct RocksStore {
     log: LogId,
     path: PathBuf,
     metadata: Mutex<Option<LogMetadata>>,
-    /// What is durably stored under each right-edge key; locked for a whole commit.
-    edge: Mutex<RightEdge>,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -99,7 +97,6 @@ impl RocksStore {
             log: LogId(options.log_id),
             path,
             metadata: Mutex::new(None),
-            edge: Mutex::new(RightEdge::default()),
         };
         let metadata = store.read_metadata()?;
         *store
@@ -391,31 +388,14 @@ impl LogStore for RocksStore {
         let entries = self.cf_for_log(CF_ENTRIES)?;
         let dedup = self.cf_for_log(CF_DEDUP)?;
         let checkpoints = self.cf_for_log(CF_CHECKPOINTS)?;
-        let mut edge = self.edge.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut changes = EdgeChanges::default();
         let mut batch = WriteBatch::default();
-        // Right-edge values: only the new bytes of a growing partial value (crate docs,
-        // `edge.rs`); full and unknown values whole.
-        let mut write = |family, cf, key: &[u8], value: &[u8]| match edge.plan(
-            family,
-            key,
-            value,
-            &mut changes,
-        ) {
-            EdgeWrite::Put => batch.put_cf(cf, key, value),
-            EdgeWrite::Append(new) => batch.merge_cf(cf, key, new),
-            EdgeWrite::Unchanged => {}
-        };
-        for (key, value) in &round.tiles {
-            write(EdgeFamily::Tiles, tiles, &tile_key(self.log, *key), value);
+        // Right-edge values: merge operands for the new bytes of a growing partial
+        // value, puts for whole ones (`edge.rs`).
+        for (key, write) in &round.tiles {
+            add_to_batch(&mut batch, tiles, &tile_key(self.log, *key), write);
         }
-        for (index, value) in &round.bundles {
-            write(
-                EdgeFamily::Entries,
-                entries,
-                &bundle_key(self.log, *index),
-                value,
-            );
+        for (index, write) in &round.bundles {
+            add_to_batch(&mut batch, entries, &bundle_key(self.log, *index), write);
         }
         // Random hashes, inserted in key order: the memtable skip list reuses its search
         // path ("splice") between neighbouring keys instead of searching from the top.
@@ -434,20 +414,12 @@ impl LogStore for RocksStore {
         }
         // ONE atomic batch, synced to the WAL before this returns: after a crash every
         // key, right-edge operands included, holds its value before or after the round.
-        match self.db.write_opt(batch, &synced()) {
-            Ok(()) => {
-                edge.apply(changes);
-                Ok(())
-            }
-            Err(e) => {
-                // The round may or may not be stored: stop trusting the remembered edge.
-                edge.forget();
-                Err(StorageError::new(e.into_string()))
-            }
-        }
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(|e| StorageError::new(e.into_string()))
     }
 
-    // --- witness pipeline (issue 6): cosigned checkpoints ---
+    // --- witness pipeline: cosigned checkpoints ---
 
     /// Replaces the note kept for `size` and writes the "published" record, in one
     /// synced batch; "latest" is left to `commit` (no read-modify-write races it). The

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use merklog_log::{
     ALGORITHM_ED25519, Log, LogConfig, LogError, LogMetadata, LogStore, RoundWrite, TileKey,
+    ValueWrite,
 };
 use merklog_merkle::tile::{hashes_from_tile_bytes, node_location, subtree_root, tile_width_at};
 use merklog_merkle::{
@@ -188,7 +189,10 @@ async fn proofs_read_across_tile_boundaries_verify() {
             if index >= tree_size {
                 continue;
             }
-            let proof = log.inclusion_proof(index, tree_size).await.unwrap();
+            let proof = log
+                .inclusion_proof(LeafIndex(index), TreeSize(tree_size))
+                .await
+                .unwrap();
             verify_inclusion(
                 &leaves[index as usize],
                 LeafIndex(index),
@@ -199,17 +203,23 @@ async fn proofs_read_across_tile_boundaries_verify() {
             .unwrap_or_else(|e| panic!("index {index} size {tree_size}: {e}"));
         }
         for &old in sizes.iter().filter(|&&old| old <= tree_size) {
-            let proof = log.consistency_proof(old, tree_size).await.unwrap();
+            let proof = log
+                .consistency_proof(TreeSize(old), TreeSize(tree_size))
+                .await
+                .unwrap();
             let old_root = root_of(&leaves[..old as usize]);
             verify_consistency(TreeSize(old), TreeSize(tree_size), &proof, &old_root, &root)
                 .unwrap_or_else(|e| panic!("{old} -> {tree_size}: {e}"));
         }
     }
     for cp in &checkpoints {
-        assert_eq!(cp.root, root_of(&leaves[..cp.size as usize]));
+        assert_eq!(cp.root, root_of(&leaves[..cp.size.0 as usize]));
     }
     // Entries across a bundle boundary.
-    let read = log.entries(65_530, 65_540).await.unwrap();
+    let read = log
+        .entries(LeafIndex(65_530), LeafIndex(65_540))
+        .await
+        .unwrap();
     assert_eq!(read, (65_530..65_540).map(entry).collect::<Vec<_>>());
     drop(store);
     log.shutdown().await;
@@ -229,7 +239,7 @@ async fn reopening_recovers_the_same_root_and_frontier() {
         .unwrap();
     }
     let before = log.latest();
-    let frontier = stored_frontier(&store, before.size);
+    let frontier = stored_frontier(&store, before.size.0);
     log.shutdown().await;
     drop(log);
     drop(store);
@@ -237,10 +247,10 @@ async fn reopening_recovers_the_same_root_and_frontier() {
     let (store, log) = open_log(dir.path(), LogConfig::default());
     assert_eq!(log.latest(), before);
     assert!(log.signing_refused().is_none());
-    let reread = stored_frontier(&store, before.size);
+    let reread = stored_frontier(&store, before.size.0);
     assert_eq!(reread, frontier);
     assert_eq!(
-        CompactRange::from_frontier(TreeSize(before.size), reread)
+        CompactRange::from_frontier(before.size, reread)
             .unwrap()
             .root(),
         before.root
@@ -250,16 +260,16 @@ async fn reopening_recovers_the_same_root_and_frontier() {
         .append(vec![entry(0), Bytes::from_static(b"after reopen")])
         .await
         .unwrap();
-    assert_eq!(receipt.entries[0].index, 0);
+    assert_eq!(receipt.entries[0].index, LeafIndex(0));
     assert!(receipt.entries[0].duplicate);
-    assert_eq!(receipt.entries[1].index, before.size);
+    assert_eq!(receipt.entries[1].index.0, before.size.0);
     let proof = log
-        .consistency_proof(before.size, before.size + 1)
+        .consistency_proof(before.size, TreeSize(before.size.0 + 1))
         .await
         .unwrap();
     verify_consistency(
-        TreeSize(before.size),
-        TreeSize(before.size + 1),
+        before.size,
+        TreeSize(before.size.0 + 1),
         &proof,
         &before.root,
         &receipt.checkpoint.root,
@@ -281,7 +291,7 @@ async fn every_commit_syncs_the_wal() {
         // One call at a time: each call is a round of its own, acknowledged before the
         // next one is queued.
         let receipt = log.append(vec![entry(i)]).await.unwrap();
-        assert_eq!(receipt.checkpoint.size, i + 1);
+        assert_eq!(receipt.checkpoint.size.0, i + 1);
     }
     let synced = store.wal_syncs() - before;
     assert!(
@@ -437,7 +447,7 @@ async fn a_tampered_tile_on_disk_makes_the_log_read_only() {
     tile[40] ^= 0x80;
     store
         .commit(&RoundWrite {
-            tiles: vec![(key, tile)],
+            tiles: vec![(key, ValueWrite::Put(tile))],
             ..RoundWrite::default()
         })
         .unwrap();
@@ -450,7 +460,7 @@ async fn a_tampered_tile_on_disk_makes_the_log_read_only() {
         Err(LogError::SigningRefused(_))
     ));
     assert_eq!(
-        log.entries(998, 1000).await.unwrap(),
+        log.entries(LeafIndex(998), LeafIndex(1000)).await.unwrap(),
         vec![entry(998), entry(999)]
     );
     log.shutdown().await;
@@ -470,14 +480,14 @@ async fn a_cosigned_checkpoint_is_kept_by_size_and_as_published_across_reopen() 
     let mut cosigned = signed.note.to_vec();
     cosigned.extend_from_slice("\u{2014} witness.example/w1 AAAAAAAAAAAAAAAAAAAA\n".as_bytes());
     store
-        .store_cosigned_checkpoint(signed.size, &cosigned)
+        .store_cosigned_checkpoint(signed.size.0, &cosigned)
         .unwrap();
     assert_eq!(
         store.published_checkpoint().unwrap(),
         Some(cosigned.clone())
     );
     assert_eq!(
-        store.checkpoint(signed.size).unwrap(),
+        store.checkpoint(signed.size.0).unwrap(),
         Some(cosigned.clone())
     );
     // "latest" belongs to the sequencer's commits only.
@@ -491,7 +501,7 @@ async fn a_cosigned_checkpoint_is_kept_by_size_and_as_published_across_reopen() 
     other[ORIGIN.len() + 1] = b'9';
     assert!(
         store
-            .store_cosigned_checkpoint(signed.size, &other)
+            .store_cosigned_checkpoint(signed.size.0, &other)
             .is_err()
     );
     assert!(store.store_cosigned_checkpoint(11, &cosigned).is_err());
@@ -503,4 +513,56 @@ async fn a_cosigned_checkpoint_is_kept_by_size_and_as_published_across_reopen() 
     drop(store);
     let store = RocksStore::open_for(dir.path(), &metadata()).unwrap();
     assert_eq!(store.published_checkpoint().unwrap(), Some(cosigned));
+}
+
+#[tokio::test]
+async fn one_entry_rounds_after_a_reopen_write_each_entry_once() {
+    // One entry per round, 200 rounds (the first bundle never fills): a log that
+    // rewrote the partial bundle every round would put each entry in the WAL about
+    // 100 times.
+    let dir = tempfile::tempdir().unwrap();
+    let big = |i: u64| Bytes::from(format!("{i:04}").repeat(250));
+    let wal_files = || -> Vec<(String, u64)> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, e.metadata().unwrap().len())
+            })
+            .collect()
+    };
+    let mut before = Vec::new();
+    for half in 0..2u64 {
+        // The second half continues the partial bundle and tiles the first stored.
+        before = wal_files();
+        let (store, log) = open_log(dir.path(), LogConfig::default());
+        for i in half * 100..half * 100 + 100 {
+            log.append(vec![big(i)]).await.unwrap();
+        }
+        log.shutdown().await;
+        drop(log);
+        drop(store);
+    }
+    // WAL files the second half wrote: 100 KB of entries, and per round a dedup row,
+    // a tile hash and a checkpoint under two keys (a few hundred bytes). Rewriting
+    // the partial bundle would write ~15 MB.
+    let wal: u64 = wal_files()
+        .into_iter()
+        .filter(|(name, _)| !before.iter().any(|(old, _)| old == name))
+        .map(|(_, len)| len)
+        .sum();
+    assert!(
+        wal > 100 * 1000,
+        "{wal} WAL bytes: the second half is missing"
+    );
+    assert!(wal < 2 * 100 * 1000, "{wal} WAL bytes");
+    let (_store, log) = open_log(dir.path(), LogConfig::default());
+    let entries: Vec<Bytes> = (0..200).map(big).collect();
+    assert_eq!(
+        log.entries(LeafIndex(0), LeafIndex(200)).await.unwrap(),
+        entries
+    );
+    log.shutdown().await;
 }

@@ -1,9 +1,10 @@
 //! The right edge as the sequencer keeps it (partial tiles per level, the partial
-//! bundle), producing the complete values a `RoundWrite` carries, with deterministic
-//! stand-ins for interior hashes. Shared by the store's right-edge tests and the
-//! `store_grow` example (included with `#[path]`).
+//! bundle), producing the writes a `RoundWrite` carries (whole values for full or new
+//! tiles and bundles, appends for growing ones), with deterministic stand-ins for
+//! interior hashes. Shared by the store's right-edge tests and the `store_grow` example
+//! (included with `#[path]`).
 
-use merklog_log::{RoundWrite, TileKey};
+use merklog_log::{RoundWrite, TileKey, ValueWrite};
 use merklog_merkle::{Hash, hash_children};
 
 #[derive(Default)]
@@ -13,11 +14,25 @@ pub(crate) struct Edge {
     bundle: Vec<u8>,
 }
 
+/// Whole if the value starts in this round, else the bytes after `offset`.
+fn write(value: &[u8], offset: usize) -> ValueWrite {
+    if offset == 0 {
+        ValueWrite::Put(value.to_vec())
+    } else {
+        ValueWrite::Append {
+            offset,
+            bytes: value[offset..].to_vec(),
+        }
+    }
+}
+
 impl Edge {
     /// Appends the leaves and their entries; adds the new full and partial tiles and
     /// bundles to `round`.
     pub(crate) fn append(&mut self, leaves: &[Hash], entries: &[Vec<u8>], round: &mut RoundWrite) {
         let mut touched = 0u8;
+        let mut offsets: Vec<usize> = self.tiles.iter().map(Vec::len).collect();
+        let mut bundle_offset = self.bundle.len();
         for (leaf, entry) in leaves.iter().zip(entries) {
             // Level-0 hash; carry a (fake but deterministic) parent up on every full tile.
             let mut hash = *leaf;
@@ -25,6 +40,7 @@ impl Edge {
             loop {
                 if self.tiles.len() <= usize::from(level) {
                     self.tiles.push(Vec::new());
+                    offsets.push(0);
                 }
                 let tile = &mut self.tiles[usize::from(level)];
                 tile.extend_from_slice(&hash);
@@ -35,7 +51,10 @@ impl Edge {
                 let index = (self.size >> (8 * u32::from(level))) >> 8;
                 let full = std::mem::take(tile);
                 hash = hash_children(&full[..32].try_into().unwrap(), &hash);
-                round.tiles.push((TileKey { level, index }, full));
+                round
+                    .tiles
+                    .push((TileKey { level, index }, ValueWrite::Put(full)));
+                offsets[usize::from(level)] = 0;
                 touched &= !(1 << level);
                 level += 1;
             }
@@ -44,9 +63,11 @@ impl Edge {
             self.bundle.extend_from_slice(entry);
             self.size += 1;
             if self.size.is_multiple_of(256) {
-                round
-                    .bundles
-                    .push((self.size / 256 - 1, std::mem::take(&mut self.bundle)));
+                round.bundles.push((
+                    self.size / 256 - 1,
+                    ValueWrite::Put(std::mem::take(&mut self.bundle)),
+                ));
+                bundle_offset = 0;
             }
         }
         for level in 0..8u8 {
@@ -54,12 +75,14 @@ impl Edge {
                 let index = (self.size >> (8 * u32::from(level))) >> 8;
                 round.tiles.push((
                     TileKey { level, index },
-                    self.tiles[usize::from(level)].clone(),
+                    write(&self.tiles[usize::from(level)], offsets[usize::from(level)]),
                 ));
             }
         }
         if !leaves.is_empty() && !self.bundle.is_empty() {
-            round.bundles.push((self.size / 256, self.bundle.clone()));
+            round
+                .bundles
+                .push((self.size / 256, write(&self.bundle, bundle_offset)));
         }
     }
 }
