@@ -390,7 +390,7 @@ impl Coordinator {
         let answers: Vec<String> = self
             .refusing
             .iter()
-            .map(|(name, answer)| format!("witness {name} answered {answer:?}"))
+            .map(|(name, answer)| format!("witness {name} answered [{answer}]"))
             .collect();
         let reason = format!(
             "the witness quorum cannot be met while these witnesses refuse this log: {}; \

@@ -251,6 +251,11 @@ impl WitnessTask {
         if !frozen && self.refusals < self.refusal_limit {
             return Next::Retry;
         }
+        // One line, whatever the witness sent: it ends up in a gRPC status message.
+        let answer: String = answer
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         let answer = match answer.char_indices().nth(ANSWER_MAX_CHARS) {
             Some((end, _)) => format!("{}...", &answer[..end]),
             None => answer,
