@@ -380,10 +380,10 @@ impl Coordinator {
             .filter(|name| !self.refusing.contains_key(*name))
             .map(String::as_str);
         if self.policy.satisfied_by(able) {
-            if let Some(reason) = self.blocked.take() {
-                if self.shared.replace_refusal(Some(&reason), None) {
-                    tracing::warn!("the witness quorum can be met again; signing resumes");
-                }
+            if let Some(reason) = self.blocked.take()
+                && self.shared.replace_refusal(Some(&reason), None)
+            {
+                tracing::warn!("the witness quorum can be met again; signing resumes");
             }
             return;
         }

@@ -230,3 +230,33 @@ pub(crate) fn classify_rejection(status: u16, body: &str) -> Refusal {
     }
     Refusal::Repeating
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_classified() {
+        let frozen = "log \"example.com/log\" is frozen after a detected fork: fork at size 5\n";
+        let fork =
+            "fork: \"example.com/log\" signed size 5 with root aa (cosigned) and root bb (new)";
+        assert_eq!(classify_rejection(422, frozen), Refusal::Frozen);
+        assert_eq!(classify_rejection(422, fork), Refusal::Frozen);
+        for status in [400, 403, 404, 409, 413, 422] {
+            assert_eq!(
+                classify_rejection(status, "consistency proof does not verify"),
+                Refusal::Repeating,
+                "{status}"
+            );
+        }
+        assert_eq!(classify_rejection(403, "forbidden"), Refusal::Repeating);
+        for status in [408, 425, 429, 500, 502, 503] {
+            assert_eq!(
+                classify_rejection(status, frozen),
+                Refusal::Transient,
+                "{status}"
+            );
+        }
+        assert_eq!(classify_rejection(302, "moved"), Refusal::Repeating);
+    }
+}
