@@ -1,6 +1,7 @@
 //! Witnessed set-ups: keys generated ahead of time (so the policy, the log and
 //! the witnesses can be configured before anything starts), `merklog-witness`
-//! processes, and the tlog-policy text tying them together.
+//! processes, the tlog-policy text tying them together, the `merklog` command
+//! line, and fork evidence to make a witness freeze the log.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -8,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use merklog_note::{generate_cosigner, generate_ed25519, keyfile};
+use merklog_note::{
+    Checkpoint, generate_cosigner, generate_ed25519, keyfile, parse_signer_key, sign_checkpoint,
+};
 
 /// Writes a fresh log key for `origin` into `data_dir` (created if needed) the
 /// way `merklogd` would on first start (`log.key`, mode 0600); `merklogd` then
@@ -18,6 +21,30 @@ pub fn prepare_log_key(data_dir: &Path, origin: &str) -> String {
     let (key, vkey) = generate_ed25519(origin).unwrap();
     keyfile::write_signer_key(&data_dir.join("log.key"), &key).unwrap();
     vkey
+}
+
+/// The `merklog` command line of this build (`MERKLOG_BIN` overrides it).
+pub fn client_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| crate::workspace_binary("merklog-client", "merklog", "MERKLOG_BIN"))
+        .clone()
+}
+
+/// A checkpoint of `size` for `origin` with a root the real log does not have,
+/// signed with the log key in `data_dir`: given to a witness that cosigned the
+/// log's checkpoint of that size, it is proof of a fork, and merklog-witness
+/// freezes the log.
+pub fn conflicting_checkpoint(data_dir: &Path, origin: &str, size: u64) -> Vec<u8> {
+    let key = keyfile::read_signer_key(&data_dir.join("log.key")).unwrap();
+    let signer = parse_signer_key(key.expose_secret()).unwrap();
+    let checkpoint = Checkpoint {
+        origin: origin.to_owned(),
+        size,
+        root: [0x5a; 32],
+        extensions: Vec::new(),
+    };
+    sign_checkpoint(&checkpoint, &signer).unwrap()
 }
 
 /// A witness's files, ready to start: its data directory (with its key) and its

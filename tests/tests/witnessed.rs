@@ -12,6 +12,10 @@
 //!   FAILED_PRECONDITION, health NOT_SERVING) and sends them nothing new.
 //! - With `--fail-open-after`, a checkpoint that waited that long is published with
 //!   the cosignatures it has (the log's signature and the live witness's).
+//! - A witness shown a forged checkpoint (another root at the size it cosigned,
+//!   signed with the log key) freezes the log: the next `merklog append` fails at
+//!   once with FAILED_PRECONDITION naming that witness and its answer, health turns
+//!   NOT_SERVING and `merklog_witness_refusing` is raised.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -21,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use merklog_e2e::witnesses::{
-    WitnessProcess, WitnessSetup, copy_dir, policy_all_of, prepare_log_key,
+    WitnessProcess, WitnessSetup, client_binary, conflicting_checkpoint, copy_dir, policy_all_of,
+    prepare_log_key,
 };
 use merklog_e2e::{Daemon, connect, read_all_entries};
 use merklog_merkle::{LeafIndex, TreeSize, hash_leaf, verify_inclusion};
@@ -507,4 +512,103 @@ async fn fail_open_publishes_without_the_quorum_after_the_wait() {
     );
     stop(daemon).await;
     drop(w1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_that_froze_the_log_fails_appends_at_once() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    // Found (or built) before any clock starts.
+    merklog_e2e::merklogd_binary();
+    merklog_e2e::witness_binary();
+    let merklog = client_binary();
+    let setup = Setup::new();
+    let [w1, w2] = setup.start_witnesses();
+    let policy = setup.policy();
+    let daemon = setup.start_log().await;
+    let mut client = connect(&daemon.grpc_url()).await.unwrap();
+    let batch = entries("before-the-fork", 3);
+    let size = check_answer(&policy, &batch, &append(&mut client, &batch).await.unwrap());
+
+    // Someone holding the log key shows w1 another tree of the size it cosigned:
+    // fork evidence, and w1 freezes the log.
+    let forged = conflicting_checkpoint(&setup.data_dir, ORIGIN, size);
+    let response = reqwest::Client::new()
+        .post(format!("{}/add-checkpoint", w1.url()))
+        .body(merklog_note::encode_add_checkpoint(size, &[], &forged))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let answer = response.text().await.unwrap();
+    assert!(answer.starts_with("fork"), "{answer}");
+
+    // The command line gets the refusal at once: no wait for the quorum (the server
+    // would give up after APPEND_TIMEOUT) and no retry.
+    let args = [
+        "--server".to_owned(),
+        daemon.grpc_url(),
+        "--log-key".to_owned(),
+        setup.log_vkey.clone(),
+        "--no-state".to_owned(),
+        "append".to_owned(),
+        "after-the-fork".to_owned(),
+    ];
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(merklog)
+            .args(&args)
+            .env_remove("MERKLOG_SERVER")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("merklog append took {took:?}: {stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("merklog: error").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(W1) && stderr.contains("frozen") && !stderr.contains(W2),
+        "the error should name the witness and its answer: {stderr}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "the append should fail at once, not after the {APPEND_TIMEOUT} append timeout; took {took:?}"
+    );
+
+    let status = append(&mut client, &entries("after-the-fork-grpc", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains(W1), "{status:?}");
+
+    let channel = tonic::transport::Channel::from_shared(daemon.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while health(channel.clone()).await != ServingStatus::NotServing as i32 {
+        assert!(
+            Instant::now() < deadline,
+            "health still SERVING while a witness refuses the log; merklogd:\n{}",
+            setup.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, metrics) = http_get(&format!("http://{}/metrics", daemon.addrs.metrics)).await;
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    let refusing = format!(
+        "{}{{witness=\"{W1}\"}} 1",
+        merklog_log::metrics::WITNESS_REFUSING
+    );
+    assert!(
+        metrics.contains(&refusing),
+        "{refusing} missing from /metrics"
+    );
+    // Nothing was published without the quorum; reads still work.
+    assert_eq!(published(&mut client).await.size, size);
+    stop(daemon).await;
+    drop((w1, w2));
 }

@@ -107,7 +107,9 @@ impl Pending {
     }
 }
 
-/// Answers after which a retry may succeed (appends are idempotent).
+/// Answers after which a retry may succeed (appends are idempotent). Not
+/// FAILED_PRECONDITION: the log refuses to sign (a witness froze it, or its data does
+/// not match what was signed) until an operator acts, so the error is final.
 fn retryable(code: Code) -> bool {
     matches!(code, Code::ResourceExhausted | Code::Unavailable)
 }
@@ -320,5 +322,24 @@ impl Client {
             }
         }
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_answers_are_retried() {
+        assert!(retryable(Code::Unavailable));
+        assert!(retryable(Code::ResourceExhausted));
+        for final_code in [
+            Code::FailedPrecondition,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::Internal,
+        ] {
+            assert!(!retryable(final_code), "{final_code:?}");
+        }
     }
 }

@@ -14,6 +14,13 @@
 //!   with `old 0`, so a 409 reveals the witness's size. The sequencer may sign again
 //!   once the witnesses that answered satisfy the quorum and none is ahead of the log;
 //!   a witness ahead of the log (an old data directory) makes the log refuse to sign.
+//! - A witness that refuses this log for good (it says the log is frozen, or it keeps
+//!   answering the same 4xx) is not an outage: it is marked refusing (metric, error
+//!   log). Once the witnesses not refusing cannot meet the quorum, the log refuses to
+//!   sign, naming the witnesses and their answers, so appends fail at once instead of
+//!   waiting for a quorum that cannot come. Witnesses are still sent the latest
+//!   checkpoint (idle re-send); when a refusing witness cosigns again the refusal
+//!   clears. A refusing witness the quorum does not need only logs and counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -84,6 +91,8 @@ pub(crate) fn start(
             jobs: job_rx,
             events: events_tx.clone(),
             known_size: None,
+            refusal_limit: witnessing.refusal_limit,
+            refusals: 0,
         };
         runtime.spawn(task.run());
         names.push(name);
@@ -114,6 +123,8 @@ pub(crate) fn start(
             since: now,
         }),
         last_sent: now,
+        refusing: BTreeMap::new(),
+        blocked: None,
     };
     runtime.spawn(coordinator.run(rounds_rx, events_rx));
     Ok(WitnessPublisher { rounds: rounds_tx })
@@ -167,6 +178,11 @@ struct Coordinator {
     startup: Option<Startup>,
     /// When the witnesses were last sent a job (for the idle re-send).
     last_sent: Instant,
+    /// Witnesses refusing this log, by policy name: their answer (status and body).
+    refusing: BTreeMap<String, String>,
+    /// The refusal to sign this coordinator set because refusing witnesses leave no
+    /// quorum (cleared again when they cosign); `None` if it set none.
+    blocked: Option<String>,
 }
 
 impl Coordinator {
@@ -207,7 +223,7 @@ impl Coordinator {
 
     fn next_wake(&self) -> Instant {
         let mut wake = self.last_sent + self.resend_interval;
-        if self.shared.refusal().is_some() {
+        if self.shared.refusal().is_some() && self.blocked.is_none() {
             // Nothing is sent or published any more; wake now and then only.
             return Instant::now() + self.resend_interval;
         }
@@ -225,7 +241,7 @@ impl Coordinator {
     /// Gives every witness the latest durable checkpoint (replacing one still waiting).
     fn send_jobs(&mut self) {
         self.last_sent = Instant::now();
-        if self.shared.refusal().is_some() {
+        if self.refuses_for_good() {
             return;
         }
         for job in &self.jobs {
@@ -307,10 +323,92 @@ impl Coordinator {
                 if let Some(startup) = &mut self.startup {
                     startup.answered.insert(name.clone());
                 }
+                if self.refusing.remove(&name).is_some() {
+                    tracing::info!(witness = %name, "the witness cosigns again; it no longer refuses this log");
+                    metrics::gauge!(m::WITNESS_REFUSING, "witness" => name.clone()).set(0.0);
+                    self.check_refusing();
+                }
                 self.on_cosigned(name, size, signatures).await;
+            }
+            Event::Refusing {
+                witness,
+                frozen,
+                answer,
+            } => {
+                let name = self.name(witness);
+                self.on_refusing(name, frozen, answer);
             }
         }
         self.check_startup();
+    }
+
+    /// Whether the log refuses to sign for a reason this coordinator cannot clear
+    /// (recovery found a mismatch, or a witness is ahead of the log).
+    fn refuses_for_good(&self) -> bool {
+        self.shared
+            .refusal()
+            .is_some_and(|reason| self.blocked.as_ref() != Some(&reason))
+    }
+
+    fn on_refusing(&mut self, name: String, frozen: bool, answer: String) {
+        let reason = if frozen { "frozen" } else { "repeated" };
+        let first = self.refusing.insert(name.clone(), answer.clone()).is_none();
+        if first {
+            metrics::counter!(m::WITNESS_REFUSALS, "witness" => name.clone(), "reason" => reason)
+                .increment(1);
+            metrics::gauge!(m::WITNESS_REFUSING, "witness" => name.clone()).set(1.0);
+            tracing::error!(
+                witness = %name,
+                %answer,
+                reason,
+                "WITNESS REFUSES THIS LOG: not a transient outage; it needs an operator"
+            );
+        }
+        self.check_refusing();
+    }
+
+    /// Refuses to sign while the witnesses that do not refuse this log cannot meet the
+    /// quorum (failing every waiting caller at once), and clears that refusal once
+    /// they can again.
+    fn check_refusing(&mut self) {
+        if self.refuses_for_good() {
+            return;
+        }
+        let able = self
+            .names
+            .iter()
+            .filter(|name| !self.refusing.contains_key(*name))
+            .map(String::as_str);
+        if self.policy.satisfied_by(able) {
+            if let Some(reason) = self.blocked.take()
+                && self.shared.replace_refusal(Some(&reason), None)
+            {
+                tracing::warn!("the witness quorum can be met again; signing resumes");
+            }
+            return;
+        }
+        let answers: Vec<String> = self
+            .refusing
+            .iter()
+            .map(|(name, answer)| format!("witness {name} answered [{answer}]"))
+            .collect();
+        let reason = format!(
+            "the witness quorum cannot be met while these witnesses refuse this log: {}; \
+             entries already durable stay durable and are published once the witnesses \
+             cosign again",
+            answers.join("; ")
+        );
+        if self.blocked.as_ref() == Some(&reason) {
+            return;
+        }
+        if self
+            .shared
+            .replace_refusal(self.blocked.as_deref(), Some(reason.clone()))
+        {
+            tracing::error!(%reason, "refusing to sign: appends fail until a refusing witness cosigns again");
+            self.blocked = Some(reason.clone());
+            self.fail_pending(&reason);
+        }
     }
 
     fn name(&self, witness: usize) -> String {
@@ -318,7 +416,7 @@ impl Coordinator {
     }
 
     async fn on_cosigned(&mut self, name: String, size: u64, signatures: Vec<NoteSignature>) {
-        if self.shared.refusal().is_some() {
+        if self.refuses_for_good() {
             return;
         }
         let published = self.shared.latest();
@@ -427,6 +525,8 @@ impl Coordinator {
             self.shared.gate.open();
         }
         if self.shared.refusal().is_some() {
+            // No fail-open either while witnesses refuse: they reported a fork or a
+            // misconfiguration, not an outage.
             return;
         }
         let overdue = self
@@ -470,8 +570,12 @@ impl Coordinator {
              copy, and signing would fork the log"
         );
         tracing::error!(%reason, "WITNESS AHEAD OF THE LOG: refusing to sign");
-        if self.shared.refusal().is_none() {
-            self.shared.set_refusal(Some(reason.clone()));
+        // Replaces a refusal set for refusing witnesses: this one does not clear.
+        if self
+            .shared
+            .replace_refusal(self.blocked.as_deref(), Some(reason.clone()))
+        {
+            self.blocked = None;
         }
         self.startup = None;
         self.candidates.clear();

@@ -69,8 +69,10 @@ pub enum LogError {
     Unavailable(String),
     /// The log refuses to sign: stored data does not re-derive the stored root, or a
     /// witness has cosigned a size larger than the log's latest durable checkpoint (an
-    /// old data directory; signing would fork the log). Fail closed: reads are still
-    /// served.
+    /// old data directory; signing would fork the log), or witnesses that refuse this
+    /// log (frozen after a fork, or repeating a 4xx) leave no quorum; the message names
+    /// them and their answers. Fail closed: reads are still served. Retrying cannot
+    /// help until an operator acts.
     #[error("the log refuses to sign: {0}")]
     SigningRefused(String),
     /// With a witness policy: no checkpoint covering the call's entries met the witness

@@ -40,6 +40,10 @@
 //!   the latest checkpoint is re-sent (`old N` = N). At start the witnesses' sizes are
 //!   asked for (`old 0`) before anything new is signed; a witness ahead of the log's
 //!   latest durable checkpoint (an old data directory) makes the log refuse to sign.
+//!   A witness that refuses the log for good (it says the log is frozen or forked, or
+//!   repeats a 4xx [`Witnessing::refusal_limit`] times) is not treated as an outage:
+//!   while the others cannot meet the quorum the log refuses to sign, naming the
+//!   witnesses and their answers, until one of them cosigns again.
 //!   The transport is the [`WitnessClient`] trait.
 //! - Metrics through the `metrics` facade (names in [`metrics`]).
 //!
@@ -80,6 +84,6 @@ pub use storage::{
     same_checkpoint_body,
 };
 pub use witnessing::{
-    DEFAULT_WITNESS_REQUEST_TIMEOUT, DEFAULT_WITNESS_RESEND_INTERVAL, WitnessClient, WitnessReply,
-    WitnessRequest, Witnessing,
+    DEFAULT_WITNESS_REFUSAL_LIMIT, DEFAULT_WITNESS_REQUEST_TIMEOUT,
+    DEFAULT_WITNESS_RESEND_INTERVAL, WitnessClient, WitnessReply, WitnessRequest, Witnessing,
 };

@@ -22,7 +22,8 @@ pub const QUEUE_ENTRIES: &str = "merklog_queue_entries";
 pub const TREE_SIZE: &str = "merklog_tree_size";
 /// Gauge: Unix time (seconds) at which the latest checkpoint was published.
 pub const CHECKPOINT_PUBLISHED_TIME: &str = "merklog_checkpoint_published_timestamp_seconds";
-/// Gauge: 1 while the log refuses to sign (recovery found a mismatch), else 0.
+/// Gauge: 1 while the log refuses to sign (recovery found a mismatch, a witness is
+/// ahead of the log, or refusing witnesses leave no quorum), else 0.
 pub const SIGNING_REFUSED: &str = "merklog_signing_refused";
 /// Gauge: size of the latest published checkpoint (with a witness policy, the latest
 /// one that met the quorum or was published fail-open).
@@ -40,3 +41,9 @@ pub const WITNESS_REQUESTS: &str = "merklog_witness_requests_total";
 pub const QUORUM_SECONDS: &str = "merklog_witness_quorum_seconds";
 /// Counter: checkpoints published without a quorum because `fail_open_after` passed.
 pub const FAIL_OPEN_PUBLISHED: &str = "merklog_witness_fail_open_total";
+/// Gauge: 1 while a witness refuses this log (it said the log is frozen, or refused
+/// `refusal_limit` requests in a row), else 0; labelled `witness`.
+pub const WITNESS_REFUSING: &str = "merklog_witness_refusing";
+/// Counter: times a witness began refusing this log, labelled `witness` and `reason` =
+/// `frozen` | `repeated`.
+pub const WITNESS_REFUSALS: &str = "merklog_witness_refusals_total";

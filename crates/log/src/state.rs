@@ -24,7 +24,9 @@ pub(crate) struct Shared {
     /// `publish.rs`), so it works without subscribers and never
     /// goes down.
     pub(crate) published: watch::Sender<Arc<PublishedCheckpoint>>,
-    /// Why the log refuses to sign, if it does (fail closed after a failed recovery check).
+    /// Why the log refuses to sign, if it does: fail closed after a failed recovery
+    /// check or with a witness ahead of the log (for good), or while refusing
+    /// witnesses leave no quorum (cleared when they cosign again).
     pub(crate) refusal: watch::Sender<Option<String>>,
     /// The last storage failure of a round, until a round or reload succeeds again.
     pub(crate) storage_failure: Mutex<Option<String>>,
@@ -85,6 +87,24 @@ impl Shared {
     pub(crate) fn set_refusal(&self, reason: Option<String>) {
         metrics::gauge!(m::SIGNING_REFUSED).set(if reason.is_some() { 1.0 } else { 0.0 });
         self.refusal.send_replace(reason);
+    }
+
+    /// Sets the refusal to `new` if it is `expected` now (compare and swap, so a
+    /// refusal set elsewhere in the meantime is never overwritten); true if it did.
+    pub(crate) fn replace_refusal(&self, expected: Option<&str>, new: Option<String>) -> bool {
+        let mut replaced = false;
+        self.refusal.send_if_modified(|current| {
+            if current.as_deref() != expected {
+                return false;
+            }
+            replaced = true;
+            let changed = *current != new;
+            *current = new;
+            changed
+        });
+        let refused = self.refusal.borrow().is_some();
+        metrics::gauge!(m::SIGNING_REFUSED).set(if refused { 1.0 } else { 0.0 });
+        replaced
     }
 
     pub(crate) fn storage_failure(&self) -> Option<String> {

@@ -1,7 +1,9 @@
 //! One task per witness (C2SP tlog-witness `add-checkpoint`): at most one request in
 //! flight, always for the latest job the coordinator gave it; the witness's size is
 //! learnt from a 409 and the request retried once from it; cosignature lines are
-//! verified before they count.
+//! verified before they count. Refusals are told apart from outages: a witness that
+//! says the log is frozen, or refuses `refusal_limit` times in a row, is reported as
+//! refusing and asked again only for a new checkpoint or the idle re-send.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use merklog_note::{CosignatureVerifier, Note, NoteSignature};
 use tokio::sync::{mpsc, watch};
 
 use crate::tiles::StoredTree;
-use crate::witnessing::verify_cosignatures;
+use crate::witnessing::{Refusal, classify_rejection, verify_cosignatures};
 use crate::{
     LogError, PublishedCheckpoint, WitnessClient, WitnessReply, WitnessRequest, metrics as m,
 };
@@ -20,6 +22,8 @@ use crate::{
 const RETRY_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between retries of a failing witness.
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Most characters of a refusal's answer carried into errors and logs.
+const ANSWER_MAX_CHARS: usize = 200;
 
 /// What a witness task reports to the coordinator.
 pub(crate) enum Event {
@@ -31,6 +35,13 @@ pub(crate) enum Event {
     },
     /// A 409 revealed the witness's stored size.
     SizeKnown { witness: usize, size: u64 },
+    /// The witness refuses this log: it said the log is frozen (`frozen`), or refused
+    /// `refusal_limit` times in a row. `answer` is its status and body, truncated.
+    Refusing {
+        witness: usize,
+        frozen: bool,
+        answer: String,
+    },
 }
 
 /// What to do after one attempt at a job.
@@ -53,6 +64,10 @@ pub(crate) struct WitnessTask {
     pub(crate) events: mpsc::UnboundedSender<Event>,
     /// The witness's size as far as the log knows (`None`: ask with `old 0`).
     pub(crate) known_size: Option<u64>,
+    /// Refusals in a row after which the witness is reported as refusing.
+    pub(crate) refusal_limit: u32,
+    /// Refusals in a row so far (reset by any other answer).
+    pub(crate) refusals: u32,
 }
 
 impl WitnessTask {
@@ -155,6 +170,7 @@ impl WitnessTask {
                     return match verify_cosignatures(&body, &text, &self.verifier) {
                         Ok(signatures) => {
                             self.record("cosigned", started);
+                            self.refusals = 0;
                             self.known_size = Some(size);
                             self.report(Event::Cosigned {
                                 witness: self.index,
@@ -173,6 +189,9 @@ impl WitnessTask {
                 WitnessReply::SizeConflict(stored) => {
                     self.record("conflict", started);
                     self.known_size = Some(stored);
+                    if stored != old {
+                        self.refusals = 0;
+                    }
                     self.report(Event::SizeKnown {
                         witness: self.index,
                         size: stored,
@@ -180,12 +199,17 @@ impl WitnessTask {
                     if stored == old {
                         // We sent the size it has: it holds another checkpoint of that
                         // size (how v1.0.0 witnesses answer a same-size conflict).
+                        // C2SP tlog-witness answers a checkpoint of its size with
+                        // another root this way: fork evidence, refused at once.
                         tracing::error!(
                             witness = %self.name,
                             size = stored,
                             "WITNESS CONFLICT: the witness holds a different checkpoint of the same size"
                         );
-                        return Next::Wait;
+                        return self.refused(
+                            Refusal::Frozen,
+                            format!("409: the witness holds another checkpoint of size {stored}"),
+                        );
                     }
                     if stored > size {
                         return Next::Wait;
@@ -200,15 +224,47 @@ impl WitnessTask {
                 WitnessReply::Rejected { status, body } => {
                     self.record("rejected", started);
                     tracing::warn!(witness = %self.name, size, old, status, %body, "the witness rejected the checkpoint");
-                    return Next::Retry;
+                    let kind = classify_rejection(status, &body);
+                    if kind == Refusal::Transient {
+                        self.refusals = 0;
+                        return Next::Retry;
+                    }
+                    return self.refused(kind, format!("{status}: {}", body.trim_end()));
                 }
                 WitnessReply::Unreachable(why) => {
                     self.record("unreachable", started);
+                    self.refusals = 0;
                     tracing::warn!(witness = %self.name, size, %why, "witness unreachable");
                     return Next::Retry;
                 }
             }
         }
+    }
+
+    /// Counts one refusal; once the witness is frozen or has refused `refusal_limit`
+    /// times in a row, reports it as refusing and waits for a new job (a new checkpoint
+    /// or the idle re-send) instead of retrying.
+    fn refused(&mut self, kind: Refusal, answer: String) -> Next {
+        self.refusals = self.refusals.saturating_add(1);
+        let frozen = kind == Refusal::Frozen;
+        if !frozen && self.refusals < self.refusal_limit {
+            return Next::Retry;
+        }
+        // One line, whatever the witness sent: it ends up in a gRPC status message.
+        let answer: String = answer
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let answer = match answer.char_indices().nth(ANSWER_MAX_CHARS) {
+            Some((end, _)) => format!("{}...", &answer[..end]),
+            None => answer,
+        };
+        self.report(Event::Refusing {
+            witness: self.index,
+            frozen,
+            answer,
+        });
+        Next::Wait
     }
 
     async fn consistency_proof(&self, old: u64, size: u64) -> Result<Vec<Hash>, LogError> {

@@ -71,16 +71,25 @@ pub struct Witnessing {
     /// None = fail closed (default): never publish without quorum.
     pub fail_open_after: Option<Duration>,
     /// While idle, re-send the latest checkpoint (old N = N) this often (default 60 s).
+    /// A witness taken as refusing is asked again only then or for a new checkpoint.
     pub resend_interval: Duration,
+    /// Refusals in a row (a 4xx other than a 409 size conflict, 408 or 429) after which
+    /// a witness is taken as refusing this log, not as briefly failing (default 3). An answer saying the log is frozen or forked
+    /// counts at once. While the witnesses not refusing cannot meet the quorum, the
+    /// log refuses to sign (appends fail at once) until a refusing witness cosigns.
+    pub refusal_limit: u32,
 }
 
 /// Default per-request timeout.
 pub const DEFAULT_WITNESS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default idle re-send interval.
 pub const DEFAULT_WITNESS_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+/// Default [`Witnessing::refusal_limit`].
+pub const DEFAULT_WITNESS_REFUSAL_LIMIT: u32 = 3;
 
 impl Witnessing {
-    /// Settings with the defaults: 5 s per request, fail closed, re-send every 60 s.
+    /// Settings with the defaults: 5 s per request, fail closed, re-send every 60 s,
+    /// a witness refusing 3 times in a row is taken as refusing.
     pub fn new(policy: Policy, witnesses: Vec<Arc<dyn WitnessClient>>) -> Self {
         Self {
             policy,
@@ -88,6 +97,7 @@ impl Witnessing {
             request_timeout: DEFAULT_WITNESS_REQUEST_TIMEOUT,
             fail_open_after: None,
             resend_interval: DEFAULT_WITNESS_RESEND_INTERVAL,
+            refusal_limit: DEFAULT_WITNESS_REFUSAL_LIMIT,
         }
     }
 
@@ -124,18 +134,22 @@ impl Witnessing {
         if self.resend_interval.is_zero() {
             return Err("witness resend_interval must be positive".into());
         }
+        if self.refusal_limit == 0 {
+            return Err("witness refusal_limit must be at least 1".into());
+        }
         self.resolve().map(|_| ())
     }
 }
 
-/// Equal when the policy, the witness names and every duration are equal (clients are
-/// compared by name: a transport has no equality of its own).
+/// Equal when the policy, the witness names, every duration and the refusal limit are
+/// equal (clients are compared by name: a transport has no equality of its own).
 impl PartialEq for Witnessing {
     fn eq(&self, other: &Self) -> bool {
         self.policy == other.policy
             && self.request_timeout == other.request_timeout
             && self.fail_open_after == other.fail_open_after
             && self.resend_interval == other.resend_interval
+            && self.refusal_limit == other.refusal_limit
             && self.witnesses.len() == other.witnesses.len()
             && self
                 .witnesses
@@ -178,4 +192,71 @@ pub(crate) fn verify_cosignatures(
         ));
     }
     Ok(mine)
+}
+
+/// What a refusal (any answer but a cosignature or a 409 size conflict) says about the
+/// witness's part in the quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Worth retrying with a backoff: 5xx, 408, 425, 429 (and, handled before this,
+    /// an unreachable witness).
+    Transient,
+    /// Repeats until someone changes the witness or the log: 400, 403 (no trusted log
+    /// signature), 404 (unknown origin), 422 (the consistency proof does not verify
+    /// against the tree the witness holds), any other status. Taken as refusing after
+    /// [`Witnessing::refusal_limit`] in a row.
+    Repeating,
+    /// The witness holds another tree of this log (fork evidence) or has frozen it:
+    /// nothing this log can send is cosigned until an operator acts. Taken as refusing
+    /// at once.
+    Frozen,
+}
+
+/// Classifies a non-200, non-size-conflict answer.
+///
+/// C2SP tlog-witness defines 400, 403, 404, 409 and 422, all of them answers to this
+/// request that the same request gets again. It answers a checkpoint of the witness's
+/// size with another root by 409 (handled by the caller: the 409 then names the size
+/// that was sent); merklog-witness answers it by 422 with a body starting `fork:`,
+/// and every later request by 422 with a body saying the log is frozen. Both bodies
+/// are recognised; a witness that says neither still counts through the repeats.
+pub(crate) fn classify_rejection(status: u16, body: &str) -> Refusal {
+    if (500..600).contains(&status) || matches!(status, 408 | 425 | 429) {
+        return Refusal::Transient;
+    }
+    let body = body.trim_start().to_ascii_lowercase();
+    if (400..500).contains(&status) && (body.starts_with("fork") || body.contains("frozen")) {
+        return Refusal::Frozen;
+    }
+    Refusal::Repeating
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_classified() {
+        let frozen = "log \"example.com/log\" is frozen after a detected fork: fork at size 5\n";
+        let fork =
+            "fork: \"example.com/log\" signed size 5 with root aa (cosigned) and root bb (new)";
+        assert_eq!(classify_rejection(422, frozen), Refusal::Frozen);
+        assert_eq!(classify_rejection(422, fork), Refusal::Frozen);
+        for status in [400, 403, 404, 409, 413, 422] {
+            assert_eq!(
+                classify_rejection(status, "consistency proof does not verify"),
+                Refusal::Repeating,
+                "{status}"
+            );
+        }
+        assert_eq!(classify_rejection(403, "forbidden"), Refusal::Repeating);
+        for status in [408, 425, 429, 500, 502, 503] {
+            assert_eq!(
+                classify_rejection(status, frozen),
+                Refusal::Transient,
+                "{status}"
+            );
+        }
+        assert_eq!(classify_rejection(302, "moved"), Refusal::Repeating);
+    }
 }

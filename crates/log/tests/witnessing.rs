@@ -1,7 +1,8 @@
 //! The witness stage over the in-memory store, with in-process fake witnesses that
 //! behave like C2SP tlog-witness (main, or v1.0.0 for same-size conflicts): they check
 //! the log's signature, the old size (409 with their size), the consistency proof
-//! (422), and cosign with a real `CosignatureSigner`.
+//! (422), and cosign with a real `CosignatureSigner`. They can be told to answer
+//! every request with one refusal (a frozen log's 422, a 403, a 503).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
@@ -44,6 +45,8 @@ struct FakeState {
     v1_conflicts: bool,
     /// Answer with a cosignature made by another key.
     bad_signature: bool,
+    /// Answer every validly signed request with this status and body.
+    forced: Option<(u16, String)>,
     /// (old size, checkpoint size) of every request that reached it.
     requests: Vec<(u64, u64)>,
 }
@@ -68,6 +71,7 @@ impl FakeWitness {
                 down: false,
                 v1_conflicts: false,
                 bad_signature: false,
+                forced: None,
                 requests: Vec::new(),
             }),
         })
@@ -87,6 +91,18 @@ impl FakeWitness {
         state.root = root;
     }
 
+    fn force(&self, answer: Option<(u16, &str)>) {
+        self.state.lock().unwrap().forced = answer.map(|(status, body)| (status, body.to_owned()));
+    }
+
+    /// Answers as merklog-witness does for a log it froze after seeing a fork.
+    fn freeze(&self) {
+        self.force(Some((
+            422,
+            &format!("log {ORIGIN:?} is frozen after a detected fork: fork at size 2\n"),
+        )));
+    }
+
     fn requests(&self) -> Vec<(u64, u64)> {
         self.state.lock().unwrap().requests.clone()
     }
@@ -101,6 +117,9 @@ impl FakeWitness {
             return rejected(403, "no valid log signature");
         };
         state.requests.push((request.old_size, body.size));
+        if let Some((status, body)) = &state.forced {
+            return rejected(*status, body);
+        }
         let old = request.old_size;
         if old > body.size {
             return rejected(400, "old size is larger than the checkpoint");
@@ -416,6 +435,10 @@ async fn a_409_teaches_the_witness_size_and_the_log_retries_once_from_it() {
     log.shutdown().await;
 }
 
+/// The witness holds another root at the log's size: fork evidence (C2SP tlog-witness
+/// answers it with this 409). No retry, and since the quorum needs that witness the
+/// log refuses to sign at once instead of letting appends wait for a quorum that
+/// cannot come.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_409_with_the_size_just_sent_is_a_conflict_not_a_retry() {
     let s = setup();
@@ -432,10 +455,15 @@ async fn a_409_with_the_size_just_sent_is_a_conflict_not_a_retry() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // One learning 409 (old 0), then the same-size 409: no further retries.
     assert_eq!(s.w1.requests(), [(0, 10), (10, 10)]);
-    assert!(log.signing_refused().is_none());
-    // Without witness-1's cosignature nothing new meets the quorum.
+    let reason = log.signing_refused().expect("refusing to sign");
+    assert!(
+        reason.contains("witness-1") && reason.contains("409"),
+        "{reason}"
+    );
+    // Without witness-1's cosignature nothing new meets the quorum: said at once.
     let error = log.append(vec![entry(99)]).await.unwrap_err();
-    assert!(matches!(error, LogError::QuorumTimeout(_)), "{error:?}");
+    assert!(matches!(error, LogError::SigningRefused(_)), "{error:?}");
+    assert_eq!(log.durable_size().0, 10);
     assert!(s.policy.verify_checkpoint(&log.latest().note).is_err());
     log.shutdown().await;
 }
@@ -551,6 +579,171 @@ async fn a_bad_cosignature_does_not_count() {
     let error = log.append(vec![entry(7)]).await.unwrap_err();
     assert!(matches!(error, LogError::QuorumTimeout(_)), "{error:?}");
     assert_eq!(log.latest().size.0, 0);
+    log.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_witness_the_quorum_needs_stops_the_log_until_it_cosigns_again() {
+    let s = setup();
+    let store = new_store();
+    // The append timeout is long: an append that waited for the quorum would fail
+    // with QuorumTimeout, not SigningRefused.
+    let log = s.open(&store, |c| {
+        c.append_timeout = Duration::from_secs(30);
+        if let Some(w) = &mut c.witnessing {
+            w.resend_interval = Duration::from_millis(100);
+        }
+    });
+    let first = vec![entry(1), entry(2)];
+    check_receipt(&s.policy, &log.append(first.clone()).await.unwrap(), &first);
+    assert!(log.signing_refused().is_none());
+
+    s.w1.freeze();
+    let stranded = vec![entry(3)];
+    let error = log.append(stranded.clone()).await.unwrap_err();
+    let LogError::SigningRefused(reason) = &error else {
+        panic!("expected SigningRefused, got {error:?}");
+    };
+    assert!(
+        reason.contains("witness-1") && reason.contains("422") && reason.contains("frozen"),
+        "the error names the witness and its answer: {reason}"
+    );
+    assert!(!reason.contains("witness-2"), "{reason}");
+    assert!(matches!(log.health(), Err(LogError::SigningRefused(_))));
+    // The entry is durable; nothing was published without the quorum.
+    assert_eq!(log.durable_size().0, 3);
+    assert_eq!(log.latest().size.0, 2);
+    // Later appends fail before anything is signed.
+    let error = log.append(vec![entry(4)]).await.unwrap_err();
+    assert!(matches!(error, LogError::SigningRefused(_)), "{error:?}");
+    assert_eq!(log.durable_size().0, 3);
+
+    // The operator unfreezes the witness: the idle re-send reaches it, it cosigns,
+    // the refusal clears and the stranded entry is published.
+    let asked = s.w1.requests().len();
+    s.w1.force(None);
+    wait_until("the refusal clears", || log.signing_refused().is_none()).await;
+    assert!(s.w1.requests().len() > asked);
+    wait_until("the durable entry is published", || log.latest().size.0 == 3).await;
+    let retry = log.append(stranded.clone()).await.unwrap();
+    assert!(retry.entries[0].duplicate);
+    assert_eq!(retry.entries[0].index.0, 2);
+    check_receipt(&s.policy, &retry, &stranded);
+    let more = vec![entry(5)];
+    check_receipt(&s.policy, &log.append(more.clone()).await.unwrap(), &more);
+    log.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_repeating_a_403_is_refusing_after_the_limit() {
+    let s = setup();
+    let store = new_store();
+    let log = s.open(&store, |c| c.append_timeout = Duration::from_secs(30));
+    let first = vec![entry(1)];
+    check_receipt(&s.policy, &log.append(first.clone()).await.unwrap(), &first);
+    let before = s.w2.requests().len();
+
+    s.w2.force(Some((
+        403,
+        "checkpoint is not validly signed by a trusted key",
+    )));
+    let error = log.append(vec![entry(2)]).await.unwrap_err();
+    let LogError::SigningRefused(reason) = &error else {
+        panic!("expected SigningRefused, got {error:?}");
+    };
+    assert!(
+        reason.contains("witness-2") && reason.contains("403") && reason.contains("trusted key"),
+        "{reason}"
+    );
+    // Exactly `refusal_limit` requests in a row were refused, then no more retries.
+    let limit = merklog_log::DEFAULT_WITNESS_REFUSAL_LIMIT as usize;
+    assert_eq!(s.w2.requests().len() - before, limit);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.w2.requests().len() - before, limit);
+    log.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_answering_503_is_an_outage_not_a_refusal() {
+    let s = setup();
+    let store = new_store();
+    let log = s.open(&store, |c| c.append_timeout = Duration::from_millis(800));
+    let first = vec![entry(1)];
+    check_receipt(&s.policy, &log.append(first.clone()).await.unwrap(), &first);
+    let before = s.w2.requests().len();
+
+    s.w2.force(Some((503, "log disabled after a storage failure")));
+    let error = log.append(vec![entry(2)]).await.unwrap_err();
+    assert!(matches!(error, LogError::QuorumTimeout(_)), "{error:?}");
+    assert!(log.signing_refused().is_none());
+    // Retried past the refusal limit all along.
+    let limit = merklog_log::DEFAULT_WITNESS_REFUSAL_LIMIT as usize;
+    assert!(s.w2.requests().len() - before > limit);
+    s.w2.force(None);
+    let more = vec![entry(3)];
+    check_receipt(&s.policy, &log.append(more.clone()).await.unwrap(), &more);
+    log.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_witness_the_quorum_does_not_need_does_not_stop_the_log() {
+    let w1 = FakeWitness::new("witness-1", 1);
+    let w2 = FakeWitness::new("witness-2", 2);
+    let w3 = FakeWitness::new("witness-3", 3);
+    let policy = Policy::parse(&format!(
+        "log {}
+witness witness-1 {} https://w1.example
+witness witness-2 {} \
+         https://w2.example
+witness witness-3 {} https://w3.example
+\
+         group two 2 witness-1 witness-2 witness-3
+quorum two
+",
+        signer().verifier().to_vkey(),
+        w1.vkey(),
+        w2.vkey(),
+        w3.vkey()
+    ))
+    .unwrap();
+    let clients: Vec<Arc<dyn WitnessClient>> =
+        [("witness-1", &w1), ("witness-2", &w2), ("witness-3", &w3)]
+            .into_iter()
+            .map(|(name, witness)| {
+                Arc::new(Client {
+                    name: name.into(),
+                    witness: witness.clone(),
+                }) as Arc<dyn WitnessClient>
+            })
+            .collect();
+    let config = LogConfig {
+        witnessing: Some(Witnessing::new(policy.clone(), clients)),
+        append_timeout: Duration::from_secs(30),
+        ..LogConfig::default()
+    };
+    let log = Log::open(new_store(), signer(), ORIGIN.into(), config).unwrap();
+    w3.freeze();
+    for i in 0..3 {
+        let entries = vec![entry(i)];
+        let receipt = log.append(entries.clone()).await.unwrap();
+        let verified = policy.verify_checkpoint(&receipt.checkpoint.note).unwrap();
+        assert!(!verified.cosigners.iter().any(|c| c == "witness-3"));
+        check_proofs(&receipt, &entries);
+    }
+    assert!(log.signing_refused().is_none());
+    assert!(!w3.requests().is_empty());
+
+    // A second refusing witness leaves no quorum: now the log refuses.
+    w2.freeze();
+    let error = log.append(vec![entry(10)]).await.unwrap_err();
+    let LogError::SigningRefused(reason) = &error else {
+        panic!("expected SigningRefused, got {error:?}");
+    };
+    assert!(
+        reason.contains("witness-2") && reason.contains("witness-3"),
+        "{reason}"
+    );
+    assert!(!reason.contains("witness-1"), "{reason}");
     log.shutdown().await;
 }
 

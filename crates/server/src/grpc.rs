@@ -47,12 +47,16 @@ struct Inner {
 }
 
 impl LogService {
+    /// The service; health follows the log's refusal to sign from now until
+    /// `shutdown` (so this runs inside the server's runtime).
     pub(crate) fn new(
         log: Log,
         limits: Limits,
         health: Health,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        // Detached: it ends when the server shuts down or the log is gone.
+        drop(health.follow(&log, shutdown.clone()));
         Self {
             inner: Arc::new(Inner {
                 log,
@@ -77,7 +81,9 @@ fn checkpoint_wire(checkpoint: &PublishedCheckpoint) -> v1::Checkpoint {
 
 impl Inner {
     fn log_error(&self, error: LogError) -> Status {
-        if matches!(error, LogError::SigningRefused(_)) {
+        // A refusal may already have cleared when its error arrives here: only what
+        // the log says now turns health NOT_SERVING.
+        if matches!(error, LogError::SigningRefused(_)) && self.log.signing_refused().is_some() {
             self.health.signing_refused();
         }
         log_status(error)

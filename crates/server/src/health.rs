@@ -1,14 +1,19 @@
 //! The standard gRPC health service (`grpc.health.v1.Health`).
 //!
 //! Both the overall status (service `""`) and `merklog.v1.Log` report SERVING
-//! while the log can sign, and NOT_SERVING once it refuses to sign (its stored
-//! tree does not re-derive the signed root, or a witness has cosigned a larger
-//! tree than the log holds: reads still work, appends cannot) or while the server
-//! shuts down. Load balancers then stop sending appends to it.
+//! while the log can sign, and NOT_SERVING while it refuses to sign (its stored
+//! tree does not re-derive the signed root, a witness has cosigned a larger tree
+//! than the log holds, or witnesses that refuse the log leave no quorum: reads
+//! still work, appends cannot) or while the server shuts down. Load balancers then
+//! stop sending appends to it. A refusal that clears (a refusing witness cosigns
+//! again) turns it SERVING again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use merklog_log::Log;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -17,6 +22,10 @@ use tonic_health::server::HealthReporter;
 pub(crate) struct Health {
     reporter: HealthReporter,
     refused: Arc<AtomicBool>,
+    serving: Arc<AtomicBool>,
+    /// Held while a status is reported, so concurrent changes are reported in order
+    /// and the last one reported is the current one.
+    report: Arc<Mutex<()>>,
 }
 
 impl Health {
@@ -24,34 +33,73 @@ impl Health {
         Self {
             reporter,
             refused: Arc::new(AtomicBool::new(false)),
+            serving: Arc::new(AtomicBool::new(false)),
+            report: Arc::new(Mutex::new(())),
         }
     }
 
-    /// Sets both the overall and the log service status.
+    /// Sets whether the server serves (false once it shuts down) and reports both
+    /// the overall and the log service status.
     pub(crate) async fn set(&self, serving: bool) {
-        let status = if serving && !self.refused.load(Ordering::Acquire) {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
+        self.serving.store(serving, Ordering::Release);
+        self.report().await;
+    }
+
+    async fn report(&self) {
+        let _order = self.report.lock().await;
+        let status =
+            if self.serving.load(Ordering::Acquire) && !self.refused.load(Ordering::Acquire) {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
         self.reporter.set_service_status("", status).await;
         self.reporter
             .set_service_status(merklog_proto::LOG_SERVICE_NAME, status)
             .await;
     }
 
-    /// Whether the refusal to sign has been recorded.
+    /// Whether a refusal to sign is recorded now.
     pub(crate) fn is_refused(&self) -> bool {
         self.refused.load(Ordering::Acquire)
     }
 
-    /// Records that the log refuses to sign, once, and reports NOT_SERVING.
+    /// Records that the log refuses to sign and reports NOT_SERVING.
     pub(crate) fn signing_refused(&self) {
-        if self.refused.swap(true, Ordering::AcqRel) {
+        self.set_refused(true);
+    }
+
+    fn set_refused(&self, refused: bool) {
+        if self.refused.swap(refused, Ordering::AcqRel) == refused {
             return;
         }
-        tracing::error!("the log refuses to sign; health now reports NOT_SERVING");
+        if refused {
+            tracing::error!("the log refuses to sign; health now reports NOT_SERVING");
+        } else {
+            tracing::warn!("the log signs again; health reports SERVING again");
+        }
         let health = self.clone();
-        tokio::spawn(async move { health.set(false).await });
+        tokio::spawn(async move { health.report().await });
+    }
+
+    /// Follows the log's refusal to sign both ways until `stop` is set: a refusal
+    /// turns health NOT_SERVING, and a refusal that clears turns it back.
+    pub(crate) fn follow(&self, log: &Log, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        let mut refusals = log.watch_signing_refused();
+        let health = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let refused = refusals.borrow_and_update().is_some();
+                health.set_refused(refused);
+                tokio::select! {
+                    changed = refusals.changed() => {
+                        if changed.is_err() {
+                            return; // The log is gone.
+                        }
+                    }
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
+            }
+        })
     }
 }

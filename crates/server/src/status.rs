@@ -8,7 +8,9 @@ use tonic::{Code, Status};
 /// `SigningRefused` is FAILED_PRECONDITION, not UNAVAILABLE: it means the stored
 /// tree does not re-derive the signed root, or the witnesses have cosigned a
 /// larger tree than the log holds (its data directory was restored from an old
-/// copy), states that retrying cannot fix and an operator must investigate,
+/// copy), or witnesses the quorum needs refuse the log (one froze it after seeing
+/// a fork, or keeps answering the same 4xx; the message names them and their
+/// answers), states that retrying cannot fix and an operator must investigate,
 /// whereas UNAVAILABLE tells clients to retry.
 ///
 /// `QuorumTimeout` is UNAVAILABLE: the entries are durable and will be published
@@ -75,6 +77,14 @@ mod tests {
             (LogError::Storage("bad tile".into()), Code::Unavailable),
             (
                 LogError::SigningRefused("root mismatch".into()),
+                Code::FailedPrecondition,
+            ),
+            (
+                LogError::SigningRefused(
+                    "the witness quorum cannot be met while these witnesses refuse this log: \
+                     witness w1 answered \"422: log is frozen\""
+                        .into(),
+                ),
                 Code::FailedPrecondition,
             ),
             (LogError::Recovery("bad signature".into()), Code::Internal),
