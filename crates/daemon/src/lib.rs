@@ -10,7 +10,9 @@
 //!   daemons) on stderr;
 //! - [`process`]: the shutdown signal (SIGINT, SIGTERM), the address file written
 //!   atomically for scripts that start a daemon on port 0, and the fatal error
-//!   printed once.
+//!   printed once;
+//! - [`tls`]: TLS on a listening socket from PEM files, reloaded on change and on
+//!   SIGHUP without a restart.
 //!
 //! What it is not: it knows nothing of logs, witnesses, storage or the wire
 //! formats, so either daemon can use it without pulling in the other's crates.
@@ -19,6 +21,7 @@
 pub mod logging;
 pub mod process;
 pub mod settings;
+pub mod tls;
 
 pub use logging::{LogFormat, init_tracing};
 pub use process::{error_chain, report_fatal, shutdown_signal, write_addr_file};
@@ -33,4 +36,8 @@ pub enum DaemonError {
     /// The log output could not be set up.
     #[error("log output: {0}")]
     Logging(String),
+    /// TLS files that do not load (unreadable, not PEM, a key that does not
+    /// match the certificate).
+    #[error("TLS: {0}")]
+    Tls(String),
 }

@@ -8,7 +8,7 @@
 //! is not silently ignored.
 //!
 //! Durations (`max-batch-wait`, `witness-timeout`, `witness-resend-interval`,
-//! `append-timeout`, `fail-open-after`) are written with units, `500ms`, `5s`,
+//! `append-timeout`, `fail-open-after`, `tls-reload-interval`) are written with units, `500ms`, `5s`,
 //! `2m` or `1h30m` ([`ConfigDuration`]), in flags, environment variables and the
 //! file alike.
 
@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser};
+use merklog_daemon::tls::{ClientAuth, DEFAULT_RELOAD_INTERVAL, TlsFiles};
 use merklog_daemon::{ConfigDuration, LogFormat};
 use merklog_log::LogConfig;
 use merklog_proto::convert::Limits;
@@ -212,6 +213,37 @@ pub struct ServerConfig {
     #[arg(long, env = "MERKLOGD_APPEND_TIMEOUT", value_name = "DURATION",
           default_value_t = ServerConfig::default().append_timeout)]
     pub append_timeout: ConfigDuration,
+
+    /// PEM certificate chain (leaf first) for TLS on the gRPC and tiles HTTP ports;
+    /// with tls-key. Unset: plaintext. Reloaded when the file changes and on SIGHUP
+    #[arg(long, env = "MERKLOGD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of tls-cert
+    #[arg(long, env = "MERKLOGD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM bundle of the CAs that client certificates must chain to. Set: the gRPC
+    /// and tiles HTTP ports require a client certificate from one of them (mutual
+    /// TLS); a certificate from another CA fails the handshake
+    #[arg(long, env = "MERKLOGD_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// How often the TLS files are checked for changes (they are also re-read on
+    /// SIGHUP); a new file that does not load is logged and the old one kept
+    #[arg(long, env = "MERKLOGD_TLS_RELOAD_INTERVAL", value_name = "DURATION",
+          default_value_t = ServerConfig::default().tls_reload_interval)]
+    pub tls_reload_interval: ConfigDuration,
+
+    /// Allow the gRPC or tiles HTTP port on a non-loopback address without TLS and
+    /// without authentication (anyone who can reach it can append, in plaintext)
+    #[arg(long, env = "MERKLOGD_INSECURE")]
+    pub insecure: bool,
+
+    /// PEM bundle of extra CAs trusted for the policy's https:// witness URLs (a
+    /// private CA); the public web roots are trusted as well
+    #[arg(long, env = "MERKLOGD_WITNESS_CA_CERT", value_name = "FILE")]
+    pub witness_ca_cert: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -240,6 +272,12 @@ impl Default for ServerConfig {
             fail_open_after: None,
             witness_resend_interval: ConfigDuration(DEFAULT_WITNESS_RESEND_INTERVAL),
             append_timeout: ConfigDuration(log.append_timeout),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_reload_interval: ConfigDuration(DEFAULT_RELOAD_INTERVAL),
+            insecure: false,
+            witness_ca_cert: None,
         }
     }
 }
@@ -282,13 +320,72 @@ impl ServerConfig {
             ),
             ("append-timeout", Some(self.append_timeout)),
             ("fail-open-after", self.fail_open_after),
+            ("tls-reload-interval", Some(self.tls_reload_interval)),
         ];
         for (name, value) in positive {
             if value.is_some_and(|d| d.0.is_zero()) {
                 return Err(ServerError::Config(format!("{name} must be positive")));
             }
         }
+        self.check_tls()?;
+        self.check_exposure()
+    }
+
+    /// The TLS files, both or neither; a client CA only with TLS.
+    fn check_tls(&self) -> Result<(), ServerError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(ServerError::Config(
+                "tls-cert is set without tls-key: TLS needs both".into(),
+            )),
+            (None, Some(_)) => Err(ServerError::Config(
+                "tls-key is set without tls-cert: TLS needs both".into(),
+            )),
+            (None, None) if self.tls_client_ca.is_some() => Err(ServerError::Config(
+                "tls-client-ca needs TLS: set tls-cert and tls-key too".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a non-loopback gRPC or tiles address that would serve plaintext
+    /// to anyone, unless `insecure` says that is intended. The metrics port is
+    /// not checked: it serves no log data and takes no writes.
+    fn check_exposure(&self) -> Result<(), ServerError> {
+        if self.insecure || self.tls_cert.is_some() || self.has_authentication() {
+            return Ok(());
+        }
+        for (name, addr) in [("listen", self.listen), ("http-listen", self.http_listen)] {
+            if !addr.ip().is_loopback() {
+                return Err(ServerError::Config(format!(
+                    "refusing to serve {name} = {addr}, a non-loopback address, without TLS \
+                     and without authentication: set tls-cert and tls-key (TLS), and \
+                     tls-client-ca (client certificates) to authenticate writers; or pass \
+                     --insecure (insecure = true) to accept plaintext, unauthenticated access"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether clients must authenticate: today, by a client certificate from
+    /// `tls-client-ca`.
+    pub fn has_authentication(&self) -> bool {
+        self.tls_client_ca.is_some()
+    }
+
+    /// The TLS files of the gRPC and tiles HTTP ports, if TLS is configured.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return None;
+        };
+        Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: self.tls_client_ca.clone(),
+            // A client certificate is the only credential there is, so with a
+            // client CA it is required.
+            client_auth: ClientAuth::Required,
+        })
     }
 
     /// The sequencer's configuration.
@@ -478,6 +575,71 @@ mod tests {
                 err.to_string().contains("must be positive"),
                 "{flag}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn tls_settings_and_the_exposure_check() {
+        let config = load(
+            &[
+                "--tls-cert",
+                "/tls/cert.pem",
+                "--tls-key",
+                "/tls/key.pem",
+                "--tls-reload-interval",
+                "30s",
+            ],
+            Some("tls-client-ca = \"/tls/ca.pem\"\nwitness-ca-cert = \"/tls/w.pem\"\n"),
+        )
+        .unwrap();
+        assert!(config.has_authentication());
+        let files = config.tls_files().unwrap();
+        assert_eq!(files.cert, PathBuf::from("/tls/cert.pem"));
+        assert_eq!(files.client_ca, Some(PathBuf::from("/tls/ca.pem")));
+        assert_eq!(files.client_auth, ClientAuth::Required);
+        assert_eq!(config.tls_reload_interval.get(), Duration::from_secs(30));
+        assert_eq!(config.witness_ca_cert, Some(PathBuf::from("/tls/w.pem")));
+        assert!(!load(&[], None).unwrap().has_authentication());
+        assert!(load(&[], None).unwrap().tls_files().is_none());
+
+        for (args, needle) in [
+            (&["--tls-cert", "/c"][..], "without tls-key"),
+            (&["--tls-key", "/k"][..], "without tls-cert"),
+            (&["--tls-client-ca", "/ca"][..], "tls-client-ca needs TLS"),
+            (
+                &[
+                    "--tls-cert",
+                    "/c",
+                    "--tls-key",
+                    "/k",
+                    "--tls-reload-interval",
+                    "0s",
+                ][..],
+                "tls-reload-interval must be positive",
+            ),
+        ] {
+            let err = load(args, None).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+
+        // Loopback (v4 or v6) is fine; a wider gRPC or tiles address needs TLS,
+        // authentication or --insecure. The metrics port is not checked.
+        for listen in ["127.0.0.1:0", "[::1]:0"] {
+            load(&["--listen", listen], None).unwrap();
+        }
+        load(&["--metrics-listen", "0.0.0.0:0"], None).unwrap();
+        for flag in ["--listen", "--http-listen"] {
+            let err = load(&[flag, "0.0.0.0:7800"], None).unwrap_err().to_string();
+            for needle in ["0.0.0.0:7800", "tls-cert", "tls-client-ca", "--insecure"] {
+                assert!(err.contains(needle), "{flag}: {needle}: {err}");
+            }
+            load(&[flag, "0.0.0.0:7800", "--insecure"], None).unwrap();
+            load(&[flag, "0.0.0.0:7800"], Some("insecure = true\n")).unwrap();
+            load(
+                &[flag, "0.0.0.0:7800", "--tls-cert", "/c", "--tls-key", "/k"],
+                None,
+            )
+            .unwrap();
         }
     }
 }

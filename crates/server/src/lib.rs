@@ -16,8 +16,15 @@
 //!   exits.
 //!
 //! What it is not: it holds no Merkle, signing or storage logic of its own (those
-//! live in `merklog-merkle`, `merklog-note`, `merklog-store` and `merklog-log`), and
-//! it does no TLS or authentication yet (loopback defaults).
+//! live in `merklog-merkle`, `merklog-note`, `merklog-store` and `merklog-log`).
+//!
+//! # TLS
+//! With `tls-cert` and `tls-key` the gRPC and tiles HTTP ports speak TLS only
+//! (rustls; the metrics port stays plaintext); the files are re-read when they
+//! change and on SIGHUP. With `tls-client-ca` clients must present a certificate
+//! from that CA bundle (see [`tls`]). The embedded defaults listen on loopback
+//! without TLS; a non-loopback gRPC or tiles address without TLS and without
+//! authentication is refused unless `insecure` is set.
 //!
 //! # Running
 //! `merklogd` with no arguments starts on the embedded defaults (data in
@@ -68,6 +75,7 @@ pub mod keys;
 mod server;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 pub mod witness_client;
 pub mod witnessing;
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use merklog_daemon::tls::{ALPN_H2, ALPN_HTTP, ReloadingTls, TlsListener};
 use merklog_log::{ALGORITHM_ED25519, Log, LogConfig, LogMetadata, LogStore};
 use merklog_proto::v1::log_server::LogServer;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use tracing::{info, warn};
 use crate::grpc::LogService;
 use crate::health::Health;
 use crate::keys::{self, DB_DIR, KeyPaths};
+use crate::tls::WithPeerCertificates;
 use crate::{ServerConfig, ServerError, http, telemetry};
 
 /// How long in-flight calls may take to finish after the shutdown signal before
@@ -135,6 +137,18 @@ impl Server {
     ) -> Result<(), ServerError> {
         let addrs = listeners.local_addrs()?;
         let limits = self.config.limits()?;
+        // Both ports serve the same files; each listener has its own ALPN.
+        let tls = match self.config.tls_files() {
+            Some(files) => {
+                let load = |name: &'static str, alpn: &'static [&'static [u8]]| {
+                    ReloadingTls::load(name, files.clone(), alpn)
+                        .map_err(|e| ServerError::Config(e.to_string()))
+                };
+                Some((load("grpc", ALPN_H2)?, load("http", ALPN_HTTP)?))
+            }
+            None => None,
+        };
+        let reload_interval = self.config.tls_reload_interval.get();
         let prometheus = telemetry::prometheus_handle()?;
         let upkeep = telemetry::spawn_upkeep(prometheus.clone());
         let clock = telemetry::PublishClock::watch(&self.log);
@@ -172,27 +186,54 @@ impl Server {
             .max_decoding_message_size(limits.max_request_bytes()),
         );
 
-        let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
-        let grpc = tonic::transport::Server::builder()
+        let routes = tonic::transport::Server::builder()
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(log_service)
-            .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
-        let grpc: JoinHandle<Result<(), ServerError>> = tokio::spawn(async move {
-            grpc.await.map_err(|e| ServerError::Serve {
-                listener: "grpc",
-                message: e.to_string(),
-            })
-        });
-        let http = spawn_axum(
-            "http",
-            listeners.http,
-            http::router(self.log.clone()),
-            &stop_rx,
-        );
+            .add_service(log_service);
+        let grpc_stopped = stopped(stop_rx.clone());
+        let grpc: JoinHandle<Result<(), ServerError>> = match &tls {
+            Some((grpc_tls, _)) => {
+                let incoming = TlsListener::new(listeners.grpc, grpc_tls.clone(), reload_interval)
+                    .map_err(|source| ServerError::Io {
+                        context: "serving TLS on the gRPC listener".into(),
+                        source,
+                    })?;
+                spawn_grpc(routes.serve_with_incoming_shutdown(incoming, grpc_stopped))
+            }
+            None => {
+                let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
+                spawn_grpc(routes.serve_with_incoming_shutdown(incoming, grpc_stopped))
+            }
+        };
+        let http = match &tls {
+            Some((_, http_tls)) => {
+                let listener = TlsListener::new(listeners.http, http_tls.clone(), reload_interval)
+                    .map_err(|source| ServerError::Io {
+                        context: "serving TLS on the HTTP listener".into(),
+                        source,
+                    })?;
+                let stop = stop_rx.clone();
+                let service = WithPeerCertificates(http::router(self.log.clone()));
+                tokio::spawn(async move {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(stopped(stop))
+                        .await
+                        .map_err(|e| ServerError::Serve {
+                            listener: "http",
+                            message: e.to_string(),
+                        })
+                })
+            }
+            None => spawn_axum(
+                "http",
+                listeners.http,
+                http::router(self.log.clone()),
+                &stop_rx,
+            ),
+        };
         let metrics = spawn_axum(
             "metrics",
             listeners.metrics,
@@ -202,6 +243,8 @@ impl Server {
 
         info!(
             origin = %self.origin,
+            tls = tls.is_some(),
+            client_certificates = self.config.tls_client_ca.is_some(),
             grpc = %addrs.grpc,
             http = %addrs.http,
             metrics = %addrs.metrics,
@@ -369,6 +412,17 @@ fn watch_signing_refusal(log: &Log, health: Health) -> JoinHandle<()> {
 /// Completes once the stop flag is set (or its sender is gone).
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+fn spawn_grpc(
+    serve: impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+) -> JoinHandle<Result<(), ServerError>> {
+    tokio::spawn(async move {
+        serve.await.map_err(|e| ServerError::Serve {
+            listener: "grpc",
+            message: e.to_string(),
+        })
+    })
 }
 
 fn spawn_axum(
