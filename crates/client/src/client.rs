@@ -1,6 +1,7 @@
 //! The verifying gRPC client.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use merklog_merkle::{
 use merklog_note::TlogProof;
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf, log_client::LogClient};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::error::{InclusionFailure, InconsistencyKind};
 use crate::{ClientError, SignedCheckpoint, StateFile, TrustedLog};
@@ -31,6 +32,8 @@ pub struct ClientOptions {
     pub append_retries: u32,
     /// The first retry delay; it doubles with each retry.
     pub retry_backoff: Duration,
+    /// Certificates for `https://` servers.
+    pub tls: ClientTls,
 }
 
 impl Default for ClientOptions {
@@ -40,7 +43,74 @@ impl Default for ClientOptions {
             max_message_bytes: 64 << 20,
             append_retries: 8,
             retry_backoff: Duration::from_millis(50),
+            tls: ClientTls::default(),
         }
+    }
+}
+
+/// The PEM files an `https://` connection uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// CA certificates (one or more) the server's certificate must chain to;
+    /// `None`: the public web roots (Mozilla's list, built in).
+    pub ca_cert: Option<PathBuf>,
+    /// A client certificate chain to present (mutual TLS); needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// The private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+}
+
+/// Largest accepted certificate or key file.
+const MAX_PEM_FILE_BYTES: u64 = 4 << 20;
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, ClientError> {
+    let io = |source| ClientError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_PEM_FILE_BYTES {
+        return Err(ClientError::Input(format!(
+            "{}: larger than {MAX_PEM_FILE_BYTES} bytes, not a PEM certificate or key",
+            path.display()
+        )));
+    }
+    std::fs::read(path).map_err(io)
+}
+
+impl ClientTls {
+    /// The rustls settings of an `https://` connection.
+    fn config(&self) -> Result<ClientTlsConfig, ClientError> {
+        let mut config = ClientTlsConfig::new();
+        config = match &self.ca_cert {
+            Some(path) => {
+                let pem = read_pem(path)?;
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(ClientError::Input(format!(
+                        "--ca-cert {}: no PEM certificate in the file",
+                        path.display()
+                    )));
+                }
+                config.ca_certificate(Certificate::from_pem(pem))
+            }
+            None => config.with_webpki_roots(),
+        };
+        match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                Ok(config.identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?)))
+            }
+            (Some(_), None) => Err(ClientError::Input(
+                "--client-cert needs --client-key (the certificate's private key)".into(),
+            )),
+            (None, Some(_)) => Err(ClientError::Input(
+                "--client-key needs --client-cert (the certificate it belongs to)".into(),
+            )),
+            (None, None) => Ok(config),
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.ca_cert.is_some() || self.client_cert.is_some() || self.client_key.is_some()
     }
 }
 
@@ -89,9 +159,11 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `url` (such as `http://127.0.0.1:7800`; a bare `host:port`
-    /// means `http://host:port`) and loads the last verified checkpoint of the
-    /// log from `state`, if given.
+    /// Connects to `url` (such as `http://127.0.0.1:7800` or
+    /// `https://log.example:7800`; a bare `host:port` means `http://host:port`)
+    /// and loads the last verified checkpoint of the log from `state`, if given.
+    /// `https://` verifies the server's certificate against `options.tls.ca_cert`
+    /// or, without it, the public web roots.
     pub async fn connect(
         url: &str,
         trust: TrustedLog,
@@ -107,15 +179,27 @@ impl Client {
         } else {
             format!("http://{url}")
         };
-        if !full.starts_with("http://") {
+        let https = full.starts_with("https://");
+        if !https && !full.starts_with("http://") {
+            return Err(bad_url("use http://host:port or https://host:port".into()));
+        }
+        if !https && options.tls.is_set() {
             return Err(bad_url(
-                "use http://host:port (this client does not speak TLS)".into(),
+                "certificates are given but the address is not https://".into(),
             ));
         }
-        let endpoint = Endpoint::from_shared(full)
+        let mut endpoint = Endpoint::from_shared(full)
             .map_err(|e| bad_url(e.to_string()))?
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true);
+        if https {
+            endpoint = endpoint
+                .tls_config(options.tls.config()?)
+                .map_err(|source| ClientError::Connect {
+                    url: url.to_owned(),
+                    source,
+                })?;
+        }
         let channel = endpoint
             .connect()
             .await

@@ -44,7 +44,7 @@ mod watch;
 
 pub use append::{AppendReceipt, AppendSummary, StreamOptions};
 pub use audit::AuditReport;
-pub use client::{Client, ClientOptions, InclusionReceipt};
+pub use client::{Client, ClientOptions, ClientTls, InclusionReceipt};
 pub use encoding::{hex, parse_hash};
 pub use error::{
     AuditMismatch, ClientError, Evidence, InclusionFailure, Inconsistency, InconsistencyKind,

@@ -21,8 +21,8 @@ use super::{
 use crate::encoding::{b64, hex};
 use crate::state::write_atomically;
 use crate::{
-    AppendReceipt, Client, ClientError, ClientOptions, SignedCheckpoint, StateFile, StreamOptions,
-    TrustedLog, default_state_path, load_verifier_key, offline, parse_hash,
+    AppendReceipt, Client, ClientError, ClientOptions, ClientTls, SignedCheckpoint, StateFile,
+    StreamOptions, TrustedLog, default_state_path, load_verifier_key, offline, parse_hash,
 };
 
 /// Policy files larger than this are refused.
@@ -38,6 +38,7 @@ struct Context {
     state_file: Option<PathBuf>,
     no_state: bool,
     json: bool,
+    tls: ClientTls,
 }
 
 impl Context {
@@ -83,9 +84,17 @@ impl Context {
         path.map(StateFile::new)
     }
 
+    /// The connection options the flags ask for.
+    fn client_options(&self) -> Result<ClientOptions, ClientError> {
+        Ok(ClientOptions {
+            tls: self.tls.clone(),
+            ..ClientOptions::default()
+        })
+    }
+
     async fn connect(&self) -> Result<Client, ClientError> {
         let trust = self.trust()?;
-        Client::connect(&self.server, trust, self.state(), ClientOptions::default()).await
+        Client::connect(&self.server, trust, self.state(), self.client_options()?).await
     }
 }
 
@@ -107,6 +116,11 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
         state_file: cli.state_file,
         no_state: cli.no_state,
         json: cli.json,
+        tls: ClientTls {
+            ca_cert: cli.ca_cert,
+            client_cert: cli.client_cert,
+            client_key: cli.client_key,
+        },
     };
     match cli.command {
         Command::Key(KeyCommand::Generate(args)) => key_generate(&context, args),

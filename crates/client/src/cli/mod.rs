@@ -44,8 +44,8 @@ forks is caught even across runs.";
     after_help = AFTER_HELP
 )]
 pub struct Cli {
-    /// The log server's gRPC address (`http://host:port`; a bare `host:port`
-    /// means http).
+    /// The log server's gRPC address (`http://host:port` or `https://host:port`;
+    /// a bare `host:port` means http).
     #[arg(long, global = true, env = "MERKLOG_SERVER", default_value = DEFAULT_SERVER, value_name = "URL")]
     pub server: String,
 
@@ -63,6 +63,20 @@ pub struct Cli {
     /// $XDG_STATE_HOME/merklog/state.json or ~/.local/state/merklog/state.json].
     #[arg(long, global = true, env = "MERKLOG_STATE_FILE", value_name = "FILE")]
     pub state_file: Option<PathBuf>,
+
+    /// PEM file of the CA certificate(s) an https:// server's certificate must
+    /// chain to (a private CA) [default: the public web roots].
+    #[arg(long, global = true, env = "MERKLOG_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// PEM client certificate chain to present to an https:// server (mutual
+    /// TLS); needs --client-key.
+    #[arg(long, global = true, env = "MERKLOG_CLIENT_CERT", value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert.
+    #[arg(long, global = true, env = "MERKLOG_CLIENT_KEY", value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
 
     /// Do not read or write the state file (rollbacks across runs go unnoticed).
     #[arg(long, global = true)]
