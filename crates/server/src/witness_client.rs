@@ -52,8 +52,23 @@ impl HttpWitness {
     /// `<url>/add-checkpoint`). `timeout` bounds each request, connection
     /// included.
     pub fn new(name: &str, url: &str, timeout: Duration) -> Result<Self, ServerError> {
+        Self::with_ca_certs(name, url, timeout, &[])
+    }
+
+    /// Like [`HttpWitness::new`], trusting `ca_certs` for `https://` URLs besides
+    /// the public web roots (a witness with a certificate from a private CA).
+    pub fn with_ca_certs(
+        name: &str,
+        url: &str,
+        timeout: Duration,
+        ca_certs: &[reqwest::Certificate],
+    ) -> Result<Self, ServerError> {
         let endpoint = add_checkpoint_url(url)?;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for cert in ca_certs {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        let client = builder
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -43,13 +43,15 @@ pub fn witnessing(
     check_log_line(&policy, path, origin, vkey)?;
 
     let timeout = config.witness_timeout.get();
+    let ca_certs = witness_ca_certs(config)?;
     let mut witnesses: Vec<Arc<dyn WitnessClient>> = Vec::new();
     for witness in policy.witnesses() {
         match &witness.url {
             Some(url) => {
-                let client = HttpWitness::new(&witness.name, url, timeout).map_err(|e| {
-                    ServerError::Config(format!("policy file {}: {e}", path.display()))
-                })?;
+                let client = HttpWitness::with_ca_certs(&witness.name, url, timeout, &ca_certs)
+                    .map_err(|e| {
+                        ServerError::Config(format!("policy file {}: {e}", path.display()))
+                    })?;
                 info!(witness = %witness.name, endpoint = client.endpoint(), "witness configured");
                 witnesses.push(Arc::new(client));
             }
@@ -88,6 +90,26 @@ pub fn witnessing(
         resend_interval: config.witness_resend_interval.get(),
         refusal_limit: merklog_log::DEFAULT_WITNESS_REFUSAL_LIMIT,
     }))
+}
+
+/// The CA certificates of `witness-ca-cert`, if set.
+fn witness_ca_certs(config: &ServerConfig) -> Result<Vec<reqwest::Certificate>, ServerError> {
+    let Some(path) = &config.witness_ca_cert else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(path).map_err(|source| ServerError::Io {
+        context: format!("reading witness-ca-cert {}", path.display()),
+        source,
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| ServerError::Config(format!("witness-ca-cert {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(ServerError::Config(format!(
+            "witness-ca-cert {}: no PEM certificate in the file",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 /// What a parsed policy says, for `--print-config`: its logs, its witnesses

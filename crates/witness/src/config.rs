@@ -15,6 +15,10 @@
 //! webhook-url = "https://alerts.example.com/hook"
 //! webhook-timeout = "10s"
 //! log-format = "text"                      # or "json"
+//! # tls-cert = "/etc/merklog-witness/tls/tls.crt"   # TLS (PEM); with tls-key
+//! # tls-key = "/etc/merklog-witness/tls/tls.key"
+//! # tls-reload-interval = "1m"             # also re-read on SIGHUP
+//! # follow-ca-cert = "/etc/merklog-witness/log-ca.pem"  # for https:// grpc-url
 //!
 //! [[log]]
 //! origin = "example.com/log"
@@ -26,7 +30,7 @@
 //! [[follow]]
 //! origin = "example.com/other"
 //! vkey = "example.com/other+0a1b2c3d+AQ..."
-//! grpc-url = "http://log.example.com:7800"
+//! grpc-url = "https://log.example.com:7800"
 //! poll-interval = "2s"                     # [default: 2s]
 //! ```
 
@@ -35,6 +39,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser};
+use merklog_daemon::tls::{ClientAuth, DEFAULT_RELOAD_INTERVAL, TlsFiles};
 use merklog_daemon::{ConfigDuration, LogFormat};
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +75,8 @@ pub struct FollowConfig {
     pub origin: String,
     /// The log's verifier key, as for [`LogConfig::vkey`].
     pub vkey: String,
-    /// The log's gRPC endpoint (`http://host:port`; a bare `host:port` means http).
+    /// The log's gRPC endpoint (`http://host:port` or `https://host:port`; a bare
+    /// `host:port` means http).
     pub grpc_url: String,
     /// How often `GetCheckpoint` is polled when `WatchCheckpoints` is unavailable.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
@@ -140,6 +146,13 @@ pub struct WitnessConfig {
     pub webhook_timeout: Duration,
     /// Test-only crash point (see [`crate::failpoint`]).
     pub failpoint: Option<Failpoint>,
+    /// TLS on the listener ([`crate::run`]); `None`: plaintext.
+    pub tls: Option<TlsFiles>,
+    /// How often the TLS files are checked for changes.
+    pub tls_reload_interval: Duration,
+    /// CA certificates (PEM) for followed logs at `https://` URLs; `None`: the
+    /// public web roots.
+    pub follow_ca_cert: Option<PathBuf>,
 }
 
 impl WitnessConfig {
@@ -156,6 +169,9 @@ impl WitnessConfig {
             webhook_url: None,
             webhook_timeout: defaults.webhook_timeout.get(),
             failpoint: None,
+            tls: None,
+            tls_reload_interval: defaults.tls_reload_interval.get(),
+            follow_ca_cert: None,
         }
     }
 }
@@ -262,6 +278,30 @@ pub struct WitnessSettings {
     #[arg(long, env = "MERKLOG_WITNESS_ADDR_FILE", value_name = "FILE")]
     pub addr_file: Option<PathBuf>,
 
+    /// PEM certificate chain (leaf first) for TLS on the listener; with tls-key.
+    /// Unset: plaintext. Reloaded when the file changes and on SIGHUP
+    #[arg(long, env = "MERKLOG_WITNESS_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of tls-cert
+    #[arg(long, env = "MERKLOG_WITNESS_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// How often the TLS files are checked for changes (they are also re-read on
+    /// SIGHUP); a new file that does not load is logged and the old one kept
+    #[arg(long, env = "MERKLOG_WITNESS_TLS_RELOAD_INTERVAL", value_name = "DURATION",
+          default_value_t = WitnessSettings::default().tls_reload_interval)]
+    pub tls_reload_interval: ConfigDuration,
+
+    /// Allow a non-loopback listen address without TLS
+    #[arg(long, env = "MERKLOG_WITNESS_INSECURE")]
+    pub insecure: bool,
+
+    /// PEM CA certificate(s) that followed logs at https:// grpc-urls must chain
+    /// to (a private CA) [default: the public web roots]
+    #[arg(long, env = "MERKLOG_WITNESS_FOLLOW_CA_CERT", value_name = "FILE")]
+    pub follow_ca_cert: Option<PathBuf>,
+
     /// The logs to cosign (`[[log]]` in the file).
     #[arg(skip)]
     #[serde(default, rename = "log")]
@@ -288,6 +328,11 @@ impl Default for WitnessSettings {
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
             addr_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_reload_interval: ConfigDuration(DEFAULT_RELOAD_INTERVAL),
+            insecure: false,
+            follow_ca_cert: None,
             logs: Vec::new(),
             follow: Vec::new(),
         }
@@ -330,6 +375,7 @@ impl Cli {
         }
         validate_prefix(&cli.settings.submission_prefix)?;
         validate_prefix(&cli.settings.monitoring_prefix)?;
+        cli.settings.check_tls()?;
         Ok(cli)
     }
 
@@ -346,7 +392,59 @@ impl Cli {
             webhook_url: settings.webhook_url.clone(),
             webhook_timeout: settings.webhook_timeout.get(),
             failpoint: self.test_failpoint,
+            tls: settings.tls_files(),
+            tls_reload_interval: settings.tls_reload_interval.get(),
+            follow_ca_cert: settings.follow_ca_cert.clone(),
         }
+    }
+}
+
+impl WitnessSettings {
+    /// The TLS files, both or neither, and a non-loopback listen address only
+    /// with TLS (the witness has no other way to protect its clients) unless
+    /// `insecure` says plaintext is intended.
+    fn check_tls(&self) -> Result<(), WitnessError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(WitnessError::Config(
+                    "tls-cert is set without tls-key: TLS needs both".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(WitnessError::Config(
+                    "tls-key is set without tls-cert: TLS needs both".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.tls_reload_interval.get().is_zero() {
+            return Err(WitnessError::Config(
+                "tls-reload-interval must be positive".into(),
+            ));
+        }
+        if self.tls_cert.is_none() && !self.insecure && !self.listen.ip().is_loopback() {
+            return Err(WitnessError::Config(format!(
+                "refusing to serve listen = {}, a non-loopback address, without TLS and \
+                 without authentication: set tls-cert and tls-key (TLS; the witness takes \
+                 no client credentials), or pass --insecure (insecure = true) to accept \
+                 plaintext",
+                self.listen
+            )));
+        }
+        Ok(())
+    }
+
+    /// The TLS files of the listener, if TLS is configured.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return None;
+        };
+        Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: None,
+            client_auth: ClientAuth::Optional,
+        })
     }
 }
 

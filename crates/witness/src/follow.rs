@@ -40,7 +40,7 @@ use merklog_proto::v1::{self, log_client::LogClient};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::config::FollowConfig;
 use crate::error::WitnessError;
@@ -66,19 +66,23 @@ pub const WATCH_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The gRPC endpoint of a `grpc_url` (`http://host:port`, or a bare `host:port`).
-/// TLS is not supported: the log's signature, not the transport, is what the
-/// witness trusts.
-pub(crate) fn endpoint(url: &str) -> Result<Endpoint, String> {
+/// The gRPC endpoint of a `grpc_url` (`http://host:port`, `https://host:port`, or
+/// a bare `host:port`). `https://` uses `tls`. What the witness trusts is the
+/// log's signature; TLS keeps the connection private and the log's address
+/// from being hijacked into a denial of service.
+pub(crate) fn endpoint(url: &str, tls: &ClientTlsConfig) -> Result<Endpoint, String> {
     let full = if url.contains("://") {
         url.to_owned()
     } else {
         format!("http://{url}")
     };
-    if !full.starts_with("http://") {
-        return Err(format!("{url:?}: use http://host:port"));
+    let https = full.starts_with("https://");
+    if !https && !full.starts_with("http://") {
+        return Err(format!(
+            "{url:?}: use http://host:port or https://host:port"
+        ));
     }
-    Endpoint::from_shared(full)
+    let endpoint = Endpoint::from_shared(full)
         .map(|e| {
             e.connect_timeout(CONNECT_TIMEOUT)
                 .tcp_nodelay(true)
@@ -86,7 +90,33 @@ pub(crate) fn endpoint(url: &str) -> Result<Endpoint, String> {
                 .keep_alive_timeout(KEEPALIVE_TIMEOUT)
                 .keep_alive_while_idle(true)
         })
-        .map_err(|e| format!("{url:?}: {e}"))
+        .map_err(|e| format!("{url:?}: {e}"))?;
+    if https {
+        return endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| format!("{url:?}: {e}"));
+    }
+    Ok(endpoint)
+}
+
+/// The TLS settings of followers: the CA certificates of `follow-ca-cert`, else
+/// the public web roots.
+pub(crate) fn tls_config(
+    ca_cert: Option<&std::path::Path>,
+) -> Result<ClientTlsConfig, WitnessError> {
+    let config = ClientTlsConfig::new();
+    let Some(path) = ca_cert else {
+        return Ok(config.with_webpki_roots());
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| WitnessError::Config(format!("follow-ca-cert {}: {e}", path.display())))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(WitnessError::Config(format!(
+            "follow-ca-cert {}: no PEM certificate in the file",
+            path.display()
+        )));
+    }
+    Ok(config.ca_certificate(Certificate::from_pem(pem)))
 }
 
 /// Spawns one follower per followed log; each stops soon after `stop` turns true.
@@ -213,7 +243,8 @@ impl Follower {
 
     /// Connects; `Ok(None)` when stopped meanwhile.
     async fn connect(&mut self) -> Result<Option<LogClient<Channel>>, WitnessError> {
-        let endpoint = endpoint(&self.config.grpc_url).map_err(|e| self.error(e))?;
+        let endpoint = endpoint(&self.config.grpc_url, self.witness.follow_tls())
+            .map_err(|e| self.error(e))?;
         let connected = tokio::select! {
             _ = self.stop.wait_for(|stop| *stop) => return Ok(None),
             connected = timeout(CONNECT_TIMEOUT, endpoint.connect()) => connected,

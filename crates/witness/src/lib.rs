@@ -120,7 +120,8 @@ pub use witness::Witness;
 /// Opens the witness described by `config`, prints its verifier key on stdout
 /// (for scripts: the key a log's policy needs), writes the bound address to
 /// `addr_file` if given (atomically, for scripts that start the witness on port
-/// 0), and serves on `listener` until `shutdown` completes.
+/// 0), and serves on `listener` until `shutdown` completes: over TLS when
+/// `config.tls` is set (the files re-read when they change and on SIGHUP).
 pub async fn run(
     config: WitnessConfig,
     listener: tokio::net::TcpListener,
@@ -128,6 +129,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WitnessError> {
     let witness = Witness::open(&config)?;
+    let tls = config
+        .tls
+        .clone()
+        .map(|files| {
+            merklog_daemon::tls::ReloadingTls::load(
+                "witness",
+                files,
+                merklog_daemon::tls::ALPN_HTTP,
+            )
+            .map_err(|e| WitnessError::Config(e.to_string()))
+        })
+        .transpose()?;
     println!("{}", witness.vkey());
     if let Some(path) = &addr_file {
         let addr = listener.local_addr().map_err(WitnessError::Serve)?;
@@ -138,7 +151,15 @@ pub async fn run(
             }
         })?;
     }
-    serve(witness, listener, shutdown).await
+    match tls {
+        Some(tls) => {
+            let listener =
+                merklog_daemon::tls::TlsListener::new(listener, tls, config.tls_reload_interval)
+                    .map_err(WitnessError::Serve)?;
+            serve_on(witness, listener, true, shutdown).await
+        }
+        None => serve(witness, listener, shutdown).await,
+    }
 }
 
 /// How long [`serve`] waits for the followers to stop after the shutdown signal.
@@ -151,8 +172,21 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WitnessError> {
-    let addr = listener.local_addr().map_err(WitnessError::Serve)?;
-    tracing::info!(%addr, vkey = %witness.vkey(), "witness listening");
+    serve_on(witness, listener, false, shutdown).await
+}
+
+/// [`serve`] on any listener (plain TCP or TLS).
+async fn serve_on<L>(
+    witness: Arc<Witness>,
+    listener: L,
+    tls: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WitnessError>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
+    let addr = axum::serve::Listener::local_addr(&listener).map_err(WitnessError::Serve)?;
+    tracing::info!(%addr, tls, vkey = %witness.vkey(), "witness listening");
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let stop = Arc::new(stop);
     let followers = follow::spawn_followers(&witness, &stop_rx);

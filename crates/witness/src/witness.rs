@@ -77,6 +77,8 @@ pub struct Witness {
     failpoint: Option<Failpoint>,
     /// Followed logs (pull mode) and their counters, in configuration order.
     follow: Vec<(FollowConfig, Arc<FollowCounters>)>,
+    /// TLS settings of the followers' `https://` connections.
+    follow_tls: tonic::transport::ClientTlsConfig,
 }
 
 /// What a follower needs to know of a log's stored state.
@@ -133,8 +135,9 @@ impl Witness {
             logs.insert(log.origin.clone(), slot);
         }
         report_unconfigured_logs(&logs_root, &by_origin_hash);
+        let follow_tls = crate::follow::tls_config(config.follow_ca_cert.as_deref())?;
         for follow in &config.follow {
-            crate::follow::endpoint(&follow.grpc_url).map_err(|reason| {
+            crate::follow::endpoint(&follow.grpc_url, &follow_tls).map_err(|reason| {
                 WitnessError::Config(format!(
                     "grpc-url of followed log {:?}: {reason}",
                     follow.origin
@@ -165,7 +168,13 @@ impl Witness {
             alarms,
             failpoint: config.failpoint,
             follow,
+            follow_tls,
         }))
+    }
+
+    /// The TLS settings followers use for `https://` logs.
+    pub(crate) fn follow_tls(&self) -> &tonic::transport::ClientTlsConfig {
+        &self.follow_tls
     }
 
     /// The witness's cosigner vkey (`name+hexid+base64(0x04 || key)`).
