@@ -17,6 +17,7 @@ use merklog_proto::v1::{self, log_client::LogClient};
 use serde::Deserialize;
 use tonic::transport::Channel;
 
+pub mod pki;
 pub mod witnesses;
 
 /// The `merklogd` binary of this build (`MERKLOGD_BIN` overrides it).
@@ -153,6 +154,11 @@ impl Daemon {
     /// The gRPC endpoint URL.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.addrs.grpc)
+    }
+
+    /// The process id (to send it signals).
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL, then reap.

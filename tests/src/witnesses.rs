@@ -100,6 +100,11 @@ impl WitnessProcess {
     /// Starts the witness on `listen` (port 0 picks one), logging to
     /// `<data_dir>.log`; returns once it listens.
     pub fn start(setup: &WitnessSetup, listen: SocketAddr) -> Self {
+        Self::start_with(setup, listen, &[])
+    }
+
+    /// Like [`WitnessProcess::start`], with extra arguments.
+    pub fn start_with(setup: &WitnessSetup, listen: SocketAddr, extra: &[&str]) -> Self {
         let addr_file = setup.data_dir.with_extension("addr");
         let _ = std::fs::remove_file(&addr_file);
         let log = File::options()
@@ -118,6 +123,7 @@ impl WitnessProcess {
             .arg(listen.to_string())
             .arg("--addr-file")
             .arg(&addr_file)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -146,6 +152,16 @@ impl WitnessProcess {
     /// Its URL (the submission prefix is empty).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Its URL when it serves TLS.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The process id (to send it signals).
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL, then reap.
