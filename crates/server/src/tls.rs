@@ -78,3 +78,108 @@ impl Service<Request> for AddPeerCertificates {
         self.router.call(request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use axum::Extension;
+    use merklog_daemon::tls::{ALPN_HTTP, ClientAuth, ReloadingTls, TlsFiles};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+    use super::*;
+
+    fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    /// A certificate for `names` from `ca`: (certificate PEM, key PEM, DER).
+    fn issue(ca: &CertifiedIssuer<'static, KeyPair>, names: &[&str]) -> (String, String, Vec<u8>) {
+        let params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &**ca).unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    }
+
+    /// What the handler saw: the DER of the leaf of `PeerCertificates`, hex, or "none".
+    async fn seen(certificates: Option<Extension<PeerCertificates>>) -> String {
+        match certificates {
+            Some(Extension(PeerCertificates(chain))) => chain[0]
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            None => "none".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn tiles_handlers_see_the_verified_client_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let server_ca = ca("server CA");
+        let client_ca = ca("client CA");
+        let (cert, key, _) = issue(&server_ca, &["127.0.0.1"]);
+        let (client_cert, client_key, client_der) = issue(&client_ca, &["client.example"]);
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("tls.crt"), cert).unwrap();
+        std::fs::write(path("tls.key"), key).unwrap();
+        std::fs::write(path("clients.pem"), client_ca.pem()).unwrap();
+        let files = TlsFiles {
+            cert: path("tls.crt"),
+            key: path("tls.key"),
+            client_ca: Some(path("clients.pem")),
+            // Optional, so that one server shows both cases.
+            client_auth: ClientAuth::Optional,
+        };
+        let tls = ReloadingTls::load("test", files, ALPN_HTTP).unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = TlsListener::new(tcp, tls, Duration::from_secs(3600)).unwrap();
+        let router = axum::Router::new().route("/seen", axum::routing::get(seen));
+        tokio::spawn(async move { axum::serve(listener, WithPeerCertificates(router)).await });
+
+        let client = |identity: Option<String>| {
+            let mut builder = reqwest::Client::builder()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(
+                    reqwest::Certificate::from_pem(server_ca.pem().as_bytes()).unwrap(),
+                );
+            if let Some(pem) = identity {
+                builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+            }
+            builder.build().unwrap()
+        };
+        let url = format!("https://{addr}/seen");
+        let with_cert = client(Some(format!("{client_cert}{client_key}")));
+        let body = with_cert
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let expected: String = client_der.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(body, expected);
+        let body = client(None)
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "none");
+        // A certificate from another CA is refused in the handshake.
+        let (rogue_cert, rogue_key, _) = issue(&ca("rogue"), &["client.example"]);
+        let rogue = client(Some(format!("{rogue_cert}{rogue_key}")));
+        assert!(rogue.get(&url).send().await.is_err());
+    }
+}
