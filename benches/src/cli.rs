@@ -92,6 +92,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL", requires = "vkey")]
     pub server: Option<String>,
 
+    /// Serve and call the log over TLS: the merklogd the hammer starts gets a
+    /// certificate from a CA made for the run (the echo baseline stays plaintext)
+    #[arg(long, conflicts_with = "server")]
+    pub tls: bool,
+
+    /// With an https:// --server: the CA certificate(s) its certificate chains to
+    /// [default: the public web roots]
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub ca_cert: Option<PathBuf>,
+
     /// The target's verifier key, or a file holding it (with --server)
     #[arg(long, value_name = "KEY|FILE")]
     pub vkey: Option<String>,

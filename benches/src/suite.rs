@@ -140,13 +140,22 @@ async fn start_log(args: &RunArgs, work: &Path) -> Result<(Target, String), Benc
             .as_deref()
             .ok_or_else(|| BenchError::Usage("--server needs --vkey".into()))?;
         return Ok((
-            Target::external(url, vkey)?,
+            Target::external(url, vkey, args.ca_cert.as_deref())?,
             format!("running server at {url}"),
         ));
     }
+    let tls = if args.tls {
+        Some(target::TestCertificates::create(work)?)
+    } else {
+        None
+    };
+    let over = if args.tls { ", over TLS" } else { "" };
     if args.in_process {
-        let log = Target::in_process_merklogd(work).await?;
-        return Ok((log, "merklog server inside the hammer's process".to_owned()));
+        let log = Target::in_process_merklogd(work, tls.as_ref()).await?;
+        return Ok((
+            log,
+            format!("merklog server inside the hammer's process{over}"),
+        ));
     }
     let binary = target::find_merklogd(args.merklogd.as_deref()).ok_or_else(|| {
         BenchError::Usage(
@@ -155,9 +164,9 @@ async fn start_log(args: &RunArgs, work: &Path) -> Result<(Target, String), Benc
                 .into(),
         )
     })?;
-    let log = Target::spawn_merklogd(&binary, work).await?;
+    let log = Target::spawn_merklogd(&binary, work, tls.as_ref()).await?;
     let description = format!(
-        "merklogd child process {} (pid {}), data in {}",
+        "merklogd child process {} (pid {}){over}, data in {}",
         binary.display(),
         log.pid.unwrap_or(0),
         log.data_dir

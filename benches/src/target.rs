@@ -11,7 +11,7 @@ use merklog_proto::v1::log_client::LogClient;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::BenchError;
 use crate::echo::MAX_ENTRIES_PER_CALL;
@@ -39,10 +39,57 @@ enum Kind {
     External,
 }
 
+/// A CA and a server certificate for 127.0.0.1, made for one run, as PEM files.
+#[derive(Debug, Clone)]
+pub struct TestCertificates {
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The CA certificate, as PEM.
+    pub ca_pem: String,
+}
+
+impl TestCertificates {
+    /// Makes the certificates in `dir`.
+    pub fn create(dir: &Path) -> Result<Self, BenchError> {
+        let tls = |e: rcgen::Error| BenchError::Setup(format!("making TLS certificates: {e}"));
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "merklog-hammer CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(
+            ca_params,
+            rcgen::KeyPair::generate().map_err(tls)?,
+        )
+        .map_err(tls)?;
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).map_err(tls)?;
+        let key = rcgen::KeyPair::generate().map_err(tls)?;
+        let cert = params.signed_by(&key, &*ca).map_err(tls)?;
+        let certs = Self {
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+            ca_pem: ca.pem(),
+        };
+        for (path, pem) in [(&certs.cert, cert.pem()), (&certs.key, key.serialize_pem())] {
+            std::fs::write(path, pem)
+                .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
+        }
+        Ok(certs)
+    }
+
+    fn client_config(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem))
+    }
+}
+
 /// One server under test.
 pub struct Target {
-    /// Its gRPC endpoint, `http://host:port`.
+    /// Its gRPC endpoint, `http://host:port` or `https://host:port`.
     pub url: String,
+    /// TLS settings for an `https://` URL (`None`: the public web roots).
+    pub tls: Option<ClientTlsConfig>,
     /// The log's verifier key; `None` for the echo server.
     pub verifier: Option<Ed25519Verifier>,
     /// The log's origin, when known.
@@ -88,6 +135,15 @@ pub fn find_merklogd(explicit: Option<&Path>) -> Option<PathBuf> {
     let release = profile_dir.parent()?.join("release").join("merklogd");
     let sibling = profile_dir.join("merklogd");
     [release, sibling].into_iter().find(|p| p.is_file())
+}
+
+/// The gRPC URL of `addr`.
+fn url(addr: SocketAddr, tls: bool) -> String {
+    if tls {
+        format!("https://{addr}")
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 /// Waits (bounded) for a child to write its address file.
@@ -140,8 +196,13 @@ fn spawn_logged(mut command: Command, log: &Path) -> Result<Child, BenchError> {
 
 impl Target {
     /// Starts `merklogd` from `binary` on a new data directory `dir/data`, every
-    /// listener on a loopback port 0, logging to `dir/merklogd.log`.
-    pub async fn spawn_merklogd(binary: &Path, dir: &Path) -> Result<Self, BenchError> {
+    /// listener on a loopback port 0, logging to `dir/merklogd.log`; serving TLS
+    /// with `tls` if given.
+    pub async fn spawn_merklogd(
+        binary: &Path,
+        dir: &Path,
+        tls: Option<&TestCertificates>,
+    ) -> Result<Self, BenchError> {
         let data_dir = dir.join("data");
         let addr_file = dir.join("merklogd.addrs");
         let log = dir.join("merklogd.log");
@@ -157,13 +218,21 @@ impl Target {
             .args(["--log-level", "warn"])
             .arg("--addr-file")
             .arg(&addr_file);
+        if let Some(tls) = tls {
+            command
+                .arg("--tls-cert")
+                .arg(&tls.cert)
+                .arg("--tls-key")
+                .arg(&tls.key);
+        }
         let mut child = spawn_logged(command, &log)?;
         let addrs = wait_for_addr_file(&mut child, &addr_file, &log).await?;
         let vkey_path = data_dir.join("log.vkey");
         let vkey = std::fs::read_to_string(&vkey_path)
             .map_err(|e| BenchError::io(format!("reading {}", vkey_path.display()), e))?;
         Ok(Self {
-            url: format!("http://{}", addrs.grpc),
+            url: url(addrs.grpc, tls.is_some()),
+            tls: tls.map(TestCertificates::client_config),
             verifier: Some(parse_verifier_key(vkey.trim())?),
             origin: Some(BENCH_ORIGIN.to_owned()),
             pid: Some(child.id()),
@@ -175,7 +244,10 @@ impl Target {
 
     /// Runs a merklog server inside this process on a new data directory `dir/data`.
     /// CPU and RSS then cannot be told apart from the client's.
-    pub async fn in_process_merklogd(dir: &Path) -> Result<Self, BenchError> {
+    pub async fn in_process_merklogd(
+        dir: &Path,
+        tls: Option<&TestCertificates>,
+    ) -> Result<Self, BenchError> {
         let data_dir = dir.join("data");
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let config = merklog_server::ServerConfig {
@@ -186,6 +258,8 @@ impl Target {
             origin: Some(BENCH_ORIGIN.to_owned()),
             max_entries_per_call: MAX_ENTRIES_PER_CALL,
             log_level: "warn".to_owned(),
+            tls_cert: tls.map(|t| t.cert.clone()),
+            tls_key: tls.map(|t| t.key.clone()),
             ..merklog_server::ServerConfig::default()
         };
         let listeners = merklog_server::Listeners::bind(&config).await?;
@@ -202,7 +276,8 @@ impl Target {
                 .map_err(BenchError::from)
         });
         Ok(Self {
-            url: format!("http://{}", addrs.grpc),
+            url: url(addrs.grpc, tls.is_some()),
+            tls: tls.map(TestCertificates::client_config),
             verifier: Some(verifier),
             origin: Some(BENCH_ORIGIN.to_owned()),
             pid: None,
@@ -231,6 +306,7 @@ impl Target {
         let addrs = wait_for_addr_file(&mut child, &addr_file, &log).await?;
         Ok(Self {
             url: format!("http://{}", addrs.grpc),
+            tls: None,
             verifier: None,
             origin: None,
             pid: Some(child.id()),
@@ -257,6 +333,7 @@ impl Target {
         });
         Ok(Self {
             url: format!("http://{addr}"),
+            tls: None,
             verifier: None,
             origin: None,
             pid: None,
@@ -270,8 +347,16 @@ impl Target {
     }
 
     /// A running server at `url`, verified with `vkey` (a verifier key, or a file
-    /// holding one).
-    pub fn external(url: &str, vkey: &str) -> Result<Self, BenchError> {
+    /// holding one); an `https://` server's certificate must chain to `ca_cert`
+    /// if given.
+    pub fn external(url: &str, vkey: &str, ca_cert: Option<&Path>) -> Result<Self, BenchError> {
+        let tls = ca_cert
+            .map(|path| {
+                std::fs::read(path)
+                    .map(|pem| ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+                    .map_err(|e| BenchError::io(format!("reading {}", path.display()), e))
+            })
+            .transpose()?;
         let text = if Path::new(vkey).is_file() {
             std::fs::read_to_string(vkey)
                 .map_err(|e| BenchError::io(format!("reading {vkey}"), e))?
@@ -282,6 +367,7 @@ impl Target {
         let origin = merklog_note::Verifier::name(&verifier).to_owned();
         Ok(Self {
             url: url.to_owned(),
+            tls,
             verifier: Some(verifier),
             origin: Some(origin),
             pid: None,
@@ -305,6 +391,20 @@ impl Target {
                 .tcp_nodelay(true)
                 .initial_stream_window_size(Some(2 << 20))
                 .initial_connection_window_size(Some(8 << 20));
+            let endpoint = if self.url.starts_with("https://") {
+                let tls = self
+                    .tls
+                    .clone()
+                    .unwrap_or_else(|| ClientTlsConfig::new().with_webpki_roots());
+                endpoint
+                    .tls_config(tls)
+                    .map_err(|source| BenchError::Connect {
+                        url: self.url.clone(),
+                        source,
+                    })?
+            } else {
+                endpoint
+            };
             let channel = endpoint
                 .connect()
                 .await
