@@ -243,14 +243,18 @@ impl Server {
 
         info!(
             origin = %self.origin,
-            tls = tls.is_some(),
-            client_certificates = self.config.tls_client_ca.is_some(),
             grpc = %addrs.grpc,
             http = %addrs.http,
             metrics = %addrs.metrics,
             tree_size = self.log.latest().size.0,
             "merklogd serving"
         );
+        if tls.is_some() {
+            info!(
+                client_certificates = self.config.tls_client_ca.is_some(),
+                "the gRPC and tiles HTTP ports serve TLS"
+            );
+        }
         if let Some(path) = &self.config.addr_file {
             write_addr_file(path, &addrs)?;
         }

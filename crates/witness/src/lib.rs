@@ -186,7 +186,10 @@ where
     L: axum::serve::Listener<Addr = std::net::SocketAddr>,
 {
     let addr = axum::serve::Listener::local_addr(&listener).map_err(WitnessError::Serve)?;
-    tracing::info!(%addr, tls, vkey = %witness.vkey(), "witness listening");
+    tracing::info!(%addr, vkey = %witness.vkey(), "witness listening");
+    if tls {
+        tracing::info!("the witness serves TLS");
+    }
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let stop = Arc::new(stop);
     let followers = follow::spawn_followers(&witness, &stop_rx);

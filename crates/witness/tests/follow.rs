@@ -759,7 +759,7 @@ fn followed_logs_follow_the_log_rules() {
     config.follow = vec![FollowConfig::new(&log.origin, "not a vkey", url)];
     refused(&config);
     // A URL the follower cannot use.
-    for bad in ["https://log.example.com:7800", "http://[bad"] {
+    for bad in ["ftp://log.example.com:7800", "http://[bad"] {
         let mut config = WitnessConfig::new(tmp.path().join("g"), Vec::new());
         config.follow = vec![FollowConfig::new(&log.origin, &log.vkey, bad)];
         assert!(refused(&config).contains("grpc-url"), "{bad}");
