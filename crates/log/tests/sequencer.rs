@@ -15,8 +15,7 @@ use merklog_log::{
     MemoryStore, RoundWrite, StorageError, TileKey, ValueWrite,
 };
 use merklog_merkle::{
-    LeafIndex, TreeSize, hash_children, hash_leaf, tile::TileId, verify_consistency,
-    verify_inclusion,
+    LeafIndex, TreeSize, hash_leaf, tile::TileId, verify_consistency, verify_inclusion,
 };
 use merklog_note::{Ed25519Signer, open_checkpoint};
 
@@ -116,14 +115,7 @@ fn entry(i: u64) -> Bytes {
 
 /// RFC 6962 MTH, recursively: the naive reference.
 fn naive_root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => merklog_merkle::empty_root(),
-        1 => leaves[0],
-        n => {
-            let k = n.next_power_of_two() / 2;
-            hash_children(&naive_root(&leaves[..k]), &naive_root(&leaves[k..]))
-        }
-    }
+    merklog_testkit_tree::mth(leaves)
 }
 
 /// Every proof of the receipt verifies against its checkpoint root, and that note is

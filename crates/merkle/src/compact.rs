@@ -129,15 +129,9 @@ mod tests {
     use super::*;
     use crate::hash_leaf;
 
+    /// RFC 6962 MTH from the independent naive tree.
     fn naive_root(leaves: &[Hash]) -> Hash {
-        match leaves.len() {
-            0 => empty_root(),
-            1 => leaves[0],
-            n => {
-                let k = n.next_power_of_two() / 2;
-                hash_children(&naive_root(&leaves[..k]), &naive_root(&leaves[k..]))
-            }
-        }
+        merklog_testkit_tree::mth(leaves)
     }
 
     #[test]

@@ -41,10 +41,9 @@ fn entry(i: u64) -> Bytes {
     Bytes::from(format!("entry-{i:08}"))
 }
 
+/// The root from the naive tree, independent of the log and of `CompactRange`.
 fn root_of(leaves: &[Hash]) -> Hash {
-    let mut range = CompactRange::new();
-    range.append(leaves, |_, _| {}).unwrap();
-    range.root()
+    merklog_testkit_tree::mth(leaves)
 }
 
 /// The frontier of `size` read straight from the stored tiles (independent of the log).

@@ -12,7 +12,7 @@ use merklog_merkle::{LeafIndex, TreeSize, hash_leaf};
 use merklog_note::NoteError;
 
 use crate::common::{Merklog, Run};
-use crate::fake::{FAKE_ORIGIN, FakeServer, fake_signer};
+use merklog_testkit::{FAKE_ORIGIN, FakeServer, fake_signer};
 
 const FIVE: [&str; 5] = ["e0", "e1", "e2", "e3", "e4"];
 
