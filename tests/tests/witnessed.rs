@@ -29,7 +29,7 @@ use merklog_e2e::witnesses::{
     prepare_log_key,
 };
 use merklog_e2e::{Daemon, connect, read_all_entries};
-use merklog_merkle::{LeafIndex, TreeSize, hash_leaf, verify_inclusion};
+use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf, verify_inclusion};
 use merklog_note::Policy;
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{self, log_client::LogClient};
@@ -364,10 +364,7 @@ async fn quorum_of_two_cosigns_answers_and_fails_closed_without_it() {
 
 /// The witnesses' monitoring view of this log: their latest cosigned checkpoint.
 async fn witnessed_checkpoint(witness: &WitnessProcess) -> Bytes {
-    let origin_hash: String = Sha256::digest(ORIGIN.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let origin_hash = Hash::from_bytes(Sha256::digest(ORIGIN.as_bytes()).into());
     let (status, body) = http_get(&format!("{}/{origin_hash}/checkpoint", witness.url())).await;
     assert_eq!(status, 200);
     body

@@ -1,7 +1,7 @@
 //! Auditing a whole log: download every entry and rebuild the signed root.
 
 use bytes::Bytes;
-use merklog_merkle::{CompactRange, Hash, TreeSize, hash_leaf, hashes_equal, verify_consistency};
+use merklog_merkle::{CompactRange, Hash, TreeSize, hash_leaf, verify_consistency};
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1;
 
@@ -54,7 +54,7 @@ impl Client {
         })
         .await?;
         let computed = range.root();
-        if hashes_equal(&computed, &checkpoint.root) {
+        if computed == checkpoint.root {
             return Ok(AuditReport {
                 checkpoint,
                 entries: size,
@@ -85,7 +85,7 @@ impl Client {
             return Ok(true);
         }
         if size == checkpoint.size {
-            return Ok(hashes_equal(&prefix.root(), &checkpoint.root));
+            return Ok(prefix.root() == checkpoint.root);
         }
         let response = self
             .rpc
@@ -213,6 +213,6 @@ mod tests {
             assert_eq!(longer.root(), whole.root());
         }
         // A proof too short for its size is refused, not sliced out of range.
-        assert!(frontier_from_last_leaf(TreeSize(8), [0; 32], &[[1; 32]]).is_err());
+        assert!(frontier_from_last_leaf(TreeSize(8), [0; 32].into(), &[[1; 32].into()]).is_err());
     }
 }

@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use merklog_merkle::{
-    Hash, LeafIndex, TreeSize, hash_leaf, hashes_equal, verify_consistency, verify_inclusion,
-};
+use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf, verify_consistency, verify_inclusion};
 use merklog_note::TlogProof;
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf, log_client::LogClient};
@@ -208,7 +206,7 @@ impl Client {
             ));
         }
         if let Some(known) = self.known.get(&checkpoint.size.0) {
-            if hashes_equal(&known.root, &checkpoint.root) {
+            if known.root == checkpoint.root {
                 return Ok(());
             }
             return Err(ClientError::inconsistent(
@@ -245,7 +243,7 @@ impl Client {
             )));
         }
         if old.size == new.size {
-            if hashes_equal(&old.root, &new.root) {
+            if old.root == new.root {
                 return Ok(Vec::new());
             }
             return Err(ClientError::inconsistent(
@@ -410,7 +408,7 @@ impl Client {
         leaf_hash: &Hash,
     ) -> Result<InclusionReceipt, ClientError> {
         let (index, proof, checkpoint) = self
-            .inclusion(Leaf::LeafHash(Bytes::copy_from_slice(leaf_hash)))
+            .inclusion(Leaf::LeafHash(Bytes::copy_from_slice(leaf_hash.as_bytes())))
             .await?;
         Self::check_inclusion(leaf_hash, index, &proof, &checkpoint)?;
         Ok(InclusionReceipt {

@@ -45,7 +45,7 @@ mod watch;
 pub use append::{AppendReceipt, AppendSummary, StreamOptions};
 pub use audit::AuditReport;
 pub use client::{Client, ClientOptions, InclusionReceipt};
-pub use encoding::{hex, parse_hash};
+pub use encoding::parse_hash;
 pub use error::{
     AuditMismatch, ClientError, Evidence, InclusionFailure, Inconsistency, InconsistencyKind,
 };

@@ -20,7 +20,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use merklog_merkle::hashes_equal;
 use serde::{Deserialize, Serialize};
 
 use crate::encoding::b64;
@@ -174,7 +173,7 @@ impl StateFile {
             let signature_only = TrustedLog::new(log.verifier().clone(), None);
             if let Ok(previous) = signature_only.open(stored.checkpoint.as_bytes()) {
                 if previous.size == checkpoint.size {
-                    if !hashes_equal(&previous.root, &checkpoint.root) {
+                    if previous.root != checkpoint.root {
                         return Err(ClientError::inconsistent(
                             InconsistencyKind::Fork,
                             &previous,
@@ -194,7 +193,7 @@ impl StateFile {
             StoredLog {
                 vkey: log.vkey(),
                 size: checkpoint.size.0,
-                root: b64(&checkpoint.root),
+                root: b64(checkpoint.root.as_bytes()),
                 checkpoint: checkpoint.note_text(),
             },
         );

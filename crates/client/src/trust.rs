@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use merklog_merkle::{Hash, TreeSize, empty_root, hashes_equal};
+use merklog_merkle::{Hash, TreeSize, empty_root};
 use merklog_note::{
     Checkpoint, Ed25519Verifier, Policy, Verifier as _, open_checkpoint, parse_verifier_key,
 };
@@ -12,7 +12,6 @@ use merklog_proto::convert::CheckpointParts;
 use merklog_proto::v1;
 
 use crate::ClientError;
-use crate::encoding::hex;
 
 /// Verifier key files larger than this are refused (a vkey is under 400 bytes).
 const MAX_VKEY_FILE_LEN: u64 = 4096;
@@ -39,12 +38,7 @@ impl SignedCheckpoint {
 
     /// One line for people: origin, size and root in hex.
     pub fn summary(&self) -> String {
-        format!(
-            "{} size {} root {}",
-            self.origin,
-            self.size.0,
-            hex(&self.root)
-        )
+        format!("{} size {} root {}", self.origin, self.size.0, self.root)
     }
 }
 
@@ -114,11 +108,11 @@ impl TrustedLog {
         let Checkpoint {
             origin, size, root, ..
         } = checkpoint;
-        if size == 0 && !hashes_equal(&root, &empty_root()) {
+        if size == 0 && root != empty_root() {
             return Err(ClientError::CheckpointContradiction {
                 reason: format!(
                     "a signed size-0 checkpoint has root {}, not SHA-256(\"\")",
-                    hex(&root)
+                    root
                 ),
                 note: Bytes::copy_from_slice(note),
             });
@@ -137,14 +131,11 @@ impl TrustedLog {
         let parts = CheckpointParts::from_wire(wire)
             .map_err(|e| ClientError::Malformed(format!("checkpoint: {e}")))?;
         let signed = self.open(&parts.note)?;
-        if parts.size != signed.size || !hashes_equal(&parts.root, &signed.root) {
+        if parts.size != signed.size || parts.root != signed.root {
             return Err(ClientError::CheckpointContradiction {
                 reason: format!(
                     "its fields say size {} root {}, but the signed note says size {} root {}",
-                    parts.size.0,
-                    hex(&parts.root),
-                    signed.size.0,
-                    hex(&signed.root)
+                    parts.size.0, parts.root, signed.size.0, signed.root
                 ),
                 note: signed.note,
             });

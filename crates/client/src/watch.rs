@@ -1,7 +1,7 @@
 //! Following the log: every new checkpoint verified, every new entry checked.
 
 use bytes::Bytes;
-use merklog_merkle::{CompactRange, LeafIndex, hash_leaf, hashes_equal};
+use merklog_merkle::{CompactRange, LeafIndex, hash_leaf};
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1;
 
@@ -79,7 +79,7 @@ impl Client {
             .map_err(|e| ClientError::Malformed(e.to_string()))?;
         Self::check_inclusion(&leaf, LeafIndex(last), &proof, checkpoint)?;
         let range = frontier_from_last_leaf(checkpoint.size, leaf, &proof)?;
-        if !hashes_equal(&range.root(), &checkpoint.root) {
+        if range.root() != checkpoint.root {
             return Err(ClientError::Malformed(
                 "the frontier rebuilt from a verified proof has another root".into(),
             ));
@@ -123,7 +123,7 @@ impl Watch<'_> {
             })
             .await?;
         let computed = tree.root();
-        if !hashes_equal(&computed, &checkpoint.root) {
+        if computed != checkpoint.root {
             return Err(ClientError::inconsistent(
                 InconsistencyKind::EntriesMismatch { computed },
                 &previous,

@@ -18,7 +18,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use merklog_merkle::tile::TILE_WIDTH;
-use merklog_merkle::{HASH_SIZE, Hash, hash_from_slice};
+use merklog_merkle::{HASH_SIZE, Hash};
 
 use crate::{LogStore, StorageError, TileKey};
 
@@ -57,7 +57,7 @@ impl Layer {
     fn probes(&self, hash: &Hash) -> (usize, [u16; PROBES as usize]) {
         let word = |i: usize| {
             let mut bytes = [0u8; 8];
-            if let Some(part) = hash.get(i * 8..i * 8 + 8) {
+            if let Some(part) = hash.as_bytes().get(i * 8..i * 8 + 8) {
                 bytes.copy_from_slice(part);
             }
             u64::from_le_bytes(bytes)
@@ -169,7 +169,7 @@ pub(crate) fn fill(
                 StorageError::new(format!("level-0 tile {} is missing", key.index))
             })?;
             for chunk in bytes.chunks_exact(HASH_SIZE) {
-                let hash = hash_from_slice(chunk).map_err(|e| StorageError::new(e.to_string()))?;
+                let hash = Hash::try_from(chunk).map_err(|e| StorageError::new(e.to_string()))?;
                 filter.insert(&hash);
             }
         }

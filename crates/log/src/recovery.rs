@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use merklog_merkle::{Hash, TreeSize, hashes_equal};
+use merklog_merkle::TreeSize;
 use merklog_note::{Signer, Verifier, open_checkpoint, parse_verifier_key};
 
 use crate::checkpoint::sign_tree;
@@ -81,19 +81,13 @@ pub(crate) fn recover(
         Err(ReadError::Corrupt(reason)) => return refused(reason),
     };
     let computed = state.range.root();
-    if !hashes_equal(&computed, &body.root) {
+    if computed != body.root {
         return refused(format!(
-            "stored tiles give root {} at size {}, the signed checkpoint says {}",
-            hex(&computed),
-            body.size,
-            hex(&body.root)
+            "stored tiles give root {computed} at size {}, the signed checkpoint says {}",
+            body.size, body.root
         ));
     }
     Ok(Recovered::Ready { state, checkpoint })
-}
-
-fn hex(hash: &Hash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The checkpoint to publish at open with a witness policy: the one stored when it was
@@ -120,7 +114,7 @@ pub(crate) fn published_at_open(
         }
     };
     let size = TreeSize(body.size);
-    let same_as_durable = size == durable.size && hashes_equal(&body.root, &durable.root);
+    let same_as_durable = size == durable.size && body.root == durable.root;
     if size > durable.size || (size == durable.size && !same_as_durable) {
         tracing::error!(
             published = body.size,

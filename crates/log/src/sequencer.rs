@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use merklog_merkle::{BatchProofs, Hash, hashes_equal};
+use merklog_merkle::{BatchProofs, Hash};
 use merklog_note::{Signer, Verifier};
 
 use crate::checkpoint::sign_tree;
@@ -363,7 +363,7 @@ impl Sequencer {
             RoundError::keep(LogError::Unavailable(format!("integration failed: {e}")))
         })?;
         let edge = tip.extend(&new_leaves, &new_entries).map_err(internal)?;
-        if !hashes_equal(&proofs.root(), &tip.range.root()) {
+        if proofs.root() != tip.range.root() {
             return Err(internal(
                 "batch proofs and compact range disagree on the root".into(),
             ));

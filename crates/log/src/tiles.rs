@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use merklog_merkle::tile::{
     NodeLocation, TILE_HEIGHT, TILE_WIDTH, hashes_from_tile_bytes, node_location, subtree_root,
-    tiles_for,
+    tile_bytes, tiles_for,
 };
 use merklog_merkle::{CompactRange, HASH_SIZE, Hash, NodeId, NodeReader, TreeSize};
 
@@ -187,7 +187,7 @@ impl SummaryCache {
         {
             return Some(*summary);
         }
-        let mut summary = [[0u8; HASH_SIZE]; SUMMARY_NODES];
+        let mut summary = [Hash::from_bytes([0u8; HASH_SIZE]); SUMMARY_NODES];
         for (node, chunk) in summary
             .iter_mut()
             .zip(hashes.chunks_exact(usize::from(SUMMARY_SPAN)))
@@ -306,7 +306,7 @@ impl TreeState {
                 partial_tiles.resize(slot + 1, Vec::new());
             }
             if let Some(dest) = partial_tiles.get_mut(slot) {
-                *dest = hashes.as_flattened().to_vec();
+                *dest = tile_bytes(hashes);
             }
         }
         let in_bundle = size.0 % BUNDLE_WIDTH;
@@ -373,7 +373,7 @@ impl TreeState {
                 else {
                     return;
                 };
-                tile.extend_from_slice(hash);
+                tile.extend_from_slice(hash.as_bytes());
                 if tile.len() == FULL_TILE_BYTES {
                     let key = key_of(&node_location(node));
                     full_tiles.push((key, ValueWrite::Put(std::mem::take(tile))));

@@ -822,7 +822,7 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
         .unwrap()
         .unwrap()
         .to_vec(),
-        leaves[0].to_vec()
+        leaves[0].as_bytes().to_vec()
     );
     assert_eq!(
         log.tile(TileId {

@@ -445,7 +445,7 @@ async fn a_409_with_the_size_just_sent_is_a_conflict_not_a_retry() {
     let store = new_store();
     log_of_ten(&store).await;
     // A v1.0.0 witness holding another root at the log's size.
-    s.w1.preset(10, [0xab; 32]);
+    s.w1.preset(10, [0xab; 32].into());
     s.w1.state.lock().unwrap().v1_conflicts = true;
     let log = s.open(&store, |c| c.append_timeout = Duration::from_millis(300));
     wait_until("both witnesses answered", || {
@@ -474,7 +474,7 @@ async fn a_witness_ahead_of_the_log_at_start_up_makes_it_refuse_to_sign() {
     let store = new_store();
     log_of_ten(&store).await;
     // The witness cosigned size 20: this data directory is an old copy.
-    s.w1.preset(20, [0xcd; 32]);
+    s.w1.preset(20, [0xcd; 32].into());
     let log = s.open(&store, |_| {});
     wait_until("signing is refused", || log.signing_refused().is_some()).await;
     let reason = log.signing_refused().unwrap();
@@ -624,7 +624,10 @@ async fn a_frozen_witness_the_quorum_needs_stops_the_log_until_it_cosigns_again(
     s.w1.force(None);
     wait_until("the refusal clears", || log.signing_refused().is_none()).await;
     assert!(s.w1.requests().len() > asked);
-    wait_until("the durable entry is published", || log.latest().size.0 == 3).await;
+    wait_until("the durable entry is published", || {
+        log.latest().size.0 == 3
+    })
+    .await;
     let retry = log.append(stranded.clone()).await.unwrap();
     assert!(retry.entries[0].duplicate);
     assert_eq!(retry.entries[0].index.0, 2);
@@ -796,7 +799,7 @@ fn the_store_keeps_only_cosigned_versions_of_stored_checkpoints() {
         };
         merklog_note::sign_checkpoint(&body, &*signer()).unwrap()
     };
-    let note = log_note(1, [1; 32]);
+    let note = log_note(1, [1; 32].into());
     // Nothing stored for size 1 yet.
     assert!(store.store_cosigned_checkpoint(1, &note).is_err());
     store
@@ -808,7 +811,7 @@ fn the_store_keeps_only_cosigned_versions_of_stored_checkpoints() {
     // Another root for the same size is refused.
     assert!(
         store
-            .store_cosigned_checkpoint(1, &log_note(1, [2; 32]))
+            .store_cosigned_checkpoint(1, &log_note(1, [2; 32].into()))
             .is_err()
     );
     let w1 = CosignatureSigner::from_seed("witness-1", &[1; 32]).unwrap();

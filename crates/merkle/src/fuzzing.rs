@@ -83,7 +83,7 @@ impl NodeReader for SmallTree {
 }
 
 fn hash(input: &mut Unstructured<'_>) -> Result<Hash> {
-    input.arbitrary()
+    input.arbitrary().map(Hash::from_bytes)
 }
 
 fn proof(input: &mut Unstructured<'_>) -> Result<Vec<Hash>> {
@@ -106,7 +106,9 @@ fn flip_bit(proof: &mut [Hash], input: &mut Unstructured<'_>) -> Result<bool> {
     }
     let which = input.choose_index(proof.len())?;
     let bit = input.int_in_range(0..=255usize)?;
-    proof[which][bit / 8] ^= 1 << (bit % 8);
+    let mut bytes = *proof[which].as_bytes();
+    bytes[bit / 8] ^= 1 << (bit % 8);
+    proof[which] = Hash::from_bytes(bytes);
     Ok(true)
 }
 

@@ -112,7 +112,7 @@ fn proof_verification_failures_are_pinned() {
     );
     // Extra or missing proof hash.
     let mut long = proof.clone();
-    long.proof.push([0; 32]);
+    long.proof.push([0; 32].into());
     let err = long.verify(&leaf, &log().verifier(), None).unwrap_err();
     assert!(
         matches!(
@@ -492,7 +492,7 @@ fn policy_verifies_checkpoints() {
     let cp = Checkpoint {
         origin: "example.com/other".into(),
         size: 0,
-        root: [0; 32],
+        root: [0; 32].into(),
         extensions: vec![],
     };
     let err = policy

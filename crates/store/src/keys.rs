@@ -60,7 +60,7 @@ pub fn bundle_key(log: LogId, index: u64) -> [u8; 12] {
 
 /// `dedup`: log id (4) || RFC 6962 leaf hash (32).
 pub fn dedup_key(log: LogId, leaf_hash: &Hash) -> [u8; 36] {
-    prefixed(log, &[leaf_hash])
+    prefixed(log, &[leaf_hash.as_bytes()])
 }
 
 /// `checkpoints`: log id (4) || tree size (8).
@@ -157,7 +157,7 @@ mod tests {
                 );
                 assert_eq!(decode_index(&encode_index(index)), Some(index));
             }
-            let hash = [0xabu8; 32];
+            let hash = Hash::from_bytes([0xabu8; 32]);
             assert_eq!(parse_dedup_key(&dedup_key(log, &hash)), Some((log, hash)));
             assert_eq!(parse_checkpoint_key(&latest_checkpoint_key(log)), None);
             assert!(meta_key(log, META_ORIGIN).starts_with(&log.0.to_be_bytes()));

@@ -18,7 +18,7 @@ use super::{
     AppendArgs, AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, KeyCommand,
     KeyGenerateArgs, ProveArgs, VerifyArgs, WatchArgs,
 };
-use crate::encoding::{b64, hex};
+use crate::encoding::b64;
 use crate::state::write_atomically;
 use crate::{
     AppendReceipt, Client, ClientError, ClientOptions, SignedCheckpoint, StateFile, StreamOptions,
@@ -211,20 +211,20 @@ fn verify(context: &Context, args: VerifyArgs) -> Result<(), ClientError> {
         print_json(&json!({
             "ok": true,
             "index": verified.index,
-            "leaf_hash": hex(&verified.leaf_hash),
+            "leaf_hash": verified.leaf_hash.to_string(),
             "origin": checkpoint.origin,
             "size": checkpoint.size,
-            "root": hex(&checkpoint.root),
+            "root": checkpoint.root.to_string(),
             "witness_quorum": policy.is_some(),
         }));
     } else {
         print_line(&format!(
             "OK: the entry (leaf hash {}) is at index {} of {}, in the signed tree of size {} (root {}){}",
-            hex(&verified.leaf_hash),
+            verified.leaf_hash,
             verified.index,
             checkpoint.origin,
             checkpoint.size,
-            hex(&checkpoint.root),
+            checkpoint.root,
             if policy.is_some() {
                 ", cosigned by the policy's witness quorum"
             } else {
@@ -270,9 +270,9 @@ impl AppendPrinter {
                 print_json(&json!({
                     "index": receipt.index.0,
                     "duplicate": receipt.duplicate,
-                    "leaf_hash": hex(&receipt.leaf_hash),
+                    "leaf_hash": receipt.leaf_hash.to_string(),
                     "checkpoint_size": receipt.checkpoint.size.0,
-                    "root": hex(&receipt.checkpoint.root),
+                    "root": receipt.checkpoint.root.to_string(),
                     "proof_file": proof_file,
                 }));
             } else {
@@ -288,7 +288,7 @@ impl AppendPrinter {
                     } else {
                         "appended "
                     },
-                    hex(&receipt.leaf_hash),
+                    receipt.leaf_hash,
                     receipt.checkpoint.size.0,
                 ));
             }
@@ -466,7 +466,7 @@ async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
     let message = format!(
         "entry {} (leaf hash {}) is in {}: inclusion proof verified{}",
         receipt.index.0,
-        hex(&receipt.leaf_hash),
+        receipt.leaf_hash,
         receipt.checkpoint.summary(),
         if to_stdout {
             String::new()
@@ -479,7 +479,7 @@ async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
     } else if context.json {
         let mut value = checkpoint_json(&receipt.checkpoint);
         value["index"] = json!(receipt.index.0);
-        value["leaf_hash"] = json!(hex(&receipt.leaf_hash));
+        value["leaf_hash"] = json!(receipt.leaf_hash.to_string());
         value["proof_file"] = json!(out);
         print_json(&value);
     } else {
@@ -529,15 +529,15 @@ async fn consistency(context: &Context, args: ConsistencyArgs) -> Result<(), Cli
             "ok": true,
             "old": checkpoint_json(&old),
             "new": checkpoint_json(&new),
-            "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+            "proof": proof.iter().map(|h| b64(h.as_bytes())).collect::<Vec<_>>(),
         }));
     } else {
         print_line(&format!(
             "consistent: size {} (root {}) is a prefix of size {} (root {}); proof of {} hashes verified",
             old.size.0,
-            hex(&old.root),
+            old.root,
             new.size.0,
-            hex(&new.root),
+            new.root,
             proof.len()
         ));
     }

@@ -257,7 +257,9 @@ async fn two_roots_for_one_size_are_a_fork() {
     let state_file = StateFile::new(&state);
     let trust = TrustedLog::new(load_verifier_key(&server.vkey()).unwrap(), None);
     let mut forked = seen.clone();
-    forked.root[0] ^= 1;
+    let mut root = *forked.root.as_bytes();
+    root[0] ^= 1;
+    forked.root = root.into();
     assert!(state_file.save(&trust, &seen).is_ok());
     assert!(matches!(
         state_file.save(&trust, &forked),

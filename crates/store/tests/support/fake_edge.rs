@@ -43,7 +43,7 @@ impl Edge {
                     offsets.push(0);
                 }
                 let tile = &mut self.tiles[usize::from(level)];
-                tile.extend_from_slice(&hash);
+                tile.extend_from_slice(hash.as_bytes());
                 if tile.len() < 256 * 32 {
                     touched |= 1 << level;
                     break;
