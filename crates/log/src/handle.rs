@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bytes::Bytes;
+use merklog_merkle::bundle::{BundleEntries, bundle_prefix_len};
 use merklog_merkle::tile::{TILE_WIDTH, TileId, tile_width_at};
 use merklog_merkle::{HASH_SIZE, Hash, LeafIndex, ProofError, TreeSize, hash_leaf};
 use merklog_note::Signer;
@@ -19,7 +20,7 @@ use crate::queue::{Queue, Request};
 use crate::recovery::{Recovered, check_identity, published_at_open, recover};
 use crate::sequencer::{Sequencer, Start};
 use crate::state::{Shared, SigningGate};
-use crate::tiles::{ReadError, StoredTree, TileReader, bundle_entries, bundle_prefix_len};
+use crate::tiles::{ReadError, StoredTree, TileReader};
 use crate::writer::{Pipeline, Writer};
 use crate::{
     AppendReceipt, LogConfig, LogError, LogStore, PublishedCheckpoint, TileKey, metrics as m,
@@ -477,12 +478,24 @@ impl Log {
                 let from = start.saturating_sub(base) as usize;
                 let to = (end - base).min(width) as usize;
                 let bundle = Bytes::from(bundle);
-                let part = bundle_entries(&bundle, from, to).ok_or_else(|| {
+                let corrupt = |reason: String| {
                     LogError::from(ReadError::Corrupt(format!(
-                        "entry bundle {bundle_index} is too short"
+                        "entry bundle {bundle_index}: {reason}"
                     )))
-                })?;
-                out.extend(part);
+                };
+                let mut found = 0;
+                for entry in BundleEntries::new(&bundle).take(to) {
+                    let entry = entry.map_err(|e| corrupt(e.to_string()))?;
+                    if found >= from {
+                        out.push(bundle.slice_ref(entry));
+                    }
+                    found += 1;
+                }
+                if found < to {
+                    return Err(corrupt(format!(
+                        "holds {found} entries, {to} were expected"
+                    )));
+                }
             }
             Ok(out)
         })
@@ -530,10 +543,8 @@ impl Log {
             else {
                 return Err(ReadError::Corrupt(format!("entry bundle {index} is missing")).into());
             };
-            let len = bundle_prefix_len(&bundle, usize::from(width)).ok_or_else(|| {
-                LogError::from(ReadError::Corrupt(format!(
-                    "entry bundle {index} is too short"
-                )))
+            let len = bundle_prefix_len(&bundle, usize::from(width)).map_err(|e| {
+                LogError::from(ReadError::Corrupt(format!("entry bundle {index}: {e}")))
             })?;
             bundle.truncate(len);
             Ok(Some(Bytes::from(bundle)))

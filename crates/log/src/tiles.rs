@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use merklog_merkle::bundle::{bundle_prefix_len, push_entry};
 use merklog_merkle::tile::{
     NodeLocation, TILE_HEIGHT, TILE_WIDTH, hashes_from_tile_bytes, node_location, subtree_root,
     tile_bytes, tiles_for,
@@ -320,11 +321,8 @@ impl TreeState {
                     "entry bundle {index} is missing"
                 )));
             };
-            let len = bundle_prefix_len(&bundle, in_bundle as usize).ok_or_else(|| {
-                ReadError::Corrupt(format!(
-                    "entry bundle {index} holds fewer than {in_bundle} entries"
-                ))
-            })?;
+            let len = bundle_prefix_len(&bundle, in_bundle as usize)
+                .map_err(|e| ReadError::Corrupt(format!("entry bundle {index}: {e}")))?;
             bundle.truncate(len);
             bundle
         };
@@ -399,10 +397,8 @@ impl TreeState {
         let mut bundle_offset = self.partial_bundle.len();
         let mut leaf = first_leaf;
         for entry in entries {
-            let len = u16::try_from(entry.len())
-                .map_err(|_| format!("entry {leaf} is longer than 65535 bytes"))?;
-            self.partial_bundle.extend_from_slice(&len.to_be_bytes());
-            self.partial_bundle.extend_from_slice(entry);
+            push_entry(&mut self.partial_bundle, entry)
+                .map_err(|e| format!("entry {leaf}: {e}"))?;
             leaf += 1;
             if leaf.is_multiple_of(BUNDLE_WIDTH) {
                 writes.bundles.push((
@@ -429,44 +425,11 @@ impl TreeState {
     }
 }
 
-/// Byte length of the first `count` entries of a bundle, or `None` if it has fewer.
-pub(crate) fn bundle_prefix_len(bundle: &[u8], count: usize) -> Option<usize> {
-    let mut offset = 0usize;
-    for _ in 0..count {
-        let header = bundle.get(offset..offset.checked_add(2)?)?;
-        let len = usize::from(u16::from_be_bytes([*header.first()?, *header.get(1)?]));
-        offset = offset.checked_add(2)?.checked_add(len)?;
-        if offset > bundle.len() {
-            return None;
-        }
-    }
-    Some(offset)
-}
-
-/// The entries `[from, to)` of a bundle (positions within it), without copying.
-pub(crate) fn bundle_entries(bundle: &Bytes, from: usize, to: usize) -> Option<Vec<Bytes>> {
-    let mut offset = 0usize;
-    let mut out = Vec::with_capacity(to.saturating_sub(from));
-    for position in 0..to {
-        let header = bundle.get(offset..offset.checked_add(2)?)?;
-        let len = usize::from(u16::from_be_bytes([*header.first()?, *header.get(1)?]));
-        let start = offset.checked_add(2)?;
-        let end = start.checked_add(len)?;
-        if end > bundle.len() {
-            return None;
-        }
-        if position >= from {
-            out.push(bundle.slice(start..end));
-        }
-        offset = end;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::{LogMetadata, MemoryStore, RoundWrite};
+    use merklog_merkle::bundle::split_bundle;
     use merklog_merkle::{LeafIndex, hash_leaf, inclusion_proof, verify_inclusion};
 
     fn store() -> MemoryStore {
@@ -641,18 +604,13 @@ mod tests {
         let bundles = store.read_bundles(&[0, 1]).unwrap();
         let full = Bytes::from(bundles[0].clone().unwrap());
         let partial = Bytes::from(bundles[1].clone().unwrap());
-        let all = bundle_entries(&full, 0, 256).unwrap();
+        let all = split_bundle(&full).unwrap();
         assert_eq!(all.len(), 256);
         for (i, e) in all.iter().enumerate() {
             assert_eq!(e, &entry(i as u64));
         }
-        assert_eq!(
-            bundle_entries(&full, 5, 7).unwrap(),
-            vec![entry(5), entry(6)]
-        );
-        assert_eq!(bundle_entries(&partial, 0, 54).unwrap().len(), 54);
-        assert!(bundle_entries(&partial, 0, 55).is_none());
-        assert_eq!(bundle_prefix_len(&partial, 54), Some(partial.len()));
-        assert_eq!(bundle_prefix_len(&[0, 5, 1], 1), None);
+        assert_eq!(split_bundle(&partial).unwrap().len(), 54);
+        assert_eq!(bundle_prefix_len(&partial, 54), Ok(partial.len()));
+        assert!(bundle_prefix_len(&partial, 55).is_err());
     }
 }

@@ -14,6 +14,7 @@ use merklog_log::{
     ALGORITHM_ED25519, AppendReceipt, Hash, Log, LogConfig, LogError, LogMetadata, LogStore,
     MemoryStore, RoundWrite, StorageError, TileKey, ValueWrite,
 };
+use merklog_merkle::bundle::push_entry;
 use merklog_merkle::{
     LeafIndex, TreeSize, hash_children, hash_leaf, tile::TileId, verify_consistency,
     verify_inclusion,
@@ -794,8 +795,7 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
         let bundle = log.entry_bundle(index, width).await.unwrap().unwrap();
         let mut expected = Vec::new();
         for e in &all[(index * 256) as usize..(index * 256 + u64::from(width)) as usize] {
-            expected.extend_from_slice(&(e.len() as u16).to_be_bytes());
-            expected.extend_from_slice(e);
+            push_entry(&mut expected, e).unwrap();
         }
         assert_eq!(bundle.to_vec(), expected);
         assert_eq!(

@@ -140,6 +140,38 @@ pub enum MerkleError {
         /// The number of bytes given.
         len: usize,
     },
+    /// An entry is too long for an entry bundle's 2-byte length prefix.
+    #[error("entry of {len} bytes does not fit in an entry bundle (at most 65535)")]
+    BundleEntryTooLong {
+        /// The entry's length.
+        len: usize,
+    },
+    /// An entry bundle ends inside an entry's 2-byte length prefix.
+    #[error("entry bundle is cut short inside the length prefix at offset {offset}")]
+    BundleTruncatedLength {
+        /// Byte offset of the cut-short prefix.
+        offset: usize,
+    },
+    /// An entry bundle ends inside an entry.
+    #[error(
+        "entry bundle is cut short: the entry at offset {offset} is {len} bytes, {available} are left"
+    )]
+    BundleTruncatedEntry {
+        /// Byte offset of the entry's length prefix.
+        offset: usize,
+        /// The length the prefix gives.
+        len: usize,
+        /// The bytes left after the prefix.
+        available: usize,
+    },
+    /// An entry bundle holds fewer entries than asked for.
+    #[error("entry bundle holds {found} entries, {wanted} were asked for")]
+    BundleTooFewEntries {
+        /// The number of entries asked for.
+        wanted: usize,
+        /// The number of whole entries the bundle holds.
+        found: usize,
+    },
     /// A tile does not hold the hashes a node needs.
     #[error("tile has {got} hashes, the node needs {needed}")]
     TileTooShort {

@@ -10,6 +10,7 @@ use merklog_log::{
     ALGORITHM_ED25519, Log, LogConfig, LogError, LogMetadata, LogStore, RoundWrite, TileKey,
     ValueWrite,
 };
+use merklog_merkle::bundle::push_entry;
 use merklog_merkle::tile::{
     hashes_from_tile_bytes, node_location, subtree_root, tile_bytes, tile_width_at,
 };
@@ -93,8 +94,7 @@ async fn rounds_land_in_the_documented_layout() {
     let bundles = store.read_bundles(&[0, 1, 2]).unwrap();
     let mut expected = Vec::new();
     for e in &entries[256..] {
-        expected.extend_from_slice(&(e.len() as u16).to_be_bytes());
-        expected.extend_from_slice(e);
+        push_entry(&mut expected, e).unwrap();
     }
     assert_eq!(bundles[1].as_deref().unwrap(), expected);
     assert_eq!(bundles[2], None);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use merklog_merkle::bundle::split_bundle;
 use merklog_merkle::tile::{TileId, entry_bundle_path, subtree_root};
 use merklog_merkle::{Hash, empty_root, hash_leaf};
 use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf};
@@ -393,7 +394,7 @@ async fn check_http(server: &TestServer, tree: &NaiveTree, latest: &v1::Checkpoi
             "application/octet-stream"
         );
         let bundle = response.bytes().await.unwrap();
-        let entries = parse_bundle(&bundle);
+        let entries = split_bundle(&bundle).unwrap();
         assert_eq!(entries.len(), usize::from(width));
         for (k, e) in entries.iter().enumerate() {
             assert_eq!(hash_leaf(e), leaves[index as usize * 256 + k]);
@@ -449,17 +450,6 @@ async fn check_http(server: &TestServer, tree: &NaiveTree, latest: &v1::Checkpoi
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
     }
-}
-
-/// Splits an entry bundle (big-endian u16 length || bytes, repeated).
-fn parse_bundle(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
-        out.push(bytes[2..2 + len].to_vec());
-        bytes = &bytes[2 + len..];
-    }
-    out
 }
 
 async fn check_reflection_and_health(server: &TestServer) {

@@ -5,6 +5,7 @@
 //! (included with `#[path]`).
 
 use merklog_log::{RoundWrite, TileKey, ValueWrite};
+use merklog_merkle::bundle::push_entry;
 use merklog_merkle::{Hash, hash_children};
 
 #[derive(Default)]
@@ -58,9 +59,7 @@ impl Edge {
                 touched &= !(1 << level);
                 level += 1;
             }
-            self.bundle
-                .extend_from_slice(&(entry.len() as u16).to_be_bytes());
-            self.bundle.extend_from_slice(entry);
+            push_entry(&mut self.bundle, entry).unwrap();
             self.size += 1;
             if self.size.is_multiple_of(256) {
                 round.bundles.push((
