@@ -17,10 +17,10 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use merklog_merkle::tile::TILE_WIDTH;
-use merklog_merkle::{HASH_SIZE, Hash};
+use merklog_merkle::tile::{TILE_WIDTH, TileId, tile_width_at};
+use merklog_merkle::{HASH_SIZE, Hash, TreeSize};
 
-use crate::{LogStore, StorageError, TileKey};
+use crate::{LogStore, StorageError};
 
 /// Bits per hash in a layer.
 const BITS_PER_HASH: u64 = 16;
@@ -159,8 +159,12 @@ pub(crate) fn fill(
     let mut first = 0;
     while first < tiles {
         let last = first.saturating_add(TILES_PER_READ).min(tiles);
-        let keys: Vec<TileKey> = (first..last)
-            .map(|index| TileKey { level: 0, index })
+        let keys: Vec<TileId> = (first..last)
+            .map(|index| TileId {
+                level: 0,
+                index,
+                width: tile_width_at(0, index, TreeSize(size)),
+            })
             .collect();
         let values = store.read_tiles(&keys)?;
         let mut filter = filter.lock().unwrap_or_else(PoisonError::into_inner);

@@ -22,9 +22,7 @@ use crate::sequencer::{Sequencer, Start};
 use crate::state::{Shared, SigningGate};
 use crate::tiles::{ReadError, StoredTree, TileReader};
 use crate::writer::{Pipeline, Writer};
-use crate::{
-    AppendReceipt, LogConfig, LogError, LogStore, PublishedCheckpoint, TileKey, metrics as m,
-};
+use crate::{AppendReceipt, LogConfig, LogError, LogStore, PublishedCheckpoint, metrics as m};
 
 /// Most entries one [`Log::entries`] call returns; ask for longer ranges in pieces.
 pub const MAX_ENTRIES_PER_READ: u64 = 1024;
@@ -515,8 +513,7 @@ impl Log {
             return Ok(None);
         }
         self.read(move |store| {
-            let key = TileKey { level, index };
-            let Some(mut tile) = store.read_tiles(&[key])?.into_iter().next().flatten() else {
+            let Some(mut tile) = store.read_tiles(&[id])?.into_iter().next().flatten() else {
                 return Err(ReadError::Corrupt(format!("tile {level}/{index} is missing")).into());
             };
             let len = usize::from(width) * HASH_SIZE;

@@ -80,7 +80,7 @@ pub use handle::{Log, MAX_ENTRIES_PER_READ};
 pub use merklog_merkle::Hash;
 pub use round::{AppendReceipt, SealedEntry};
 pub use storage::{
-    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey, ValueWrite,
+    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, ValueWrite,
     same_checkpoint_body,
 };
 pub use witnessing::{

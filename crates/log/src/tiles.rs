@@ -19,12 +19,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use merklog_merkle::bundle::{bundle_prefix_len, push_entry};
 use merklog_merkle::tile::{
-    NodeLocation, TILE_HEIGHT, TILE_WIDTH, hashes_from_tile_bytes, node_location, subtree_root,
-    tile_bytes, tiles_for,
+    NodeLocation, TILE_HEIGHT, TILE_WIDTH, TileId, hashes_from_tile_bytes, node_location,
+    subtree_root, tile_bytes, tile_width_at, tiles_for,
 };
 use merklog_merkle::{CompactRange, HASH_SIZE, Hash, NodeId, NodeReader, TreeSize};
 
-use crate::{LogStore, StorageError, TileKey, ValueWrite};
+use crate::{LogStore, StorageError, ValueWrite};
 
 /// Bytes of a full hash tile.
 const FULL_TILE_BYTES: usize = TILE_WIDTH as usize * HASH_SIZE;
@@ -57,16 +57,19 @@ impl From<ReadError> for crate::LogError {
     }
 }
 
-fn key_of(location: &NodeLocation) -> TileKey {
-    TileKey {
+/// The tile holding the node at `location`, at its width in the tree of `size` leaves.
+fn tile_of(location: &NodeLocation, size: TreeSize) -> TileId {
+    TileId {
         level: location.tile_level,
         index: location.tile_index,
+        width: tile_width_at(location.tile_level, location.tile_index, size),
     }
 }
 
 /// Hash tiles fetched in one batched read, each truncated to its width at a size.
 struct TileSet<'a> {
-    tiles: BTreeMap<TileKey, Vec<Hash>>,
+    size: TreeSize,
+    tiles: BTreeMap<TileId, Vec<Hash>>,
     summaries: Option<&'a SummaryCache>,
 }
 
@@ -85,53 +88,50 @@ impl<'a> TileSet<'a> {
             )));
         }
         let ids = tiles_for(nodes, size);
-        let keys: Vec<TileKey> = ids
-            .iter()
-            .map(|id| TileKey {
-                level: id.level,
-                index: id.index,
-            })
-            .collect();
-        let values = store.read_tiles(&keys)?;
-        if values.len() != keys.len() {
+        let values = store.read_tiles(&ids)?;
+        if values.len() != ids.len() {
             return Err(ReadError::Storage(StorageError::new(
                 "read_tiles returned the wrong count",
             )));
         }
         let mut tiles = BTreeMap::new();
-        for ((id, key), value) in ids.iter().zip(keys).zip(values) {
+        for (id, value) in ids.into_iter().zip(values) {
             let Some(mut bytes) = value else {
                 return Err(ReadError::Corrupt(format!(
                     "tile {}/{} is missing",
-                    key.level, key.index
+                    id.level, id.index
                 )));
             };
             let needed = usize::from(id.width) * HASH_SIZE;
             if bytes.len() < needed || !bytes.len().is_multiple_of(HASH_SIZE) {
                 return Err(ReadError::Corrupt(format!(
                     "tile {}/{} has {} bytes, size {size} needs {needed}",
-                    key.level,
-                    key.index,
+                    id.level,
+                    id.index,
                     bytes.len(),
                 )));
             }
             bytes.truncate(needed);
             let hashes =
                 hashes_from_tile_bytes(&bytes).map_err(|e| ReadError::Corrupt(e.to_string()))?;
-            tiles.insert(key, hashes);
+            tiles.insert(id, hashes);
         }
-        Ok(Self { tiles, summaries })
+        Ok(Self {
+            size,
+            tiles,
+            summaries,
+        })
     }
 
     /// The hash of perfect node `id`, folded from its tile (from the tile's summary
     /// when the node spans whole summary nodes and the tile is full).
     fn node(&self, id: NodeId) -> Result<Hash, ReadError> {
         let location = node_location(id);
-        let key = key_of(&location);
+        let tile = tile_of(&location, self.size);
         let corrupt = || ReadError::Corrupt(format!("node {id} is not in its tile"));
-        let hashes = self.tiles.get(&key).ok_or_else(corrupt)?;
+        let hashes = self.tiles.get(&tile).ok_or_else(corrupt)?;
         if location.count >= SUMMARY_SPAN
-            && let Some(summary) = self.summaries.and_then(|cache| cache.summary(key, hashes))
+            && let Some(summary) = self.summaries.and_then(|cache| cache.summary(tile, hashes))
         {
             let first = usize::from(location.start / SUMMARY_SPAN);
             let count = usize::from(location.count / SUMMARY_SPAN);
@@ -161,7 +161,7 @@ const SUMMARY_SHARDS: usize = 16;
 /// The summaries of full tiles one log has read, shared by its proof readers. Keyed by
 /// tile alone: within one log a full tile never changes.
 pub(crate) struct SummaryCache {
-    shards: [Mutex<HashMap<TileKey, Summary>>; SUMMARY_SHARDS],
+    shards: [Mutex<HashMap<TileId, Summary>>; SUMMARY_SHARDS],
 }
 
 impl Default for SummaryCache {
@@ -173,18 +173,18 @@ impl Default for SummaryCache {
 }
 
 impl SummaryCache {
-    /// The summary of tile `key` if `hashes` is the full tile: from the cache, else
-    /// computed and cached. `None` for a partial tile (it changes as the log grows).
-    fn summary(&self, key: TileKey, hashes: &[Hash]) -> Option<Summary> {
-        if hashes.len() != usize::from(TILE_WIDTH) {
+    /// The summary of `tile` if it is full and `hashes` are its hashes: from the cache,
+    /// else computed and cached. `None` for a partial tile (it changes as the log grows).
+    fn summary(&self, tile: TileId, hashes: &[Hash]) -> Option<Summary> {
+        if !tile.is_full() || hashes.len() != usize::from(TILE_WIDTH) {
             return None;
         }
-        let shard_index = (key.index as usize ^ usize::from(key.level)) % SUMMARY_SHARDS;
+        let shard_index = (tile.index as usize ^ usize::from(tile.level)) % SUMMARY_SHARDS;
         let shard = self.shards.get(shard_index)?;
         if let Some(summary) = shard
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+            .get(&tile)
         {
             return Some(*summary);
         }
@@ -201,7 +201,7 @@ impl SummaryCache {
         {
             cached.remove(&victim);
         }
-        cached.insert(key, summary);
+        cached.insert(tile, summary);
         Some(summary)
     }
 }
@@ -252,7 +252,7 @@ impl NodeReader for TileReader<'_> {
 /// Tile writes and bundle writes of one round.
 #[derive(Debug, Default)]
 pub(crate) struct EdgeWrites {
-    pub(crate) tiles: Vec<(TileKey, ValueWrite)>,
+    pub(crate) tiles: Vec<(TileId, ValueWrite)>,
     pub(crate) bundles: Vec<(u64, ValueWrite)>,
 }
 
@@ -373,8 +373,13 @@ impl TreeState {
                 };
                 tile.extend_from_slice(hash.as_bytes());
                 if tile.len() == FULL_TILE_BYTES {
-                    let key = key_of(&node_location(node));
-                    full_tiles.push((key, ValueWrite::Put(std::mem::take(tile))));
+                    let location = node_location(node);
+                    let full = TileId {
+                        level: location.tile_level,
+                        index: location.tile_index,
+                        width: TILE_WIDTH,
+                    };
+                    full_tiles.push((full, ValueWrite::Put(std::mem::take(tile))));
                     *offset = 0;
                     touched &= !(1 << level);
                 } else {
@@ -389,9 +394,16 @@ impl TreeState {
             }
             let level = u8::try_from(level).map_err(|e| e.to_string())?;
             let index = size >> (u32::from(level) * u32::from(TILE_HEIGHT)) >> TILE_HEIGHT;
-            writes
-                .tiles
-                .push((TileKey { level, index }, edge_write(tile, *offset)));
+            // A partial tile: fewer than 256 hashes, so its width fits.
+            let width = (tile.len() / HASH_SIZE) as u16;
+            writes.tiles.push((
+                TileId {
+                    level,
+                    index,
+                    width,
+                },
+                edge_write(tile, *offset),
+            ));
         }
 
         let mut bundle_offset = self.partial_bundle.len();
@@ -583,8 +595,16 @@ mod tests {
         let cache = SummaryCache::default();
         let (a, b) = (tile_of(1), tile_of(2));
         let (ka, kb) = (
-            TileKey { level: 0, index: 7 },
-            TileKey { level: 1, index: 7 },
+            TileId {
+                level: 0,
+                index: 7,
+                width: TILE_WIDTH,
+            },
+            TileId {
+                level: 1,
+                index: 7,
+                width: TILE_WIDTH,
+            },
         );
         for _ in 0..2 {
             assert_eq!(cache.summary(ka, &a).unwrap().to_vec(), direct(&a));
@@ -592,7 +612,26 @@ mod tests {
         }
         assert!(
             cache
-                .summary(TileKey { level: 0, index: 8 }, &a[..255])
+                .summary(
+                    TileId {
+                        level: 0,
+                        index: 8,
+                        width: TILE_WIDTH,
+                    },
+                    &a[..255]
+                )
+                .is_none()
+        );
+        assert!(
+            cache
+                .summary(
+                    TileId {
+                        level: 0,
+                        index: 9,
+                        width: 255,
+                    },
+                    &a
+                )
                 .is_none()
         );
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use merklog_log::{
     ALGORITHM_ED25519, AppendReceipt, Hash, Log, LogConfig, LogError, LogMetadata, LogStore,
-    MemoryStore, RoundWrite, StorageError, TileKey, ValueWrite,
+    MemoryStore, RoundWrite, StorageError, ValueWrite,
 };
 use merklog_merkle::bundle::push_entry;
 use merklog_merkle::{
@@ -80,9 +80,9 @@ impl LogStore for TestStore {
     fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner.checkpoint(size)
     }
-    fn read_tiles(&self, keys: &[TileKey]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
         self.tile_reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_tiles(keys)
+        self.inner.read_tiles(tiles)
     }
     fn read_bundles(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
         self.inner.read_bundles(indexes)
@@ -610,7 +610,11 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
 
     // Flip one byte of the level-8 hash of leaves [0, 256) (tile 1/0), a frontier node
     // of size 300. (Recovery reads the O(log n) frontier, not every tile.)
-    let key = TileKey { level: 1, index: 0 };
+    let key = TileId {
+        level: 1,
+        index: 0,
+        width: 1,
+    };
     let mut tile = store.read_tiles(&[key]).unwrap()[0].clone().unwrap();
     tile[0] ^= 1;
     store
@@ -661,13 +665,15 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
     log.append((0..10).map(entry).collect()).await.unwrap();
     log.shutdown().await;
     drop(log);
-    let truncated = store.read_tiles(&[TileKey { level: 0, index: 0 }]).unwrap()[0]
-        .clone()
-        .unwrap()[..32 * 9]
-        .to_vec();
+    let tile = |width| TileId {
+        level: 0,
+        index: 0,
+        width,
+    };
+    let truncated = store.read_tiles(&[tile(10)]).unwrap()[0].clone().unwrap()[..32 * 9].to_vec();
     store
         .commit(&RoundWrite {
-            tiles: vec![(TileKey { level: 0, index: 0 }, ValueWrite::Put(truncated))],
+            tiles: vec![(tile(9), ValueWrite::Put(truncated))],
             ..RoundWrite::default()
         })
         .unwrap();

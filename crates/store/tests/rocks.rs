@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use merklog_log::{
-    ALGORITHM_ED25519, Log, LogConfig, LogError, LogMetadata, LogStore, RoundWrite, TileKey,
-    ValueWrite,
+    ALGORITHM_ED25519, Log, LogConfig, LogError, LogMetadata, LogStore, RoundWrite, ValueWrite,
 };
 use merklog_merkle::bundle::push_entry;
 use merklog_merkle::tile::{
-    hashes_from_tile_bytes, node_location, subtree_root, tile_bytes, tile_width_at,
+    TILE_WIDTH, TileId, hashes_from_tile_bytes, node_location, subtree_root, tile_bytes,
+    tile_width_at,
 };
 use merklog_merkle::{
     CompactRange, Hash, LeafIndex, TreeSize, hash_leaf, verify_consistency, verify_inclusion,
@@ -44,6 +44,16 @@ fn entry(i: u64) -> Bytes {
     Bytes::from(format!("entry-{i:08}"))
 }
 
+/// A tile to read whole: a store returns the value it holds for the level and index,
+/// whatever width is asked for.
+fn whole_tile(level: u8, index: u64) -> TileId {
+    TileId {
+        level,
+        index,
+        width: TILE_WIDTH,
+    }
+}
+
 fn root_of(leaves: &[Hash]) -> Hash {
     let mut range = CompactRange::new();
     range.append(leaves, |_, _| {}).unwrap();
@@ -56,10 +66,7 @@ fn stored_frontier(store: &RocksStore, size: u64) -> Vec<Hash> {
         .into_iter()
         .map(|id| {
             let location = node_location(id);
-            let key = TileKey {
-                level: location.tile_level,
-                index: location.tile_index,
-            };
+            let key = whole_tile(location.tile_level, location.tile_index);
             let tile = store.read_tiles(&[key]).unwrap()[0].clone().unwrap();
             let hashes = hashes_from_tile_bytes(&tile).unwrap();
             subtree_root(&hashes[usize::from(location.start)..usize::from(location.end())]).unwrap()
@@ -77,11 +84,7 @@ async fn rounds_land_in_the_documented_layout() {
 
     // Level-0 tiles: one full (256 leaf hashes), one partial (44).
     let tiles = store
-        .read_tiles(&[
-            TileKey { level: 0, index: 0 },
-            TileKey { level: 0, index: 1 },
-            TileKey { level: 1, index: 0 },
-        ])
+        .read_tiles(&[whole_tile(0, 0), whole_tile(0, 1), whole_tile(1, 0)])
         .unwrap();
     assert_eq!(tiles[0].as_deref().unwrap(), tile_bytes(&leaves[..256]));
     assert_eq!(tiles[1].as_deref().unwrap(), tile_bytes(&leaves[256..]));
@@ -119,11 +122,7 @@ async fn rounds_land_in_the_documented_layout() {
 async fn partial_tiles_and_bundles_are_prefixes_of_their_successors() {
     let dir = tempfile::tempdir().unwrap();
     let (store, log) = open_log(dir.path(), LogConfig::default());
-    let keys = [
-        TileKey { level: 0, index: 0 },
-        TileKey { level: 0, index: 1 },
-        TileKey { level: 1, index: 0 },
-    ];
+    let keys = [whole_tile(0, 0), whole_tile(0, 1), whole_tile(1, 0)];
     let mut previous: Vec<Option<Vec<u8>>> = vec![None; 3];
     let mut previous_bundles: Vec<Option<Vec<u8>>> = vec![None; 2];
     let mut next = 0u64;
@@ -447,7 +446,11 @@ async fn a_tampered_tile_on_disk_makes_the_log_read_only() {
     log.shutdown().await;
     drop(log);
     // Rewrite the level-1 tile (a frontier node of 1000 = 3 * 256 + 232).
-    let key = TileKey { level: 1, index: 0 };
+    let key = TileId {
+        level: 1,
+        index: 0,
+        width: 3,
+    };
     let mut tile = store.read_tiles(&[key]).unwrap()[0].clone().unwrap();
     tile[40] ^= 0x80;
     store
