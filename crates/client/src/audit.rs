@@ -40,7 +40,7 @@ impl Client {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<AuditReport, ClientError> {
         let checkpoint = self.checkpoint().await?;
-        let size = checkpoint.size.0;
+        let size = checkpoint.size().0;
         let mut range = CompactRange::new();
         let mut snapshots: Vec<CompactRange> = Vec::new();
         self.entries(0, size, |_, page| {
@@ -54,7 +54,7 @@ impl Client {
         })
         .await?;
         let computed = range.root();
-        if computed == checkpoint.root {
+        if computed == checkpoint.root() {
             return Ok(AuditReport {
                 checkpoint,
                 entries: size,
@@ -84,14 +84,14 @@ impl Client {
         if size.0 == 0 {
             return Ok(true);
         }
-        if size == checkpoint.size {
-            return Ok(prefix.root() == checkpoint.root);
+        if size == checkpoint.size() {
+            return Ok(prefix.root() == checkpoint.root());
         }
         let response = self
             .rpc
             .get_consistency_proof(v1::GetConsistencyProofRequest {
                 old_size: size.0,
-                new_size: Some(checkpoint.size.0),
+                new_size: Some(checkpoint.size().0),
             })
             .await
             .map_err(|s| ClientError::rpc("GetConsistencyProof", s))?
@@ -101,10 +101,10 @@ impl Client {
         };
         Ok(verify_consistency(
             size,
-            checkpoint.size,
+            checkpoint.size(),
             &proof,
             &prefix.root(),
-            &checkpoint.root,
+            &checkpoint.root(),
         )
         .is_ok())
     }

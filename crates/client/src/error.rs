@@ -69,22 +69,29 @@ impl fmt::Display for Inconsistency {
             InconsistencyKind::Rollback => write!(
                 f,
                 "rollback: the log's latest checkpoint has size {}, but size {} was verified before",
-                new.size.0, old.size.0
+                new.size().0,
+                old.size().0
             ),
             InconsistencyKind::Fork => write!(
                 f,
                 "fork: two signed roots for size {}: {} (verified before) and {}",
-                new.size.0, old.root, new.root
+                new.size().0,
+                old.root(),
+                new.root()
             ),
             InconsistencyKind::BadProof(e) => write!(
                 f,
                 "the checkpoint of size {} is not consistent with the one of size {}: {e}",
-                new.size.0, old.size.0
+                new.size().0,
+                old.size().0
             ),
             InconsistencyKind::EntriesMismatch { computed } => write!(
                 f,
                 "the entries served for [{}, {}) lead to root {}, not the signed root {}",
-                old.size.0, new.size.0, computed, new.root
+                old.size().0,
+                new.size().0,
+                computed,
+                new.root()
             ),
         }
     }
@@ -208,7 +215,7 @@ pub enum ClientError {
     #[error(
         "audit failed: the entries lead to root {}, not the signed root {}{}",
         .0.computed,
-        .0.checkpoint.root,
+        .0.checkpoint.root(),
         .0.first_bad_index.map(|i| format!("; first bad entry: {i}")).unwrap_or_default()
     )]
     Audit(Box<AuditMismatch>),

@@ -49,8 +49,9 @@ pub use encoding::parse_hash;
 pub use error::{
     AuditMismatch, ClientError, Evidence, InclusionFailure, Inconsistency, InconsistencyKind,
 };
+pub use merklog_note::SignedCheckpoint;
 pub use state::{StateFile, default_state_path};
-pub use trust::{SignedCheckpoint, TrustedLog, load_verifier_key};
+pub use trust::{TrustedLog, load_verifier_key};
 pub use watch::{Watch, WatchEvent};
 
 /// The default server address of the command line and of [`ClientOptions`].

@@ -172,8 +172,8 @@ impl StateFile {
             self.check_key(log, stored)?;
             let signature_only = TrustedLog::new(log.verifier().clone(), None);
             if let Ok(previous) = signature_only.open(stored.checkpoint.as_bytes()) {
-                if previous.size == checkpoint.size {
-                    if previous.root != checkpoint.root {
+                if previous.size() == checkpoint.size() {
+                    if previous.root() != checkpoint.root() {
                         return Err(ClientError::inconsistent(
                             InconsistencyKind::Fork,
                             &previous,
@@ -183,7 +183,7 @@ impl StateFile {
                     }
                     return Ok(());
                 }
-                if previous.size > checkpoint.size {
+                if previous.size() > checkpoint.size() {
                     return Ok(());
                 }
             }
@@ -192,8 +192,8 @@ impl StateFile {
             log.origin().to_owned(),
             StoredLog {
                 vkey: log.vkey(),
-                size: checkpoint.size.0,
-                root: b64(checkpoint.root.as_bytes()),
+                size: checkpoint.size().0,
+                root: b64(checkpoint.root().as_bytes()),
                 checkpoint: checkpoint.note_text(),
             },
         );

@@ -73,11 +73,11 @@ mod witness_task;
 mod witnessing;
 mod writer;
 
-pub use checkpoint::PublishedCheckpoint;
 pub use config::{DEFAULT_APPEND_TIMEOUT, LogConfig, MAX_ENTRY_BYTES_HARD_CAP};
 pub use error::{LogError, StorageError};
 pub use handle::{Log, MAX_ENTRIES_PER_READ};
 pub use merklog_merkle::Hash;
+pub use merklog_note::SignedCheckpoint;
 pub use round::{AppendReceipt, SealedEntry};
 pub use storage::{
     ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, ValueWrite,

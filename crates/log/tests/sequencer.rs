@@ -133,19 +133,19 @@ fn check_receipt(receipt: &AppendReceipt, entries: &[Bytes]) {
     let cp = &receipt.checkpoint;
     // Signature checks are slow in a debug build: each distinct note is checked once.
     static VERIFIED: Mutex<Vec<Bytes>> = Mutex::new(Vec::new());
-    if !VERIFIED.lock().unwrap().contains(&cp.note) {
-        let (body, _) = open_checkpoint(&cp.note, &signer().verifier(), Some(ORIGIN)).unwrap();
-        assert_eq!((body.size, body.root), (cp.size.0, cp.root));
-        VERIFIED.lock().unwrap().push(cp.note.clone());
+    if !VERIFIED.lock().unwrap().contains(cp.note()) {
+        let (body, _) = open_checkpoint(cp.note(), &signer().verifier(), Some(ORIGIN)).unwrap();
+        assert_eq!((body.size, body.root), (cp.size().0, cp.root()));
+        VERIFIED.lock().unwrap().push(cp.note().clone());
     }
     assert_eq!(receipt.entries.len(), entries.len());
     for (sealed, entry) in receipt.entries.iter().zip(entries) {
         verify_inclusion(
             &hash_leaf(entry),
             sealed.index,
-            cp.size,
+            cp.size(),
             &sealed.inclusion_proof,
-            &cp.root,
+            &cp.root(),
         )
         .unwrap();
     }
@@ -156,13 +156,16 @@ async fn empty_store_publishes_the_signed_size_zero_checkpoint() {
     let store = TestStore::new();
     let log = open(&store, LogConfig::default());
     let latest = log.latest();
-    assert_eq!(latest.size.0, 0);
-    assert_eq!(latest.root, merklog_merkle::empty_root());
+    assert_eq!(latest.size().0, 0);
+    assert_eq!(latest.root(), merklog_merkle::empty_root());
     assert_eq!(
-        log.checkpoint_at(TreeSize(0)).await.unwrap(),
-        Some(latest.note.clone())
+        log.checkpoint_at(TreeSize(0))
+            .await
+            .unwrap()
+            .map(|c| c.note().clone()),
+        Some(latest.note().clone())
     );
-    open_checkpoint(&latest.note, &signer().verifier(), Some(ORIGIN)).unwrap();
+    open_checkpoint(latest.note(), &signer().verifier(), Some(ORIGIN)).unwrap();
     log.shutdown().await;
 }
 
@@ -181,9 +184,9 @@ async fn entries_are_sequenced_in_order_and_every_proof_verifies() {
         }
         all.extend(entries);
         // The checkpoint covers exactly what was appended so far.
-        assert_eq!(receipt.checkpoint.size.0, all.len() as u64);
+        assert_eq!(receipt.checkpoint.size().0, all.len() as u64);
         let leaves: Vec<Hash> = all.iter().map(|e| hash_leaf(e)).collect();
-        assert_eq!(receipt.checkpoint.root, naive_root(&leaves));
+        assert_eq!(receipt.checkpoint.root(), naive_root(&leaves));
     }
     assert_eq!(
         log.entries(LeafIndex(0), LeafIndex(all.len() as u64))
@@ -227,7 +230,7 @@ async fn concurrent_callers_share_rounds_and_get_distinct_indexes() {
         (0..640).collect::<Vec<_>>()
     );
     let leaves: Vec<Hash> = by_index.values().map(|e| hash_leaf(e)).collect();
-    assert_eq!(log.latest().root, naive_root(&leaves));
+    assert_eq!(log.latest().root(), naive_root(&leaves));
     // What is stored at each index is what that caller was told.
     let stored = log.entries(LeafIndex(0), LeafIndex(640)).await.unwrap();
     assert_eq!(stored, by_index.values().cloned().collect::<Vec<_>>());
@@ -250,7 +253,7 @@ async fn duplicates_in_a_batch_and_across_batches_get_the_original_index() {
         .map(|s| (s.index.0, s.duplicate))
         .collect();
     assert_eq!(got, [(0, false), (1, false), (0, true), (0, true)]);
-    assert_eq!(first.checkpoint.size.0, 2);
+    assert_eq!(first.checkpoint.size().0, 2);
 
     // A later batch: old duplicates get proofs from storage against the new checkpoint.
     let c = entry(3);
@@ -269,7 +272,7 @@ async fn duplicates_in_a_batch_and_across_batches_get_the_original_index() {
     // Only duplicates: no new checkpoint, proofs against the current one.
     let third = log.append(vec![b.clone(), a.clone()]).await.unwrap();
     check_receipt(&third, &[b.clone(), a.clone()]);
-    assert_eq!(third.checkpoint.size.0, 3);
+    assert_eq!(third.checkpoint.size().0, 3);
     assert!(third.entries.iter().all(|s| s.duplicate));
 
     // Concurrent calls with the same entry (likely one round, thanks to the wait):
@@ -350,7 +353,7 @@ async fn invalid_calls_are_rejected_whole_and_write_nothing() {
         }
     );
     small_queue.shutdown().await;
-    assert_eq!(log.latest().size.0, 0);
+    assert_eq!(log.latest().size().0, 0);
     // An empty call is answered with the latest checkpoint and no entries.
     let receipt = log.append(Vec::new()).await.unwrap();
     assert!(receipt.entries.is_empty());
@@ -412,9 +415,9 @@ async fn a_full_queue_answers_queue_full_at_once() {
     // Release the round in flight and the queued call's round.
     release.send(()).unwrap();
     release.send(()).unwrap();
-    assert_eq!(in_flight.await.unwrap().unwrap().checkpoint.size.0, 1);
+    assert_eq!(in_flight.await.unwrap().unwrap().checkpoint.size().0, 1);
     let receipt = queued.await.unwrap();
-    assert_eq!(receipt.checkpoint.size.0, 5);
+    assert_eq!(receipt.checkpoint.size().0, 5);
     check_receipt(&receipt, &(1..5).map(entry).collect::<Vec<_>>());
     *store.gate.lock().unwrap() = None;
     // Capacity is back.
@@ -436,7 +439,7 @@ async fn a_failed_commit_answers_unavailable_and_the_log_recovers() {
         matches!(&err, LogError::Unavailable(m) if m.contains("disk full")),
         "{err}"
     );
-    assert_eq!(log.latest().size.0, 2);
+    assert_eq!(log.latest().size().0, 2);
     assert!(matches!(log.health(), Err(LogError::Unavailable(_))));
     store.fail_commit.store(false, Ordering::SeqCst);
     let receipt = log.append(vec![entry(3), entry(2)]).await.unwrap();
@@ -471,7 +474,7 @@ async fn a_failed_commit_answers_unavailable_and_the_log_recovers() {
         .iter()
         .map(|i| hash_leaf(&entry(*i)))
         .collect();
-    assert_eq!(log.latest().root, naive_root(&leaves));
+    assert_eq!(log.latest().root(), naive_root(&leaves));
     log.shutdown().await;
 }
 
@@ -517,7 +520,7 @@ async fn a_failed_write_poisons_the_round_prepared_on_top_of_it() {
     );
     *store.gate.lock().unwrap() = None;
     store.fail_commit.store(false, Ordering::SeqCst);
-    assert_eq!(log.latest().size.0, 1);
+    assert_eq!(log.latest().size().0, 1);
     // Neither round reached the disk: both entries are new, in the order given now.
     let receipt = log.append(vec![entry(2), entry(1)]).await.unwrap();
     check_receipt(&receipt, &[entry(2), entry(1)]);
@@ -558,7 +561,7 @@ async fn shutdown_finishes_the_round_in_flight_and_refuses_the_rest() {
     assert_eq!(queued.await.unwrap_err(), LogError::ShuttingDown);
     shutdown.await;
     // Reads keep working after shutdown; the state is durable.
-    assert_eq!(log.latest().size.0, 1);
+    assert_eq!(log.latest().size().0, 1);
     assert_eq!(
         log.entries(LeafIndex(0), LeafIndex(1)).await.unwrap(),
         vec![entry(0)]
@@ -585,15 +588,15 @@ async fn reopening_resumes_from_the_stored_tiles() {
     check_receipt(&receipt, &[entry(9999)]);
     assert_eq!(receipt.entries[0].index.0, 350);
     let proof = log
-        .consistency_proof(before.size, TreeSize(351))
+        .consistency_proof(before.size(), TreeSize(351))
         .await
         .unwrap();
     verify_consistency(
-        before.size,
+        before.size(),
         TreeSize(351),
         &proof,
-        &before.root,
-        &receipt.checkpoint.root,
+        &before.root(),
+        &receipt.checkpoint.root(),
     )
     .unwrap();
     log.shutdown().await;
@@ -637,8 +640,11 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
         vec![entry(0), entry(1)]
     );
     assert_eq!(
-        log.checkpoint_at(TreeSize(300)).await.unwrap(),
-        Some(published.note.clone())
+        log.checkpoint_at(TreeSize(300))
+            .await
+            .unwrap()
+            .map(|c| c.note().clone()),
+        Some(published.note().clone())
     );
     log.shutdown().await;
 
@@ -723,7 +729,7 @@ async fn open_refuses_other_origins_keys_and_bad_signatures() {
     // A latest checkpoint whose signature does not verify: refuse to start.
     let log = open(&store, LogConfig::default());
     log.append(vec![entry(0)]).await.unwrap();
-    let mut note = log.latest().note.to_vec();
+    let mut note = log.latest().note().to_vec();
     log.shutdown().await;
     drop(log);
     let last = note.len() - 3;
@@ -759,28 +765,35 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
     let size = all.len() as u64;
     for cp in &checkpoints {
         assert_eq!(
-            log.checkpoint_at(cp.size).await.unwrap(),
-            Some(cp.note.clone())
+            log.checkpoint_at(cp.size())
+                .await
+                .unwrap()
+                .map(|c| c.note().clone()),
+            Some(cp.note().clone())
         );
-        assert_eq!(cp.root, naive_root(&leaves[..cp.size.0 as usize]));
-        for index in [0, cp.size.0 / 2, cp.size.0 - 1] {
+        assert_eq!(cp.root(), naive_root(&leaves[..cp.size().0 as usize]));
+        for index in [0, cp.size().0 / 2, cp.size().0 - 1] {
             let proof = log
-                .inclusion_proof(LeafIndex(index), cp.size)
+                .inclusion_proof(LeafIndex(index), cp.size())
                 .await
                 .unwrap();
             verify_inclusion(
                 &leaves[index as usize],
                 LeafIndex(index),
-                cp.size,
+                cp.size(),
                 &proof,
-                &cp.root,
+                &cp.root(),
             )
             .unwrap();
         }
         for newer in &checkpoints {
-            if newer.size >= cp.size {
-                let proof = log.consistency_proof(cp.size, newer.size).await.unwrap();
-                verify_consistency(cp.size, newer.size, &proof, &cp.root, &newer.root).unwrap();
+            if newer.size() >= cp.size() {
+                let proof = log
+                    .consistency_proof(cp.size(), newer.size())
+                    .await
+                    .unwrap();
+                verify_consistency(cp.size(), newer.size(), &proof, &cp.root(), &newer.root())
+                    .unwrap();
             }
         }
     }
@@ -816,7 +829,7 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
         );
     }
     let from_tiles: Vec<Hash> = level0.chunks(32).map(|c| c.try_into().unwrap()).collect();
-    assert_eq!(naive_root(&from_tiles), log.latest().root);
+    assert_eq!(naive_root(&from_tiles), log.latest().root());
     // A partial width of an old size is a prefix of the stored tile.
     assert_eq!(
         log.tile(TileId {
@@ -903,7 +916,7 @@ async fn subscribers_see_published_checkpoints_and_never_a_smaller_size() {
     let store = TestStore::new();
     let log = open(&store, LogConfig::default());
     let mut watcher = log.subscribe();
-    let mut last = watcher.borrow_and_update().size.0;
+    let mut last = watcher.borrow_and_update().size().0;
     let writer = tokio::spawn({
         let log = log.clone();
         async move {
@@ -917,7 +930,7 @@ async fn subscribers_see_published_checkpoints_and_never_a_smaller_size() {
             .await
             .unwrap()
             .unwrap();
-        let size = watcher.borrow_and_update().size.0;
+        let size = watcher.borrow_and_update().size().0;
         assert!(size > last, "size went from {last} to {size}");
         last = size;
     }
@@ -1006,8 +1019,8 @@ mod model {
                         prop_assert_eq!((sealed.index.0, sealed.duplicate), (index, duplicate));
                     }
                     let leaves: Vec<Hash> = model.iter().map(|v| hash_leaf(&entry(*v))).collect();
-                    prop_assert_eq!(receipt.checkpoint.size.0, model.len() as u64);
-                    prop_assert_eq!(receipt.checkpoint.root, naive_root(&leaves));
+                    prop_assert_eq!(receipt.checkpoint.size().0, model.len() as u64);
+                    prop_assert_eq!(receipt.checkpoint.root(), naive_root(&leaves));
                 }
                 log.shutdown().await;
                 Ok(())

@@ -12,6 +12,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use merklog_merkle::{HASH_SIZE, Hash, LeafIndex, TreeSize};
+use merklog_note::SignedCheckpoint;
 use tonic::{Code, Status};
 
 use crate::v1;
@@ -522,8 +523,18 @@ pub fn checkpoint_to_wire(note: Bytes, size: u64, root: &Hash) -> v1::Checkpoint
     }
 }
 
+/// The wire form of a signed checkpoint: its note bytes, with its size and root.
+pub fn signed_checkpoint_to_wire(checkpoint: &SignedCheckpoint) -> v1::Checkpoint {
+    checkpoint_to_wire(
+        checkpoint.note().clone(),
+        checkpoint.size().0,
+        &checkpoint.root(),
+    )
+}
+
 /// A wire checkpoint with its root length checked. The note's signature is NOT
-/// verified here (that needs the log's key: see `merklog-note`).
+/// verified here (that needs the log's key: `merklog_note::SignedCheckpoint::open`, after
+/// which the size and root must be compared with these claimed ones).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointParts {
     /// The signed note bytes.

@@ -108,11 +108,11 @@ async fn rounds_land_in_the_documented_layout() {
     );
     assert_eq!(
         store.checkpoint(300).unwrap().unwrap(),
-        receipt.checkpoint.note.to_vec()
+        receipt.checkpoint.note().to_vec()
     );
     assert_eq!(
         store.latest_checkpoint().unwrap().unwrap(),
-        receipt.checkpoint.note.to_vec()
+        receipt.checkpoint.note().to_vec()
     );
     assert!(store.checkpoint(0).unwrap().is_some());
     log.shutdown().await;
@@ -217,7 +217,7 @@ async fn proofs_read_across_tile_boundaries_verify() {
         }
     }
     for cp in &checkpoints {
-        assert_eq!(cp.root, root_of(&leaves[..cp.size.0 as usize]));
+        assert_eq!(cp.root(), root_of(&leaves[..cp.size().0 as usize]));
     }
     // Entries across a bundle boundary.
     let read = log
@@ -243,7 +243,7 @@ async fn reopening_recovers_the_same_root_and_frontier() {
         .unwrap();
     }
     let before = log.latest();
-    let frontier = stored_frontier(&store, before.size.0);
+    let frontier = stored_frontier(&store, before.size().0);
     log.shutdown().await;
     drop(log);
     drop(store);
@@ -251,13 +251,13 @@ async fn reopening_recovers_the_same_root_and_frontier() {
     let (store, log) = open_log(dir.path(), LogConfig::default());
     assert_eq!(log.latest(), before);
     assert!(log.signing_refused().is_none());
-    let reread = stored_frontier(&store, before.size.0);
+    let reread = stored_frontier(&store, before.size().0);
     assert_eq!(reread, frontier);
     assert_eq!(
-        CompactRange::from_frontier(before.size, reread)
+        CompactRange::from_frontier(before.size(), reread)
             .unwrap()
             .root(),
-        before.root
+        before.root()
     );
     // Appending continues right after, and duplicates are still found.
     let receipt = log
@@ -266,17 +266,17 @@ async fn reopening_recovers_the_same_root_and_frontier() {
         .unwrap();
     assert_eq!(receipt.entries[0].index, LeafIndex(0));
     assert!(receipt.entries[0].duplicate);
-    assert_eq!(receipt.entries[1].index.0, before.size.0);
+    assert_eq!(receipt.entries[1].index.0, before.size().0);
     let proof = log
-        .consistency_proof(before.size, TreeSize(before.size.0 + 1))
+        .consistency_proof(before.size(), TreeSize(before.size().0 + 1))
         .await
         .unwrap();
     verify_consistency(
-        before.size,
-        TreeSize(before.size.0 + 1),
+        before.size(),
+        TreeSize(before.size().0 + 1),
         &proof,
-        &before.root,
-        &receipt.checkpoint.root,
+        &before.root(),
+        &receipt.checkpoint.root(),
     )
     .unwrap();
     log.shutdown().await;
@@ -295,7 +295,7 @@ async fn every_commit_syncs_the_wal() {
         // One call at a time: each call is a round of its own, acknowledged before the
         // next one is queued.
         let receipt = log.append(vec![entry(i)]).await.unwrap();
-        assert_eq!(receipt.checkpoint.size.0, i + 1);
+        assert_eq!(receipt.checkpoint.size().0, i + 1);
     }
     let synced = store.wal_syncs() - before;
     assert!(
@@ -485,31 +485,31 @@ async fn a_cosigned_checkpoint_is_kept_by_size_and_as_published_across_reopen() 
     assert_eq!(store.published_checkpoint().unwrap(), None);
 
     // The same checkpoint with one more signature line (a witness's cosignature).
-    let mut cosigned = signed.note.to_vec();
+    let mut cosigned = signed.note().to_vec();
     cosigned.extend_from_slice("\u{2014} witness.example/w1 AAAAAAAAAAAAAAAAAAAA\n".as_bytes());
     store
-        .store_cosigned_checkpoint(signed.size.0, &cosigned)
+        .store_cosigned_checkpoint(signed.size().0, &cosigned)
         .unwrap();
     assert_eq!(
         store.published_checkpoint().unwrap(),
         Some(cosigned.clone())
     );
     assert_eq!(
-        store.checkpoint(signed.size.0).unwrap(),
+        store.checkpoint(signed.size().0).unwrap(),
         Some(cosigned.clone())
     );
     // "latest" belongs to the sequencer's commits only.
     assert_eq!(
         store.latest_checkpoint().unwrap(),
-        Some(signed.note.to_vec())
+        Some(signed.note().to_vec())
     );
 
     // Another checkpoint body, or a size never signed, is refused and changes nothing.
-    let mut other = signed.note.to_vec();
+    let mut other = signed.note().to_vec();
     other[ORIGIN.len() + 1] = b'9';
     assert!(
         store
-            .store_cosigned_checkpoint(signed.size.0, &other)
+            .store_cosigned_checkpoint(signed.size().0, &other)
             .is_err()
     );
     assert!(store.store_cosigned_checkpoint(11, &cosigned).is_err());

@@ -260,7 +260,7 @@ impl AppendPrinter {
         if self
             .checkpoint
             .as_ref()
-            .is_none_or(|c| c.size < receipt.checkpoint.size)
+            .is_none_or(|c| c.size() < receipt.checkpoint.size())
         {
             self.checkpoint = Some(Arc::clone(&receipt.checkpoint));
         }
@@ -271,8 +271,8 @@ impl AppendPrinter {
                     "index": receipt.index.0,
                     "duplicate": receipt.duplicate,
                     "leaf_hash": receipt.leaf_hash.to_string(),
-                    "checkpoint_size": receipt.checkpoint.size.0,
-                    "root": receipt.checkpoint.root.to_string(),
+                    "checkpoint_size": receipt.checkpoint.size().0,
+                    "root": receipt.checkpoint.root().to_string(),
                     "proof_file": proof_file,
                 }));
             } else {
@@ -289,7 +289,7 @@ impl AppendPrinter {
                         "appended "
                     },
                     receipt.leaf_hash,
-                    receipt.checkpoint.size.0,
+                    receipt.checkpoint.size().0,
                 ));
             }
         });
@@ -401,26 +401,26 @@ async fn checkpoint(context: &Context, args: CheckpointArgs) -> Result<(), Clien
     let result = client.checkpoint().await;
     let checkpoint = finish(&mut client, result)?;
     if let Some(out) = &args.out {
-        write_atomically(out, &checkpoint.note)?;
+        write_atomically(out, checkpoint.note())?;
     }
     if context.json {
         let mut value = checkpoint_json(&checkpoint);
         value["note"] = json!(checkpoint.note_text());
-        value["previous_size"] = json!(previous.as_ref().map(|p| p.size.0));
+        value["previous_size"] = json!(previous.as_ref().map(|p| p.size().0));
         print_json(&value);
     } else {
         print_line(&format!("verified checkpoint: {}", checkpoint.summary()));
         let history = match &previous {
             None => "first checkpoint of this log seen here; remembered from now on".to_owned(),
-            Some(p) if p.size == checkpoint.size => {
+            Some(p) if p.size() == checkpoint.size() => {
                 format!(
                     "unchanged since the last verified checkpoint (size {})",
-                    p.size.0
+                    p.size().0
                 )
             }
             Some(p) => format!(
                 "consistent with the last verified checkpoint (size {}): consistency proof verified",
-                p.size.0
+                p.size().0
             ),
         };
         print_line(&history);
@@ -513,10 +513,11 @@ async fn consistency(context: &Context, args: ConsistencyArgs) -> Result<(), Cli
             Some(spec) => resolve_checkpoint(&mut client, spec).await?,
             None => client.checkpoint().await?,
         };
-        if old.size > new.size {
+        if old.size() > new.size() {
             return Err(ClientError::Input(format!(
                 "OLD (size {}) is larger than NEW (size {})",
-                old.size.0, new.size.0
+                old.size().0,
+                new.size().0
             )));
         }
         let proof = client.prove_consistency(&old, &new).await?;
@@ -534,10 +535,10 @@ async fn consistency(context: &Context, args: ConsistencyArgs) -> Result<(), Cli
     } else {
         print_line(&format!(
             "consistent: size {} (root {}) is a prefix of size {} (root {}); proof of {} hashes verified",
-            old.size.0,
-            old.root,
-            new.size.0,
-            new.root,
+            old.size().0,
+            old.root(),
+            new.size().0,
+            new.root(),
             proof.len()
         ));
     }

@@ -24,10 +24,10 @@ pub(super) fn print_line(line: &str) {
 /// The JSON description of a checkpoint.
 pub(super) fn checkpoint_json(checkpoint: &SignedCheckpoint) -> Value {
     json!({
-        "origin": checkpoint.origin,
-        "size": checkpoint.size.0,
-        "root": checkpoint.root.to_string(),
-        "root_base64": b64(checkpoint.root.as_bytes()),
+        "origin": checkpoint.origin(),
+        "size": checkpoint.size().0,
+        "root": checkpoint.root().to_string(),
+        "root_base64": b64(checkpoint.root().as_bytes()),
     })
 }
 
