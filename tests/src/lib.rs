@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use merklog_note::{Checkpoint, Ed25519Verifier, open_checkpoint, parse_verifier_key};
+use merklog_note::{Checkpoint, Ed25519Verifier, Hash, open_checkpoint, parse_verifier_key};
 use merklog_proto::v1::{self, log_client::LogClient};
 use tonic::transport::Channel;
 
@@ -211,7 +211,9 @@ pub fn open_wire_checkpoint(
 ) -> Result<Checkpoint, String> {
     let (parsed, _) = open_checkpoint(&checkpoint.note, verifier, None)
         .map_err(|e| format!("checkpoint signature: {e}"))?;
-    if parsed.size != checkpoint.size || parsed.root[..] != checkpoint.root[..] {
+    if parsed.size != checkpoint.size
+        || Hash::try_from(&checkpoint.root[..]).ok() != Some(parsed.root)
+    {
         return Err("checkpoint fields differ from the signed text".into());
     }
     Ok(parsed)

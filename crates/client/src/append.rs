@@ -36,7 +36,7 @@ impl AppendReceipt {
         TlogProof::new(
             self.index.0,
             self.proof.clone(),
-            self.checkpoint.note.to_vec(),
+            self.checkpoint.note().to_vec(),
         )
     }
 }
@@ -81,7 +81,7 @@ impl AppendSummary {
         if self
             .checkpoint
             .as_ref()
-            .is_none_or(|c| c.size < receipt.checkpoint.size)
+            .is_none_or(|c| c.size() < receipt.checkpoint.size())
         {
             self.checkpoint = Some(Arc::clone(&receipt.checkpoint));
         }

@@ -1,7 +1,7 @@
 //! Auditing a whole log: download every entry and rebuild the signed root.
 
 use bytes::Bytes;
-use merklog_merkle::{CompactRange, Hash, TreeSize, hash_leaf, hashes_equal, verify_consistency};
+use merklog_merkle::{CompactRange, Hash, TreeSize, hash_leaf, verify_consistency};
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1;
 
@@ -40,7 +40,7 @@ impl Client {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<AuditReport, ClientError> {
         let checkpoint = self.checkpoint().await?;
-        let size = checkpoint.size.0;
+        let size = checkpoint.size().0;
         let mut range = CompactRange::new();
         let mut snapshots: Vec<CompactRange> = Vec::new();
         self.entries(0, size, |_, page| {
@@ -54,7 +54,7 @@ impl Client {
         })
         .await?;
         let computed = range.root();
-        if hashes_equal(&computed, &checkpoint.root) {
+        if computed == checkpoint.root() {
             return Ok(AuditReport {
                 checkpoint,
                 entries: size,
@@ -84,14 +84,14 @@ impl Client {
         if size.0 == 0 {
             return Ok(true);
         }
-        if size == checkpoint.size {
-            return Ok(hashes_equal(&prefix.root(), &checkpoint.root));
+        if size == checkpoint.size() {
+            return Ok(prefix.root() == checkpoint.root());
         }
         let response = self
             .rpc
             .get_consistency_proof(v1::GetConsistencyProofRequest {
                 old_size: size.0,
-                new_size: Some(checkpoint.size.0),
+                new_size: Some(checkpoint.size().0),
             })
             .await
             .map_err(|s| ClientError::rpc("GetConsistencyProof", s))?
@@ -101,10 +101,10 @@ impl Client {
         };
         Ok(verify_consistency(
             size,
-            checkpoint.size,
+            checkpoint.size(),
             &proof,
             &prefix.root(),
-            &checkpoint.root,
+            &checkpoint.root(),
         )
         .is_ok())
     }
@@ -213,6 +213,6 @@ mod tests {
             assert_eq!(longer.root(), whole.root());
         }
         // A proof too short for its size is refused, not sliced out of range.
-        assert!(frontier_from_last_leaf(TreeSize(8), [0; 32], &[[1; 32]]).is_err());
+        assert!(frontier_from_last_leaf(TreeSize(8), [0; 32].into(), &[[1; 32].into()]).is_err());
     }
 }

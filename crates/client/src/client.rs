@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use merklog_merkle::{
-    Hash, LeafIndex, TreeSize, hash_leaf, hashes_equal, verify_consistency, verify_inclusion,
-};
+use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf, verify_consistency, verify_inclusion};
 use merklog_note::TlogProof;
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf, log_client::LogClient};
@@ -65,7 +63,7 @@ impl InclusionReceipt {
         TlogProof::new(
             self.index.0,
             self.proof.clone(),
-            self.checkpoint.note.to_vec(),
+            self.checkpoint.note().to_vec(),
         )
     }
 }
@@ -177,7 +175,7 @@ impl Client {
     }
 
     fn remember(&mut self, checkpoint: &SignedCheckpoint) {
-        self.known.insert(checkpoint.size.0, checkpoint.clone());
+        self.known.insert(checkpoint.size().0, checkpoint.clone());
         while self.known.len() > KNOWN_CHECKPOINTS {
             self.known.pop_first();
         }
@@ -199,7 +197,7 @@ impl Client {
             self.unsaved = true;
             return Ok(());
         };
-        if is_latest && checkpoint.size < previous.size {
+        if is_latest && checkpoint.size() < previous.size() {
             return Err(ClientError::inconsistent(
                 InconsistencyKind::Rollback,
                 &previous,
@@ -207,8 +205,8 @@ impl Client {
                 Vec::new(),
             ));
         }
-        if let Some(known) = self.known.get(&checkpoint.size.0) {
-            if hashes_equal(&known.root, &checkpoint.root) {
+        if let Some(known) = self.known.get(&checkpoint.size().0) {
+            if known.root() == checkpoint.root() {
                 return Ok(());
             }
             return Err(ClientError::inconsistent(
@@ -218,7 +216,7 @@ impl Client {
                 Vec::new(),
             ));
         }
-        if checkpoint.size > previous.size {
+        if checkpoint.size() > previous.size() {
             self.prove_consistency(&previous, checkpoint).await?;
             self.remember(checkpoint);
             self.latest = Some(checkpoint.clone());
@@ -238,14 +236,15 @@ impl Client {
         old: &SignedCheckpoint,
         new: &SignedCheckpoint,
     ) -> Result<Vec<Hash>, ClientError> {
-        if old.size > new.size {
+        if old.size() > new.size() {
             return Err(ClientError::Input(format!(
                 "a consistency proof goes from a smaller to a larger tree, not from {} to {}",
-                old.size.0, new.size.0
+                old.size().0,
+                new.size().0
             )));
         }
-        if old.size == new.size {
-            if hashes_equal(&old.root, &new.root) {
+        if old.size() == new.size() {
+            if old.root() == new.root() {
                 return Ok(Vec::new());
             }
             return Err(ClientError::inconsistent(
@@ -255,30 +254,33 @@ impl Client {
                 Vec::new(),
             ));
         }
-        if old.size.0 == 0 {
+        if old.size().0 == 0 {
             // A size-0 checkpoint's root was checked to be SHA-256("") when opened.
             return Ok(Vec::new());
         }
         let response = self
             .rpc
             .get_consistency_proof(v1::GetConsistencyProofRequest {
-                old_size: old.size.0,
-                new_size: Some(new.size.0),
+                old_size: old.size().0,
+                new_size: Some(new.size().0),
             })
             .await
             .map_err(|s| ClientError::rpc("GetConsistencyProof", s))?
             .into_inner();
-        if response.old_size != old.size.0 || response.new_size != new.size.0 {
+        if response.old_size != old.size().0 || response.new_size != new.size().0 {
             return Err(ClientError::Malformed(format!(
                 "asked for a consistency proof {} -> {}, got one for {} -> {}",
-                old.size.0, new.size.0, response.old_size, response.new_size
+                old.size().0,
+                new.size().0,
+                response.old_size,
+                response.new_size
             )));
         }
         let proof = proof_from_wire("proof", &response.proof)
             .map_err(|e| ClientError::Malformed(e.to_string()))?;
-        verify_consistency(old.size, new.size, &proof, &old.root, &new.root).map_err(|e| {
-            ClientError::inconsistent(InconsistencyKind::BadProof(e), old, new, proof.clone())
-        })?;
+        verify_consistency(old.size(), new.size(), &proof, &old.root(), &new.root()).map_err(
+            |e| ClientError::inconsistent(InconsistencyKind::BadProof(e), old, new, proof.clone()),
+        )?;
         Ok(proof)
     }
 
@@ -321,10 +323,11 @@ impl Client {
             )));
         };
         let checkpoint = self.trust.open_wire(wire)?;
-        if checkpoint.size != size {
+        if checkpoint.size() != size {
             return Err(ClientError::Malformed(format!(
                 "asked for the checkpoint of size {}, got size {}",
-                size.0, checkpoint.size.0
+                size.0,
+                checkpoint.size().0
             )));
         }
         self.observe(&checkpoint, false).await?;
@@ -338,17 +341,22 @@ impl Client {
         proof: &[Hash],
         checkpoint: &SignedCheckpoint,
     ) -> Result<(), ClientError> {
-        verify_inclusion(leaf_hash, index, checkpoint.size, proof, &checkpoint.root).map_err(
-            |source| {
-                ClientError::Inclusion(Box::new(InclusionFailure {
-                    index: index.0,
-                    leaf_hash: *leaf_hash,
-                    proof: proof.to_vec(),
-                    checkpoint: checkpoint.clone(),
-                    source,
-                }))
-            },
+        verify_inclusion(
+            leaf_hash,
+            index,
+            checkpoint.size(),
+            proof,
+            &checkpoint.root(),
         )
+        .map_err(|source| {
+            ClientError::Inclusion(Box::new(InclusionFailure {
+                index: index.0,
+                leaf_hash: *leaf_hash,
+                proof: proof.to_vec(),
+                checkpoint: checkpoint.clone(),
+                source,
+            }))
+        })
     }
 
     async fn inclusion(
@@ -371,10 +379,11 @@ impl Client {
         };
         let checkpoint = self.trust.open_wire(wire)?;
         self.observe(&checkpoint, true).await?;
-        if response.tree_size != checkpoint.size.0 {
+        if response.tree_size != checkpoint.size().0 {
             return Err(ClientError::Malformed(format!(
                 "inclusion proof for tree size {} came with the checkpoint of size {}",
-                response.tree_size, checkpoint.size.0
+                response.tree_size,
+                checkpoint.size().0
             )));
         }
         let proof = proof_from_wire("proof", &response.proof)
@@ -410,7 +419,7 @@ impl Client {
         leaf_hash: &Hash,
     ) -> Result<InclusionReceipt, ClientError> {
         let (index, proof, checkpoint) = self
-            .inclusion(Leaf::LeafHash(Bytes::copy_from_slice(leaf_hash)))
+            .inclusion(Leaf::LeafHash(Bytes::copy_from_slice(leaf_hash.as_bytes())))
             .await?;
         Self::check_inclusion(leaf_hash, index, &proof, &checkpoint)?;
         Ok(InclusionReceipt {

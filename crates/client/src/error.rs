@@ -9,7 +9,7 @@ use merklog_note::NoteError;
 use serde::Serialize;
 
 use crate::SignedCheckpoint;
-use crate::encoding::{b64, hex};
+use crate::encoding::b64;
 
 /// An error and its sources, `: `-separated (transport errors hide the useful
 /// part, such as "Connection refused", in their source).
@@ -69,27 +69,29 @@ impl fmt::Display for Inconsistency {
             InconsistencyKind::Rollback => write!(
                 f,
                 "rollback: the log's latest checkpoint has size {}, but size {} was verified before",
-                new.size.0, old.size.0
+                new.size().0,
+                old.size().0
             ),
             InconsistencyKind::Fork => write!(
                 f,
                 "fork: two signed roots for size {}: {} (verified before) and {}",
-                new.size.0,
-                hex(&old.root),
-                hex(&new.root)
+                new.size().0,
+                old.root(),
+                new.root()
             ),
             InconsistencyKind::BadProof(e) => write!(
                 f,
                 "the checkpoint of size {} is not consistent with the one of size {}: {e}",
-                new.size.0, old.size.0
+                new.size().0,
+                old.size().0
             ),
             InconsistencyKind::EntriesMismatch { computed } => write!(
                 f,
                 "the entries served for [{}, {}) lead to root {}, not the signed root {}",
-                old.size.0,
-                new.size.0,
-                hex(computed),
-                hex(&new.root)
+                old.size().0,
+                new.size().0,
+                computed,
+                new.root()
             ),
         }
     }
@@ -212,8 +214,8 @@ pub enum ClientError {
     /// The log's entries do not rebuild its signed root.
     #[error(
         "audit failed: the entries lead to root {}, not the signed root {}{}",
-        hex(&.0.computed),
-        hex(&.0.checkpoint.root),
+        .0.computed,
+        .0.checkpoint.root(),
         .0.first_bad_index.map(|i| format!("; first bad entry: {i}")).unwrap_or_default()
     )]
     Audit(Box<AuditMismatch>),
@@ -267,20 +269,24 @@ impl ClientError {
             },
             ClientError::Inclusion(failure) => Evidence {
                 checkpoints: vec![failure.checkpoint.note_text()],
-                proof: failure.proof.iter().map(|h| b64(h)).collect(),
+                proof: failure.proof.iter().map(|h| b64(h.as_bytes())).collect(),
                 index: Some(failure.index),
-                leaf_hash: Some(hex(&failure.leaf_hash)),
+                leaf_hash: Some(failure.leaf_hash.to_string()),
                 ..Evidence::default()
             },
             ClientError::Inconsistent(inconsistency) => Evidence {
                 checkpoints: vec![inconsistency.old.note_text(), inconsistency.new.note_text()],
-                proof: inconsistency.proof.iter().map(|h| b64(h)).collect(),
+                proof: inconsistency
+                    .proof
+                    .iter()
+                    .map(|h| b64(h.as_bytes()))
+                    .collect(),
                 computed_root: match &inconsistency.kind {
-                    InconsistencyKind::EntriesMismatch { computed } => Some(hex(computed)),
+                    InconsistencyKind::EntriesMismatch { computed } => Some(computed.to_string()),
                     InconsistencyKind::BadProof(
                         MerkleError::ConsistencyNewRootMismatch { computed, .. }
                         | MerkleError::ConsistencyOldRootMismatch { computed, .. },
-                    ) => Some(hex(computed)),
+                    ) => Some(computed.to_string()),
                     _ => None,
                 },
                 ..Evidence::default()
@@ -291,8 +297,8 @@ impl ClientError {
                 leaf_hash: mismatch
                     .entry
                     .as_ref()
-                    .map(|e| hex(&merklog_merkle::hash_leaf(e))),
-                computed_root: Some(hex(&mismatch.computed)),
+                    .map(|e| merklog_merkle::hash_leaf(e).to_string()),
+                computed_root: Some(mismatch.computed.to_string()),
                 ..Evidence::default()
             },
             _ => return None,

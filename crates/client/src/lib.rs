@@ -45,12 +45,13 @@ mod watch;
 pub use append::{AppendReceipt, AppendSummary, StreamOptions};
 pub use audit::AuditReport;
 pub use client::{Client, ClientOptions, InclusionReceipt};
-pub use encoding::{hex, parse_hash};
+pub use encoding::parse_hash;
 pub use error::{
     AuditMismatch, ClientError, Evidence, InclusionFailure, Inconsistency, InconsistencyKind,
 };
+pub use merklog_note::SignedCheckpoint;
 pub use state::{StateFile, default_state_path};
-pub use trust::{SignedCheckpoint, TrustedLog, load_verifier_key};
+pub use trust::{TrustedLog, load_verifier_key};
 pub use watch::{Watch, WatchEvent};
 
 /// The default server address of the command line and of [`ClientOptions`].

@@ -1,52 +1,19 @@
 //! What the client trusts: the log's verifier key (whose name is the log's origin)
-//! and, optionally, a witness policy; and the checkpoints that passed those checks.
+//! and, optionally, a witness policy; and the checks a checkpoint must pass before the
+//! client holds it as a [`SignedCheckpoint`].
 
 use std::path::Path;
 
 use bytes::Bytes;
-use merklog_merkle::{Hash, TreeSize, empty_root, hashes_equal};
-use merklog_note::{
-    Checkpoint, Ed25519Verifier, Policy, Verifier as _, open_checkpoint, parse_verifier_key,
-};
+use merklog_merkle::empty_root;
+use merklog_note::{Ed25519Verifier, Policy, SignedCheckpoint, Verifier as _, parse_verifier_key};
 use merklog_proto::convert::CheckpointParts;
 use merklog_proto::v1;
 
 use crate::ClientError;
-use crate::encoding::hex;
 
 /// Verifier key files larger than this are refused (a vkey is under 400 bytes).
 const MAX_VKEY_FILE_LEN: u64 = 4096;
-
-/// A checkpoint whose signature (and cosignature quorum, when a policy is
-/// configured) verified with the trusted key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedCheckpoint {
-    /// The log's origin (first line of the checkpoint).
-    pub origin: String,
-    /// The tree size it commits to.
-    pub size: TreeSize,
-    /// The root hash of that tree.
-    pub root: Hash,
-    /// The signed note, byte for byte as received (with every signature line).
-    pub note: Bytes,
-}
-
-impl SignedCheckpoint {
-    /// The note as text (a verified note is UTF-8).
-    pub fn note_text(&self) -> String {
-        String::from_utf8_lossy(&self.note).into_owned()
-    }
-
-    /// One line for people: origin, size and root in hex.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} size {} root {}",
-            self.origin,
-            self.size.0,
-            hex(&self.root)
-        )
-    }
-}
 
 /// The trust anchor of one log: its Ed25519 verifier key and an optional
 /// witness policy whose quorum every checkpoint must meet.
@@ -106,29 +73,26 @@ impl TrustedLog {
             source: Box::new(source),
             note: Bytes::copy_from_slice(note),
         };
-        let (checkpoint, parsed) =
-            open_checkpoint(note, &self.verifier, Some(self.origin())).map_err(rejected)?;
+        let mut signed = SignedCheckpoint::open(
+            Bytes::copy_from_slice(note),
+            &self.verifier,
+            Some(self.origin()),
+        )
+        .map_err(rejected)?;
         if let Some(policy) = &self.policy {
-            policy.check_cosignatures(&parsed).map_err(rejected)?;
+            signed = policy.check_witnesses(signed).map_err(rejected)?;
         }
-        let Checkpoint {
-            origin, size, root, ..
-        } = checkpoint;
-        if size == 0 && !hashes_equal(&root, &empty_root()) {
+        let root = signed.root();
+        if signed.size().0 == 0 && root != empty_root() {
             return Err(ClientError::CheckpointContradiction {
                 reason: format!(
                     "a signed size-0 checkpoint has root {}, not SHA-256(\"\")",
-                    hex(&root)
+                    root
                 ),
                 note: Bytes::copy_from_slice(note),
             });
         }
-        Ok(SignedCheckpoint {
-            origin,
-            size: TreeSize(size),
-            root,
-            note: Bytes::copy_from_slice(note),
-        })
+        Ok(signed)
     }
 
     /// Verifies a checkpoint message: the signed note as [`TrustedLog::open`]
@@ -137,16 +101,16 @@ impl TrustedLog {
         let parts = CheckpointParts::from_wire(wire)
             .map_err(|e| ClientError::Malformed(format!("checkpoint: {e}")))?;
         let signed = self.open(&parts.note)?;
-        if parts.size != signed.size || !hashes_equal(&parts.root, &signed.root) {
+        if parts.size != signed.size() || parts.root != signed.root() {
             return Err(ClientError::CheckpointContradiction {
                 reason: format!(
                     "its fields say size {} root {}, but the signed note says size {} root {}",
                     parts.size.0,
-                    hex(&parts.root),
-                    signed.size.0,
-                    hex(&signed.root)
+                    parts.root,
+                    signed.size().0,
+                    signed.root()
                 ),
-                note: signed.note,
+                note: signed.note().clone(),
             });
         }
         Ok(signed)

@@ -1,7 +1,7 @@
 //! Following the log: every new checkpoint verified, every new entry checked.
 
 use bytes::Bytes;
-use merklog_merkle::{CompactRange, LeafIndex, hash_leaf, hashes_equal};
+use merklog_merkle::{CompactRange, LeafIndex, hash_leaf};
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1;
 
@@ -55,7 +55,7 @@ impl Client {
         &mut self,
         checkpoint: &SignedCheckpoint,
     ) -> Result<CompactRange, ClientError> {
-        let Some(last) = checkpoint.size.0.checked_sub(1) else {
+        let Some(last) = checkpoint.size().0.checked_sub(1) else {
             return Ok(CompactRange::new());
         };
         let entry = self.entry(LeafIndex(last)).await?;
@@ -64,22 +64,24 @@ impl Client {
             .rpc
             .get_inclusion_proof(v1::GetInclusionProofRequest {
                 leaf: Some(v1::get_inclusion_proof_request::Leaf::Index(last)),
-                tree_size: Some(checkpoint.size.0),
+                tree_size: Some(checkpoint.size().0),
             })
             .await
             .map_err(|s| ClientError::rpc("GetInclusionProof", s))?
             .into_inner();
-        if response.index != last || response.tree_size != checkpoint.size.0 {
+        if response.index != last || response.tree_size != checkpoint.size().0 {
             return Err(ClientError::Malformed(format!(
                 "asked for the proof of entry {last} in tree {}, got entry {} in tree {}",
-                checkpoint.size.0, response.index, response.tree_size
+                checkpoint.size().0,
+                response.index,
+                response.tree_size
             )));
         }
         let proof = proof_from_wire("proof", &response.proof)
             .map_err(|e| ClientError::Malformed(e.to_string()))?;
         Self::check_inclusion(&leaf, LeafIndex(last), &proof, checkpoint)?;
-        let range = frontier_from_last_leaf(checkpoint.size, leaf, &proof)?;
-        if !hashes_equal(&range.root(), &checkpoint.root) {
+        let range = frontier_from_last_leaf(checkpoint.size(), leaf, &proof)?;
+        if range.root() != checkpoint.root() {
             return Err(ClientError::Malformed(
                 "the frontier rebuilt from a verified proof has another root".into(),
             ));
@@ -105,7 +107,7 @@ impl Watch<'_> {
             let tree = self.client.frontier(&checkpoint).await?;
             self.tree = Some((tree, checkpoint.clone()));
             return Ok(Some(WatchEvent {
-                first_index: checkpoint.size.0,
+                first_index: checkpoint.size().0,
                 checkpoint,
                 initial: true,
                 entries: Vec::new(),
@@ -114,7 +116,7 @@ impl Watch<'_> {
         let start = tree.size().0;
         let mut entries = Vec::new();
         self.client
-            .entries(start, checkpoint.size.0, |_, page| {
+            .entries(start, checkpoint.size().0, |_, page| {
                 let leaves: Vec<_> = page.iter().map(|e| hash_leaf(e)).collect();
                 tree.append(&leaves, |_, _| {})
                     .map_err(|e| ClientError::Malformed(e.to_string()))?;
@@ -123,7 +125,7 @@ impl Watch<'_> {
             })
             .await?;
         let computed = tree.root();
-        if !hashes_equal(&computed, &checkpoint.root) {
+        if computed != checkpoint.root() {
             return Err(ClientError::inconsistent(
                 InconsistencyKind::EntriesMismatch { computed },
                 &previous,

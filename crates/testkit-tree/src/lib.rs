@@ -10,7 +10,8 @@
 //!   worse; fine for the tree sizes tests use, useless for anything else.
 //! - Plain `[u8; 32]` values and SHA-256 from `sha2`: it depends on no merklog crate,
 //!   so merklog-merkle's own tests can use it, and a mistake in merklog-merkle cannot
-//!   leak into it. Callers convert to and from their own hash types.
+//!   leak into it. The public functions take and return any hash type that converts
+//!   to and from the 32 bytes ([`Bytes32`]), so callers pass their own.
 //!
 //! What it is not: no verification, no storage, no tiles, no compact ranges, and no
 //! speed. Its own tests check it against the known-answer vectors in `tests/data`.
@@ -49,22 +50,40 @@ fn split(n: usize) -> usize {
     k
 }
 
+/// A caller's hash type: anything that converts to and from the 32 bytes
+/// (`[u8; 32]` itself, or a newtype around it).
+pub trait Bytes32: Copy + Into<[u8; 32]> + From<[u8; 32]> {}
+
+impl<H: Copy + Into<[u8; 32]> + From<[u8; 32]>> Bytes32 for H {}
+
+fn raw<H: Bytes32>(leaves: &[H]) -> Vec<[u8; 32]> {
+    leaves.iter().map(|&leaf| leaf.into()).collect()
+}
+
+fn wrap<H: Bytes32>(hashes: Vec<[u8; 32]>) -> Vec<H> {
+    hashes.into_iter().map(H::from).collect()
+}
+
 /// MTH(D\[n\]) over the leaf hashes of `D[n]`; the empty list has `HASH()`.
-pub fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+pub fn mth<H: Bytes32>(leaves: &[H]) -> H {
+    H::from(mth_raw(&raw(leaves)))
+}
+
+fn mth_raw(leaves: &[[u8; 32]]) -> [u8; 32] {
     match leaves {
         [] => Sha256::digest([]).into(),
         [leaf] => *leaf,
         _ => {
             let (left, right) = leaves.split_at(split(leaves.len()));
-            node_hash(&mth(left), &mth(right))
+            node_hash(&mth_raw(left), &mth_raw(right))
         }
     }
 }
 
 /// PATH(m, D\[n\]): the inclusion proof of leaf `m`, leaf sibling first; `None`
 /// unless `m < n`, where the RFC defines it.
-pub fn path(m: usize, leaves: &[[u8; 32]]) -> Option<Vec<[u8; 32]>> {
-    (m < leaves.len()).then(|| path_within(m, leaves))
+pub fn path<H: Bytes32>(m: usize, leaves: &[H]) -> Option<Vec<H>> {
+    (m < leaves.len()).then(|| wrap(path_within(m, &raw(leaves))))
 }
 
 /// PATH for `m < n`.
@@ -76,11 +95,11 @@ fn path_within(m: usize, leaves: &[[u8; 32]]) -> Vec<[u8; 32]> {
     let (left, right) = leaves.split_at(k);
     if m < k {
         let mut proof = path_within(m, left);
-        proof.push(mth(right));
+        proof.push(mth_raw(right));
         proof
     } else {
         let mut proof = path_within(m - k, right);
-        proof.push(mth(left));
+        proof.push(mth_raw(left));
         proof
     }
 }
@@ -88,8 +107,8 @@ fn path_within(m: usize, leaves: &[[u8; 32]]) -> Vec<[u8; 32]> {
 /// PROOF(m, D\[n\]) = SUBPROOF(m, D\[n\], true): the consistency proof from size `m`
 /// to size `n`. `None` unless `0 < m <= n`; for `m == n` it is empty, as SUBPROOF
 /// gives.
-pub fn proof(m: usize, leaves: &[[u8; 32]]) -> Option<Vec<[u8; 32]>> {
-    (0 < m && m <= leaves.len()).then(|| subproof(m, leaves, true))
+pub fn proof<H: Bytes32>(m: usize, leaves: &[H]) -> Option<Vec<H>> {
+    (0 < m && m <= leaves.len()).then(|| wrap(subproof(m, &raw(leaves), true)))
 }
 
 /// SUBPROOF(m, D\[n\], b) for `0 < m <= n`.
@@ -99,18 +118,18 @@ fn subproof(m: usize, leaves: &[[u8; 32]], complete: bool) -> Vec<[u8; 32]> {
         return if complete {
             Vec::new()
         } else {
-            vec![mth(leaves)]
+            vec![mth_raw(leaves)]
         };
     }
     let k = split(n);
     let (left, right) = leaves.split_at(k);
     if m <= k {
         let mut proof = subproof(m, left, complete);
-        proof.push(mth(right));
+        proof.push(mth_raw(right));
         proof
     } else {
         let mut proof = subproof(m - k, right, false);
-        proof.push(mth(left));
+        proof.push(mth_raw(left));
         proof
     }
 }

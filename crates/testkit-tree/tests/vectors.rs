@@ -137,9 +137,9 @@ fn hashes_and_small_trees_follow_the_definitions() {
 #[test]
 fn undefined_inputs_are_refused() {
     let leaves = leaves();
-    assert_eq!(path(0, &[]), None);
+    assert_eq!(path::<[u8; 32]>(0, &[]), None);
     assert_eq!(path(8, &leaves), None);
     assert_eq!(proof(0, &leaves), None);
     assert_eq!(proof(9, &leaves), None);
-    assert_eq!(proof(1, &[]), None);
+    assert_eq!(proof::<[u8; 32]>(1, &[]), None);
 }

@@ -114,7 +114,9 @@ impl FakeState {
 
 fn flip(proof: &mut [Hash]) {
     if let Some(first) = proof.first_mut() {
-        first[0] ^= 1;
+        let mut bytes = *first.as_bytes();
+        bytes[0] ^= 1;
+        *first = Hash::from_bytes(bytes);
     }
 }
 
@@ -300,7 +302,7 @@ impl v1::log_server::Log for FakeLog {
             Some(v1::get_inclusion_proof_request::Leaf::LeafHash(h)) => state
                 .leaves
                 .iter()
-                .position(|l| l[..] == h[..])
+                .position(|l| l.as_bytes()[..] == h[..])
                 .ok_or_else(|| Status::not_found("leaf"))?
                 as u64,
             None => return Err(Status::invalid_argument("leaf")),

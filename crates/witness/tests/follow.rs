@@ -165,7 +165,7 @@ async fn cosigns_a_real_log_as_it_grows() {
         .unwrap()
         .into_inner();
     assert_eq!(cosigned.size, latest.size);
-    assert_eq!(&cosigned.root[..], &latest.root[..]);
+    assert_eq!(cosigned.root.as_bytes()[..], latest.root[..]);
 
     // The follower counts a cosignature just after the stored size moves.
     let series = format!("merklog_witness_follow_cosigned_total{{origin=\"{REAL_ORIGIN}\"}}");
@@ -399,7 +399,9 @@ impl v1::log_server::Log for FakeLog {
         if state.lie(new) == Hostile::FlippedProof
             && let Some(first) = proof.first_mut()
         {
-            first[0] ^= 1;
+            let mut bytes = *first.as_bytes();
+            bytes[0] ^= 1;
+            *first = bytes.into();
         }
         let mut answer = v1::GetConsistencyProofResponse {
             old_size: old,

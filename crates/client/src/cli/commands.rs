@@ -18,7 +18,7 @@ use super::{
     AppendArgs, AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, KeyCommand,
     KeyGenerateArgs, ProveArgs, VerifyArgs, WatchArgs,
 };
-use crate::encoding::{b64, hex};
+use crate::encoding::b64;
 use crate::state::write_atomically;
 use crate::{
     AppendReceipt, Client, ClientError, ClientOptions, SignedCheckpoint, StateFile, StreamOptions,
@@ -211,20 +211,20 @@ fn verify(context: &Context, args: VerifyArgs) -> Result<(), ClientError> {
         print_json(&json!({
             "ok": true,
             "index": verified.index,
-            "leaf_hash": hex(&verified.leaf_hash),
+            "leaf_hash": verified.leaf_hash.to_string(),
             "origin": checkpoint.origin,
             "size": checkpoint.size,
-            "root": hex(&checkpoint.root),
+            "root": checkpoint.root.to_string(),
             "witness_quorum": policy.is_some(),
         }));
     } else {
         print_line(&format!(
             "OK: the entry (leaf hash {}) is at index {} of {}, in the signed tree of size {} (root {}){}",
-            hex(&verified.leaf_hash),
+            verified.leaf_hash,
             verified.index,
             checkpoint.origin,
             checkpoint.size,
-            hex(&checkpoint.root),
+            checkpoint.root,
             if policy.is_some() {
                 ", cosigned by the policy's witness quorum"
             } else {
@@ -260,7 +260,7 @@ impl AppendPrinter {
         if self
             .checkpoint
             .as_ref()
-            .is_none_or(|c| c.size < receipt.checkpoint.size)
+            .is_none_or(|c| c.size() < receipt.checkpoint.size())
         {
             self.checkpoint = Some(Arc::clone(&receipt.checkpoint));
         }
@@ -270,9 +270,9 @@ impl AppendPrinter {
                 print_json(&json!({
                     "index": receipt.index.0,
                     "duplicate": receipt.duplicate,
-                    "leaf_hash": hex(&receipt.leaf_hash),
-                    "checkpoint_size": receipt.checkpoint.size.0,
-                    "root": hex(&receipt.checkpoint.root),
+                    "leaf_hash": receipt.leaf_hash.to_string(),
+                    "checkpoint_size": receipt.checkpoint.size().0,
+                    "root": receipt.checkpoint.root().to_string(),
                     "proof_file": proof_file,
                 }));
             } else {
@@ -288,8 +288,8 @@ impl AppendPrinter {
                     } else {
                         "appended "
                     },
-                    hex(&receipt.leaf_hash),
-                    receipt.checkpoint.size.0,
+                    receipt.leaf_hash,
+                    receipt.checkpoint.size().0,
                 ));
             }
         });
@@ -401,26 +401,26 @@ async fn checkpoint(context: &Context, args: CheckpointArgs) -> Result<(), Clien
     let result = client.checkpoint().await;
     let checkpoint = finish(&mut client, result)?;
     if let Some(out) = &args.out {
-        write_atomically(out, &checkpoint.note)?;
+        write_atomically(out, checkpoint.note())?;
     }
     if context.json {
         let mut value = checkpoint_json(&checkpoint);
         value["note"] = json!(checkpoint.note_text());
-        value["previous_size"] = json!(previous.as_ref().map(|p| p.size.0));
+        value["previous_size"] = json!(previous.as_ref().map(|p| p.size().0));
         print_json(&value);
     } else {
         print_line(&format!("verified checkpoint: {}", checkpoint.summary()));
         let history = match &previous {
             None => "first checkpoint of this log seen here; remembered from now on".to_owned(),
-            Some(p) if p.size == checkpoint.size => {
+            Some(p) if p.size() == checkpoint.size() => {
                 format!(
                     "unchanged since the last verified checkpoint (size {})",
-                    p.size.0
+                    p.size().0
                 )
             }
             Some(p) => format!(
                 "consistent with the last verified checkpoint (size {}): consistency proof verified",
-                p.size.0
+                p.size().0
             ),
         };
         print_line(&history);
@@ -466,7 +466,7 @@ async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
     let message = format!(
         "entry {} (leaf hash {}) is in {}: inclusion proof verified{}",
         receipt.index.0,
-        hex(&receipt.leaf_hash),
+        receipt.leaf_hash,
         receipt.checkpoint.summary(),
         if to_stdout {
             String::new()
@@ -479,7 +479,7 @@ async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
     } else if context.json {
         let mut value = checkpoint_json(&receipt.checkpoint);
         value["index"] = json!(receipt.index.0);
-        value["leaf_hash"] = json!(hex(&receipt.leaf_hash));
+        value["leaf_hash"] = json!(receipt.leaf_hash.to_string());
         value["proof_file"] = json!(out);
         print_json(&value);
     } else {
@@ -513,10 +513,11 @@ async fn consistency(context: &Context, args: ConsistencyArgs) -> Result<(), Cli
             Some(spec) => resolve_checkpoint(&mut client, spec).await?,
             None => client.checkpoint().await?,
         };
-        if old.size > new.size {
+        if old.size() > new.size() {
             return Err(ClientError::Input(format!(
                 "OLD (size {}) is larger than NEW (size {})",
-                old.size.0, new.size.0
+                old.size().0,
+                new.size().0
             )));
         }
         let proof = client.prove_consistency(&old, &new).await?;
@@ -529,15 +530,15 @@ async fn consistency(context: &Context, args: ConsistencyArgs) -> Result<(), Cli
             "ok": true,
             "old": checkpoint_json(&old),
             "new": checkpoint_json(&new),
-            "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+            "proof": proof.iter().map(|h| b64(h.as_bytes())).collect::<Vec<_>>(),
         }));
     } else {
         print_line(&format!(
             "consistent: size {} (root {}) is a prefix of size {} (root {}); proof of {} hashes verified",
-            old.size.0,
-            hex(&old.root),
-            new.size.0,
-            hex(&new.root),
+            old.size().0,
+            old.root(),
+            new.size().0,
+            new.root(),
             proof.len()
         ));
     }

@@ -13,10 +13,6 @@ fn write(path: &Path, bytes: impl AsRef<[u8]>) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -354,12 +350,15 @@ async fn append_from_stdin_keeps_each_line_exactly() {
         assert_eq!(line["index"], i as u64, "input order is kept");
     }
     let expected_leaf = hash_leaf(b"{\"event\":\"login\",\"user\":\"ann\"}");
-    assert_eq!(lines[0]["leaf_hash"], hex(&expected_leaf));
-    assert_eq!(lines[1]["leaf_hash"], hex(&hash_leaf(b"crlf line\r")));
-    assert_eq!(lines[2]["leaf_hash"], hex(&hash_leaf(b"  spaces kept  ")));
+    assert_eq!(lines[0]["leaf_hash"], expected_leaf.to_string());
+    assert_eq!(lines[1]["leaf_hash"], hash_leaf(b"crlf line\r").to_string());
+    assert_eq!(
+        lines[2]["leaf_hash"],
+        hash_leaf(b"  spaces kept  ").to_string()
+    );
     assert_eq!(
         lines[303]["leaf_hash"],
-        hex(&hash_leaf(b"last line without newline"))
+        hash_leaf(b"last line without newline").to_string()
     );
 
     // The exact line bytes reproduce the leaf hash for prove and verify.
@@ -455,7 +454,7 @@ async fn checkpoint_prove_consistency_audit_and_watch() {
     write(&dir.path().join("b"), "b");
     cli.run(&["verify", "p1", "--entry", "b"]).await.ok();
     let by_hash = cli
-        .run(&["--json", "prove", "--hash", &hex(&hash_leaf(b"c"))])
+        .run(&["--json", "prove", "--hash", &hash_leaf(b"c").to_string()])
         .await
         .ok();
     assert_eq!(by_hash.json_lines()[0]["index"], 2);
@@ -468,7 +467,7 @@ async fn checkpoint_prove_consistency_audit_and_watch() {
     );
     cli.run(&["prove", "99"]).await.error();
     cli.run(&["prove", "--hash", "not-a-hash"]).await.error();
-    cli.run(&["prove", "1", "--hash", &hex(&hash_leaf(b"c"))])
+    cli.run(&["prove", "1", "--hash", &hash_leaf(b"c").to_string()])
         .await
         .error();
 

@@ -116,6 +116,8 @@ impl SplitMix {
 /// Flips one bit (0..256) of one hash of a proof.
 pub fn flipped(proof: &[Hash], which: usize, bit: usize) -> Vec<Hash> {
     let mut proof = proof.to_vec();
-    proof[which][bit / 8] ^= 1 << (bit % 8);
+    let mut bytes = *proof[which].as_bytes();
+    bytes[bit / 8] ^= 1 << (bit % 8);
+    proof[which] = Hash::from_bytes(bytes);
     proof
 }

@@ -149,7 +149,7 @@ async fn bad_inputs_get_exact_codes_and_write_nothing() {
             name: "known hash beyond an explicit size",
             call: Call::Inclusion(
                 Some(Leaf::LeafHash(Bytes::copy_from_slice(
-                    &merklog_merkle::hash_leaf(&seeded[9]),
+                    merklog_merkle::hash_leaf(&seeded[9]).as_bytes(),
                 ))),
                 Some(9),
             ),

@@ -15,7 +15,7 @@ pub(crate) fn open(server: &TestServer, checkpoint: &v1::Checkpoint) -> Checkpoi
     let (parsed, _) = open_checkpoint(&checkpoint.note, &server.verifier(), Some(&server.origin))
         .expect("checkpoint signature");
     assert_eq!(parsed.size, checkpoint.size);
-    assert_eq!(&parsed.root[..], &checkpoint.root[..]);
+    assert_eq!(parsed.root.as_bytes(), &checkpoint.root[..]);
     parsed
 }
 
