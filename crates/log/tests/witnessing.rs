@@ -535,10 +535,12 @@ async fn after_a_crash_before_the_quorum_the_durable_checkpoint_is_published_fir
     assert_eq!((log.durable_size().0, log.latest().size().0), (2, 0));
     log.shutdown().await;
 
-    s.w2.set_down(false);
+    // The witness stays down across the restart, so that nothing can be cosigned
+    // before the first look.
     let log = s.open(&store, |_| {});
     // Nothing unwitnessed is public after the restart...
     assert_eq!(log.latest().size().0, 0);
+    s.w2.set_down(false);
     // ...and the durable checkpoint is cosigned and published before any new round.
     wait_until("the durable checkpoint is published", || {
         log.latest().size().0 == 2
