@@ -192,7 +192,7 @@ async fn a_clean_session_counts_no_errors() {
             merklog(
                 &url,
                 &base,
-                &["watch", "--max-updates", "1", "--timeout", "20s"],
+                &["watch", "--max-updates", "1", "--stop-after", "20s"],
                 "",
             )
         })
@@ -202,7 +202,7 @@ async fn a_clean_session_counts_no_errors() {
     let watched = watcher.join().unwrap();
     assert!(!watched.stdout.is_empty());
     // A watcher stopped by its own timeout, proofs, and an audit.
-    merklog(&url, &base, &["watch", "--timeout", "300ms"], "");
+    merklog(&url, &base, &["watch", "--stop-after", "300ms"], "");
     let proof = base.join("7.tlog-proof");
     merklog(
         &url,

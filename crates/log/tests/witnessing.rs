@@ -624,7 +624,10 @@ async fn a_frozen_witness_the_quorum_needs_stops_the_log_until_it_cosigns_again(
     s.w1.force(None);
     wait_until("the refusal clears", || log.signing_refused().is_none()).await;
     assert!(s.w1.requests().len() > asked);
-    wait_until("the durable entry is published", || log.latest().size.0 == 3).await;
+    wait_until("the durable entry is published", || {
+        log.latest().size.0 == 3
+    })
+    .await;
     let retry = log.append(stranded.clone()).await.unwrap();
     assert!(retry.entries[0].duplicate);
     assert_eq!(retry.entries[0].index.0, 2);
