@@ -24,10 +24,15 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) async fn start(data_dir: &Path) -> Self {
+        Self::start_at(data_dir, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Starts with gRPC on `grpc` (a restarted server keeps its address).
+    pub(crate) async fn start_at(data_dir: &Path, grpc: SocketAddr) -> Self {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let config = ServerConfig {
             data_dir: data_dir.to_owned(),
-            listen: any,
+            listen: grpc,
             http_listen: any,
             metrics_listen: any,
             origin: Some(ORIGIN.to_owned()),
