@@ -660,6 +660,13 @@ async fn checkpoint(context: &Context, args: CheckpointArgs) -> Result<(), Clien
 }
 
 async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
+    if context.json && args.out.as_deref() == Some(Path::new("-")) {
+        return Err(ClientError::Input(
+            "--json with --out -: stdout would carry both the proof file and the JSON; write \
+             the proof to a file (--out FILE) to get the JSON result"
+                .into(),
+        ));
+    }
     let leaf_hash = match (&args.hash, &args.entry) {
         (Some(hash), _) => Some(parse_hash(hash)?),
         (None, Some(file)) => Some(hash_leaf(&read_file(file, MAX_ENTRY_FILE_LEN)?)),
