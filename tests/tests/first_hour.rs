@@ -114,3 +114,63 @@ fn a_witness_outage_shows_progress_then_the_entry_is_reported_appended() {
     drop(witness);
     assert!(daemon.terminate().success());
 }
+
+#[test]
+fn the_witness_warns_about_a_misnamed_key_and_logs_every_refusal() {
+    witness_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("log-data");
+    let log_vkey = prepare_log_key(&data_dir, ORIGIN);
+    // An entry whose origin is not the name of its key.
+    let misnamed = WitnessSetup::create(
+        dir.path(),
+        "w1",
+        "w1.example/witness",
+        "typo.example/log",
+        &log_vkey,
+    );
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let witness = WitnessProcess::start(&misnamed, any);
+    // A checkpoint of the configured origin that the key does not sign.
+    let (other_key, _) = merklog_note::generate_ed25519("typo.example/log").unwrap();
+    let signer = merklog_note::parse_signer_key(other_key.expose_secret()).unwrap();
+    let checkpoint = merklog_note::Checkpoint {
+        origin: "typo.example/log".to_owned(),
+        size: 1,
+        root: [7; 32],
+        extensions: Vec::new(),
+    };
+    let note = merklog_note::sign_checkpoint(&checkpoint, &signer).unwrap();
+    let body = merklog_note::encode_add_checkpoint(0, &[], &note);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/add-checkpoint", witness.url()))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_client_error(), "{status}");
+    drop(witness);
+    let log = std::fs::read_to_string(misnamed.data_dir.with_extension("log")).unwrap();
+    assert!(
+        log.contains("the log's origin differs from the name of its vkey")
+            && log.contains("typo.example/log")
+            && log.contains(ORIGIN),
+        "{log}"
+    );
+    let refusal = log
+        .lines()
+        .find(|l| l.contains("add-checkpoint refused"))
+        .unwrap_or_else(|| panic!("the refusal is not logged:\n{log}"));
+    assert!(
+        refusal.contains("WARN") || refusal.contains("warn"),
+        "{refusal}"
+    );
+    assert!(refusal.contains("status"), "{refusal}");
+}
