@@ -60,6 +60,9 @@ pub struct ReconnectNotice {
     pub delay: Duration,
 }
 
+/// Called before each reconnection attempt.
+type ReconnectObserver<'a> = Box<dyn FnMut(&ReconnectNotice) + Send + 'a>;
+
 /// A verified subscription to the log's checkpoints (see [`Client::watch`]).
 pub struct Watch<'a> {
     client: &'a mut Client,
@@ -70,7 +73,7 @@ pub struct Watch<'a> {
     /// With `resume`: the last checkpoint verified before the watch started.
     resume_from: Option<SignedCheckpoint>,
     failures: u32,
-    on_reconnect: Option<Box<dyn FnMut(&ReconnectNotice) + Send + 'a>>,
+    on_reconnect: Option<ReconnectObserver<'a>>,
 }
 
 /// Whether an error means the connection or the server went away (worth a
