@@ -253,9 +253,10 @@ async fn a_clean_session_counts_no_errors() {
         value("merklog_rpc_calls_total{rpc=\"GetEntries\"}") >= 1.0,
         "{metrics}"
     );
-    assert_eq!(
-        value("merklog_append_stream_requests_total{code=\"ok\"}"),
-        15.0,
+    // At least 5 requests of at most 8 entries per run; more when the stdin
+    // reader has fewer lines ready than a batch holds, which depends on timing.
+    assert!(
+        value("merklog_append_stream_requests_total{code=\"ok\"}") >= 15.0,
         "{metrics}"
     );
     // ... and no error counter moved.

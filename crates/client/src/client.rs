@@ -20,6 +20,9 @@ use crate::{ClientError, SignedCheckpoint, StateFile, TrustedLog};
 /// checkpoint seen again needs no new consistency proof.
 const KNOWN_CHECKPOINTS: usize = 1024;
 
+/// How far on each side of an unsigned size `checkpoint_at` looks for signed ones.
+const NEAREST_SIGNED_SCAN: u64 = 32;
+
 /// The longest wait between two retries.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -451,23 +454,12 @@ impl Client {
                 "the log serves no checkpoint of size 0; use 1 or more".into(),
             ));
         }
-        // A consistency proof from a size to itself is empty and carries the
-        // signed checkpoint of that size, if the log signed one.
-        let response = call(
-            "GetConsistencyProof",
-            &self.server,
-            self.options.request_timeout,
-            self.rpc
-                .get_consistency_proof(v1::GetConsistencyProofRequest {
-                    old_size: size.0,
-                    new_size: Some(size.0),
-                }),
-        )
-        .await?;
-        let Some(wire) = response.checkpoint else {
+        let Some(wire) = self.signed_checkpoint_wire(size.0).await? else {
             return Err(ClientError::Input(format!(
-                "the log signed no checkpoint of size {} (sizes inside one sequencing round have none)",
-                size.0
+                "the log signed no checkpoint of size {} (sizes inside one sequencing round \
+                 have none); {}",
+                size.0,
+                self.nearest_signed_sizes(size.0).await
             )));
         };
         let checkpoint = self.trust.open_wire(wire)?;
@@ -479,6 +471,64 @@ impl Client {
         }
         self.observe(&checkpoint, false).await?;
         Ok(checkpoint)
+    }
+
+    /// The log's signed checkpoint of exactly `size`, unverified, if it has one.
+    async fn signed_checkpoint_wire(
+        &mut self,
+        size: u64,
+    ) -> Result<Option<v1::Checkpoint>, ClientError> {
+        // A consistency proof from a size to itself is empty and carries the
+        // signed checkpoint of that size, if the log signed one.
+        let response = call(
+            "GetConsistencyProof",
+            &self.server,
+            self.options.request_timeout,
+            self.rpc
+                .get_consistency_proof(v1::GetConsistencyProofRequest {
+                    old_size: size,
+                    new_size: Some(size),
+                }),
+        )
+        .await?;
+        Ok(response.checkpoint)
+    }
+
+    /// Where the signed sizes nearest to `size` are, in words (a hint for a
+    /// size the log did not sign; the sizes are not verified here).
+    async fn nearest_signed_sizes(&mut self, size: u64) -> String {
+        let mut below = None;
+        for candidate in (size.saturating_sub(NEAREST_SIGNED_SCAN)..size).rev() {
+            if candidate == 0 {
+                break;
+            }
+            if let Ok(Some(_)) = self.signed_checkpoint_wire(candidate).await {
+                below = Some(candidate);
+                break;
+            }
+        }
+        let mut above = None;
+        for candidate in size.saturating_add(1)..=size.saturating_add(NEAREST_SIGNED_SCAN) {
+            match self.signed_checkpoint_wire(candidate).await {
+                Ok(Some(_)) => {
+                    above = Some(candidate);
+                    break;
+                }
+                Ok(None) => {}
+                // Beyond the published tree.
+                Err(_) => break,
+            }
+        }
+        let near = NEAREST_SIGNED_SCAN;
+        match (below, above) {
+            (Some(b), Some(a)) => format!("the nearest signed sizes are {b} and {a}"),
+            (Some(b), None) => format!("the nearest signed size is {b} (none up to {near} above)"),
+            (None, Some(a)) => format!("the nearest signed size is {a} (none up to {near} below)"),
+            (None, None) => format!(
+                "no size within {near} of it is signed; `merklog checkpoint` shows the latest, \
+                 and `append` and `watch` print the signed sizes"
+            ),
+        }
     }
 
     /// Verifies an inclusion proof against a verified checkpoint.

@@ -299,3 +299,28 @@ async fn watch_follows_the_log_across_a_server_restart_and_resumes() {
     server.stop().await;
     cli.run(&["watch"]).await.error();
 }
+
+#[tokio::test]
+async fn an_unsigned_size_names_the_nearest_signed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data")).await;
+    let cli = Merklog::new(
+        &server.url(),
+        &server.vkey,
+        &dir.path().join("state.json"),
+        dir.path(),
+    );
+    // One call, one round, one signed size: 1, then 4, then 5.
+    cli.run(&["append", "a"]).await.ok();
+    cli.run(&["append", "b", "c", "d"]).await.ok();
+    cli.run(&["append", "e"]).await.ok();
+    let run = cli.run(&["consistency", "3", "5"]).await.error();
+    assert!(
+        run.stderr
+            .contains("the log signed no checkpoint of size 3")
+            && run.stderr.contains("the nearest signed sizes are 1 and 4"),
+        "{}",
+        run.stderr
+    );
+    cli.run(&["consistency", "4", "5"]).await.ok();
+}
