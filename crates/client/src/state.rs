@@ -101,7 +101,7 @@ impl StateFile {
                 });
             }
             Err(source) => {
-                return Err(ClientError::Io {
+                return Err(ClientError::Read {
                     path: self.path.clone(),
                     source,
                 });
@@ -110,7 +110,7 @@ impl StateFile {
         let mut text = String::new();
         file.take(MAX_STATE_FILE_LEN + 1)
             .read_to_string(&mut text)
-            .map_err(|source| ClientError::Io {
+            .map_err(|source| ClientError::Read {
                 path: self.path.clone(),
                 source,
             })?;

@@ -128,6 +128,16 @@ impl Witness {
             }
             let verifier = parse_verifier_key(log.vkey.trim())
                 .map_err(|e| WitnessError::Config(format!("vkey of log {:?}: {e}", log.origin)))?;
+            if merklog_note::Verifier::name(&verifier) != log.origin {
+                // A log signs with a key named after its origin (C2SP
+                // tlog-checkpoint), so this entry would refuse every checkpoint.
+                tracing::warn!(
+                    origin = %log.origin,
+                    key_name = %merklog_note::Verifier::name(&verifier),
+                    "the log's origin differs from the name of its vkey: every checkpoint of this \
+                     log will be refused; check the origin and vkey of this log's entry"
+                );
+            }
             let slot = Arc::new(open_slot(&logs_root, &log.origin, verifier)?);
             by_origin_hash.insert(origin_hash_hex(&log.origin), slot.clone());
             logs.insert(log.origin.clone(), slot);

@@ -230,9 +230,9 @@ async fn proofs_saved_by_append_verify_offline_and_alterations_fail() {
     write(&dir.path().join("signature"), signature_altered);
     let run = verify("signature").await.verification_failure();
     assert!(run.stderr.contains("signature"), "{}", run.stderr);
-    // Another log's key.
+    // Another log's key: a configuration error naming both keys.
     let (_, other) = merklog_note::generate_ed25519(ORIGIN).unwrap();
-    offline
+    let run = offline
         .run(&[
             "verify",
             "proofs/0.tlog-proof",
@@ -242,7 +242,15 @@ async fn proofs_saved_by_append_verify_offline_and_alterations_fail() {
             &other,
         ])
         .await
-        .verification_failure();
+        .error();
+    let key_id = |vkey: &str| vkey.split('+').nth(1).unwrap().to_owned();
+    assert!(
+        run.stderr.contains("does not belong to this log")
+            && run.stderr.contains(&key_id(&other))
+            && run.stderr.contains(&key_id(&vkey)),
+        "{}",
+        run.stderr
+    );
     // Garbage instead of a proof.
     write(&dir.path().join("garbage"), "not a proof\n");
     verify("garbage").await.verification_failure();
@@ -497,7 +505,7 @@ async fn checkpoint_prove_consistency_audit_and_watch() {
     assert_eq!(run.json_lines()[0]["entries"], 5);
 
     // watch: bounded by --timeout, then by --max-updates while entries arrive.
-    let idle = cli.run(&["watch", "--timeout", "300ms"]).await.ok();
+    let idle = cli.run(&["watch", "--stop-after", "300ms"]).await.ok();
     assert!(idle.stdout.contains("(current)"), "{}", idle.stdout);
     let watcher = {
         let cli = cli.clone();

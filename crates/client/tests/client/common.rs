@@ -1,6 +1,7 @@
 //! Shared helpers: merklog-testkit's merklogd in this process on port 0 with a
 //! verifying client for it, and the `merklog` binary run as a child process.
 
+use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,7 +26,13 @@ impl Deref for TestServer {
 
 impl TestServer {
     pub(crate) async fn start(data_dir: &Path) -> Self {
+        Self::start_at(data_dir, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Starts with gRPC on `grpc` (a restarted server keeps its address).
+    pub(crate) async fn start_at(data_dir: &Path, grpc: SocketAddr) -> Self {
         let config = ServerConfig {
+            listen: grpc,
             origin: Some(ORIGIN.to_owned()),
             ..merklog_testkit::test_config(data_dir)
         };

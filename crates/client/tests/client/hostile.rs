@@ -130,22 +130,27 @@ async fn a_checkpoint_with_a_wrong_origin_is_rejected() {
 async fn a_checkpoint_signed_by_an_unknown_key_is_rejected() {
     let server = FakeServer::start(&FIVE).await;
     let trusted = server.vkey();
-    // Same key name, another key; then another name altogether.
-    for signer in [
-        fake_signer(FAKE_ORIGIN, 99),
-        fake_signer("other.example/log", 7),
+    let trusted_id = trusted.split('+').nth(1).unwrap().to_owned();
+    // Same key name, another key; then another name altogether: the configured
+    // key is not this log's, a configuration error (exit 2) naming both keys.
+    for (signer, name) in [
+        (fake_signer(FAKE_ORIGIN, 99), FAKE_ORIGIN),
+        (fake_signer("other.example/log", 7), "other.example/log"),
     ] {
         server.with(|s| s.signer = signer);
         let trust = TrustedLog::new(load_verifier_key(&trusted).unwrap(), None);
         let mut client = Client::connect(&server.url, trust, None, ClientOptions::default())
             .await
             .unwrap();
-        let error = failure(client.checkpoint().await);
+        let error = client.checkpoint().await.unwrap_err();
+        assert!(matches!(&error, ClientError::WrongKey(_)), "{error:?}");
+        assert!(!error.is_verification_failure());
+        let text = error.to_string();
         assert!(
-            matches!(&error, ClientError::Checkpoint { source, .. }
-                if matches!(**source, NoteError::NoKnownSignature { .. })),
-            "{error:?}"
+            text.contains(&format!("{FAKE_ORIGIN}+{trusted_id}")),
+            "{text}"
         );
+        assert!(text.contains(&format!("signed by {name}+")), "{text}");
     }
 }
 
@@ -351,7 +356,7 @@ async fn watch_on_the_command_line_exits_1_with_evidence() {
     );
     let watcher = {
         let cli = cli.clone();
-        tokio::spawn(async move { cli.run(&["watch", "--timeout", "30s"]).await })
+        tokio::spawn(async move { cli.run(&["watch", "--stop-after", "30s"]).await })
     };
     // Append until the watcher has subscribed and seen a step (bounded).
     for i in 0..100 {
