@@ -246,7 +246,7 @@ impl Server {
             grpc = %addrs.grpc,
             http = %addrs.http,
             metrics = %addrs.metrics,
-            tree_size = self.log.latest().size.0,
+            tree_size = self.log.latest().size().0,
             "merklogd serving"
         );
         if tls.is_some() {
