@@ -16,7 +16,10 @@
 //! 2. else its first DNS SAN;
 //! 3. else its subject's first common name.
 
-use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+use x509_cert::Certificate;
+use x509_cert::der::Decode as _;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
 
 use crate::{AuthError, printable};
 
@@ -157,17 +160,18 @@ impl SpiffeId {
 /// verified already; this only reads names.
 pub fn principal_from_der(der: &[u8]) -> Result<Principal, AuthError> {
     let bad = |reason: String| AuthError::BadCertificate(reason);
-    let (rest, cert) =
-        X509Certificate::from_der(der).map_err(|e| bad(format!("does not parse: {e}")))?;
-    if !rest.is_empty() {
-        return Err(bad("has bytes after the certificate".into()));
-    }
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| bad(format!("subject alternative names: {e}")))?;
-    let names = san.map(|ext| &ext.value.general_names[..]).unwrap_or(&[]);
+    // `from_der` refuses trailing bytes after the certificate.
+    let cert = Certificate::from_der(der).map_err(|e| bad(format!("does not parse: {e}")))?;
+    let tbs = cert.tbs_certificate();
+    let names: Vec<GeneralName> = tbs
+        .get_extension::<SubjectAltName>()
+        .map_err(|e| bad(format!("subject alternative names: {e}")))?
+        .map(|(_critical, san)| san.0)
+        .unwrap_or_default();
     let mut spiffe = names.iter().filter_map(|name| match name {
-        GeneralName::URI(uri) if has_spiffe_scheme(uri) => Some(*uri),
+        GeneralName::UniformResourceIdentifier(uri) if has_spiffe_scheme(uri.as_str()) => {
+            Some(uri.as_str())
+        }
         _ => None,
     });
     if let Some(uri) = spiffe.next() {
@@ -178,20 +182,17 @@ pub fn principal_from_der(der: &[u8]) -> Result<Principal, AuthError> {
         return Principal::new(id.as_str());
     }
     if let Some(dns) = names.iter().find_map(|name| match name {
-        GeneralName::DNSName(dns) => Some(*dns),
+        GeneralName::DnsName(dns) => Some(dns.as_str()),
         _ => None,
     }) {
         return Principal::new(dns);
     }
-    let common_name = cert
+    let common_name = tbs
         .subject()
-        .iter_common_name()
-        .next()
+        .common_name()
+        .map_err(|e| bad(format!("common name is not a string: {e}")))?
         .ok_or_else(|| bad("names no SPIFFE ID, DNS name or common name".into()))?;
-    let common_name = common_name
-        .as_str()
-        .map_err(|e| bad(format!("common name is not a string: {e}")))?;
-    Principal::new(common_name)
+    Principal::new(&common_name.value())
 }
 
 /// True if a URI has the `spiffe` scheme (schemes are case-insensitive, so a
