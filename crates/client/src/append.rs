@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::{FutureExt as _, Stream, StreamExt as _};
 use merklog_merkle::{Hash, LeafIndex, hash_leaf};
 use merklog_note::TlogProof;
-use merklog_proto::convert::{proof_from_wire, stream_answer};
+use merklog_proto::convert::{proof_from_wire, retry_after, stream_answer};
 use merklog_proto::v1;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -203,7 +203,7 @@ impl Client {
                 Err(status)
                     if retryable(status.code()) && attempt < self.options.append_retries =>
                 {
-                    tokio::time::sleep(self.backoff(attempt)).await;
+                    tokio::time::sleep(self.retry_delay(attempt, &status)).await;
                     attempt += 1;
                 }
                 Err(status) => return Err(ClientError::rpc("Append", status)),
@@ -212,10 +212,15 @@ impl Client {
         self.verify_append(response, &leaves).await
     }
 
-    fn backoff(&self, attempt: u32) -> std::time::Duration {
-        self.options
-            .retry_backoff
-            .saturating_mul(1u32 << attempt.min(10))
+    /// How long to wait before retry `attempt`: the server's `retry-after`
+    /// hint when it gave one (a rate limit knows when the call will pass),
+    /// else the doubling backoff.
+    fn retry_delay(&self, attempt: u32, status: &tonic::Status) -> std::time::Duration {
+        retry_after(status).unwrap_or_else(|| {
+            self.options
+                .retry_backoff
+                .saturating_mul(1u32 << attempt.min(10))
+        })
     }
 
     /// Streams entries over `AppendStream`: groups them into requests (see
@@ -281,7 +286,7 @@ impl Client {
                             if retryable(status.code())
                                 && request.attempts < self.options.append_retries =>
                         {
-                            tokio::time::sleep(self.backoff(request.attempts)).await;
+                            tokio::time::sleep(self.retry_delay(request.attempts, &status)).await;
                             request.attempts += 1;
                             requests
                                 .send(request.message(sequence))

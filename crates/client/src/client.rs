@@ -10,9 +10,11 @@ use merklog_merkle::{
 use merklog_note::TlogProof;
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf, log_client::LogClient};
+use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{InclusionFailure, InconsistencyKind};
+use crate::token::{BearerToken, Credentials};
 use crate::{ClientError, SignedCheckpoint, StateFile, TrustedLog};
 
 /// How many verified checkpoints (by size) a client keeps in memory, so that a
@@ -29,8 +31,11 @@ pub struct ClientOptions {
     /// How often an append is retried after RESOURCE_EXHAUSTED or UNAVAILABLE
     /// (appends are idempotent, so a retry never duplicates an entry).
     pub append_retries: u32,
-    /// The first retry delay; it doubles with each retry.
+    /// The first retry delay; it doubles with each retry. A server's
+    /// `retry-after` hint (per-principal rate limits) replaces it for that retry.
     pub retry_backoff: Duration,
+    /// The bearer token sent on every call (`authorization: Bearer ...`).
+    pub token: Option<BearerToken>,
 }
 
 impl Default for ClientOptions {
@@ -40,6 +45,7 @@ impl Default for ClientOptions {
             max_message_bytes: 64 << 20,
             append_retries: 8,
             retry_backoff: Duration::from_millis(50),
+            token: None,
         }
     }
 }
@@ -78,7 +84,7 @@ impl InclusionReceipt {
 /// a smaller *latest* checkpoint is a rollback. Call [`Client::save_state`] to
 /// persist what was verified.
 pub struct Client {
-    pub(crate) rpc: LogClient<Channel>,
+    pub(crate) rpc: LogClient<InterceptedService<Channel, Credentials>>,
     pub(crate) trust: TrustedLog,
     pub(crate) options: ClientOptions,
     state: Option<StateFile>,
@@ -137,7 +143,8 @@ impl Client {
             Some(state) => state.load(&trust)?,
             None => None,
         };
-        let rpc = LogClient::new(channel)
+        let credentials = Credentials::new(options.token.as_ref())?;
+        let rpc = LogClient::with_interceptor(channel, credentials)
             .max_decoding_message_size(options.max_message_bytes)
             .max_encoding_message_size(options.max_message_bytes);
         let mut client = Self {

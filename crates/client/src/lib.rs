@@ -39,6 +39,7 @@ mod encoding;
 mod error;
 pub mod offline;
 mod state;
+mod token;
 mod trust;
 mod watch;
 
@@ -50,6 +51,7 @@ pub use error::{
     AuditMismatch, ClientError, Evidence, InclusionFailure, Inconsistency, InconsistencyKind,
 };
 pub use state::{StateFile, default_state_path};
+pub use token::BearerToken;
 pub use trust::{SignedCheckpoint, TrustedLog, load_verifier_key};
 pub use watch::{Watch, WatchEvent};
 

@@ -21,8 +21,8 @@ use super::{
 use crate::encoding::{b64, hex};
 use crate::state::write_atomically;
 use crate::{
-    AppendReceipt, Client, ClientError, ClientOptions, SignedCheckpoint, StateFile, StreamOptions,
-    TrustedLog, default_state_path, load_verifier_key, offline, parse_hash,
+    AppendReceipt, BearerToken, Client, ClientError, ClientOptions, SignedCheckpoint, StateFile,
+    StreamOptions, TrustedLog, default_state_path, load_verifier_key, offline, parse_hash,
 };
 
 /// Policy files larger than this are refused.
@@ -31,6 +31,12 @@ const MAX_POLICY_FILE_LEN: u64 = MAX_NOTE_SIZE as u64;
 const MAX_ENTRY_FILE_LEN: u64 = 16 << 20;
 
 /// The options every command shares.
+/// The environment variable holding the bearer token.
+const TOKEN_ENV: &str = "MERKLOG_TOKEN";
+
+/// Largest token file read.
+const MAX_TOKEN_FILE_LEN: u64 = 4096;
+
 struct Context {
     server: String,
     log_key: Option<String>,
@@ -38,6 +44,7 @@ struct Context {
     state_file: Option<PathBuf>,
     no_state: bool,
     json: bool,
+    token_file: Option<PathBuf>,
 }
 
 impl Context {
@@ -83,9 +90,42 @@ impl Context {
         path.map(StateFile::new)
     }
 
+    /// The bearer token: from `--token-file` / MERKLOG_TOKEN_FILE, or from the
+    /// environment variable MERKLOG_TOKEN (never a flag: argv is public); both
+    /// at once is an error.
+    fn token(&self) -> Result<Option<BearerToken>, ClientError> {
+        let from_env = std::env::var_os(TOKEN_ENV).filter(|v| !v.is_empty());
+        match (&self.token_file, from_env) {
+            (Some(_), Some(_)) => Err(ClientError::Input(format!(
+                "both --token-file and {TOKEN_ENV} are set; use one"
+            ))),
+            (Some(path), None) => {
+                let bytes = read_file(path, MAX_TOKEN_FILE_LEN)?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| ClientError::Input(format!("{} is not UTF-8", path.display())))?;
+                BearerToken::new(&text).map(Some)
+            }
+            (None, Some(value)) => {
+                let text = value
+                    .into_string()
+                    .map_err(|_| ClientError::Input(format!("{TOKEN_ENV} is not UTF-8")))?;
+                BearerToken::new(&text).map(Some)
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The connection options of every command.
+    fn client_options(&self) -> Result<ClientOptions, ClientError> {
+        Ok(ClientOptions {
+            token: self.token()?,
+            ..ClientOptions::default()
+        })
+    }
+
     async fn connect(&self) -> Result<Client, ClientError> {
         let trust = self.trust()?;
-        Client::connect(&self.server, trust, self.state(), ClientOptions::default()).await
+        Client::connect(&self.server, trust, self.state(), self.client_options()?).await
     }
 }
 
@@ -107,6 +147,7 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
         state_file: cli.state_file,
         no_state: cli.no_state,
         json: cli.json,
+        token_file: cli.token_file,
     };
     match cli.command {
         Command::Key(KeyCommand::Generate(args)) => key_generate(&context, args),
