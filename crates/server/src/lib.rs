@@ -15,9 +15,14 @@
 //!   finish, and the sequencer completes the round in flight before the process
 //!   exits.
 //!
+//! - controls access (see [`auth`]): bearer tokens from a tokens file and client
+//!   certificate principals, the roles `append`, `read` and `admin`, per-principal
+//!   limits, and a log line and metric for every accepted append naming its
+//!   principal; `merklogd token create|list|revoke` manages the tokens file.
+//!
 //! What it is not: it holds no Merkle, signing or storage logic of its own (those
-//! live in `merklog-merkle`, `merklog-note`, `merklog-store` and `merklog-log`), and
-//! it does no TLS or authentication yet (loopback defaults).
+//! live in `merklog-merkle`, `merklog-note`, `merklog-store` and `merklog-log`),
+//! and no credential format of its own (`merklog-auth`).
 //!
 //! # Running
 //! `merklogd` with no arguments starts on the embedded defaults (data in
@@ -41,7 +46,10 @@
 //!   flow control pushes back on the client.
 //!
 //! # Status codes
-//! QueueFull → RESOURCE_EXHAUSTED; invalid entries and malformed requests →
+//! No or an invalid credential → UNAUTHENTICATED (HTTP 401); a principal without
+//! the role → PERMISSION_DENIED (HTTP 403); a principal over its rate or stream
+//! limit → RESOURCE_EXHAUSTED, with the `retry-after` metadata (`250ms`) for a
+//! rate; QueueFull → RESOURCE_EXHAUSTED; invalid entries and malformed requests →
 //! INVALID_ARGUMENT; indexes or sizes beyond the published tree → OUT_OF_RANGE;
 //! unknown leaf hash → NOT_FOUND; storage failures, shutdown and (with a witness
 //! policy) an append that waited longer than `append-timeout` for the witness
@@ -60,6 +68,7 @@
 //! without it the log fails closed.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod config;
 mod grpc;
 mod health;
@@ -68,6 +77,7 @@ pub mod keys;
 mod server;
 pub mod status;
 pub mod telemetry;
+pub mod token_cli;
 pub mod witness_client;
 pub mod witnessing;
 
