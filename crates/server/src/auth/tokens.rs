@@ -337,7 +337,7 @@ mod tests {
         let gone = revoke_tokens(&path, &Revoke::Id(record.id())).unwrap();
         assert_eq!(gone, [record]);
         let file = read_tokens(&path).unwrap();
-        assert_eq!(file.records(), [other.clone()]);
+        assert_eq!(file.records(), std::slice::from_ref(&other));
         assert!(std::fs::read_to_string(&path).unwrap().starts_with('#'));
         let gone = revoke_tokens(&path, &Revoke::Principal(other.principal.clone())).unwrap();
         assert_eq!(gone, [other]);

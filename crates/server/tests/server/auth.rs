@@ -116,6 +116,10 @@ async fn tree_size(client: &mut LogClient<Channel>, reader: &str) -> u64 {
         .size
 }
 
+/// (case, token for the appends, token for the reads, expected outcomes of
+/// Append, AppendStream and GetCheckpoint, expected tiles HTTP status)
+type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, [Outcome; 3], u16);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_has_its_status_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +186,7 @@ async fn every_refusal_has_its_status_and_writes_nothing() {
     let wrong = "mlt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     // (case, token for the appends, token for the reads, expected:
     //  [Append, AppendStream, GetCheckpoint], tiles HTTP status)
-    let table: [(&str, Option<&str>, Option<&str>, [Outcome; 3], u16); 6] = [
+    let table: [Row<'_>; 6] = [
         ("no credential", None, None, unauthenticated, 401),
         (
             "wrong token",
