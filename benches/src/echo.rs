@@ -67,7 +67,7 @@ impl Echo {
             &Checkpoint {
                 origin: origin.to_owned(),
                 size,
-                root,
+                root: root.into(),
                 extensions: Vec::new(),
             },
             &signer,

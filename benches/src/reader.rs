@@ -111,7 +111,11 @@ async fn read_loop(
                 match tokio::time::timeout_at(drain, client.get_inclusion_proof(request)).await {
                     Ok(Ok(answer)) => {
                         // Without a key (the echo) only the answer's shape is checked.
-                        checker.inclusion(index, &leaf.unwrap_or([0; 32]), &answer.into_inner());
+                        checker.inclusion(
+                            index,
+                            &leaf.unwrap_or([0; 32].into()),
+                            &answer.into_inner(),
+                        );
                         Ok(())
                     }
                     Ok(Err(status)) => Err(Some(status)),
@@ -129,7 +133,7 @@ async fn read_loop(
                         }
                     }
                 } else {
-                    (1 + rng.below(emulated), [0; 32], Some(emulated))
+                    (1 + rng.below(emulated), [0; 32].into(), Some(emulated))
                 };
                 let request = v1::GetConsistencyProofRequest { old_size, new_size };
                 match tokio::time::timeout_at(drain, client.get_consistency_proof(request)).await {

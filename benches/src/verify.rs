@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
-use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf, hashes_equal};
+use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf};
 use merklog_note::{Ed25519Verifier, open_checkpoint};
 use merklog_proto::convert::{hash_from_wire, proof_from_wire};
 use merklog_proto::v1;
@@ -194,24 +194,20 @@ impl Checker {
             return Ok((size, root));
         };
         if let Some(known) = lock(&self.state).roots.get(&size) {
-            return if hashes_equal(known, &root) {
+            return if *known == root {
                 Ok((size, root))
             } else {
                 Err(format!(
-                    "two roots for tree size {size}: {} verified earlier, {} now",
-                    hex(known),
-                    hex(&root)
+                    "two roots for tree size {size}: {known} verified earlier, {root} now"
                 ))
             };
         }
         let (signed, _) = open_checkpoint(&checkpoint.note, verifier, self.origin.as_deref())
             .map_err(|e| format!("checkpoint of size {size}: {e}"))?;
-        if signed.size != size || !hashes_equal(&signed.root, &root) {
+        if signed.size != size || signed.root != root {
             return Err(format!(
-                "checkpoint fields (size {size}, root {}) differ from its signed text (size {}, root {})",
-                hex(&root),
-                signed.size,
-                hex(&signed.root)
+                "checkpoint fields (size {size}, root {root}) differ from its signed text (size {}, root {})",
+                signed.size, signed.root
             ));
         }
         let mut state = lock(&self.state);
@@ -422,11 +418,6 @@ impl Checker {
     }
 }
 
-/// Lower-case hex of a hash, for evidence in messages.
-pub fn hex(hash: &Hash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,7 +459,7 @@ mod tests {
             v1::Checkpoint {
                 note: Bytes::from(sign_checkpoint(&cp, &self.signer).unwrap()),
                 size: size as u64,
-                root: Bytes::copy_from_slice(&root),
+                root: Bytes::copy_from_slice(root.as_bytes()),
             }
         }
 
@@ -485,7 +476,7 @@ mod tests {
         assert_eq!(checker.checkpoint(&good).unwrap().0, 5);
         // A second root for a size already verified.
         let mut forked = good.clone();
-        forked.root = Bytes::copy_from_slice(&fixture.root(4));
+        forked.root = Bytes::copy_from_slice(fixture.root(4).as_bytes());
         assert!(
             checker
                 .checkpoint(&forked)
@@ -518,7 +509,9 @@ mod tests {
                 .map(|i| {
                     let mut proof = batch.inclusion_proof(LeafIndex(i)).unwrap();
                     if tamper && i == 3 {
-                        proof[0][0] ^= 1;
+                        let mut bytes = *proof[0].as_bytes();
+                        bytes[0] ^= 1;
+                        proof[0] = bytes.into();
                     }
                     v1::AppendedEntry {
                         index: i,

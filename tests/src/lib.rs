@@ -6,15 +6,13 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use merklog_note::{Checkpoint, Ed25519Verifier, open_checkpoint, parse_verifier_key};
+use merklog_note::{Checkpoint, Ed25519Verifier, Hash, open_checkpoint, parse_verifier_key};
 use merklog_proto::v1::{self, log_client::LogClient};
-use serde::Deserialize;
 use tonic::transport::Channel;
 
 pub mod witnesses;
@@ -85,16 +83,9 @@ fn workspace_binary(package: &str, bin: &str, override_var: &str) -> PathBuf {
     binary
 }
 
-/// The addresses `merklogd --addr-file` writes.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct Addrs {
-    /// gRPC.
-    pub grpc: SocketAddr,
-    /// tlog-tiles HTTP.
-    pub http: SocketAddr,
-    /// Prometheus metrics.
-    pub metrics: SocketAddr,
-}
+/// The addresses `merklogd --addr-file` writes: the server's own type, which the
+/// in-process servers of merklog-testkit report too.
+pub use merklog_server::BoundAddrs as Addrs;
 
 /// A running `merklogd` process.
 pub struct Daemon {
@@ -220,7 +211,9 @@ pub fn open_wire_checkpoint(
 ) -> Result<Checkpoint, String> {
     let (parsed, _) = open_checkpoint(&checkpoint.note, verifier, None)
         .map_err(|e| format!("checkpoint signature: {e}"))?;
-    if parsed.size != checkpoint.size || parsed.root[..] != checkpoint.root[..] {
+    if parsed.size != checkpoint.size
+        || Hash::try_from(&checkpoint.root[..]).ok() != Some(parsed.root)
+    {
         return Err("checkpoint fields differ from the signed text".into());
     }
     Ok(parsed)
@@ -244,45 +237,4 @@ pub async fn read_all_entries(
         entries.extend(page.entries);
     }
     Ok(entries)
-}
-
-/// A small deterministic PRNG (xorshift64*): failures reproduce from the seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded generator.
-    pub fn new(seed: u64) -> Self {
-        Self(seed.max(1))
-    }
-
-    /// A seed from the clock, printed so a failing run can be repeated with
-    /// `MERKLOG_TEST_SEED`.
-    pub fn from_env_or_clock() -> (Self, u64) {
-        let seed = std::env::var("MERKLOG_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-        (Self::new(seed), seed)
-    }
-
-    /// Next value.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `[0, n)` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
 }

@@ -41,7 +41,7 @@ pub fn conflicting_checkpoint(data_dir: &Path, origin: &str, size: u64) -> Vec<u
     let checkpoint = Checkpoint {
         origin: origin.to_owned(),
         size,
-        root: [0x5a; 32],
+        root: [0x5a; 32].into(),
         extensions: Vec::new(),
     };
     sign_checkpoint(&checkpoint, &signer).unwrap()

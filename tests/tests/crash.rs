@@ -16,10 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use merklog_e2e::{Daemon, Rng, connect, open_wire_checkpoint, read_all_entries, read_verifier};
+use merklog_e2e::{Daemon, connect, open_wire_checkpoint, read_all_entries, read_verifier};
 use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf, verify_consistency, verify_inclusion};
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf};
+use merklog_testkit::Rng;
 use tokio::sync::{Mutex, watch};
 
 const CLIENTS: usize = 32;
@@ -294,12 +295,5 @@ async fn sigkill_three_times_under_load_loses_nothing() {
 
 /// RFC 6962 root, built naively.
 fn naive_root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => merklog_merkle::empty_root(),
-        1 => leaves[0],
-        n => {
-            let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
-            merklog_merkle::hash_children(&naive_root(&leaves[..k]), &naive_root(&leaves[k..]))
-        }
-    }
+    merklog_testkit_tree::mth(leaves)
 }

@@ -192,7 +192,7 @@ async fn a_clean_session_counts_no_errors() {
             merklog(
                 &url,
                 &base,
-                &["watch", "--max-updates", "1", "--timeout", "20s"],
+                &["watch", "--max-updates", "1", "--stop-after", "20s"],
                 "",
             )
         })
@@ -202,7 +202,7 @@ async fn a_clean_session_counts_no_errors() {
     let watched = watcher.join().unwrap();
     assert!(!watched.stdout.is_empty());
     // A watcher stopped by its own timeout, proofs, and an audit.
-    merklog(&url, &base, &["watch", "--timeout", "300ms"], "");
+    merklog(&url, &base, &["watch", "--stop-after", "300ms"], "");
     let proof = base.join("7.tlog-proof");
     merklog(
         &url,
@@ -253,9 +253,10 @@ async fn a_clean_session_counts_no_errors() {
         value("merklog_rpc_calls_total{rpc=\"GetEntries\"}") >= 1.0,
         "{metrics}"
     );
-    assert_eq!(
-        value("merklog_append_stream_requests_total{code=\"ok\"}"),
-        15.0,
+    // At least 5 requests of at most 8 entries per run; more when the stdin
+    // reader has fewer lines ready than a batch holds, which depends on timing.
+    assert!(
+        value("merklog_append_stream_requests_total{code=\"ok\"}") >= 15.0,
         "{metrics}"
     );
     // ... and no error counter moved.

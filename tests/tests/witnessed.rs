@@ -29,7 +29,7 @@ use merklog_e2e::witnesses::{
     prepare_log_key,
 };
 use merklog_e2e::{Daemon, connect, read_all_entries};
-use merklog_merkle::{LeafIndex, TreeSize, hash_leaf, verify_inclusion};
+use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf, verify_inclusion};
 use merklog_note::Policy;
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{self, log_client::LogClient};
@@ -168,8 +168,8 @@ fn check_answer(policy: &Policy, batch: &[Bytes], answer: &v1::AppendResponse) -
     let verified = policy
         .verify_checkpoint(&checkpoint.note)
         .unwrap_or_else(|e| panic!("the answer's checkpoint does not satisfy the policy: {e}"));
-    assert_eq!(verified.cosigners, [W1, W2], "cosigned by both witnesses");
-    let size = verified.checkpoint.size;
+    assert_eq!(verified.cosigners(), [W1, W2], "cosigned by both witnesses");
+    let size = verified.checkpoint().size;
     assert_eq!(size, checkpoint.size);
     assert_eq!(answer.entries.len(), batch.len());
     for (entry, appended) in batch.iter().zip(&answer.entries) {
@@ -184,7 +184,7 @@ fn check_answer(policy: &Policy, batch: &[Bytes], answer: &v1::AppendResponse) -
             LeafIndex(appended.index),
             TreeSize(size),
             &proof,
-            &verified.checkpoint.root,
+            &verified.checkpoint().root,
         )
         .unwrap();
         let tlog_proof = merklog_note::TlogProof::parse(&appended.tlog_proof).unwrap();
@@ -251,7 +251,7 @@ async fn quorum_of_two_cosigns_answers_and_fails_closed_without_it() {
     // Every public view serves a cosigned checkpoint.
     let latest = published(&mut client).await;
     assert_eq!(
-        policy.verify_checkpoint(&latest.note).unwrap().cosigners,
+        policy.verify_checkpoint(&latest.note).unwrap().cosigners(),
         [W1, W2]
     );
     let (status, tiles_checkpoint) =
@@ -364,10 +364,7 @@ async fn quorum_of_two_cosigns_answers_and_fails_closed_without_it() {
 
 /// The witnesses' monitoring view of this log: their latest cosigned checkpoint.
 async fn witnessed_checkpoint(witness: &WitnessProcess) -> Bytes {
-    let origin_hash: String = Sha256::digest(ORIGIN.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let origin_hash = Hash::from_bytes(Sha256::digest(ORIGIN.as_bytes()).into());
     let (status, body) = http_get(&format!("{}/{origin_hash}/checkpoint", witness.url())).await;
     assert_eq!(status, 200);
     body

@@ -1,10 +1,11 @@
 //! Auditing a whole log: download every entry and rebuild the signed root.
 
 use bytes::Bytes;
-use merklog_merkle::{CompactRange, Hash, TreeSize, hash_leaf, hashes_equal, verify_consistency};
+use merklog_merkle::{CompactRange, Hash, TreeSize, hash_leaf, verify_consistency};
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1;
 
+use crate::client::call;
 use crate::error::AuditMismatch;
 use crate::{Client, ClientError, SignedCheckpoint};
 
@@ -40,7 +41,7 @@ impl Client {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<AuditReport, ClientError> {
         let checkpoint = self.checkpoint().await?;
-        let size = checkpoint.size.0;
+        let size = checkpoint.size().0;
         let mut range = CompactRange::new();
         let mut snapshots: Vec<CompactRange> = Vec::new();
         self.entries(0, size, |_, page| {
@@ -54,7 +55,7 @@ impl Client {
         })
         .await?;
         let computed = range.root();
-        if hashes_equal(&computed, &checkpoint.root) {
+        if computed == checkpoint.root() {
             return Ok(AuditReport {
                 checkpoint,
                 entries: size,
@@ -84,27 +85,29 @@ impl Client {
         if size.0 == 0 {
             return Ok(true);
         }
-        if size == checkpoint.size {
-            return Ok(hashes_equal(&prefix.root(), &checkpoint.root));
+        if size == checkpoint.size() {
+            return Ok(prefix.root() == checkpoint.root());
         }
-        let response = self
-            .rpc
-            .get_consistency_proof(v1::GetConsistencyProofRequest {
-                old_size: size.0,
-                new_size: Some(checkpoint.size.0),
-            })
-            .await
-            .map_err(|s| ClientError::rpc("GetConsistencyProof", s))?
-            .into_inner();
+        let response = call(
+            "GetConsistencyProof",
+            &self.server,
+            self.options.request_timeout,
+            self.rpc
+                .get_consistency_proof(v1::GetConsistencyProofRequest {
+                    old_size: size.0,
+                    new_size: Some(checkpoint.size().0),
+                }),
+        )
+        .await?;
         let Ok(proof) = proof_from_wire("proof", &response.proof) else {
             return Ok(false);
         };
         Ok(verify_consistency(
             size,
-            checkpoint.size,
+            checkpoint.size(),
             &proof,
             &prefix.root(),
-            &checkpoint.root,
+            &checkpoint.root(),
         )
         .is_ok())
     }
@@ -186,6 +189,47 @@ pub(crate) fn frontier_from_last_leaf(
     CompactRange::from_frontier(size, hashes).map_err(|e| ClientError::Malformed(e.to_string()))
 }
 
+/// The frontier (compact range) of the entries before leaf `index`, from that
+/// leaf's verified inclusion proof in a tree of `size`: the proof's left
+/// siblings are exactly the perfect subtrees that make up `[0, index)`.
+pub(crate) fn frontier_before_leaf(
+    index: u64,
+    size: TreeSize,
+    proof: &[Hash],
+) -> Result<CompactRange, ClientError> {
+    let malformed = || {
+        ClientError::Malformed(format!(
+            "the proof of entry {index} in a tree of {} does not have its shape",
+            size.0
+        ))
+    };
+    if index >= size.0 {
+        return Err(malformed());
+    }
+    // The walk of RFC 9162 section 2.1.3.2, keeping the hashes that are
+    // combined on the left.
+    let (mut node, mut last) = (index, size.0 - 1);
+    let mut lefts = Vec::new();
+    for hash in proof {
+        if last == 0 {
+            return Err(malformed());
+        }
+        if node & 1 == 1 || node == last {
+            lefts.push(*hash);
+            if node & 1 == 0 {
+                while node & 1 == 0 && node != 0 {
+                    node >>= 1;
+                    last >>= 1;
+                }
+            }
+        }
+        node >>= 1;
+        last >>= 1;
+    }
+    lefts.reverse();
+    CompactRange::from_frontier(TreeSize(index), lefts).map_err(|_| malformed())
+}
+
 #[cfg(test)]
 mod tests {
     use merklog_merkle::{BatchProofs, LeafIndex};
@@ -213,6 +257,26 @@ mod tests {
             assert_eq!(longer.root(), whole.root());
         }
         // A proof too short for its size is refused, not sliced out of range.
-        assert!(frontier_from_last_leaf(TreeSize(8), [0; 32], &[[1; 32]]).is_err());
+        assert!(frontier_from_last_leaf(TreeSize(8), [0; 32].into(), &[[1; 32].into()]).is_err());
+    }
+
+    #[test]
+    fn the_frontier_before_any_leaf_is_rebuilt_from_its_proof() {
+        for size in 1..=40u64 {
+            let leaves: Vec<Hash> = (0..size)
+                .map(|i| hash_leaf(format!("leaf {i}").as_bytes()))
+                .collect();
+            let proofs = BatchProofs::new(&CompactRange::new(), &leaves).unwrap();
+            for index in 0..size {
+                let proof = proofs.inclusion_proof(LeafIndex(index)).unwrap();
+                let frontier = frontier_before_leaf(index, TreeSize(size), &proof).unwrap();
+                let mut expected = CompactRange::new();
+                expected
+                    .append(&leaves[..index as usize], |_, _| {})
+                    .unwrap();
+                assert_eq!(frontier, expected, "size {size} index {index}");
+            }
+        }
+        assert!(frontier_before_leaf(3, TreeSize(3), &[]).is_err());
     }
 }

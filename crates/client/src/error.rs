@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bytes::Bytes;
 use merklog_merkle::{Hash, MerkleError};
@@ -9,7 +10,7 @@ use merklog_note::NoteError;
 use serde::Serialize;
 
 use crate::SignedCheckpoint;
-use crate::encoding::{b64, hex};
+use crate::encoding::b64;
 
 /// An error and its sources, `: `-separated (transport errors hide the useful
 /// part, such as "Connection refused", in their source).
@@ -25,6 +26,51 @@ fn chain(error: &dyn std::error::Error) -> String {
             text.push_str(&next_text);
         }
         source = next.source();
+    }
+    text
+}
+
+/// The gRPC name of a status code (`UNAVAILABLE`), as the gRPC specification
+/// writes it; tonic's own text is a sentence that hides the code.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A duration for people, to the millisecond (`1m 42s 7ms`).
+pub(crate) fn human_duration(duration: Duration) -> String {
+    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    humantime::format_duration(Duration::from_millis(millis)).to_string()
+}
+
+/// A status for people: its code name and its message, with the transport
+/// error behind it when the message alone would not say what happened.
+fn status_text(status: &tonic::Status) -> String {
+    let mut text = format!("{}: {}", code_name(status.code()), status.message());
+    if let Some(source) = std::error::Error::source(status) {
+        let source = chain(source);
+        if !text.contains(&source) {
+            text.push_str(": ");
+            text.push_str(&source);
+        }
     }
     text
 }
@@ -69,27 +115,29 @@ impl fmt::Display for Inconsistency {
             InconsistencyKind::Rollback => write!(
                 f,
                 "rollback: the log's latest checkpoint has size {}, but size {} was verified before",
-                new.size.0, old.size.0
+                new.size().0,
+                old.size().0
             ),
             InconsistencyKind::Fork => write!(
                 f,
                 "fork: two signed roots for size {}: {} (verified before) and {}",
-                new.size.0,
-                hex(&old.root),
-                hex(&new.root)
+                new.size().0,
+                old.root(),
+                new.root()
             ),
             InconsistencyKind::BadProof(e) => write!(
                 f,
                 "the checkpoint of size {} is not consistent with the one of size {}: {e}",
-                new.size.0, old.size.0
+                new.size().0,
+                old.size().0
             ),
             InconsistencyKind::EntriesMismatch { computed } => write!(
                 f,
                 "the entries served for [{}, {}) lead to root {}, not the signed root {}",
-                old.size.0,
-                new.size.0,
-                hex(computed),
-                hex(&new.root)
+                old.size().0,
+                new.size().0,
+                computed,
+                new.root()
             ),
         }
     }
@@ -148,12 +196,65 @@ pub enum ClientError {
         source: tonic::transport::Error,
     },
     /// A call failed with a gRPC status (the server refused or could not answer).
-    #[error("{rpc}: {}: {}", .status.code(), .status.message())]
+    #[error("{rpc}: {}", status_text(status))]
     Rpc {
         /// The method called.
         rpc: &'static str,
         /// The status returned.
         status: Box<tonic::Status>,
+    },
+    /// A call kept failing with a transient status until the retry budget
+    /// (`--retries`, `--retry-for`) ran out.
+    #[error(
+        "{rpc}: {} (gave up after {attempts} attempts over {}; raise --retries or --retry-for to wait longer)",
+        status_text(status),
+        human_duration(*elapsed)
+    )]
+    RetriesExhausted {
+        /// The method called.
+        rpc: &'static str,
+        /// How many times it was sent.
+        attempts: u32,
+        /// From the first attempt to giving up.
+        elapsed: Duration,
+        /// The last status returned.
+        status: Box<tonic::Status>,
+    },
+    /// The server accepted the connection but did not answer in time.
+    #[error(
+        "{rpc}: no answer from {server} within {} (--timeout): it accepted the connection but \
+         did not answer; check that --server names the log's gRPC port (default 7800)",
+        human_duration(*after)
+    )]
+    Timeout {
+        /// The method called.
+        rpc: &'static str,
+        /// The server address.
+        server: String,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// The server answered, but not as a gRPC log server: the address is another
+    /// service, such as merklogd's tlog-tiles or metrics port.
+    #[error("{rpc}: {server} is not merklogd's gRPC port: {what}")]
+    WrongService {
+        /// The method called.
+        rpc: &'static str,
+        /// The server address.
+        server: String,
+        /// What answered instead, and where the gRPC port usually is.
+        what: String,
+    },
+    /// The configured log key does not belong to the log the server serves.
+    #[error("{0}")]
+    WrongKey(String),
+    /// A local file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
     },
     /// A local file operation failed.
     #[error("{}: {source}", .path.display())]
@@ -212,8 +313,8 @@ pub enum ClientError {
     /// The log's entries do not rebuild its signed root.
     #[error(
         "audit failed: the entries lead to root {}, not the signed root {}{}",
-        hex(&.0.computed),
-        hex(&.0.checkpoint.root),
+        .0.computed,
+        .0.checkpoint.root(),
         .0.first_bad_index.map(|i| format!("; first bad entry: {i}")).unwrap_or_default()
     )]
     Audit(Box<AuditMismatch>),
@@ -224,6 +325,7 @@ impl ClientError {
     /// verification (the CLI exits with 1), as opposed to a usage, I/O or
     /// network problem (exit 2).
     pub fn is_verification_failure(&self) -> bool {
+        // A key of another log is a configuration mistake, not a log caught lying.
         matches!(
             self,
             ClientError::Checkpoint { .. }
@@ -267,20 +369,24 @@ impl ClientError {
             },
             ClientError::Inclusion(failure) => Evidence {
                 checkpoints: vec![failure.checkpoint.note_text()],
-                proof: failure.proof.iter().map(|h| b64(h)).collect(),
+                proof: failure.proof.iter().map(|h| b64(h.as_bytes())).collect(),
                 index: Some(failure.index),
-                leaf_hash: Some(hex(&failure.leaf_hash)),
+                leaf_hash: Some(failure.leaf_hash.to_string()),
                 ..Evidence::default()
             },
             ClientError::Inconsistent(inconsistency) => Evidence {
                 checkpoints: vec![inconsistency.old.note_text(), inconsistency.new.note_text()],
-                proof: inconsistency.proof.iter().map(|h| b64(h)).collect(),
+                proof: inconsistency
+                    .proof
+                    .iter()
+                    .map(|h| b64(h.as_bytes()))
+                    .collect(),
                 computed_root: match &inconsistency.kind {
-                    InconsistencyKind::EntriesMismatch { computed } => Some(hex(computed)),
+                    InconsistencyKind::EntriesMismatch { computed } => Some(computed.to_string()),
                     InconsistencyKind::BadProof(
                         MerkleError::ConsistencyNewRootMismatch { computed, .. }
                         | MerkleError::ConsistencyOldRootMismatch { computed, .. },
-                    ) => Some(hex(computed)),
+                    ) => Some(computed.to_string()),
                     _ => None,
                 },
                 ..Evidence::default()
@@ -291,8 +397,8 @@ impl ClientError {
                 leaf_hash: mismatch
                     .entry
                     .as_ref()
-                    .map(|e| hex(&merklog_merkle::hash_leaf(e))),
-                computed_root: Some(hex(&mismatch.computed)),
+                    .map(|e| merklog_merkle::hash_leaf(e).to_string()),
+                computed_root: Some(mismatch.computed.to_string()),
                 ..Evidence::default()
             },
             _ => return None,

@@ -38,6 +38,7 @@ mod client;
 mod encoding;
 mod error;
 pub mod offline;
+mod probe;
 mod state;
 mod token;
 mod trust;
@@ -45,15 +46,17 @@ mod watch;
 
 pub use append::{AppendReceipt, AppendSummary, StreamOptions};
 pub use audit::AuditReport;
-pub use client::{Client, ClientOptions, InclusionReceipt};
-pub use encoding::{hex, parse_hash};
+pub use client::{Client, ClientOptions, InclusionReceipt, RetryNotice};
+pub use encoding::parse_hash;
 pub use error::{
     AuditMismatch, ClientError, Evidence, InclusionFailure, Inconsistency, InconsistencyKind,
+    code_name,
 };
+pub use merklog_note::SignedCheckpoint;
 pub use state::{StateFile, default_state_path};
 pub use token::BearerToken;
-pub use trust::{SignedCheckpoint, TrustedLog, load_verifier_key};
-pub use watch::{Watch, WatchEvent};
+pub use trust::{TrustedLog, load_verifier_key};
+pub use watch::{ReconnectNotice, Watch, WatchEvent, WatchOptions};
 
 /// The default server address of the command line and of [`ClientOptions`].
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7800";

@@ -42,7 +42,16 @@ pub fn verify_proof_file(
             ));
         }
     }
-    .map_err(rejected)?;
+    .map_err(|e| {
+        let key = log_key.or_else(|| {
+            policy.and_then(|p| match p.logs() {
+                [log] => Some(&log.verifier),
+                _ => None,
+            })
+        });
+        key.and_then(|key| crate::trust::other_log(&proof.checkpoint, key))
+            .unwrap_or_else(|| rejected(e))
+    })?;
     Ok(VerifiedProof {
         index: proof.index,
         leaf_hash,

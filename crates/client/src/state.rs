@@ -20,7 +20,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use merklog_merkle::hashes_equal;
 use serde::{Deserialize, Serialize};
 
 use crate::encoding::b64;
@@ -102,7 +101,7 @@ impl StateFile {
                 });
             }
             Err(source) => {
-                return Err(ClientError::Io {
+                return Err(ClientError::Read {
                     path: self.path.clone(),
                     source,
                 });
@@ -111,7 +110,7 @@ impl StateFile {
         let mut text = String::new();
         file.take(MAX_STATE_FILE_LEN + 1)
             .read_to_string(&mut text)
-            .map_err(|source| ClientError::Io {
+            .map_err(|source| ClientError::Read {
                 path: self.path.clone(),
                 source,
             })?;
@@ -173,8 +172,8 @@ impl StateFile {
             self.check_key(log, stored)?;
             let signature_only = TrustedLog::new(log.verifier().clone(), None);
             if let Ok(previous) = signature_only.open(stored.checkpoint.as_bytes()) {
-                if previous.size == checkpoint.size {
-                    if !hashes_equal(&previous.root, &checkpoint.root) {
+                if previous.size() == checkpoint.size() {
+                    if previous.root() != checkpoint.root() {
                         return Err(ClientError::inconsistent(
                             InconsistencyKind::Fork,
                             &previous,
@@ -184,7 +183,7 @@ impl StateFile {
                     }
                     return Ok(());
                 }
-                if previous.size > checkpoint.size {
+                if previous.size() > checkpoint.size() {
                     return Ok(());
                 }
             }
@@ -193,8 +192,8 @@ impl StateFile {
             log.origin().to_owned(),
             StoredLog {
                 vkey: log.vkey(),
-                size: checkpoint.size.0,
-                root: b64(&checkpoint.root),
+                size: checkpoint.size().0,
+                root: b64(checkpoint.root().as_bytes()),
                 checkpoint: checkpoint.note_text(),
             },
         );

@@ -1,52 +1,21 @@
 //! What the client trusts: the log's verifier key (whose name is the log's origin)
-//! and, optionally, a witness policy; and the checkpoints that passed those checks.
+//! and, optionally, a witness policy; and the checks a checkpoint must pass before the
+//! client holds it as a [`SignedCheckpoint`].
 
 use std::path::Path;
 
 use bytes::Bytes;
-use merklog_merkle::{Hash, TreeSize, empty_root, hashes_equal};
+use merklog_merkle::empty_root;
 use merklog_note::{
-    Checkpoint, Ed25519Verifier, Policy, Verifier as _, open_checkpoint, parse_verifier_key,
+    Ed25519Verifier, Note, Policy, SignedCheckpoint, Verifier as _, parse_verifier_key,
 };
 use merklog_proto::convert::CheckpointParts;
 use merklog_proto::v1;
 
 use crate::ClientError;
-use crate::encoding::hex;
 
 /// Verifier key files larger than this are refused (a vkey is under 400 bytes).
 const MAX_VKEY_FILE_LEN: u64 = 4096;
-
-/// A checkpoint whose signature (and cosignature quorum, when a policy is
-/// configured) verified with the trusted key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedCheckpoint {
-    /// The log's origin (first line of the checkpoint).
-    pub origin: String,
-    /// The tree size it commits to.
-    pub size: TreeSize,
-    /// The root hash of that tree.
-    pub root: Hash,
-    /// The signed note, byte for byte as received (with every signature line).
-    pub note: Bytes,
-}
-
-impl SignedCheckpoint {
-    /// The note as text (a verified note is UTF-8).
-    pub fn note_text(&self) -> String {
-        String::from_utf8_lossy(&self.note).into_owned()
-    }
-
-    /// One line for people: origin, size and root in hex.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} size {} root {}",
-            self.origin,
-            self.size.0,
-            hex(&self.root)
-        )
-    }
-}
 
 /// The trust anchor of one log: its Ed25519 verifier key and an optional
 /// witness policy whose quorum every checkpoint must meet.
@@ -106,29 +75,28 @@ impl TrustedLog {
             source: Box::new(source),
             note: Bytes::copy_from_slice(note),
         };
-        let (checkpoint, parsed) =
-            open_checkpoint(note, &self.verifier, Some(self.origin())).map_err(rejected)?;
+        let mut signed = match SignedCheckpoint::open(
+            Bytes::copy_from_slice(note),
+            &self.verifier,
+            Some(self.origin()),
+        ) {
+            Ok(signed) => signed,
+            Err(e) => return Err(other_log(note, &self.verifier).unwrap_or_else(|| rejected(e))),
+        };
         if let Some(policy) = &self.policy {
-            policy.check_cosignatures(&parsed).map_err(rejected)?;
+            signed = policy.check_witnesses(signed).map_err(rejected)?;
         }
-        let Checkpoint {
-            origin, size, root, ..
-        } = checkpoint;
-        if size == 0 && !hashes_equal(&root, &empty_root()) {
+        let root = signed.root();
+        if signed.size().0 == 0 && root != empty_root() {
             return Err(ClientError::CheckpointContradiction {
                 reason: format!(
                     "a signed size-0 checkpoint has root {}, not SHA-256(\"\")",
-                    hex(&root)
+                    root
                 ),
                 note: Bytes::copy_from_slice(note),
             });
         }
-        Ok(SignedCheckpoint {
-            origin,
-            size: TreeSize(size),
-            root,
-            note: Bytes::copy_from_slice(note),
-        })
+        Ok(signed)
     }
 
     /// Verifies a checkpoint message: the signed note as [`TrustedLog::open`]
@@ -137,37 +105,90 @@ impl TrustedLog {
         let parts = CheckpointParts::from_wire(wire)
             .map_err(|e| ClientError::Malformed(format!("checkpoint: {e}")))?;
         let signed = self.open(&parts.note)?;
-        if parts.size != signed.size || !hashes_equal(&parts.root, &signed.root) {
+        if parts.size != signed.size() || parts.root != signed.root() {
             return Err(ClientError::CheckpointContradiction {
                 reason: format!(
                     "its fields say size {} root {}, but the signed note says size {} root {}",
                     parts.size.0,
-                    hex(&parts.root),
-                    signed.size.0,
-                    hex(&signed.root)
+                    parts.root,
+                    signed.size().0,
+                    signed.root()
                 ),
-                note: signed.note,
+                note: signed.note().clone(),
             });
         }
         Ok(signed)
     }
 }
 
+/// When a note is not signed with `verifier` at all (no signature line carries
+/// its name and key ID), the configuration names the wrong log: an error naming
+/// both keys. `None` when the note does carry such a line (a bad signature there
+/// is a verification failure) or cannot be parsed.
+pub(crate) fn other_log(note: &[u8], verifier: &Ed25519Verifier) -> Option<ClientError> {
+    let parsed = Note::parse(note).ok()?;
+    let ours = (verifier.name(), verifier.key_id());
+    if parsed
+        .signatures()
+        .iter()
+        .any(|s| (s.name(), s.key_id()) == ours)
+    {
+        return None;
+    }
+    let origin = parsed.text().lines().next().unwrap_or_default();
+    let signers: Vec<String> = parsed
+        .signatures()
+        .iter()
+        .map(|s| format!("{}+{:08x}", s.name(), s.key_id()))
+        .collect();
+    Some(ClientError::WrongKey(format!(
+        "the log key does not belong to this log: the checkpoint is of the log {origin:?}, signed \
+         by {}; the configured key is {}+{:08x} (--log-key, MERKLOG_LOG_KEY or the policy's log \
+         line). Use the log's own verifier key (its <data-dir>/log.vkey)",
+        if signers.is_empty() {
+            "no key".to_owned()
+        } else {
+            signers.join(", ")
+        },
+        ours.0,
+        ours.1
+    )))
+}
+
 /// Reads a log verifier key given as its text (`<origin>+<id>+<base64>`) or as the
 /// path of a file holding it (such as `<data-dir>/log.vkey`).
 pub fn load_verifier_key(value: &str) -> Result<Ed25519Verifier, ClientError> {
+    let private = |what: String| {
+        ClientError::Input(format!(
+            "{what} holds a private signing key (PRIVATE+KEY+...), not a verifier key: give the \
+             public key, the log.vkey next to log.key, and keep the private key on the server"
+        ))
+    };
+    if value.trim_start().starts_with("PRIVATE+KEY+") {
+        return Err(private("the log key given".to_owned()));
+    }
     let text_error = match parse_verifier_key(value.trim()) {
         Ok(verifier) => return Ok(verifier),
         Err(e) => e,
     };
     let path = Path::new(value);
     if !path.is_file() {
+        let looks_like_path =
+            value.contains('/') || value.ends_with(".vkey") || value.ends_with(".key");
+        if looks_like_path {
+            return Err(ClientError::Read {
+                path: path.to_owned(),
+                source: std::fs::metadata(path).err().unwrap_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")
+                }),
+            });
+        }
         return Err(ClientError::Input(format!(
             "log key {:?} is neither a verifier key ({text_error}) nor a readable file",
             value.chars().take(200).collect::<String>()
         )));
     }
-    let io = |source| ClientError::Io {
+    let io = |source| ClientError::Read {
         path: path.to_owned(),
         source,
     };
@@ -175,6 +196,9 @@ pub fn load_verifier_key(value: &str) -> Result<Ed25519Verifier, ClientError> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_VKEY_FILE_LEN), &mut text)
         .map_err(io)?;
+    if text.trim_start().starts_with("PRIVATE+KEY+") {
+        return Err(private(path.display().to_string()));
+    }
     parse_verifier_key(text.trim()).map_err(|e| {
         ClientError::Input(format!(
             "{} does not hold a log verifier key: {e}",

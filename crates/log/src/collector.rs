@@ -26,20 +26,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use merklog_merkle::Hash;
-use merklog_note::{Note, NoteSignature, Policy};
+use merklog_note::{NoteSignature, Policy};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant as TokioInstant;
 
-use crate::checkpoint::PublishedCheckpoint;
 use crate::proofs::stored_proofs;
 use crate::publish::{Publisher, publish};
 use crate::round::{DurableRound, EntryProof, Reply, RoundReply};
 use crate::state::Shared;
 use crate::witness_task::{Event, WitnessTask};
 use crate::{LogError, Witnessing, metrics as m};
+use merklog_note::SignedCheckpoint;
 
 /// Most leaves whose proofs one storage read builds when answering callers.
 const PROOF_BATCH: usize = 4096;
@@ -71,7 +70,7 @@ pub(crate) fn start(
     shared: Arc<Shared>,
     witnessing: &Witnessing,
     runtime: &Handle,
-    durable: Arc<PublishedCheckpoint>,
+    durable: Arc<SignedCheckpoint>,
 ) -> Result<WitnessPublisher, LogError> {
     let resolved = witnessing.resolve().map_err(LogError::InvalidConfig)?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -103,10 +102,10 @@ pub(crate) fn start(
     let published = shared.latest();
     let now = Instant::now();
     let mut candidates = BTreeMap::new();
-    if durable.size > published.size {
+    if durable.size() > published.size() {
         // Durable but never published (a crash before the quorum): it is sent to the
         // witnesses before any new round is signed.
-        candidates.insert(durable.size.0, Candidate::new(durable.clone(), now));
+        candidates.insert(durable.size().0, Candidate::new(durable.clone(), now));
     }
     let coordinator = Coordinator {
         shared,
@@ -132,13 +131,13 @@ pub(crate) fn start(
 
 /// A durable checkpoint not yet published, and the cosignatures gathered for it.
 struct Candidate {
-    checkpoint: Arc<PublishedCheckpoint>,
+    checkpoint: Arc<SignedCheckpoint>,
     since: Instant,
     cosigners: BTreeMap<String, Vec<NoteSignature>>,
 }
 
 impl Candidate {
-    fn new(checkpoint: Arc<PublishedCheckpoint>, since: Instant) -> Self {
+    fn new(checkpoint: Arc<SignedCheckpoint>, since: Instant) -> Self {
         Self {
             checkpoint,
             since,
@@ -167,11 +166,11 @@ struct Coordinator {
     /// Policy names, by witness index.
     names: Vec<String>,
     /// Job slots, by witness index (latest wins).
-    jobs: Vec<watch::Sender<Option<Arc<PublishedCheckpoint>>>>,
+    jobs: Vec<watch::Sender<Option<Arc<SignedCheckpoint>>>>,
     fail_open_after: Option<Duration>,
     resend_interval: Duration,
     /// The latest durable checkpoint (the log's own signature only).
-    durable: Arc<PublishedCheckpoint>,
+    durable: Arc<SignedCheckpoint>,
     /// Durable checkpoints larger than the published one, by size.
     candidates: BTreeMap<u64, Candidate>,
     pending: Vec<Pending>,
@@ -192,8 +191,8 @@ impl Coordinator {
         mut events: mpsc::UnboundedReceiver<Event>,
     ) {
         tracing::info!(
-            size = self.durable.size.0,
-            published = self.shared.latest().size.0,
+            size = self.durable.size().0,
+            published = self.shared.latest().size().0,
             witnesses = self.names.len(),
             "witness start-up check: asking every witness for its size before signing"
         );
@@ -251,10 +250,10 @@ impl Coordinator {
 
     async fn on_round(&mut self, round: DurableRound) {
         let checkpoint = round.checkpoint;
-        if checkpoint.size > self.durable.size {
+        if checkpoint.size() > self.durable.size() {
             self.durable = checkpoint.clone();
             self.candidates.insert(
-                checkpoint.size.0,
+                checkpoint.size().0,
                 Candidate::new(checkpoint.clone(), Instant::now()),
             );
             // While the quorum is missing, keep only the newest candidates (witnesses
@@ -272,7 +271,7 @@ impl Coordinator {
             self.send_jobs();
             if self.policy.satisfied_by(std::iter::empty()) {
                 // Quorum `none`: nothing to wait for.
-                self.publish(checkpoint.size.0, false).await;
+                self.publish(checkpoint.size().0, false).await;
             }
         }
         for (reply, answer) in round.answers {
@@ -420,11 +419,11 @@ impl Coordinator {
             return;
         }
         let published = self.shared.latest();
-        if size == published.size.0 && !self.candidates.contains_key(&size) {
+        if size == published.size().0 && !self.candidates.contains_key(&size) {
             // A fresh cosignature of the published checkpoint (idle re-send, or the
             // start-up check): newer cosignatures replace older ones on the note.
-            match add_signatures(&published.note, &signatures) {
-                Ok(note) => self.store_and_publish(&published, note).await,
+            match published.with_signatures(&signatures) {
+                Ok(cosigned) => self.store_and_publish(cosigned).await,
                 Err(e) => tracing::warn!(witness = %name, %e, "cannot add a cosignature"),
             }
             return;
@@ -450,11 +449,11 @@ impl Coordinator {
         };
         let signatures: Vec<NoteSignature> =
             candidate.cosigners.values().flatten().cloned().collect();
-        let note = match add_signatures(&candidate.checkpoint.note, &signatures) {
-            Ok(note) => note,
+        let cosigned = match candidate.checkpoint.with_signatures(&signatures) {
+            Ok(cosigned) => cosigned,
             Err(e) => {
                 tracing::error!(size, %e, "cannot add cosignatures; publishing the log's signature only");
-                candidate.checkpoint.note.clone()
+                SignedCheckpoint::clone(&candidate.checkpoint)
             }
         };
         if fail_open {
@@ -467,18 +466,18 @@ impl Coordinator {
             metrics::counter!(m::FAIL_OPEN_PUBLISHED).increment(1);
         }
         metrics::histogram!(m::QUORUM_SECONDS).record(candidate.since.elapsed().as_secs_f64());
-        self.store_and_publish(&candidate.checkpoint, note).await;
+        self.store_and_publish(cosigned).await;
         self.candidates = self.candidates.split_off(&size.saturating_add(1));
         self.answer_covered().await;
     }
 
-    /// Stores `note` (the checkpoint of `base` with cosignatures) and publishes it. A
-    /// failed store is logged, not fatal: cosignatures are gathered again after a
+    /// Stores `cosigned` (a durable checkpoint with cosignatures added) and publishes
+    /// it. A failed store is logged, not fatal: cosignatures are gathered again after a
     /// restart.
-    async fn store_and_publish(&mut self, base: &PublishedCheckpoint, note: Bytes) {
-        let size = base.size.0;
+    async fn store_and_publish(&mut self, cosigned: SignedCheckpoint) {
+        let size = cosigned.size().0;
         let store = self.shared.store.clone();
-        let bytes = note.clone();
+        let bytes = cosigned.note().clone();
         // Step 8 (with a policy): the cosigned note, synced, before it is published.
         // Durable once this returns: the note for `size` and the "published" record; a
         // restart publishes it again. A crash before leaves the previous published
@@ -492,14 +491,7 @@ impl Coordinator {
             Ok(Err(e)) => tracing::error!(size, %e, "storing the cosigned checkpoint failed"),
             Err(e) => tracing::error!(size, %e, "storing the cosigned checkpoint failed"),
         }
-        publish(
-            &self.shared,
-            Arc::new(PublishedCheckpoint {
-                size: base.size,
-                root: base.root,
-                note,
-            }),
-        );
+        publish(&self.shared, Arc::new(cosigned));
     }
 
     async fn on_timer(&mut self) {
@@ -602,7 +594,7 @@ impl Coordinator {
             if pending.reply.is_closed() {
                 continue; // The caller timed out or went away.
             }
-            if pending.needed <= published.size.0 {
+            if pending.needed <= published.size().0 {
                 ready.push(pending);
             } else {
                 waiting.push(pending);
@@ -611,7 +603,7 @@ impl Coordinator {
         self.pending = waiting;
         let mut rebuild = Vec::new();
         for mut pending in ready {
-            if pending.answer.checkpoint.size == published.size {
+            if pending.answer.checkpoint.size() == published.size() {
                 pending.answer.checkpoint = published.clone();
                 let _ = pending.reply.send(Ok(pending.answer));
             } else {
@@ -625,7 +617,7 @@ impl Coordinator {
                 .flat_map(|p| p.answer.entries.iter().map(|e| (e.index, None)))
                 .collect();
             let store = self.shared.tree.clone();
-            let size = published.size;
+            let size = published.size();
             let proofs = tokio::task::spawn_blocking(move || stored_proofs(&store, &leaves, size))
                 .await
                 .map_err(|e| LogError::Unavailable(format!("proof task failed: {e}")))
@@ -666,15 +658,4 @@ fn chunk_by_leaves(pending: Vec<Pending>) -> Vec<Vec<Pending>> {
         }
     }
     batches
-}
-
-/// `note` with `signatures` added (a line with the same key replaces the older one).
-fn add_signatures(note: &[u8], signatures: &[NoteSignature]) -> Result<Bytes, String> {
-    let mut parsed = Note::parse(note).map_err(|e| e.to_string())?;
-    for sig in signatures {
-        parsed
-            .add_signature(sig.clone())
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(Bytes::from(parsed.to_bytes()))
 }

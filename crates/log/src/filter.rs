@@ -17,10 +17,10 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use merklog_merkle::tile::TILE_WIDTH;
-use merklog_merkle::{HASH_SIZE, Hash, hash_from_slice};
+use merklog_merkle::tile::{TILE_WIDTH, TileId, tile_width_at};
+use merklog_merkle::{HASH_SIZE, Hash, TreeSize};
 
-use crate::{LogStore, StorageError, TileKey};
+use crate::{LogStore, StorageError};
 
 /// Bits per hash in a layer.
 const BITS_PER_HASH: u64 = 16;
@@ -57,7 +57,7 @@ impl Layer {
     fn probes(&self, hash: &Hash) -> (usize, [u16; PROBES as usize]) {
         let word = |i: usize| {
             let mut bytes = [0u8; 8];
-            if let Some(part) = hash.get(i * 8..i * 8 + 8) {
+            if let Some(part) = hash.as_bytes().get(i * 8..i * 8 + 8) {
                 bytes.copy_from_slice(part);
             }
             u64::from_le_bytes(bytes)
@@ -159,8 +159,12 @@ pub(crate) fn fill(
     let mut first = 0;
     while first < tiles {
         let last = first.saturating_add(TILES_PER_READ).min(tiles);
-        let keys: Vec<TileKey> = (first..last)
-            .map(|index| TileKey { level: 0, index })
+        let keys: Vec<TileId> = (first..last)
+            .map(|index| TileId {
+                level: 0,
+                index,
+                width: tile_width_at(0, index, TreeSize(size)),
+            })
             .collect();
         let values = store.read_tiles(&keys)?;
         let mut filter = filter.lock().unwrap_or_else(PoisonError::into_inner);
@@ -169,7 +173,7 @@ pub(crate) fn fill(
                 StorageError::new(format!("level-0 tile {} is missing", key.index))
             })?;
             for chunk in bytes.chunks_exact(HASH_SIZE) {
-                let hash = hash_from_slice(chunk).map_err(|e| StorageError::new(e.to_string()))?;
+                let hash = Hash::try_from(chunk).map_err(|e| StorageError::new(e.to_string()))?;
                 filter.insert(&hash);
             }
         }

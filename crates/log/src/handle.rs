@@ -7,9 +7,10 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bytes::Bytes;
+use merklog_merkle::bundle::{BundleEntries, bundle_prefix_len};
 use merklog_merkle::tile::{TILE_WIDTH, TileId, tile_width_at};
 use merklog_merkle::{HASH_SIZE, Hash, LeafIndex, ProofError, TreeSize, hash_leaf};
-use merklog_note::Signer;
+use merklog_note::{Signer, Verifier};
 use tokio::sync::{oneshot, watch};
 
 use crate::collector;
@@ -19,11 +20,9 @@ use crate::queue::{Queue, Request};
 use crate::recovery::{Recovered, check_identity, published_at_open, recover};
 use crate::sequencer::{Sequencer, Start};
 use crate::state::{Shared, SigningGate};
-use crate::tiles::{ReadError, StoredTree, TileReader, bundle_entries, bundle_prefix_len};
+use crate::tiles::{ReadError, StoredTree, TileReader};
 use crate::writer::{Pipeline, Writer};
-use crate::{
-    AppendReceipt, LogConfig, LogError, LogStore, PublishedCheckpoint, TileKey, metrics as m,
-};
+use crate::{AppendReceipt, LogConfig, LogError, LogStore, SignedCheckpoint, metrics as m};
 
 /// Most entries one [`Log::entries`] call returns; ask for longer ranges in pieces.
 pub const MAX_ENTRIES_PER_READ: u64 = 1024;
@@ -57,6 +56,8 @@ pub struct Log {
 
 struct Handle {
     shared: Arc<Shared>,
+    /// The log's own key, to open the checkpoints it stored.
+    verifier: Arc<dyn Verifier>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -71,7 +72,7 @@ impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log")
             .field("origin", &self.inner.shared.origin)
-            .field("size", &self.latest().size)
+            .field("size", &self.latest().size())
             .finish_non_exhaustive()
     }
 }
@@ -112,9 +113,9 @@ impl Log {
             Some(_) => published_at_open(&*store, &*verifier, &origin, &checkpoint)?,
             None => checkpoint.clone(),
         };
-        metrics::gauge!(m::TREE_SIZE).set(published.size.0 as f64);
-        metrics::gauge!(m::PUBLISHED_SIZE).set(published.size.0 as f64);
-        metrics::gauge!(m::DURABLE_SIZE).set(checkpoint.size.0 as f64);
+        metrics::gauge!(m::TREE_SIZE).set(published.size().0 as f64);
+        metrics::gauge!(m::PUBLISHED_SIZE).set(published.size().0 as f64);
+        metrics::gauge!(m::DURABLE_SIZE).set(checkpoint.size().0 as f64);
         metrics::gauge!(m::SIGNING_REFUSED).set(if refusal.is_some() { 1.0 } else { 0.0 });
         let (published, _) = watch::channel(published);
         let witnessing = config.witnessing.clone();
@@ -126,7 +127,7 @@ impl Log {
             published,
             refusal: watch::Sender::new(refusal),
             storage_failure: Mutex::new(None),
-            durable_size: AtomicU64::new(checkpoint.size.0),
+            durable_size: AtomicU64::new(checkpoint.size().0),
             // Without a policy there is nothing to check before signing.
             gate: SigningGate::new(config.witnessing.is_none()),
             config,
@@ -142,7 +143,7 @@ impl Log {
                 shared: shared.clone(),
             }),
         };
-        let size = checkpoint.size.0;
+        let size = checkpoint.size().0;
         let filter = Arc::new(Mutex::new(LeafFilter::with_capacity(size)));
         if size <= FILL_IN_FOREGROUND {
             fill_filter(&filter, &*shared.store, size);
@@ -164,7 +165,7 @@ impl Log {
         let sequencer = Sequencer::new(Start {
             shared: shared.clone(),
             signer,
-            verifier,
+            verifier: verifier.clone(),
             state,
             checkpoint,
             filter,
@@ -175,6 +176,7 @@ impl Log {
         Ok(Log {
             inner: Arc::new(Handle {
                 shared,
+                verifier,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -319,7 +321,7 @@ impl Log {
                          published once the witnesses cosign; a retry returns their indexes",
                         shared.config.append_timeout,
                         shared.durable_size(),
-                        shared.latest().size
+                        shared.latest().size()
                     )));
                 }
             },
@@ -332,13 +334,13 @@ impl Log {
     /// The latest published checkpoint. With a witness policy: the latest one that met
     /// the quorum (or was published fail-open), possibly smaller than
     /// [`durable_size`](Log::durable_size).
-    pub fn latest(&self) -> Arc<PublishedCheckpoint> {
+    pub fn latest(&self) -> Arc<SignedCheckpoint> {
         self.shared().latest()
     }
 
     /// Published checkpoints, latest wins: a slow receiver may skip some, and never
     /// sees the size go down.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<PublishedCheckpoint>> {
+    pub fn subscribe(&self) -> watch::Receiver<Arc<SignedCheckpoint>> {
         self.shared().published.subscribe()
     }
 
@@ -424,7 +426,7 @@ impl Log {
     /// The index of the entry with this RFC 6962 leaf hash, if it is in the published
     /// tree.
     pub async fn find_leaf(&self, leaf_hash: Hash) -> Result<Option<LeafIndex>, LogError> {
-        let size = self.latest().size.0;
+        let size = self.latest().size().0;
         self.read(move |store| {
             let found = store
                 .lookup_leaves(&[leaf_hash])?
@@ -436,14 +438,37 @@ impl Log {
         .await
     }
 
-    /// The stored signed checkpoint of exactly `size` leaves, if that size was
-    /// checkpointed and is published.
-    pub async fn checkpoint_at(&self, size: TreeSize) -> Result<Option<Bytes>, LogError> {
-        if size > self.latest().size {
+    /// The stored signed checkpoint of exactly `size` leaves (opened with the log's key:
+    /// one that does not verify is corruption), if that size was checkpointed and is
+    /// published.
+    pub async fn checkpoint_at(
+        &self,
+        size: TreeSize,
+    ) -> Result<Option<SignedCheckpoint>, LogError> {
+        if size > self.latest().size() {
             return Ok(None);
         }
-        self.read(move |store| Ok(store.checkpoint(size.0)?.map(Bytes::from)))
-            .await
+        let verifier = self.inner.verifier.clone();
+        let origin = self.origin().to_owned();
+        self.read(move |store| {
+            let Some(note) = store.checkpoint(size.0)? else {
+                return Ok(None);
+            };
+            let signed = SignedCheckpoint::open(note, &*verifier, Some(&origin)).map_err(|e| {
+                LogError::from(ReadError::Corrupt(format!(
+                    "the checkpoint stored for size {size}: {e}"
+                )))
+            })?;
+            if signed.size() != size {
+                return Err(ReadError::Corrupt(format!(
+                    "the checkpoint stored for size {size} is of size {}",
+                    signed.size()
+                ))
+                .into());
+            }
+            Ok(Some(signed))
+        })
+        .await
     }
 
     /// The entries `[start, end)`: `start < end <= published size` and at most
@@ -477,12 +502,24 @@ impl Log {
                 let from = start.saturating_sub(base) as usize;
                 let to = (end - base).min(width) as usize;
                 let bundle = Bytes::from(bundle);
-                let part = bundle_entries(&bundle, from, to).ok_or_else(|| {
+                let corrupt = |reason: String| {
                     LogError::from(ReadError::Corrupt(format!(
-                        "entry bundle {bundle_index} is too short"
+                        "entry bundle {bundle_index}: {reason}"
                     )))
-                })?;
-                out.extend(part);
+                };
+                let mut found = 0;
+                for entry in BundleEntries::new(&bundle).take(to) {
+                    let entry = entry.map_err(|e| corrupt(e.to_string()))?;
+                    if found >= from {
+                        out.push(bundle.slice_ref(entry));
+                    }
+                    found += 1;
+                }
+                if found < to {
+                    return Err(corrupt(format!(
+                        "holds {found} entries, {to} were expected"
+                    )));
+                }
             }
             Ok(out)
         })
@@ -497,13 +534,12 @@ impl Log {
             index,
             width,
         } = id;
-        let published = tile_width_at(level, index, self.latest().size);
+        let published = tile_width_at(level, index, self.latest().size());
         if width == 0 || width > published {
             return Ok(None);
         }
         self.read(move |store| {
-            let key = TileKey { level, index };
-            let Some(mut tile) = store.read_tiles(&[key])?.into_iter().next().flatten() else {
+            let Some(mut tile) = store.read_tiles(&[id])?.into_iter().next().flatten() else {
                 return Err(ReadError::Corrupt(format!("tile {level}/{index} is missing")).into());
             };
             let len = usize::from(width) * HASH_SIZE;
@@ -521,7 +557,7 @@ impl Log {
     /// tlog-tiles entry bundle `index` with its first `width` (1..=256) entries, if the
     /// published tree has that many entries in it.
     pub async fn entry_bundle(&self, index: u64, width: u16) -> Result<Option<Bytes>, LogError> {
-        let published = tile_width_at(0, index, self.latest().size);
+        let published = tile_width_at(0, index, self.latest().size());
         if width == 0 || width > published {
             return Ok(None);
         }
@@ -530,10 +566,8 @@ impl Log {
             else {
                 return Err(ReadError::Corrupt(format!("entry bundle {index} is missing")).into());
             };
-            let len = bundle_prefix_len(&bundle, usize::from(width)).ok_or_else(|| {
-                LogError::from(ReadError::Corrupt(format!(
-                    "entry bundle {index} is too short"
-                )))
+            let len = bundle_prefix_len(&bundle, usize::from(width)).map_err(|e| {
+                LogError::from(ReadError::Corrupt(format!("entry bundle {index}: {e}")))
             })?;
             bundle.truncate(len);
             Ok(Some(Bytes::from(bundle)))
@@ -542,7 +576,7 @@ impl Log {
     }
 
     fn check_published(&self, size: TreeSize) -> Result<(), LogError> {
-        let published = self.latest().size;
+        let published = self.latest().size();
         if size > published {
             return Err(out_of_range(format!(
                 "tree size {size} is beyond the published size {published}"

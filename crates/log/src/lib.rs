@@ -73,14 +73,14 @@ mod witness_task;
 mod witnessing;
 mod writer;
 
-pub use checkpoint::PublishedCheckpoint;
 pub use config::{DEFAULT_APPEND_TIMEOUT, LogConfig, MAX_ENTRY_BYTES_HARD_CAP};
 pub use error::{LogError, StorageError};
 pub use handle::{Log, MAX_ENTRIES_PER_READ};
 pub use merklog_merkle::Hash;
+pub use merklog_note::SignedCheckpoint;
 pub use round::{AppendReceipt, SealedEntry};
 pub use storage::{
-    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey, ValueWrite,
+    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, ValueWrite,
     same_checkpoint_body,
 };
 pub use witnessing::{

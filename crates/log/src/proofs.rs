@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use merklog_merkle::{Hash, LeafIndex, NodeId, NodeReader, TreeSize, hashes_equal, inclusion_plan};
+use merklog_merkle::{Hash, LeafIndex, NodeId, NodeReader, TreeSize, inclusion_plan};
 
 use crate::LogError;
 use crate::tiles::StoredTree;
@@ -38,7 +38,7 @@ pub(crate) fn stored_proofs(
     for ((index, leaf_hash), plan) in leaves.iter().zip(&plans) {
         if let Some(leaf_hash) = leaf_hash {
             let (stored_leaf, after) = rest.split_first().ok_or_else(short)?;
-            if !hashes_equal(stored_leaf, leaf_hash) {
+            if stored_leaf != leaf_hash {
                 return Err(LogError::Storage(format!(
                     "dedup index maps an entry to leaf {index}, which holds another entry"
                 )));

@@ -8,18 +8,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::round::DurableRound;
 use crate::state::Shared;
-use crate::{PublishedCheckpoint, metrics as m};
+use crate::{SignedCheckpoint, metrics as m};
 
 /// Step 8: makes `checkpoint` the published one, unless a larger one already is (latest
 /// wins; a watch never shows a smaller size) or it is exactly the one published. A
 /// checkpoint of the published size with other signature lines (fresh cosignatures)
 /// replaces it. Returns whether it was published.
-pub(crate) fn publish(shared: &Shared, checkpoint: Arc<PublishedCheckpoint>) -> bool {
+pub(crate) fn publish(shared: &Shared, checkpoint: Arc<SignedCheckpoint>) -> bool {
     let current = shared.latest();
-    if checkpoint.size < current.size || *checkpoint == *current {
+    if checkpoint.size() < current.size() || *checkpoint == *current {
         return false;
     }
-    let size = checkpoint.size.0;
+    let size = checkpoint.size().0;
     shared.published.send_replace(checkpoint);
     metrics::gauge!(m::TREE_SIZE).set(size as f64);
     metrics::gauge!(m::PUBLISHED_SIZE).set(size as f64);

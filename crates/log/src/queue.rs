@@ -194,7 +194,7 @@ mod tests {
         let entries: Vec<Bytes> = (0..n).map(|_| Bytes::from(vec![1u8; bytes_each])).collect();
         (
             Request {
-                leaf_hashes: vec![[0u8; 32]; n],
+                leaf_hashes: vec![[0u8; 32].into(); n],
                 bytes: n * bytes_each,
                 entries,
                 enqueued: Instant::now(),

@@ -5,25 +5,24 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use merklog_merkle::{Hash, TreeSize, hashes_equal};
-use merklog_note::{Signer, Verifier, open_checkpoint, parse_verifier_key};
+use merklog_merkle::TreeSize;
+use merklog_note::{Signer, Verifier, parse_verifier_key};
 
 use crate::checkpoint::sign_tree;
 use crate::tiles::{ReadError, TreeState};
-use crate::{ALGORITHM_ED25519, LogError, LogStore, PublishedCheckpoint, RoundWrite};
+use crate::{ALGORITHM_ED25519, LogError, LogStore, RoundWrite, SignedCheckpoint};
 
 /// The outcome of recovering the tree from storage.
 pub(crate) enum Recovered {
     /// Stored tiles re-derive the signed root: ready to sign.
     Ready {
         state: TreeState,
-        checkpoint: Arc<PublishedCheckpoint>,
+        checkpoint: Arc<SignedCheckpoint>,
     },
     /// The signed checkpoint is valid but storage does not re-derive it: serve reads of
     /// the checkpoint, refuse to sign.
     Refused {
-        checkpoint: Arc<PublishedCheckpoint>,
+        checkpoint: Arc<SignedCheckpoint>,
         reason: String,
     },
 }
@@ -50,20 +49,17 @@ pub(crate) fn recover(
         // deterministic, so it signs the same bytes.
         store
             .commit(&RoundWrite {
-                checkpoint: Some((0, checkpoint.note.to_vec())),
+                checkpoint: Some((0, checkpoint.note().to_vec())),
                 ..RoundWrite::default()
             })
             .map_err(|e| LogError::Storage(format!("storing the size-0 checkpoint: {e}")))?;
         return Ok(Recovered::Ready { state, checkpoint });
     };
-    let (body, _) = open_checkpoint(&note, verifier, Some(origin)).map_err(|e| {
+    let checkpoint = SignedCheckpoint::open(note, verifier, Some(origin)).map_err(|e| {
         LogError::Recovery(format!("the latest stored checkpoint does not verify: {e}"))
     })?;
-    let checkpoint = Arc::new(PublishedCheckpoint {
-        size: TreeSize(body.size),
-        root: body.root,
-        note: Bytes::from(note),
-    });
+    let body = checkpoint.checkpoint().clone();
+    let checkpoint = Arc::new(checkpoint);
     let refused = |reason: String| {
         tracing::error!(
             size = body.size,
@@ -81,19 +77,13 @@ pub(crate) fn recover(
         Err(ReadError::Corrupt(reason)) => return refused(reason),
     };
     let computed = state.range.root();
-    if !hashes_equal(&computed, &body.root) {
+    if computed != body.root {
         return refused(format!(
-            "stored tiles give root {} at size {}, the signed checkpoint says {}",
-            hex(&computed),
-            body.size,
-            hex(&body.root)
+            "stored tiles give root {computed} at size {}, the signed checkpoint says {}",
+            body.size, body.root
         ));
     }
     Ok(Recovered::Ready { state, checkpoint })
-}
-
-fn hex(hash: &Hash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The checkpoint to publish at open with a witness policy: the one stored when it was
@@ -104,36 +94,32 @@ pub(crate) fn published_at_open(
     store: &dyn LogStore,
     verifier: &dyn Verifier,
     origin: &str,
-    durable: &Arc<PublishedCheckpoint>,
-) -> Result<Arc<PublishedCheckpoint>, LogError> {
+    durable: &Arc<SignedCheckpoint>,
+) -> Result<Arc<SignedCheckpoint>, LogError> {
     let Some(note) = store
         .published_checkpoint()
         .map_err(|e| LogError::Storage(format!("reading the published checkpoint: {e}")))?
     else {
         return Ok(durable.clone());
     };
-    let body = match open_checkpoint(&note, verifier, Some(origin)) {
-        Ok((body, _)) => body,
+    let published = match SignedCheckpoint::open(note, verifier, Some(origin)) {
+        Ok(published) => published,
         Err(e) => {
             tracing::error!(%e, "the stored published checkpoint does not verify; using the latest durable one");
             return Ok(durable.clone());
         }
     };
-    let size = TreeSize(body.size);
-    let same_as_durable = size == durable.size && hashes_equal(&body.root, &durable.root);
-    if size > durable.size || (size == durable.size && !same_as_durable) {
+    let size = published.size();
+    let same_as_durable = size == durable.size() && published.root() == durable.root();
+    if size > durable.size() || (size == durable.size() && !same_as_durable) {
         tracing::error!(
-            published = body.size,
-            durable = durable.size.0,
+            published = size.0,
+            durable = durable.size().0,
             "the stored published checkpoint does not fit the latest durable one; using the latter"
         );
         return Ok(durable.clone());
     }
-    Ok(Arc::new(PublishedCheckpoint {
-        size,
-        root: body.root,
-        note: Bytes::from(note),
-    }))
+    Ok(Arc::new(published))
 }
 
 /// Checks the store's metadata against the configured origin and signer, and returns

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use merklog_merkle::{BatchProofs, Hash, LeafIndex};
 use tokio::sync::oneshot;
 
-use crate::{LogError, PublishedCheckpoint};
+use crate::{LogError, SignedCheckpoint};
 
 /// One appended entry's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct SealedEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendReceipt {
     /// The published checkpoint the proofs are built against.
-    pub checkpoint: Arc<PublishedCheckpoint>,
+    pub checkpoint: Arc<SignedCheckpoint>,
     /// One per appended entry, in call order.
     pub entries: Vec<SealedEntry>,
 }
@@ -64,7 +64,7 @@ pub(crate) struct Assigned {
 
 /// What a caller gets back from its round.
 pub(crate) struct RoundReply {
-    pub(crate) checkpoint: Arc<PublishedCheckpoint>,
+    pub(crate) checkpoint: Arc<SignedCheckpoint>,
     pub(crate) entries: Vec<Assigned>,
 }
 
@@ -108,6 +108,6 @@ pub(crate) type Reply = oneshot::Sender<Result<RoundReply, LogError>>;
 pub(crate) struct DurableRound {
     /// The checkpoint covering every entry of the round (the round's own, or the latest
     /// durable one when the round only held duplicates).
-    pub(crate) checkpoint: Arc<PublishedCheckpoint>,
+    pub(crate) checkpoint: Arc<SignedCheckpoint>,
     pub(crate) answers: Vec<(Reply, Result<RoundReply, LogError>)>,
 }

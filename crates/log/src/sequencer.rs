@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use merklog_merkle::{BatchProofs, Hash, hashes_equal};
+use merklog_merkle::{BatchProofs, Hash};
 use merklog_note::{Signer, Verifier};
 
 use crate::checkpoint::sign_tree;
@@ -23,7 +23,7 @@ use crate::round::AssignedSlot;
 use crate::state::Shared;
 use crate::tiles::TreeState;
 use crate::writer::{NewLeaves, Pipeline, Prepared, fail_all};
-use crate::{LogError, PublishedCheckpoint, RoundWrite, metrics as m};
+use crate::{LogError, RoundWrite, SignedCheckpoint, metrics as m};
 
 /// The sequencer thread's state.
 pub(crate) struct Sequencer {
@@ -34,7 +34,7 @@ pub(crate) struct Sequencer {
     /// reload succeeds.
     tip: Option<TreeState>,
     /// The checkpoint of `tip`: durable, or in the writer's hands.
-    tip_checkpoint: Arc<PublishedCheckpoint>,
+    tip_checkpoint: Arc<SignedCheckpoint>,
     /// Every leaf hash of the log (and possibly more), in front of the dedup index.
     filter: Arc<Mutex<LeafFilter>>,
     pipeline: Arc<Pipeline>,
@@ -67,7 +67,7 @@ pub(crate) struct Start {
     pub(crate) signer: Arc<dyn Signer>,
     pub(crate) verifier: Arc<dyn Verifier>,
     pub(crate) state: Option<TreeState>,
-    pub(crate) checkpoint: Arc<PublishedCheckpoint>,
+    pub(crate) checkpoint: Arc<SignedCheckpoint>,
     pub(crate) filter: Arc<Mutex<LeafFilter>>,
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) writer: (SyncSender<Prepared>, JoinHandle<()>),
@@ -223,7 +223,7 @@ impl Sequencer {
             &shared.origin,
         ) {
             Ok(Recovered::Ready { state, checkpoint }) => {
-                tracing::info!(size = checkpoint.size.0, "state reloaded from storage");
+                tracing::info!(size = checkpoint.size().0, "state reloaded from storage");
                 self.tip = Some(state);
                 self.tip_checkpoint = checkpoint.clone();
                 let _ = self.hand_over(Prepared {
@@ -363,7 +363,7 @@ impl Sequencer {
             RoundError::keep(LogError::Unavailable(format!("integration failed: {e}")))
         })?;
         let edge = tip.extend(&new_leaves, &new_entries).map_err(internal)?;
-        if !hashes_equal(&proofs.root(), &tip.range.root()) {
+        if proofs.root() != tip.range.root() {
             return Err(internal(
                 "batch proofs and compact range disagree on the root".into(),
             ));
@@ -387,13 +387,13 @@ impl Sequencer {
                 filter.insert(hash);
             }
         }
-        self.in_flight.push(checkpoint.size.0, &dedup);
+        self.in_flight.push(checkpoint.size().0, &dedup);
         self.tip_checkpoint = checkpoint.clone();
         let write = RoundWrite {
             tiles: edge.tiles,
             bundles: edge.bundles,
             dedup,
-            checkpoint: Some((checkpoint.size.0, checkpoint.note.to_vec())),
+            checkpoint: Some((checkpoint.size().0, checkpoint.note().to_vec())),
         };
         Ok((
             assignments,
@@ -406,11 +406,7 @@ impl Sequencer {
     }
 }
 
-type PreparedParts = (
-    Vec<AssignedSlot>,
-    Arc<PublishedCheckpoint>,
-    Option<NewLeaves>,
-);
+type PreparedParts = (Vec<AssignedSlot>, Arc<SignedCheckpoint>, Option<NewLeaves>);
 
 /// Leaf hashes of rounds handed to the writer, until they are durable.
 #[derive(Default)]

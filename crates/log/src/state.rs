@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::queue::Queue;
 use crate::tiles::StoredTree;
-use crate::{LogConfig, LogStore, PublishedCheckpoint, metrics as m};
+use crate::{LogConfig, LogStore, SignedCheckpoint, metrics as m};
 
 /// State shared by the sequencer thread and every `Log` handle.
 pub(crate) struct Shared {
@@ -23,7 +23,7 @@ pub(crate) struct Shared {
     /// The latest published checkpoint; `send_replace` only (through
     /// `publish.rs`), so it works without subscribers and never
     /// goes down.
-    pub(crate) published: watch::Sender<Arc<PublishedCheckpoint>>,
+    pub(crate) published: watch::Sender<Arc<SignedCheckpoint>>,
     /// Why the log refuses to sign, if it does: fail closed after a failed recovery
     /// check or with a witness ahead of the log (for good), or while refusing
     /// witnesses leave no quorum (cleared when they cosign again).
@@ -124,7 +124,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn latest(&self) -> Arc<PublishedCheckpoint> {
+    pub(crate) fn latest(&self) -> Arc<SignedCheckpoint> {
         self.published.borrow().clone()
     }
 

@@ -8,23 +8,18 @@
 //! whole value when a tile or bundle fills or starts ([`ValueWrite::Put`]). A reader
 //! truncates a stored value to the width a published size needs, so every published
 //! size stays servable.
+//!
+//! Tiles are named by [`TileId`], but a store keys them by level and index alone: the
+//! partial tile of every width lives under one key and grows in place, so the width in
+//! an id is what the caller needs (reads) or what the value holds once written (writes).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use merklog_merkle::Hash;
+use merklog_merkle::tile::TileId;
+use merklog_merkle::{HASH_SIZE, Hash};
 
 use crate::StorageError;
-
-/// Identifies a hash tile: tile `level` L holds Merkle-level 8L hashes
-/// `[256 * index, 256 * index + 256)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TileKey {
-    /// Tile level (Merkle level / 8).
-    pub level: u8,
-    /// Tile index within its level.
-    pub index: u64,
-}
 
 /// Who the log is: fixed when the data directory is created, checked at every open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +73,9 @@ impl ValueWrite {
 /// round left.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoundWrite {
-    /// Hash tiles (full or right-edge partial), 32 bytes per hash.
-    pub tiles: Vec<(TileKey, ValueWrite)>,
+    /// Hash tiles (full or right-edge partial), 32 bytes per hash; each id's width is
+    /// the number of hashes the tile holds once the write is applied.
+    pub tiles: Vec<(TileId, ValueWrite)>,
     /// Entry bundles by bundle index (full or right-edge partial).
     pub bundles: Vec<(u64, ValueWrite)>,
     /// New dedup rows: leaf hash -> leaf index.
@@ -99,8 +95,10 @@ pub trait LogStore: Send + Sync + 'static {
     fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError>;
     /// The signed checkpoint stored for `size`, if any.
     fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, StorageError>;
-    /// Hash tiles, in ONE batched read; `result[i]` is `keys[i]`'s stored value.
-    fn read_tiles(&self, keys: &[TileKey]) -> Result<Vec<Option<Vec<u8>>>, StorageError>;
+    /// Hash tiles, in ONE batched read; `result[i]` is the value stored for the level and
+    /// index of `tiles[i]`, whole: it may hold more hashes than `tiles[i].width` (the
+    /// tile grew since), and the caller truncates it.
+    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Option<Vec<u8>>>, StorageError>;
     /// Entry bundles by index, in ONE batched read.
     fn read_bundles(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StorageError>;
     /// Dedup index lookups, in ONE batched read; `result[i]` is the index of
@@ -160,7 +158,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct MemoryData {
-    tiles: HashMap<TileKey, Vec<u8>>,
+    /// By tile level and index.
+    tiles: HashMap<(u8, u64), Vec<u8>>,
     bundles: HashMap<u64, Vec<u8>>,
     dedup: HashMap<Hash, u64>,
     checkpoints: HashMap<u64, Vec<u8>>,
@@ -197,9 +196,12 @@ impl LogStore for MemoryStore {
         Ok(self.data()?.checkpoints.get(&size).cloned())
     }
 
-    fn read_tiles(&self, keys: &[TileKey]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
         let data = self.data()?;
-        Ok(keys.iter().map(|k| data.tiles.get(k).cloned()).collect())
+        Ok(tiles
+            .iter()
+            .map(|t| data.tiles.get(&(t.level, t.index)).cloned())
+            .collect())
     }
 
     fn read_bundles(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
@@ -218,14 +220,32 @@ impl LogStore for MemoryStore {
             .collect())
     }
 
-    /// Checks every append's offset against the stored value and refuses the whole
-    /// round (storing nothing) if one does not match.
+    /// Checks every append's offset against the stored value, and every tile's width
+    /// against the value written, and refuses the whole round (storing nothing) if one
+    /// does not match.
     fn commit(&self, round: &RoundWrite) -> Result<(), StorageError> {
         let mut data = self.data()?;
-        let tiles = applied(&data.tiles, &round.tiles, |k| {
-            format!("tile {}/{}", k.level, k.index)
-        })?;
-        let bundles = applied(&data.bundles, &round.bundles, |i| format!("bundle {i}"))?;
+        let tiles = applied(
+            &data.tiles,
+            round.tiles.iter().map(|(t, w)| ((t.level, t.index), w)),
+            |(level, index)| format!("tile {level}/{index}"),
+        )?;
+        for ((_, value), (tile, _)) in tiles.iter().zip(&round.tiles) {
+            if value.len() != usize::from(tile.width) * HASH_SIZE {
+                return Err(StorageError::new(format!(
+                    "tile {}/{} would hold {} bytes, not {} hashes",
+                    tile.level,
+                    tile.index,
+                    value.len(),
+                    tile.width
+                )));
+            }
+        }
+        let bundles = applied(
+            &data.bundles,
+            round.bundles.iter().map(|(i, w)| (*i, w)),
+            |i| format!("bundle {i}"),
+        )?;
         data.tiles.extend(tiles);
         data.bundles.extend(bundles);
         for (hash, index) in &round.dedup {
@@ -262,23 +282,22 @@ impl LogStore for MemoryStore {
 
 /// The values `writes` leave under their keys, or an error naming the first append
 /// that does not extend the stored value.
-fn applied<K: Copy + Eq + std::hash::Hash>(
+fn applied<'a, K: Copy + Eq + std::hash::Hash>(
     stored: &HashMap<K, Vec<u8>>,
-    writes: &[(K, ValueWrite)],
+    writes: impl Iterator<Item = (K, &'a ValueWrite)>,
     name: impl Fn(&K) -> String,
 ) -> Result<Vec<(K, Vec<u8>)>, StorageError> {
     writes
-        .iter()
         .map(|(key, write)| {
-            let old = stored.get(key).map(Vec::as_slice);
+            let old = stored.get(&key).map(Vec::as_slice);
             let new = write.apply(old).ok_or_else(|| {
                 StorageError::new(format!(
                     "{} holds {} bytes, not the appended-to length",
-                    name(key),
+                    name(&key),
                     old.map_or(0, <[u8]>::len)
                 ))
             })?;
-            Ok((*key, new))
+            Ok((key, new))
         })
         .collect()
 }

@@ -17,13 +17,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use merklog_merkle::bundle::{bundle_prefix_len, push_entry};
 use merklog_merkle::tile::{
-    NodeLocation, TILE_HEIGHT, TILE_WIDTH, hashes_from_tile_bytes, node_location, subtree_root,
-    tiles_for,
+    NodeLocation, TILE_HEIGHT, TILE_WIDTH, TileId, hashes_from_tile_bytes, node_location,
+    subtree_root, tile_bytes, tile_width_at, tiles_for,
 };
 use merklog_merkle::{CompactRange, HASH_SIZE, Hash, NodeId, NodeReader, TreeSize};
 
-use crate::{LogStore, StorageError, TileKey, ValueWrite};
+use crate::{LogStore, StorageError, ValueWrite};
 
 /// Bytes of a full hash tile.
 const FULL_TILE_BYTES: usize = TILE_WIDTH as usize * HASH_SIZE;
@@ -56,16 +57,19 @@ impl From<ReadError> for crate::LogError {
     }
 }
 
-fn key_of(location: &NodeLocation) -> TileKey {
-    TileKey {
+/// The tile holding the node at `location`, at its width in the tree of `size` leaves.
+fn tile_of(location: &NodeLocation, size: TreeSize) -> TileId {
+    TileId {
         level: location.tile_level,
         index: location.tile_index,
+        width: tile_width_at(location.tile_level, location.tile_index, size),
     }
 }
 
 /// Hash tiles fetched in one batched read, each truncated to its width at a size.
 struct TileSet<'a> {
-    tiles: BTreeMap<TileKey, Vec<Hash>>,
+    size: TreeSize,
+    tiles: BTreeMap<TileId, Vec<Hash>>,
     summaries: Option<&'a SummaryCache>,
 }
 
@@ -84,53 +88,50 @@ impl<'a> TileSet<'a> {
             )));
         }
         let ids = tiles_for(nodes, size);
-        let keys: Vec<TileKey> = ids
-            .iter()
-            .map(|id| TileKey {
-                level: id.level,
-                index: id.index,
-            })
-            .collect();
-        let values = store.read_tiles(&keys)?;
-        if values.len() != keys.len() {
+        let values = store.read_tiles(&ids)?;
+        if values.len() != ids.len() {
             return Err(ReadError::Storage(StorageError::new(
                 "read_tiles returned the wrong count",
             )));
         }
         let mut tiles = BTreeMap::new();
-        for ((id, key), value) in ids.iter().zip(keys).zip(values) {
+        for (id, value) in ids.into_iter().zip(values) {
             let Some(mut bytes) = value else {
                 return Err(ReadError::Corrupt(format!(
                     "tile {}/{} is missing",
-                    key.level, key.index
+                    id.level, id.index
                 )));
             };
             let needed = usize::from(id.width) * HASH_SIZE;
             if bytes.len() < needed || !bytes.len().is_multiple_of(HASH_SIZE) {
                 return Err(ReadError::Corrupt(format!(
                     "tile {}/{} has {} bytes, size {size} needs {needed}",
-                    key.level,
-                    key.index,
+                    id.level,
+                    id.index,
                     bytes.len(),
                 )));
             }
             bytes.truncate(needed);
             let hashes =
                 hashes_from_tile_bytes(&bytes).map_err(|e| ReadError::Corrupt(e.to_string()))?;
-            tiles.insert(key, hashes);
+            tiles.insert(id, hashes);
         }
-        Ok(Self { tiles, summaries })
+        Ok(Self {
+            size,
+            tiles,
+            summaries,
+        })
     }
 
     /// The hash of perfect node `id`, folded from its tile (from the tile's summary
     /// when the node spans whole summary nodes and the tile is full).
     fn node(&self, id: NodeId) -> Result<Hash, ReadError> {
         let location = node_location(id);
-        let key = key_of(&location);
+        let tile = tile_of(&location, self.size);
         let corrupt = || ReadError::Corrupt(format!("node {id} is not in its tile"));
-        let hashes = self.tiles.get(&key).ok_or_else(corrupt)?;
+        let hashes = self.tiles.get(&tile).ok_or_else(corrupt)?;
         if location.count >= SUMMARY_SPAN
-            && let Some(summary) = self.summaries.and_then(|cache| cache.summary(key, hashes))
+            && let Some(summary) = self.summaries.and_then(|cache| cache.summary(tile, hashes))
         {
             let first = usize::from(location.start / SUMMARY_SPAN);
             let count = usize::from(location.count / SUMMARY_SPAN);
@@ -160,7 +161,7 @@ const SUMMARY_SHARDS: usize = 16;
 /// The summaries of full tiles one log has read, shared by its proof readers. Keyed by
 /// tile alone: within one log a full tile never changes.
 pub(crate) struct SummaryCache {
-    shards: [Mutex<HashMap<TileKey, Summary>>; SUMMARY_SHARDS],
+    shards: [Mutex<HashMap<TileId, Summary>>; SUMMARY_SHARDS],
 }
 
 impl Default for SummaryCache {
@@ -172,22 +173,22 @@ impl Default for SummaryCache {
 }
 
 impl SummaryCache {
-    /// The summary of tile `key` if `hashes` is the full tile: from the cache, else
-    /// computed and cached. `None` for a partial tile (it changes as the log grows).
-    fn summary(&self, key: TileKey, hashes: &[Hash]) -> Option<Summary> {
-        if hashes.len() != usize::from(TILE_WIDTH) {
+    /// The summary of `tile` if it is full and `hashes` are its hashes: from the cache,
+    /// else computed and cached. `None` for a partial tile (it changes as the log grows).
+    fn summary(&self, tile: TileId, hashes: &[Hash]) -> Option<Summary> {
+        if !tile.is_full() || hashes.len() != usize::from(TILE_WIDTH) {
             return None;
         }
-        let shard_index = (key.index as usize ^ usize::from(key.level)) % SUMMARY_SHARDS;
+        let shard_index = (tile.index as usize ^ usize::from(tile.level)) % SUMMARY_SHARDS;
         let shard = self.shards.get(shard_index)?;
         if let Some(summary) = shard
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+            .get(&tile)
         {
             return Some(*summary);
         }
-        let mut summary = [[0u8; HASH_SIZE]; SUMMARY_NODES];
+        let mut summary = [Hash::from_bytes([0u8; HASH_SIZE]); SUMMARY_NODES];
         for (node, chunk) in summary
             .iter_mut()
             .zip(hashes.chunks_exact(usize::from(SUMMARY_SPAN)))
@@ -200,7 +201,7 @@ impl SummaryCache {
         {
             cached.remove(&victim);
         }
-        cached.insert(key, summary);
+        cached.insert(tile, summary);
         Some(summary)
     }
 }
@@ -251,7 +252,7 @@ impl NodeReader for TileReader<'_> {
 /// Tile writes and bundle writes of one round.
 #[derive(Debug, Default)]
 pub(crate) struct EdgeWrites {
-    pub(crate) tiles: Vec<(TileKey, ValueWrite)>,
+    pub(crate) tiles: Vec<(TileId, ValueWrite)>,
     pub(crate) bundles: Vec<(u64, ValueWrite)>,
 }
 
@@ -306,7 +307,7 @@ impl TreeState {
                 partial_tiles.resize(slot + 1, Vec::new());
             }
             if let Some(dest) = partial_tiles.get_mut(slot) {
-                *dest = hashes.as_flattened().to_vec();
+                *dest = tile_bytes(hashes);
             }
         }
         let in_bundle = size.0 % BUNDLE_WIDTH;
@@ -320,11 +321,8 @@ impl TreeState {
                     "entry bundle {index} is missing"
                 )));
             };
-            let len = bundle_prefix_len(&bundle, in_bundle as usize).ok_or_else(|| {
-                ReadError::Corrupt(format!(
-                    "entry bundle {index} holds fewer than {in_bundle} entries"
-                ))
-            })?;
+            let len = bundle_prefix_len(&bundle, in_bundle as usize)
+                .map_err(|e| ReadError::Corrupt(format!("entry bundle {index}: {e}")))?;
             bundle.truncate(len);
             bundle
         };
@@ -373,10 +371,15 @@ impl TreeState {
                 else {
                     return;
                 };
-                tile.extend_from_slice(hash);
+                tile.extend_from_slice(hash.as_bytes());
                 if tile.len() == FULL_TILE_BYTES {
-                    let key = key_of(&node_location(node));
-                    full_tiles.push((key, ValueWrite::Put(std::mem::take(tile))));
+                    let location = node_location(node);
+                    let full = TileId {
+                        level: location.tile_level,
+                        index: location.tile_index,
+                        width: TILE_WIDTH,
+                    };
+                    full_tiles.push((full, ValueWrite::Put(std::mem::take(tile))));
                     *offset = 0;
                     touched &= !(1 << level);
                 } else {
@@ -391,18 +394,23 @@ impl TreeState {
             }
             let level = u8::try_from(level).map_err(|e| e.to_string())?;
             let index = size >> (u32::from(level) * u32::from(TILE_HEIGHT)) >> TILE_HEIGHT;
-            writes
-                .tiles
-                .push((TileKey { level, index }, edge_write(tile, *offset)));
+            // A partial tile: fewer than 256 hashes, so its width fits.
+            let width = (tile.len() / HASH_SIZE) as u16;
+            writes.tiles.push((
+                TileId {
+                    level,
+                    index,
+                    width,
+                },
+                edge_write(tile, *offset),
+            ));
         }
 
         let mut bundle_offset = self.partial_bundle.len();
         let mut leaf = first_leaf;
         for entry in entries {
-            let len = u16::try_from(entry.len())
-                .map_err(|_| format!("entry {leaf} is longer than 65535 bytes"))?;
-            self.partial_bundle.extend_from_slice(&len.to_be_bytes());
-            self.partial_bundle.extend_from_slice(entry);
+            push_entry(&mut self.partial_bundle, entry)
+                .map_err(|e| format!("entry {leaf}: {e}"))?;
             leaf += 1;
             if leaf.is_multiple_of(BUNDLE_WIDTH) {
                 writes.bundles.push((
@@ -429,44 +437,11 @@ impl TreeState {
     }
 }
 
-/// Byte length of the first `count` entries of a bundle, or `None` if it has fewer.
-pub(crate) fn bundle_prefix_len(bundle: &[u8], count: usize) -> Option<usize> {
-    let mut offset = 0usize;
-    for _ in 0..count {
-        let header = bundle.get(offset..offset.checked_add(2)?)?;
-        let len = usize::from(u16::from_be_bytes([*header.first()?, *header.get(1)?]));
-        offset = offset.checked_add(2)?.checked_add(len)?;
-        if offset > bundle.len() {
-            return None;
-        }
-    }
-    Some(offset)
-}
-
-/// The entries `[from, to)` of a bundle (positions within it), without copying.
-pub(crate) fn bundle_entries(bundle: &Bytes, from: usize, to: usize) -> Option<Vec<Bytes>> {
-    let mut offset = 0usize;
-    let mut out = Vec::with_capacity(to.saturating_sub(from));
-    for position in 0..to {
-        let header = bundle.get(offset..offset.checked_add(2)?)?;
-        let len = usize::from(u16::from_be_bytes([*header.first()?, *header.get(1)?]));
-        let start = offset.checked_add(2)?;
-        let end = start.checked_add(len)?;
-        if end > bundle.len() {
-            return None;
-        }
-        if position >= from {
-            out.push(bundle.slice(start..end));
-        }
-        offset = end;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::{LogMetadata, MemoryStore, RoundWrite};
+    use merklog_merkle::bundle::split_bundle;
     use merklog_merkle::{LeafIndex, hash_leaf, inclusion_proof, verify_inclusion};
 
     fn store() -> MemoryStore {
@@ -620,8 +595,16 @@ mod tests {
         let cache = SummaryCache::default();
         let (a, b) = (tile_of(1), tile_of(2));
         let (ka, kb) = (
-            TileKey { level: 0, index: 7 },
-            TileKey { level: 1, index: 7 },
+            TileId {
+                level: 0,
+                index: 7,
+                width: TILE_WIDTH,
+            },
+            TileId {
+                level: 1,
+                index: 7,
+                width: TILE_WIDTH,
+            },
         );
         for _ in 0..2 {
             assert_eq!(cache.summary(ka, &a).unwrap().to_vec(), direct(&a));
@@ -629,7 +612,26 @@ mod tests {
         }
         assert!(
             cache
-                .summary(TileKey { level: 0, index: 8 }, &a[..255])
+                .summary(
+                    TileId {
+                        level: 0,
+                        index: 8,
+                        width: TILE_WIDTH,
+                    },
+                    &a[..255]
+                )
+                .is_none()
+        );
+        assert!(
+            cache
+                .summary(
+                    TileId {
+                        level: 0,
+                        index: 9,
+                        width: 255,
+                    },
+                    &a
+                )
                 .is_none()
         );
     }
@@ -641,18 +643,13 @@ mod tests {
         let bundles = store.read_bundles(&[0, 1]).unwrap();
         let full = Bytes::from(bundles[0].clone().unwrap());
         let partial = Bytes::from(bundles[1].clone().unwrap());
-        let all = bundle_entries(&full, 0, 256).unwrap();
+        let all = split_bundle(&full).unwrap();
         assert_eq!(all.len(), 256);
         for (i, e) in all.iter().enumerate() {
             assert_eq!(e, &entry(i as u64));
         }
-        assert_eq!(
-            bundle_entries(&full, 5, 7).unwrap(),
-            vec![entry(5), entry(6)]
-        );
-        assert_eq!(bundle_entries(&partial, 0, 54).unwrap().len(), 54);
-        assert!(bundle_entries(&partial, 0, 55).is_none());
-        assert_eq!(bundle_prefix_len(&partial, 54), Some(partial.len()));
-        assert_eq!(bundle_prefix_len(&[0, 5, 1], 1), None);
+        assert_eq!(split_bundle(&partial).unwrap().len(), 54);
+        assert_eq!(bundle_prefix_len(&partial, 54), Ok(partial.len()));
+        assert!(bundle_prefix_len(&partial, 55).is_err());
     }
 }

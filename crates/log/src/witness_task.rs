@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::tiles::StoredTree;
 use crate::witnessing::{Refusal, classify_rejection, verify_cosignatures};
 use crate::{
-    LogError, PublishedCheckpoint, WitnessClient, WitnessReply, WitnessRequest, metrics as m,
+    LogError, SignedCheckpoint, WitnessClient, WitnessReply, WitnessRequest, metrics as m,
 };
 
 /// First wait before retrying a witness that failed; doubles up to [`RETRY_MAX`].
@@ -60,7 +60,7 @@ pub(crate) struct WitnessTask {
     pub(crate) verifier: CosignatureVerifier,
     pub(crate) store: StoredTree,
     pub(crate) request_timeout: Duration,
-    pub(crate) jobs: watch::Receiver<Option<Arc<PublishedCheckpoint>>>,
+    pub(crate) jobs: watch::Receiver<Option<Arc<SignedCheckpoint>>>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     /// The witness's size as far as the log knows (`None`: ask with `old 0`).
     pub(crate) known_size: Option<u64>,
@@ -72,7 +72,7 @@ pub(crate) struct WitnessTask {
 
 impl WitnessTask {
     pub(crate) async fn run(mut self) {
-        let mut job: Option<Arc<PublishedCheckpoint>> = None;
+        let mut job: Option<Arc<SignedCheckpoint>> = None;
         let mut backoff = RETRY_MIN;
         loop {
             let Some(checkpoint) = job.take() else {
@@ -118,9 +118,9 @@ impl WitnessTask {
 
     /// Sends `checkpoint` from the witness's known size; on a 409 learns the size and
     /// retries once from it.
-    async fn attempt(&mut self, checkpoint: &PublishedCheckpoint) -> Next {
-        let size = checkpoint.size.0;
-        let text = match Note::parse(&checkpoint.note) {
+    async fn attempt(&mut self, checkpoint: &SignedCheckpoint) -> Next {
+        let size = checkpoint.size().0;
+        let text = match Note::parse(checkpoint.note()) {
             Ok(note) => note.text().to_owned(),
             Err(e) => {
                 tracing::error!(size, %e, "the log's own checkpoint does not parse");
@@ -153,7 +153,7 @@ impl WitnessTask {
             let request = WitnessRequest {
                 old_size: old,
                 consistency_proof: proof,
-                checkpoint: checkpoint.note.clone(),
+                checkpoint: checkpoint.note().clone(),
             };
             let started = Instant::now();
             let reply =

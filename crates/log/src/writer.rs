@@ -22,7 +22,7 @@ use crate::publish::Publisher;
 use crate::queue::Request;
 use crate::round::{Assigned, AssignedSlot, DurableRound, EntryProof, Reply, RoundReply};
 use crate::state::Shared;
-use crate::{LogError, PublishedCheckpoint, RoundWrite, metrics as m};
+use crate::{LogError, RoundWrite, SignedCheckpoint, metrics as m};
 
 /// A round whose steps 1 to 5 are done: what the writer needs for steps 6 to 9.
 pub(crate) struct Prepared {
@@ -34,7 +34,7 @@ pub(crate) struct Prepared {
     /// The checkpoint covering every entry of the round: its own, or (a round of
     /// duplicates only) the latest prepared one, which is durable by the time the
     /// writer reaches this round.
-    pub(crate) checkpoint: Arc<PublishedCheckpoint>,
+    pub(crate) checkpoint: Arc<SignedCheckpoint>,
     /// The write and the in-memory proofs of the round's new entries; `None` when it
     /// holds no new entry.
     pub(crate) new: Option<NewLeaves>,
@@ -179,8 +179,8 @@ impl Writer {
             None => None,
         };
         // Step 7: the durable size moves on (the sequencer's tip already has).
-        if checkpoint.size > self.shared.durable_size() {
-            self.shared.set_durable(checkpoint.size);
+        if checkpoint.size() > self.shared.durable_size() {
+            self.shared.set_durable(checkpoint.size());
         }
         if !reloaded {
             self.shared.set_storage_failure(None);
@@ -210,7 +210,7 @@ pub(crate) fn fail_all(requests: Vec<Request>, error: &LogError) {
 fn answers(
     shared: &Shared,
     requests: Vec<Request>,
-    checkpoint: &Arc<PublishedCheckpoint>,
+    checkpoint: &Arc<SignedCheckpoint>,
     proofs: Option<Arc<BatchProofs>>,
     assignments: Vec<AssignedSlot>,
 ) -> Vec<(Reply, Result<RoundReply, LogError>)> {
@@ -224,7 +224,7 @@ fn answers(
     let stored = if old.is_empty() {
         Ok(HashMap::new())
     } else {
-        stored_proofs(&shared.tree, &old, checkpoint.size)
+        stored_proofs(&shared.tree, &old, checkpoint.size())
     };
     let mut slots = assignments.into_iter();
     let mut new_count = 0u64;

@@ -12,11 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use merklog_log::{
     ALGORITHM_ED25519, AppendReceipt, Hash, Log, LogConfig, LogError, LogMetadata, LogStore,
-    MemoryStore, RoundWrite, StorageError, TileKey, ValueWrite,
+    MemoryStore, RoundWrite, StorageError, ValueWrite,
 };
+use merklog_merkle::bundle::push_entry;
 use merklog_merkle::{
-    LeafIndex, TreeSize, hash_children, hash_leaf, tile::TileId, verify_consistency,
-    verify_inclusion,
+    LeafIndex, TreeSize, hash_leaf, tile::TileId, verify_consistency, verify_inclusion,
 };
 use merklog_note::{Ed25519Signer, open_checkpoint};
 
@@ -79,9 +79,9 @@ impl LogStore for TestStore {
     fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner.checkpoint(size)
     }
-    fn read_tiles(&self, keys: &[TileKey]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
         self.tile_reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_tiles(keys)
+        self.inner.read_tiles(tiles)
     }
     fn read_bundles(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
         self.inner.read_bundles(indexes)
@@ -116,14 +116,7 @@ fn entry(i: u64) -> Bytes {
 
 /// RFC 6962 MTH, recursively: the naive reference.
 fn naive_root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => merklog_merkle::empty_root(),
-        1 => leaves[0],
-        n => {
-            let k = n.next_power_of_two() / 2;
-            hash_children(&naive_root(&leaves[..k]), &naive_root(&leaves[k..]))
-        }
-    }
+    merklog_testkit_tree::mth(leaves)
 }
 
 /// Every proof of the receipt verifies against its checkpoint root, and that note is
@@ -132,19 +125,19 @@ fn check_receipt(receipt: &AppendReceipt, entries: &[Bytes]) {
     let cp = &receipt.checkpoint;
     // Signature checks are slow in a debug build: each distinct note is checked once.
     static VERIFIED: Mutex<Vec<Bytes>> = Mutex::new(Vec::new());
-    if !VERIFIED.lock().unwrap().contains(&cp.note) {
-        let (body, _) = open_checkpoint(&cp.note, &signer().verifier(), Some(ORIGIN)).unwrap();
-        assert_eq!((body.size, body.root), (cp.size.0, cp.root));
-        VERIFIED.lock().unwrap().push(cp.note.clone());
+    if !VERIFIED.lock().unwrap().contains(cp.note()) {
+        let (body, _) = open_checkpoint(cp.note(), &signer().verifier(), Some(ORIGIN)).unwrap();
+        assert_eq!((body.size, body.root), (cp.size().0, cp.root()));
+        VERIFIED.lock().unwrap().push(cp.note().clone());
     }
     assert_eq!(receipt.entries.len(), entries.len());
     for (sealed, entry) in receipt.entries.iter().zip(entries) {
         verify_inclusion(
             &hash_leaf(entry),
             sealed.index,
-            cp.size,
+            cp.size(),
             &sealed.inclusion_proof,
-            &cp.root,
+            &cp.root(),
         )
         .unwrap();
     }
@@ -155,13 +148,16 @@ async fn empty_store_publishes_the_signed_size_zero_checkpoint() {
     let store = TestStore::new();
     let log = open(&store, LogConfig::default());
     let latest = log.latest();
-    assert_eq!(latest.size.0, 0);
-    assert_eq!(latest.root, merklog_merkle::empty_root());
+    assert_eq!(latest.size().0, 0);
+    assert_eq!(latest.root(), merklog_merkle::empty_root());
     assert_eq!(
-        log.checkpoint_at(TreeSize(0)).await.unwrap(),
-        Some(latest.note.clone())
+        log.checkpoint_at(TreeSize(0))
+            .await
+            .unwrap()
+            .map(|c| c.note().clone()),
+        Some(latest.note().clone())
     );
-    open_checkpoint(&latest.note, &signer().verifier(), Some(ORIGIN)).unwrap();
+    open_checkpoint(latest.note(), &signer().verifier(), Some(ORIGIN)).unwrap();
     log.shutdown().await;
 }
 
@@ -180,9 +176,9 @@ async fn entries_are_sequenced_in_order_and_every_proof_verifies() {
         }
         all.extend(entries);
         // The checkpoint covers exactly what was appended so far.
-        assert_eq!(receipt.checkpoint.size.0, all.len() as u64);
+        assert_eq!(receipt.checkpoint.size().0, all.len() as u64);
         let leaves: Vec<Hash> = all.iter().map(|e| hash_leaf(e)).collect();
-        assert_eq!(receipt.checkpoint.root, naive_root(&leaves));
+        assert_eq!(receipt.checkpoint.root(), naive_root(&leaves));
     }
     assert_eq!(
         log.entries(LeafIndex(0), LeafIndex(all.len() as u64))
@@ -226,7 +222,7 @@ async fn concurrent_callers_share_rounds_and_get_distinct_indexes() {
         (0..640).collect::<Vec<_>>()
     );
     let leaves: Vec<Hash> = by_index.values().map(|e| hash_leaf(e)).collect();
-    assert_eq!(log.latest().root, naive_root(&leaves));
+    assert_eq!(log.latest().root(), naive_root(&leaves));
     // What is stored at each index is what that caller was told.
     let stored = log.entries(LeafIndex(0), LeafIndex(640)).await.unwrap();
     assert_eq!(stored, by_index.values().cloned().collect::<Vec<_>>());
@@ -249,7 +245,7 @@ async fn duplicates_in_a_batch_and_across_batches_get_the_original_index() {
         .map(|s| (s.index.0, s.duplicate))
         .collect();
     assert_eq!(got, [(0, false), (1, false), (0, true), (0, true)]);
-    assert_eq!(first.checkpoint.size.0, 2);
+    assert_eq!(first.checkpoint.size().0, 2);
 
     // A later batch: old duplicates get proofs from storage against the new checkpoint.
     let c = entry(3);
@@ -268,7 +264,7 @@ async fn duplicates_in_a_batch_and_across_batches_get_the_original_index() {
     // Only duplicates: no new checkpoint, proofs against the current one.
     let third = log.append(vec![b.clone(), a.clone()]).await.unwrap();
     check_receipt(&third, &[b.clone(), a.clone()]);
-    assert_eq!(third.checkpoint.size.0, 3);
+    assert_eq!(third.checkpoint.size().0, 3);
     assert!(third.entries.iter().all(|s| s.duplicate));
 
     // Concurrent calls with the same entry (likely one round, thanks to the wait):
@@ -349,7 +345,7 @@ async fn invalid_calls_are_rejected_whole_and_write_nothing() {
         }
     );
     small_queue.shutdown().await;
-    assert_eq!(log.latest().size.0, 0);
+    assert_eq!(log.latest().size().0, 0);
     // An empty call is answered with the latest checkpoint and no entries.
     let receipt = log.append(Vec::new()).await.unwrap();
     assert!(receipt.entries.is_empty());
@@ -411,9 +407,9 @@ async fn a_full_queue_answers_queue_full_at_once() {
     // Release the round in flight and the queued call's round.
     release.send(()).unwrap();
     release.send(()).unwrap();
-    assert_eq!(in_flight.await.unwrap().unwrap().checkpoint.size.0, 1);
+    assert_eq!(in_flight.await.unwrap().unwrap().checkpoint.size().0, 1);
     let receipt = queued.await.unwrap();
-    assert_eq!(receipt.checkpoint.size.0, 5);
+    assert_eq!(receipt.checkpoint.size().0, 5);
     check_receipt(&receipt, &(1..5).map(entry).collect::<Vec<_>>());
     *store.gate.lock().unwrap() = None;
     // Capacity is back.
@@ -435,7 +431,7 @@ async fn a_failed_commit_answers_unavailable_and_the_log_recovers() {
         matches!(&err, LogError::Unavailable(m) if m.contains("disk full")),
         "{err}"
     );
-    assert_eq!(log.latest().size.0, 2);
+    assert_eq!(log.latest().size().0, 2);
     assert!(matches!(log.health(), Err(LogError::Unavailable(_))));
     store.fail_commit.store(false, Ordering::SeqCst);
     let receipt = log.append(vec![entry(3), entry(2)]).await.unwrap();
@@ -470,7 +466,7 @@ async fn a_failed_commit_answers_unavailable_and_the_log_recovers() {
         .iter()
         .map(|i| hash_leaf(&entry(*i)))
         .collect();
-    assert_eq!(log.latest().root, naive_root(&leaves));
+    assert_eq!(log.latest().root(), naive_root(&leaves));
     log.shutdown().await;
 }
 
@@ -516,7 +512,7 @@ async fn a_failed_write_poisons_the_round_prepared_on_top_of_it() {
     );
     *store.gate.lock().unwrap() = None;
     store.fail_commit.store(false, Ordering::SeqCst);
-    assert_eq!(log.latest().size.0, 1);
+    assert_eq!(log.latest().size().0, 1);
     // Neither round reached the disk: both entries are new, in the order given now.
     let receipt = log.append(vec![entry(2), entry(1)]).await.unwrap();
     check_receipt(&receipt, &[entry(2), entry(1)]);
@@ -557,7 +553,7 @@ async fn shutdown_finishes_the_round_in_flight_and_refuses_the_rest() {
     assert_eq!(queued.await.unwrap_err(), LogError::ShuttingDown);
     shutdown.await;
     // Reads keep working after shutdown; the state is durable.
-    assert_eq!(log.latest().size.0, 1);
+    assert_eq!(log.latest().size().0, 1);
     assert_eq!(
         log.entries(LeafIndex(0), LeafIndex(1)).await.unwrap(),
         vec![entry(0)]
@@ -584,15 +580,15 @@ async fn reopening_resumes_from_the_stored_tiles() {
     check_receipt(&receipt, &[entry(9999)]);
     assert_eq!(receipt.entries[0].index.0, 350);
     let proof = log
-        .consistency_proof(before.size, TreeSize(351))
+        .consistency_proof(before.size(), TreeSize(351))
         .await
         .unwrap();
     verify_consistency(
-        before.size,
+        before.size(),
         TreeSize(351),
         &proof,
-        &before.root,
-        &receipt.checkpoint.root,
+        &before.root(),
+        &receipt.checkpoint.root(),
     )
     .unwrap();
     log.shutdown().await;
@@ -609,7 +605,11 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
 
     // Flip one byte of the level-8 hash of leaves [0, 256) (tile 1/0), a frontier node
     // of size 300. (Recovery reads the O(log n) frontier, not every tile.)
-    let key = TileKey { level: 1, index: 0 };
+    let key = TileId {
+        level: 1,
+        index: 0,
+        width: 1,
+    };
     let mut tile = store.read_tiles(&[key]).unwrap()[0].clone().unwrap();
     tile[0] ^= 1;
     store
@@ -632,8 +632,11 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
         vec![entry(0), entry(1)]
     );
     assert_eq!(
-        log.checkpoint_at(TreeSize(300)).await.unwrap(),
-        Some(published.note.clone())
+        log.checkpoint_at(TreeSize(300))
+            .await
+            .unwrap()
+            .map(|c| c.note().clone()),
+        Some(published.note().clone())
     );
     log.shutdown().await;
 
@@ -660,13 +663,15 @@ async fn a_tampered_store_is_served_read_only_and_never_signed() {
     log.append((0..10).map(entry).collect()).await.unwrap();
     log.shutdown().await;
     drop(log);
-    let truncated = store.read_tiles(&[TileKey { level: 0, index: 0 }]).unwrap()[0]
-        .clone()
-        .unwrap()[..32 * 9]
-        .to_vec();
+    let tile = |width| TileId {
+        level: 0,
+        index: 0,
+        width,
+    };
+    let truncated = store.read_tiles(&[tile(10)]).unwrap()[0].clone().unwrap()[..32 * 9].to_vec();
     store
         .commit(&RoundWrite {
-            tiles: vec![(TileKey { level: 0, index: 0 }, ValueWrite::Put(truncated))],
+            tiles: vec![(tile(9), ValueWrite::Put(truncated))],
             ..RoundWrite::default()
         })
         .unwrap();
@@ -716,7 +721,7 @@ async fn open_refuses_other_origins_keys_and_bad_signatures() {
     // A latest checkpoint whose signature does not verify: refuse to start.
     let log = open(&store, LogConfig::default());
     log.append(vec![entry(0)]).await.unwrap();
-    let mut note = log.latest().note.to_vec();
+    let mut note = log.latest().note().to_vec();
     log.shutdown().await;
     drop(log);
     let last = note.len() - 3;
@@ -752,28 +757,35 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
     let size = all.len() as u64;
     for cp in &checkpoints {
         assert_eq!(
-            log.checkpoint_at(cp.size).await.unwrap(),
-            Some(cp.note.clone())
+            log.checkpoint_at(cp.size())
+                .await
+                .unwrap()
+                .map(|c| c.note().clone()),
+            Some(cp.note().clone())
         );
-        assert_eq!(cp.root, naive_root(&leaves[..cp.size.0 as usize]));
-        for index in [0, cp.size.0 / 2, cp.size.0 - 1] {
+        assert_eq!(cp.root(), naive_root(&leaves[..cp.size().0 as usize]));
+        for index in [0, cp.size().0 / 2, cp.size().0 - 1] {
             let proof = log
-                .inclusion_proof(LeafIndex(index), cp.size)
+                .inclusion_proof(LeafIndex(index), cp.size())
                 .await
                 .unwrap();
             verify_inclusion(
                 &leaves[index as usize],
                 LeafIndex(index),
-                cp.size,
+                cp.size(),
                 &proof,
-                &cp.root,
+                &cp.root(),
             )
             .unwrap();
         }
         for newer in &checkpoints {
-            if newer.size >= cp.size {
-                let proof = log.consistency_proof(cp.size, newer.size).await.unwrap();
-                verify_consistency(cp.size, newer.size, &proof, &cp.root, &newer.root).unwrap();
+            if newer.size() >= cp.size() {
+                let proof = log
+                    .consistency_proof(cp.size(), newer.size())
+                    .await
+                    .unwrap();
+                verify_consistency(cp.size(), newer.size(), &proof, &cp.root(), &newer.root())
+                    .unwrap();
             }
         }
     }
@@ -794,8 +806,7 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
         let bundle = log.entry_bundle(index, width).await.unwrap().unwrap();
         let mut expected = Vec::new();
         for e in &all[(index * 256) as usize..(index * 256 + u64::from(width)) as usize] {
-            expected.extend_from_slice(&(e.len() as u16).to_be_bytes());
-            expected.extend_from_slice(e);
+            push_entry(&mut expected, e).unwrap();
         }
         assert_eq!(bundle.to_vec(), expected);
         assert_eq!(
@@ -810,7 +821,7 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
         );
     }
     let from_tiles: Vec<Hash> = level0.chunks(32).map(|c| c.try_into().unwrap()).collect();
-    assert_eq!(naive_root(&from_tiles), log.latest().root);
+    assert_eq!(naive_root(&from_tiles), log.latest().root());
     // A partial width of an old size is a prefix of the stored tile.
     assert_eq!(
         log.tile(TileId {
@@ -822,7 +833,7 @@ async fn reads_are_bounded_by_the_published_size_and_verify() {
         .unwrap()
         .unwrap()
         .to_vec(),
-        leaves[0].to_vec()
+        leaves[0].as_bytes().to_vec()
     );
     assert_eq!(
         log.tile(TileId {
@@ -897,7 +908,7 @@ async fn subscribers_see_published_checkpoints_and_never_a_smaller_size() {
     let store = TestStore::new();
     let log = open(&store, LogConfig::default());
     let mut watcher = log.subscribe();
-    let mut last = watcher.borrow_and_update().size.0;
+    let mut last = watcher.borrow_and_update().size().0;
     let writer = tokio::spawn({
         let log = log.clone();
         async move {
@@ -911,7 +922,7 @@ async fn subscribers_see_published_checkpoints_and_never_a_smaller_size() {
             .await
             .unwrap()
             .unwrap();
-        let size = watcher.borrow_and_update().size.0;
+        let size = watcher.borrow_and_update().size().0;
         assert!(size > last, "size went from {last} to {size}");
         last = size;
     }
@@ -1000,8 +1011,8 @@ mod model {
                         prop_assert_eq!((sealed.index.0, sealed.duplicate), (index, duplicate));
                     }
                     let leaves: Vec<Hash> = model.iter().map(|v| hash_leaf(&entry(*v))).collect();
-                    prop_assert_eq!(receipt.checkpoint.size.0, model.len() as u64);
-                    prop_assert_eq!(receipt.checkpoint.root, naive_root(&leaves));
+                    prop_assert_eq!(receipt.checkpoint.size().0, model.len() as u64);
+                    prop_assert_eq!(receipt.checkpoint.root(), naive_root(&leaves));
                 }
                 log.shutdown().await;
                 Ok(())

@@ -262,9 +262,9 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 /// Every proof of `receipt` verifies against its checkpoint, and the checkpoint
 /// satisfies the policy with both witnesses.
 fn check_receipt(policy: &Policy, receipt: &AppendReceipt, entries: &[Bytes]) {
-    let verified = policy.verify_checkpoint(&receipt.checkpoint.note).unwrap();
-    assert_eq!(verified.cosigners, ["witness-1", "witness-2"]);
-    assert_eq!(verified.checkpoint.size, receipt.checkpoint.size.0);
+    let verified = policy.verify_checkpoint(receipt.checkpoint.note()).unwrap();
+    assert_eq!(verified.cosigners(), ["witness-1", "witness-2"]);
+    assert_eq!(verified.checkpoint().size, receipt.checkpoint.size().0);
     check_proofs(receipt, entries);
 }
 
@@ -273,9 +273,9 @@ fn check_proofs(receipt: &AppendReceipt, entries: &[Bytes]) {
         verify_inclusion(
             &hash_leaf(entry),
             sealed.index,
-            receipt.checkpoint.size,
+            receipt.checkpoint.size(),
             &sealed.inclusion_proof,
-            &receipt.checkpoint.root,
+            &receipt.checkpoint.root(),
         )
         .unwrap();
     }
@@ -299,32 +299,36 @@ async fn quorum_of_two_publishes_with_both_cosignatures() {
         check_receipt(&s.policy, &receipt, &entries);
     }
     assert_eq!(log.durable_size().0, 40);
-    wait_until("everything is published", || log.latest().size.0 == 40).await;
+    wait_until("everything is published", || log.latest().size().0 == 40).await;
     let latest = log.latest();
-    s.policy.verify_checkpoint(&latest.note).unwrap();
+    s.policy.verify_checkpoint(latest.note()).unwrap();
     // The cosigned note is stored (synced) as the published record and under its size.
     assert_eq!(
         store.published_checkpoint().unwrap().as_deref(),
-        Some(&latest.note[..])
+        Some(&latest.note()[..])
     );
     assert_eq!(
-        log.checkpoint_at(TreeSize(40)).await.unwrap().as_deref(),
-        Some(&latest.note[..])
+        log.checkpoint_at(TreeSize(40))
+            .await
+            .unwrap()
+            .as_ref()
+            .map(|c| &c.note()[..]),
+        Some(&latest.note()[..])
     );
     // The sequencer's "latest" stays the log's own note (the body is the same).
     let plain = store.latest_checkpoint().unwrap().unwrap();
     assert_eq!(Note::parse(&plain).unwrap().signatures().len(), 1);
-    assert!(merklog_log::same_checkpoint_body(&plain, &latest.note));
+    assert!(merklog_log::same_checkpoint_body(&plain, latest.note()));
     // A restart publishes the stored cosigned checkpoint at once.
     log.shutdown().await;
     let reopened = s.open(&store, |_| {});
     let republished = reopened.latest();
-    assert_eq!(republished.size.0, 40);
+    assert_eq!(republished.size().0, 40);
     assert!(merklog_log::same_checkpoint_body(
-        &republished.note,
-        &latest.note
+        republished.note(),
+        latest.note()
     ));
-    s.policy.verify_checkpoint(&republished.note).unwrap();
+    s.policy.verify_checkpoint(republished.note()).unwrap();
     reopened.shutdown().await;
 }
 
@@ -335,7 +339,7 @@ async fn a_witness_down_stops_publication_and_nothing_is_lost() {
     let log = s.open(&store, |c| c.append_timeout = Duration::from_millis(400));
     let first = vec![entry(1), entry(2)];
     check_receipt(&s.policy, &log.append(first.clone()).await.unwrap(), &first);
-    let published = log.latest().size.0;
+    let published = log.latest().size().0;
 
     // Fail closed: durable, not published, the caller gets the clear error.
     s.w2.set_down(true);
@@ -344,7 +348,7 @@ async fn a_witness_down_stops_publication_and_nothing_is_lost() {
     assert!(matches!(error, LogError::QuorumTimeout(_)), "{error:?}");
     assert!(error.to_string().contains("waiting for witness quorum"));
     assert_eq!(log.durable_size().0, published + 1);
-    assert_eq!(log.latest().size.0, published);
+    assert_eq!(log.latest().size().0, published);
     assert!(
         log.inclusion_proof(LeafIndex(0), TreeSize(published + 1))
             .await
@@ -356,7 +360,7 @@ async fn a_witness_down_stops_publication_and_nothing_is_lost() {
     let more = vec![entry(4)];
     let receipt = log.append(more.clone()).await.unwrap();
     check_receipt(&s.policy, &receipt, &more);
-    assert_eq!(receipt.checkpoint.size.0, published + 2);
+    assert_eq!(receipt.checkpoint.size().0, published + 2);
     let retry = log.append(lost.clone()).await.unwrap();
     assert!(retry.entries[0].duplicate);
     assert_eq!(retry.entries[0].index.0, published);
@@ -386,14 +390,14 @@ async fn a_waiting_caller_is_answered_with_a_later_checkpoint() {
         tokio::spawn(async move { log.append(late).await })
     };
     wait_until("the second call is durable", || log.durable_size().0 == 3).await;
-    assert_eq!(log.latest().size.0, 0);
+    assert_eq!(log.latest().size().0, 0);
     s.w2.set_down(false);
     let early_receipt = early_call.await.unwrap().unwrap();
     let late_receipt = late_call.await.unwrap().unwrap();
     // Both answered with the first published checkpoint covering them (size 3): the
     // first call's proofs were rebuilt from storage against that size.
-    assert_eq!(early_receipt.checkpoint.size.0, 3);
-    assert_eq!(late_receipt.checkpoint.size.0, 3);
+    assert_eq!(early_receipt.checkpoint.size().0, 3);
+    assert_eq!(late_receipt.checkpoint.size().0, 3);
     check_receipt(&s.policy, &early_receipt, &early);
     check_receipt(&s.policy, &late_receipt, &late);
     log.shutdown().await;
@@ -407,7 +411,7 @@ async fn log_of_ten(store: &Arc<MemoryStore>) -> Hash {
         .await
         .unwrap()
         .checkpoint
-        .root;
+        .root();
     log.append((5..10).map(entry).collect()).await.unwrap();
     log.shutdown().await;
     five
@@ -421,10 +425,10 @@ async fn a_409_teaches_the_witness_size_and_the_log_retries_once_from_it() {
     s.w1.preset(5, root_at_five);
     let log = s.open(&store, |_| {});
     wait_until("the start-up checkpoint is cosigned", || {
-        s.policy.verify_checkpoint(&log.latest().note).is_ok()
+        s.policy.verify_checkpoint(log.latest().note()).is_ok()
     })
     .await;
-    assert_eq!(log.latest().size.0, 10);
+    assert_eq!(log.latest().size().0, 10);
     // Old 0 revealed size 5; the retry came with old 5 and a proof 5 -> 10.
     assert_eq!(s.w1.requests(), [(0, 10), (5, 10)]);
     assert_eq!(s.w2.requests(), [(0, 10)]);
@@ -445,7 +449,7 @@ async fn a_409_with_the_size_just_sent_is_a_conflict_not_a_retry() {
     let store = new_store();
     log_of_ten(&store).await;
     // A v1.0.0 witness holding another root at the log's size.
-    s.w1.preset(10, [0xab; 32]);
+    s.w1.preset(10, [0xab; 32].into());
     s.w1.state.lock().unwrap().v1_conflicts = true;
     let log = s.open(&store, |c| c.append_timeout = Duration::from_millis(300));
     wait_until("both witnesses answered", || {
@@ -464,7 +468,7 @@ async fn a_409_with_the_size_just_sent_is_a_conflict_not_a_retry() {
     let error = log.append(vec![entry(99)]).await.unwrap_err();
     assert!(matches!(error, LogError::SigningRefused(_)), "{error:?}");
     assert_eq!(log.durable_size().0, 10);
-    assert!(s.policy.verify_checkpoint(&log.latest().note).is_err());
+    assert!(s.policy.verify_checkpoint(log.latest().note()).is_err());
     log.shutdown().await;
 }
 
@@ -474,7 +478,7 @@ async fn a_witness_ahead_of_the_log_at_start_up_makes_it_refuse_to_sign() {
     let store = new_store();
     log_of_ten(&store).await;
     // The witness cosigned size 20: this data directory is an old copy.
-    s.w1.preset(20, [0xcd; 32]);
+    s.w1.preset(20, [0xcd; 32].into());
     let log = s.open(&store, |_| {});
     wait_until("signing is refused", || log.signing_refused().is_some()).await;
     let reason = log.signing_refused().unwrap();
@@ -501,13 +505,18 @@ async fn fail_open_publishes_without_quorum_after_the_timeout() {
     });
     let entries = vec![entry(1), entry(2), entry(3)];
     let receipt = log.append(entries.clone()).await.unwrap();
-    assert_eq!(receipt.checkpoint.size.0, 3);
+    assert_eq!(receipt.checkpoint.size().0, 3);
     check_proofs(&receipt, &entries);
     // Published without the quorum: the log's signature (and witness-1's) only.
-    let error = s.policy.verify_checkpoint(&receipt.checkpoint.note);
+    let error = s.policy.verify_checkpoint(receipt.checkpoint.note());
     assert!(error.is_err());
-    open_checkpoint(&receipt.checkpoint.note, &signer().verifier(), Some(ORIGIN)).unwrap();
-    assert_eq!(log.latest().size.0, 3);
+    open_checkpoint(
+        receipt.checkpoint.note(),
+        &signer().verifier(),
+        Some(ORIGIN),
+    )
+    .unwrap();
+    assert_eq!(log.latest().size().0, 3);
     log.shutdown().await;
 }
 
@@ -517,25 +526,27 @@ async fn after_a_crash_before_the_quorum_the_durable_checkpoint_is_published_fir
     let store = new_store();
     let log = s.open(&store, |c| c.append_timeout = Duration::from_millis(200));
     wait_until("the start-up check cosigned size 0", || {
-        s.policy.verify_checkpoint(&log.latest().note).is_ok()
+        s.policy.verify_checkpoint(log.latest().note()).is_ok()
     })
     .await;
     s.w2.set_down(true);
     let entries = vec![entry(1), entry(2)];
     assert!(log.append(entries.clone()).await.is_err());
-    assert_eq!((log.durable_size().0, log.latest().size.0), (2, 0));
+    assert_eq!((log.durable_size().0, log.latest().size().0), (2, 0));
     log.shutdown().await;
 
-    s.w2.set_down(false);
+    // The witness stays down across the restart, so that nothing can be cosigned
+    // before the first look.
     let log = s.open(&store, |_| {});
     // Nothing unwitnessed is public after the restart...
-    assert_eq!(log.latest().size.0, 0);
+    assert_eq!(log.latest().size().0, 0);
+    s.w2.set_down(false);
     // ...and the durable checkpoint is cosigned and published before any new round.
     wait_until("the durable checkpoint is published", || {
-        log.latest().size.0 == 2
+        log.latest().size().0 == 2
     })
     .await;
-    s.policy.verify_checkpoint(&log.latest().note).unwrap();
+    s.policy.verify_checkpoint(log.latest().note()).unwrap();
     let retry = log.append(entries.clone()).await.unwrap();
     assert!(retry.entries.iter().all(|e| e.duplicate));
     check_receipt(&s.policy, &retry, &entries);
@@ -559,10 +570,10 @@ async fn idle_resend_refreshes_the_cosignatures() {
     })
     .await;
     let latest = log.latest();
-    assert_eq!(latest.size.0, 1);
-    s.policy.verify_checkpoint(&latest.note).unwrap();
+    assert_eq!(latest.size().0, 1);
+    s.policy.verify_checkpoint(latest.note()).unwrap();
     // Still one cosignature per witness (newer replaced older).
-    assert_eq!(Note::parse(&latest.note).unwrap().signatures().len(), 3);
+    assert_eq!(Note::parse(latest.note()).unwrap().signatures().len(), 3);
     log.shutdown().await;
 }
 
@@ -578,7 +589,7 @@ async fn a_bad_cosignature_does_not_count() {
     s.w2.state.lock().unwrap().bad_signature = true;
     let error = log.append(vec![entry(7)]).await.unwrap_err();
     assert!(matches!(error, LogError::QuorumTimeout(_)), "{error:?}");
-    assert_eq!(log.latest().size.0, 0);
+    assert_eq!(log.latest().size().0, 0);
     log.shutdown().await;
 }
 
@@ -612,7 +623,7 @@ async fn a_frozen_witness_the_quorum_needs_stops_the_log_until_it_cosigns_again(
     assert!(matches!(log.health(), Err(LogError::SigningRefused(_))));
     // The entry is durable; nothing was published without the quorum.
     assert_eq!(log.durable_size().0, 3);
-    assert_eq!(log.latest().size.0, 2);
+    assert_eq!(log.latest().size().0, 2);
     // Later appends fail before anything is signed.
     let error = log.append(vec![entry(4)]).await.unwrap_err();
     assert!(matches!(error, LogError::SigningRefused(_)), "{error:?}");
@@ -624,7 +635,10 @@ async fn a_frozen_witness_the_quorum_needs_stops_the_log_until_it_cosigns_again(
     s.w1.force(None);
     wait_until("the refusal clears", || log.signing_refused().is_none()).await;
     assert!(s.w1.requests().len() > asked);
-    wait_until("the durable entry is published", || log.latest().size.0 == 3).await;
+    wait_until("the durable entry is published", || {
+        log.latest().size().0 == 3
+    })
+    .await;
     let retry = log.append(stranded.clone()).await.unwrap();
     assert!(retry.entries[0].duplicate);
     assert_eq!(retry.entries[0].index.0, 2);
@@ -726,8 +740,8 @@ quorum two
     for i in 0..3 {
         let entries = vec![entry(i)];
         let receipt = log.append(entries.clone()).await.unwrap();
-        let verified = policy.verify_checkpoint(&receipt.checkpoint.note).unwrap();
-        assert!(!verified.cosigners.iter().any(|c| c == "witness-3"));
+        let verified = policy.verify_checkpoint(receipt.checkpoint.note()).unwrap();
+        assert!(!verified.cosigners().iter().any(|c| c == "witness-3"));
         check_proofs(&receipt, &entries);
     }
     assert!(log.signing_refused().is_none());
@@ -780,7 +794,7 @@ async fn quorum_none_publishes_without_waiting_for_witnesses() {
     let entries = vec![entry(1)];
     let receipt = log.append(entries.clone()).await.unwrap();
     check_proofs(&receipt, &entries);
-    assert_eq!(log.latest().size.0, 1);
+    assert_eq!(log.latest().size().0, 1);
     log.shutdown().await;
 }
 
@@ -796,7 +810,7 @@ fn the_store_keeps_only_cosigned_versions_of_stored_checkpoints() {
         };
         merklog_note::sign_checkpoint(&body, &*signer()).unwrap()
     };
-    let note = log_note(1, [1; 32]);
+    let note = log_note(1, [1; 32].into());
     // Nothing stored for size 1 yet.
     assert!(store.store_cosigned_checkpoint(1, &note).is_err());
     store
@@ -808,7 +822,7 @@ fn the_store_keeps_only_cosigned_versions_of_stored_checkpoints() {
     // Another root for the same size is refused.
     assert!(
         store
-            .store_cosigned_checkpoint(1, &log_note(1, [2; 32]))
+            .store_cosigned_checkpoint(1, &log_note(1, [2; 32].into()))
             .is_err()
     );
     let w1 = CosignatureSigner::from_seed("witness-1", &[1; 32]).unwrap();

@@ -35,16 +35,24 @@ const QUERIES: usize = 1024;
 struct Rfc6962;
 
 impl rs_merkle::Hasher for Rfc6962 {
-    type Hash = Hash;
-    fn hash(data: &[u8]) -> Hash {
+    // rs_merkle needs conversions to and from `Vec<u8>`, so it works on the raw bytes.
+    type Hash = [u8; 32];
+    fn hash(data: &[u8]) -> [u8; 32] {
         Sha256::digest(data).into()
     }
-    fn concat_and_hash(left: &Hash, right: Option<&Hash>) -> Hash {
+    fn concat_and_hash(left: &[u8; 32], right: Option<&[u8; 32]>) -> [u8; 32] {
         match right {
-            Some(right) => hash_children(left, right),
+            Some(right) => {
+                *hash_children(&Hash::from_bytes(*left), &Hash::from_bytes(*right)).as_bytes()
+            }
             None => *left,
         }
     }
+}
+
+/// The concatenated bytes of the hashes (the cache file and ct-merkle's proof form).
+fn concat(hashes: &[Hash]) -> Vec<u8> {
+    hashes.iter().flat_map(|h| *h.as_bytes()).collect()
 }
 
 /// A real in-memory node store: every perfect node `CompactRange::append` reported,
@@ -102,7 +110,7 @@ impl SyntheticTree {
             Ok(bytes) if bytes.len() == count * 32 => {
                 let hashes: Vec<Hash> = bytes
                     .chunks_exact(32)
-                    .map(|c| c.try_into().unwrap())
+                    .map(|c| Hash::try_from(c).unwrap())
                     .collect();
                 // Spot-check the cache against a fresh computation.
                 let probe = count / 3;
@@ -121,7 +129,7 @@ impl SyntheticTree {
             );
             let hashes = level_in_parallel(SYNTHETIC_CACHE_LEVEL, count);
             let _ = std::fs::create_dir_all(cache.parent().unwrap());
-            let _ = std::fs::write(&cache, hashes.concat());
+            let _ = std::fs::write(&cache, concat(&hashes));
             hashes
         });
         let mut upper = vec![base];
@@ -244,8 +252,9 @@ fn appends(c: &mut Criterion) {
             }
         })
     });
+    let raw_leaves: Vec<[u8; 32]> = leaves.iter().map(|h| *h.as_bytes()).collect();
     group.bench_function("rs_merkle_from_leaves", |b| {
-        b.iter(|| black_box(rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&leaves).root()))
+        b.iter(|| black_box(rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&raw_leaves).root()))
     });
     group.bench_function("naive_recursive_root", |b| {
         b.iter(|| black_box(naive::root(&leaves)))
@@ -278,13 +287,14 @@ fn real_tree(c: &mut Criterion) {
     let (store, _) = LevelStore::build(&leaves);
     let size = TreeSize(REAL_SIZE);
     let root = naive::root(&leaves);
-    let rs_tree = rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&leaves);
-    assert_eq!(rs_tree.root(), Some(root));
+    let raw_leaves: Vec<[u8; 32]> = leaves.iter().map(|h| *h.as_bytes()).collect();
+    let rs_tree = rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&raw_leaves);
+    assert_eq!(rs_tree.root(), Some(*root.as_bytes()));
     let mut ct_tree = MemoryBackedTree::<Sha256, [u8; 8]>::new();
     for i in 0..REAL_SIZE {
         ct_tree.push(i.to_be_bytes());
     }
-    assert_eq!(ct_tree.root().as_bytes().as_slice(), &root[..]);
+    assert_eq!(ct_tree.root().as_bytes().as_slice(), root.as_bytes());
     let ct_root = ct_tree.root();
 
     let mut rng = SplitMix(42);
@@ -341,7 +351,7 @@ fn real_tree(c: &mut Criterion) {
     });
     let ct_inclusion: Vec<_> = inclusion
         .iter()
-        .map(|p| ct_merkle::InclusionProof::<Sha256>::from_bytes(p.concat()))
+        .map(|p| ct_merkle::InclusionProof::<Sha256>::from_bytes(concat(p)))
         .collect();
     group.bench_function("inclusion_verify/ct_merkle", |b| {
         b.iter(|| {
@@ -376,12 +386,12 @@ fn real_tree(c: &mut Criterion) {
     });
     let ct_consistency: Vec<_> = consistency
         .iter()
-        .map(|p| ct_merkle::ConsistencyProof::<Sha256>::try_from_bytes(p.concat()).unwrap())
+        .map(|p| ct_merkle::ConsistencyProof::<Sha256>::try_from_bytes(concat(p)).unwrap())
         .collect();
     let ct_old_roots: Vec<_> = olds
         .iter()
         .zip(&old_roots)
-        .map(|(&m, r)| ct_merkle::RootHash::<Sha256>::new((*r).into(), m))
+        .map(|(&m, r)| ct_merkle::RootHash::<Sha256>::new((*r.as_bytes()).into(), m))
         .collect();
     group.bench_function("consistency_verify/ct_merkle", |b| {
         b.iter(|| {

@@ -129,15 +129,9 @@ mod tests {
     use super::*;
     use crate::hash_leaf;
 
+    /// RFC 6962 MTH from the independent naive tree.
     fn naive_root(leaves: &[Hash]) -> Hash {
-        match leaves.len() {
-            0 => empty_root(),
-            1 => leaves[0],
-            n => {
-                let k = n.next_power_of_two() / 2;
-                hash_children(&naive_root(&leaves[..k]), &naive_root(&leaves[k..]))
-            }
-        }
+        merklog_testkit_tree::mth(leaves)
     }
 
     #[test]
@@ -201,16 +195,20 @@ mod tests {
     #[test]
     fn frontier_errors_and_overflow() {
         assert!(matches!(
-            CompactRange::from_frontier(TreeSize(3), vec![[0; 32]]),
+            CompactRange::from_frontier(TreeSize(3), vec![Hash::from_bytes([0; 32])]),
             Err(MerkleError::WrongFrontierLength {
                 size: 3,
                 expected: 2,
                 got: 1
             })
         ));
-        let full = CompactRange::from_frontier(TreeSize(u64::MAX), vec![[0; 32]; 64]).unwrap();
+        let full =
+            CompactRange::from_frontier(TreeSize(u64::MAX), vec![Hash::from_bytes([0; 32]); 64])
+                .unwrap();
         let mut copy = full.clone();
-        let err = copy.append(&[[1; 32]], |_, _| {}).unwrap_err();
+        let err = copy
+            .append(&[Hash::from_bytes([1; 32])], |_, _| {})
+            .unwrap_err();
         assert!(matches!(
             err,
             MerkleError::TreeSizeOverflow {

@@ -1,6 +1,6 @@
 //! The crate's error types.
 
-use crate::hash::{Hash, hex};
+use crate::hash::Hash;
 
 /// Everything that can go wrong in this crate. Verification failures carry the evidence
 /// (the expected and the computed root).
@@ -12,6 +12,20 @@ pub enum MerkleError {
     InvalidHashLength {
         /// The length that was given.
         got: usize,
+    },
+    /// Hex text of a hash was not exactly 64 characters long.
+    #[error("a hash is 64 hex digits, got {got} bytes of text")]
+    InvalidHashHexLength {
+        /// The length of the text in bytes.
+        got: usize,
+    },
+    /// Hex text of a hash holds something other than a lower-case hex digit.
+    #[error("a hash is 64 lower-case hex digits, found {found:?} at position {position}")]
+    InvalidHashHexDigit {
+        /// Byte offset of the first bad character.
+        position: usize,
+        /// The character found there.
+        found: char,
     },
     /// A leaf index is not smaller than the tree size.
     #[error("leaf index {index} is out of range for tree size {size}")]
@@ -46,11 +60,7 @@ pub enum MerkleError {
         reason: &'static str,
     },
     /// An inclusion proof leads to a different root.
-    #[error(
-        "inclusion proof root mismatch: expected {}, computed {}",
-        hex(expected),
-        hex(computed)
-    )]
+    #[error("inclusion proof root mismatch: expected {expected}, computed {computed}")]
     InclusionRootMismatch {
         /// The trusted root the proof was checked against.
         expected: Hash,
@@ -58,11 +68,7 @@ pub enum MerkleError {
         computed: Hash,
     },
     /// A consistency proof leads to a different old root.
-    #[error(
-        "consistency proof old root mismatch: expected {}, computed {}",
-        hex(expected),
-        hex(computed)
-    )]
+    #[error("consistency proof old root mismatch: expected {expected}, computed {computed}")]
     ConsistencyOldRootMismatch {
         /// The old root the proof was checked against.
         expected: Hash,
@@ -71,11 +77,7 @@ pub enum MerkleError {
     },
     /// A consistency proof leads to a different new root. For equal sizes (empty proof)
     /// `computed` is the old root, which must equal the new one.
-    #[error(
-        "consistency proof new root mismatch: expected {}, computed {}",
-        hex(expected),
-        hex(computed)
-    )]
+    #[error("consistency proof new root mismatch: expected {expected}, computed {computed}")]
     ConsistencyNewRootMismatch {
         /// The new root the proof was checked against.
         expected: Hash,
@@ -137,6 +139,38 @@ pub enum MerkleError {
     InvalidTileData {
         /// The number of bytes given.
         len: usize,
+    },
+    /// An entry is too long for an entry bundle's 2-byte length prefix.
+    #[error("entry of {len} bytes does not fit in an entry bundle (at most 65535)")]
+    BundleEntryTooLong {
+        /// The entry's length.
+        len: usize,
+    },
+    /// An entry bundle ends inside an entry's 2-byte length prefix.
+    #[error("entry bundle is cut short inside the length prefix at offset {offset}")]
+    BundleTruncatedLength {
+        /// Byte offset of the cut-short prefix.
+        offset: usize,
+    },
+    /// An entry bundle ends inside an entry.
+    #[error(
+        "entry bundle is cut short: the entry at offset {offset} is {len} bytes, {available} are left"
+    )]
+    BundleTruncatedEntry {
+        /// Byte offset of the entry's length prefix.
+        offset: usize,
+        /// The length the prefix gives.
+        len: usize,
+        /// The bytes left after the prefix.
+        available: usize,
+    },
+    /// An entry bundle holds fewer entries than asked for.
+    #[error("entry bundle holds {found} entries, {wanted} were asked for")]
+    BundleTooFewEntries {
+        /// The number of entries asked for.
+        wanted: usize,
+        /// The number of whole entries the bundle holds.
+        found: usize,
     },
     /// A tile does not hold the hashes a node needs.
     #[error("tile has {got} hashes, the node needs {needed}")]

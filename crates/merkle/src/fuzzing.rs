@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use arbitrary::{Result, Unstructured};
 
+use crate::bundle::{BundleEntries, MAX_ENTRY_LEN, bundle_prefix_len, push_entry, split_bundle};
 use crate::tile::{TileId, entry_bundle_path, parse_entry_bundle_path, parse_tile_path};
 use crate::{
     BatchProofs, CompactRange, Hash, LeafIndex, MerkleError, NodeId, NodeReader, TreeSize,
@@ -38,6 +39,12 @@ pub fn verify_consistency_target(data: &[u8]) {
 pub fn tile_paths_target(data: &[u8]) {
     let mut input = Unstructured::new(data);
     let _ = tile_paths_case(&mut input);
+}
+
+/// Fuzz the entry-bundle codec.
+pub fn bundle_target(data: &[u8]) {
+    let mut input = Unstructured::new(data);
+    let _ = bundle_case(&mut input);
 }
 
 /// A tree of small size built from leaves `hash_leaf(i as big-endian u64)`, with every
@@ -83,7 +90,7 @@ impl NodeReader for SmallTree {
 }
 
 fn hash(input: &mut Unstructured<'_>) -> Result<Hash> {
-    input.arbitrary()
+    input.arbitrary().map(Hash::from_bytes)
 }
 
 fn proof(input: &mut Unstructured<'_>) -> Result<Vec<Hash>> {
@@ -106,7 +113,9 @@ fn flip_bit(proof: &mut [Hash], input: &mut Unstructured<'_>) -> Result<bool> {
     }
     let which = input.choose_index(proof.len())?;
     let bit = input.int_in_range(0..=255usize)?;
-    proof[which][bit / 8] ^= 1 << (bit % 8);
+    let mut bytes = *proof[which].as_bytes();
+    bytes[bit / 8] ^= 1 << (bit % 8);
+    proof[which] = Hash::from_bytes(bytes);
     Ok(true)
 }
 
@@ -308,6 +317,107 @@ fn tile_paths_case(input: &mut Unstructured<'_>) -> Result<()> {
     if let Ok((index, width)) = parse_entry_bundle_path(&text) {
         assert!((1..=256).contains(&width));
         assert_eq!(entry_bundle_path(index, width), text);
+    }
+    Ok(())
+}
+
+fn bundle_case(input: &mut Unstructured<'_>) -> Result<()> {
+    if input.arbitrary::<bool>()? {
+        // From entries: what is encoded splits back into the same entries.
+        let count = input.int_in_range(0..=300usize)?;
+        let mut bundle = Vec::new();
+        let mut entries: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..count {
+            let len = if input.ratio(1, 64)? {
+                input.int_in_range(MAX_ENTRY_LEN - 2..=MAX_ENTRY_LEN + 2)?
+            } else {
+                input.int_in_range(0..=300usize)?
+            };
+            let fill: u8 = input.arbitrary()?;
+            let entry = vec![fill; len];
+            let before = bundle.len();
+            match push_entry(&mut bundle, &entry) {
+                Ok(()) => {
+                    assert!(len <= MAX_ENTRY_LEN);
+                    assert_eq!(bundle.len(), before + 2 + len);
+                    entries.push(entry);
+                }
+                Err(MerkleError::BundleEntryTooLong { len: refused }) => {
+                    assert!(len > MAX_ENTRY_LEN && refused == len);
+                    assert_eq!(bundle.len(), before);
+                }
+                Err(other) => panic!("push_entry: unexpected error {other}"),
+            }
+        }
+        let split = split_bundle(&bundle).map_err(|_| arbitrary::Error::IncorrectFormat);
+        assert_eq!(
+            split.as_deref().ok(),
+            Some(
+                entries
+                    .iter()
+                    .map(Vec::as_slice)
+                    .collect::<Vec<_>>()
+                    .as_slice()
+            )
+        );
+        let count = input.int_in_range(0..=entries.len())?;
+        let prefix = bundle_prefix_len(&bundle, count);
+        let expected: usize = entries[..count].iter().map(|e| 2 + e.len()).sum();
+        assert_eq!(prefix, Ok(expected));
+        return Ok(());
+    }
+    // From raw bytes: whatever splits re-encodes to exactly the same bytes, and a
+    // refusal names an offset inside the bundle, after the entries that were whole.
+    let raw = input.bytes(input.len())?;
+    let mut walked = BundleEntries::new(raw);
+    let mut whole = Vec::new();
+    let mut failure = None;
+    for item in walked.by_ref() {
+        match item {
+            Ok(entry) => whole.push(entry),
+            Err(e) => failure = Some(e),
+        }
+    }
+    let mut again = Vec::new();
+    for entry in &whole {
+        assert!(push_entry(&mut again, entry).is_ok());
+    }
+    assert_eq!(bundle_prefix_len(raw, whole.len()), Ok(again.len()));
+    assert_eq!(raw.get(..again.len()), Some(again.as_slice()));
+    match (failure, split_bundle(raw)) {
+        (None, Ok(entries)) => {
+            assert_eq!(entries, whole);
+            assert_eq!(again, raw);
+            assert_eq!(walked.offset(), raw.len());
+            assert_eq!(
+                bundle_prefix_len(raw, whole.len() + 1),
+                Err(MerkleError::BundleTooFewEntries {
+                    wanted: whole.len() + 1,
+                    found: whole.len()
+                })
+            );
+        }
+        (Some(failure), Err(refused)) => {
+            assert_eq!(failure, refused);
+            let offset = match failure {
+                MerkleError::BundleTruncatedLength { offset } => {
+                    assert_eq!(raw.len() - offset, 1);
+                    offset
+                }
+                MerkleError::BundleTruncatedEntry {
+                    offset,
+                    len,
+                    available,
+                } => {
+                    assert!(available < len && offset + 2 + available == raw.len());
+                    offset
+                }
+                other => panic!("split_bundle: unexpected error {other}"),
+            };
+            assert_eq!(offset, again.len());
+            assert_eq!(bundle_prefix_len(raw, whole.len() + 1), Err(failure));
+        }
+        (failure, split) => panic!("iterator says {failure:?}, split says {split:?}"),
     }
     Ok(())
 }

@@ -19,7 +19,8 @@
 //!   length checked before any hashing, constant-time root comparison and errors that
 //!   carry the expected and computed roots ([`verify_inclusion`],
 //!   [`verify_consistency`]).
-//! - C2SP tlog-tiles (v0.1.0) coordinates and paths ([`tile`]).
+//! - C2SP tlog-tiles (v0.1.0) coordinates and paths ([`tile`]), and the entry-bundle
+//!   codec ([`bundle`]).
 //!
 //! What it is not: it does no I/O, no async, no serialisation of wire messages and no
 //! signing; storage, checkpoints and transport live in the other merklog crates.
@@ -27,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+pub mod bundle;
 mod compact;
 mod error;
 #[doc(hidden)]
@@ -40,9 +42,7 @@ mod verify;
 pub use batch::BatchProofs;
 pub use compact::CompactRange;
 pub use error::{MerkleError, ProofError};
-pub use hash::{
-    HASH_SIZE, Hash, empty_root, hash_children, hash_from_slice, hash_leaf, hashes_equal,
-};
+pub use hash::{HASH_SIZE, Hash, empty_root, hash_children, hash_leaf};
 pub use plan::{
     NodeReader, ProofPlan, consistency_plan, consistency_proof, inclusion_plan, inclusion_proof,
     root_at, root_plan,

@@ -299,9 +299,18 @@ pub fn hashes_from_tile_bytes(bytes: &[u8]) -> Result<Vec<Hash>, MerkleError> {
         .map(|chunk| {
             let mut hash = [0u8; HASH_SIZE];
             hash.copy_from_slice(chunk);
-            hash
+            Hash::from_bytes(hash)
         })
         .collect())
+}
+
+/// The bytes of a hash tile: its hashes, concatenated.
+pub fn tile_bytes(hashes: &[Hash]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(hashes.len().saturating_mul(HASH_SIZE));
+    for hash in hashes {
+        bytes.extend_from_slice(hash.as_bytes());
+    }
+    bytes
 }
 
 #[cfg(test)]
@@ -589,7 +598,7 @@ mod tests {
 
     #[test]
     fn subtree_roots_and_tile_bytes() {
-        let hashes: Vec<Hash> = (0u8..4).map(|i| [i; 32]).collect();
+        let hashes: Vec<Hash> = (0u8..4).map(|i| Hash::from_bytes([i; 32])).collect();
         let expected = hash_children(
             &hash_children(&hashes[0], &hashes[1]),
             &hash_children(&hashes[2], &hashes[3]),
@@ -598,7 +607,7 @@ mod tests {
         assert_eq!(subtree_root(&hashes[..1]).unwrap(), hashes[0]);
         assert!(subtree_root(&hashes[..3]).is_err());
         assert!(subtree_root(&[]).is_err());
-        let bytes: Vec<u8> = hashes.concat();
+        let bytes: Vec<u8> = tile_bytes(&hashes);
         assert_eq!(hashes_from_tile_bytes(&bytes).unwrap(), hashes);
         assert!(hashes_from_tile_bytes(&bytes[1..]).is_err());
         assert!(hashes_from_tile_bytes(&[]).is_err());

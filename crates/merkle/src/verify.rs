@@ -3,7 +3,7 @@
 //! Both verifiers first compute the exact number of hashes the sizes require and reject
 //! any other length before hashing anything, then compare roots in constant time.
 
-use crate::hash::{Hash, hash_children, hashes_equal};
+use crate::hash::{Hash, hash_children};
 use crate::{LeafIndex, MerkleError, TreeSize};
 
 /// Number of significant bits of `x` (0 for 0).
@@ -72,7 +72,7 @@ pub fn verify_inclusion(
     root: &Hash,
 ) -> Result<(), MerkleError> {
     let computed = root_from_inclusion_proof(leaf, index, size, proof)?;
-    if hashes_equal(&computed, root) {
+    if computed == *root {
         Ok(())
     } else {
         Err(MerkleError::InclusionRootMismatch {
@@ -117,7 +117,7 @@ pub fn verify_consistency(
                 got: proof.len(),
             });
         }
-        if !hashes_equal(old_root, new_root) {
+        if old_root != new_root {
             return Err(MerkleError::ConsistencyNewRootMismatch {
                 expected: *new_root,
                 computed: *old_root,
@@ -179,13 +179,13 @@ pub fn verify_consistency(
             reason: "consistency proof shorter than its path",
         });
     }
-    if !hashes_equal(&old_hash, old_root) {
+    if old_hash != *old_root {
         return Err(MerkleError::ConsistencyOldRootMismatch {
             expected: *old_root,
             computed: old_hash,
         });
     }
-    if !hashes_equal(&new_hash, new_root) {
+    if new_hash != *new_root {
         return Err(MerkleError::ConsistencyNewRootMismatch {
             expected: *new_root,
             computed: new_hash,

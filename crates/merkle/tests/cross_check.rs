@@ -22,16 +22,29 @@ use sha2::{Digest, Sha256};
 struct Rfc6962;
 
 impl rs_merkle::Hasher for Rfc6962 {
-    type Hash = Hash;
-    fn hash(data: &[u8]) -> Hash {
+    // rs_merkle needs conversions to and from `Vec<u8>`, so it works on the raw bytes.
+    type Hash = [u8; 32];
+    fn hash(data: &[u8]) -> [u8; 32] {
         Sha256::digest(data).into()
     }
-    fn concat_and_hash(left: &Hash, right: Option<&Hash>) -> Hash {
+    fn concat_and_hash(left: &[u8; 32], right: Option<&[u8; 32]>) -> [u8; 32] {
         match right {
-            Some(right) => hash_children(left, right),
+            Some(right) => {
+                *hash_children(&Hash::from_bytes(*left), &Hash::from_bytes(*right)).as_bytes()
+            }
             None => *left,
         }
     }
+}
+
+/// The hashes as raw arrays, as rs_merkle holds them.
+fn raw(hashes: &[Hash]) -> Vec<[u8; 32]> {
+    hashes.iter().map(|h| *h.as_bytes()).collect()
+}
+
+/// The concatenated bytes of the hashes, as ct-merkle serialises proofs.
+fn concat(hashes: &[Hash]) -> Vec<u8> {
+    hashes.iter().flat_map(|h| *h.as_bytes()).collect()
 }
 
 fn entries() -> impl Strategy<Value = Vec<Vec<u8>>> {
@@ -66,15 +79,15 @@ proptest! {
         }
         let root = range.root();
 
-        let rs_tree = rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&leaves);
-        prop_assert_eq!(Some(root), rs_tree.root());
+        let rs_tree = rs_merkle::MerkleTree::<Rfc6962>::from_leaves(&raw(&leaves));
+        prop_assert_eq!(Some(*root.as_bytes()), rs_tree.root());
         prop_assert_eq!(root, naive::root(&leaves));
         let mut ct_tree = MemoryBackedTree::<Sha256, Vec<u8>>::new();
         for entry in &entries {
             ct_tree.push(entry.clone());
         }
         let ct_root = ct_tree.root();
-        prop_assert_eq!(ct_root.as_bytes().as_slice(), &root[..]);
+        prop_assert_eq!(ct_root.as_bytes().as_slice(), root.as_bytes());
 
         let mut store = MemStore::new();
         store.append(&leaves);
@@ -89,9 +102,9 @@ proptest! {
             let ours = inclusion_proof(&store, index, range.size()).unwrap();
             prop_assert_eq!(&ours, &naive::path(i, &leaves));
             let rs_proof = rs_tree.proof(&[i]);
-            prop_assert_eq!(ours.as_slice(), rs_proof.proof_hashes());
+            prop_assert_eq!(raw(&ours), rs_proof.proof_hashes().to_vec());
             let ct_proof = ct_tree.prove_inclusion(i);
-            prop_assert_eq!(ours.concat(), ct_proof.as_bytes().to_vec());
+            prop_assert_eq!(concat(&ours), ct_proof.as_bytes().to_vec());
             if i >= batch_start {
                 prop_assert_eq!(&batch.inclusion_proof(index).unwrap(), &ours);
             }
@@ -104,7 +117,7 @@ proptest! {
             let ours = consistency_proof(&store, TreeSize(m as u64), range.size()).unwrap();
             prop_assert_eq!(&ours, &naive::consistency(m, &leaves));
             let theirs = ct_tree.prove_consistency(n - m);
-            prop_assert_eq!(ours.concat(), theirs.as_bytes().to_vec());
+            prop_assert_eq!(concat(&ours), theirs.as_bytes().to_vec());
             verify_consistency(TreeSize(m as u64), range.size(), &ours, &store.root(m as u64), &root)
                 .unwrap();
         }

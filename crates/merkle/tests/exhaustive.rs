@@ -8,7 +8,7 @@ mod common;
 
 use common::{MemStore, SplitMix, flipped, naive};
 use merklog_merkle::{
-    LeafIndex, MerkleError, TreeSize, consistency_proof, inclusion_proof, root_at,
+    Hash, LeafIndex, MerkleError, TreeSize, consistency_proof, inclusion_proof, root_at,
     root_from_inclusion_proof, verify_consistency, verify_inclusion,
 };
 
@@ -234,7 +234,7 @@ fn proof_lengths_for_large_sizes() {
             &self,
             ids: &[merklog_merkle::NodeId],
         ) -> Result<Vec<merklog_merkle::Hash>, Self::Error> {
-            Ok(vec![[0; 32]; ids.len()])
+            Ok(vec![Hash::from_bytes([0; 32]); ids.len()])
         }
     }
     let mut rng = SplitMix(3);
@@ -248,14 +248,24 @@ fn proof_lengths_for_large_sizes() {
         let m = rng.below(n) + 1;
         let proof = inclusion_proof(&Zeros, LeafIndex(i), TreeSize(n)).unwrap();
         // The verifier accepts exactly that length: anything else is WrongProofLength.
-        let computed = root_from_inclusion_proof(&[0; 32], LeafIndex(i), TreeSize(n), &proof);
+        let computed = root_from_inclusion_proof(
+            &Hash::from_bytes([0; 32]),
+            LeafIndex(i),
+            TreeSize(n),
+            &proof,
+        );
         assert!(computed.is_ok(), "({i}, {n}): {computed:?}");
         let proof = consistency_proof(&Zeros, TreeSize(m), TreeSize(n)).unwrap();
         let mut longer = proof.clone();
-        longer.push([0; 32]);
+        longer.push(Hash::from_bytes([0; 32]));
         for candidate in [&proof, &longer] {
-            let result =
-                verify_consistency(TreeSize(m), TreeSize(n), candidate, &[1; 32], &[1; 32]);
+            let result = verify_consistency(
+                TreeSize(m),
+                TreeSize(n),
+                candidate,
+                &Hash::from_bytes([1; 32]),
+                &Hash::from_bytes([1; 32]),
+            );
             let length_error = matches!(result, Err(MerkleError::WrongProofLength { .. }));
             assert_eq!(
                 length_error,

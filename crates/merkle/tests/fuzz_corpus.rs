@@ -43,3 +43,8 @@ fn verify_consistency_seeds() {
 fn tile_paths_seeds() {
     replay("tile_paths", fuzzing::tile_paths_target);
 }
+
+#[test]
+fn bundle_seeds() {
+    replay("bundle", fuzzing::bundle_target);
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use merklog_merkle::{
-    Hash, LeafIndex, MerkleError, TreeSize, hash_from_slice, verify_consistency, verify_inclusion,
+    Hash, LeafIndex, MerkleError, TreeSize, verify_consistency, verify_inclusion,
 };
 use serde_json::Value;
 
@@ -41,7 +41,7 @@ fn bytes(value: &Value) -> Vec<u8> {
 
 /// Converts like a server or client does: any hash of the wrong length is an error.
 fn hash(value: &Value) -> Result<Hash, MerkleError> {
-    hash_from_slice(&bytes(value))
+    Hash::try_from(bytes(value).as_slice())
 }
 
 fn proof(value: &Value) -> Result<Vec<Hash>, MerkleError> {
@@ -140,7 +140,7 @@ fn deviation_is_only_about_hash_length() {
         serde_json::from_slice(&std::fs::read(data_dir().join(DEVIATION)).unwrap()).unwrap();
     assert_eq!((size(&case["size1"]), size(&case["size2"])), (1, 1));
     assert!(proof(&case["proof"]).unwrap().is_empty());
-    let root = [0x42; 32];
+    let root = Hash::from_bytes([0x42; 32]);
     assert_eq!(
         verify_consistency(TreeSize(1), TreeSize(1), &[], &root, &root),
         Ok(())

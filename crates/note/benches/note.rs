@@ -16,7 +16,7 @@ fn checkpoint(size: u64) -> Checkpoint {
     Checkpoint {
         origin: "example.com/log".into(),
         size,
-        root: [0x5a; 32],
+        root: [0x5a; 32].into(),
         extensions: vec![],
     }
 }

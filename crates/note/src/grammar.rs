@@ -23,7 +23,7 @@ pub fn parse_decimal(text: &str) -> Option<u64> {
 
 /// Decodes a hash line: canonical base64 of exactly 32 bytes.
 pub fn decode_hash(text: &str) -> Option<Hash> {
-    STANDARD.decode(text).ok()?.try_into().ok()
+    Hash::try_from(STANDARD.decode(text).ok()?.as_slice()).ok()
 }
 
 /// Encodes a hash as a base64 line (without the newline).
@@ -89,7 +89,11 @@ mod tests {
 
     #[test]
     fn add_checkpoint_layout_matches_the_spec_example_shape() {
-        let body = encode_add_checkpoint(2, &[[0u8; 32], [0xff; 32]], b"o\n3\nroot\n\n- sig\n");
+        let body = encode_add_checkpoint(
+            2,
+            &[[0u8; 32].into(), [0xff; 32].into()],
+            b"o\n3\nroot\n\n- sig\n",
+        );
         let expected = "old 2\n\
             AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\
             //////////////////////////////////////////8=\n\
@@ -143,7 +147,7 @@ mod tests {
 
     #[test]
     fn hash_lines_are_32_bytes_of_canonical_base64() {
-        let hash = [0xabu8; 32];
+        let hash = Hash::from_bytes([0xabu8; 32]);
         assert_eq!(decode_hash(&encode_hash(&hash)), Some(hash));
         assert_eq!(decode_hash("AAAA"), None);
         assert_eq!(decode_hash(&encode_hash(&hash).replace('=', "")), None);

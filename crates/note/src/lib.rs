@@ -9,7 +9,9 @@
 //!   Go-compatible signer keys (`PRIVATE+KEY+...`), behind the [`Signer`] and
 //!   [`Verifier`] traits so other algorithms or remote signers can plug in;
 //! - C2SP tlog-checkpoint v1.0.0 ([`Checkpoint`], [`sign_checkpoint`],
-//!   [`open_checkpoint`]);
+//!   [`open_checkpoint`]), and [`SignedCheckpoint`]: the note bytes with the body they
+//!   carry and the cosigners a policy verified, the one "signed checkpoint" type the
+//!   log, the wire conversions and the client share;
 //! - C2SP tlog-cosignature, Ed25519 `cosignature/v1` (type 0x04)
 //!   ([`CosignatureSigner`], [`CosignatureVerifier`]);
 //! - C2SP tlog-proof `c2sp.org/tlog-proof@v1` ([`TlogProof`]);
@@ -34,6 +36,7 @@ pub mod keyfile;
 mod note;
 mod policy;
 mod proof;
+mod signed;
 
 pub use checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
 pub use cosignature::{
@@ -50,6 +53,6 @@ pub use merklog_merkle::Hash;
 pub use note::{MAX_NOTE_SIZE, MAX_SIGNATURES, Note, NoteSignature, Verifiers};
 pub use policy::{
     MAX_POLICY_ENTRIES, Policy, PolicyGroup, PolicyLog, PolicyWitness, QUORUM_NONE, Threshold,
-    VerifiedCheckpoint,
 };
 pub use proof::{MAX_PROOF_HASHES, MAX_PROOF_SIZE, TLOG_PROOF_HEADER, TlogProof};
+pub use signed::SignedCheckpoint;

@@ -8,11 +8,14 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use bytes::Bytes;
+
 use crate::NoteError;
 use crate::checkpoint::Checkpoint;
 use crate::cosignature::{CosignatureVerifier, parse_cosignature_verifier_key};
 use crate::key::{Ed25519Verifier, Verifier, parse_verifier_key};
 use crate::note::{MAX_NOTE_SIZE, Note};
+use crate::signed::SignedCheckpoint;
 
 /// Most logs, witnesses, or groups accepted in one policy (the spec asks
 /// implementations to support at least 32 of each).
@@ -91,17 +94,6 @@ pub struct Policy {
     witnesses: Vec<PolicyWitness>,
     groups: Vec<PolicyGroup>,
     quorum: String,
-}
-
-/// The result of checking a checkpoint against a policy.
-#[derive(Debug, Clone)]
-pub struct VerifiedCheckpoint {
-    /// The checkpoint body.
-    pub checkpoint: Checkpoint,
-    /// The note, with every signature line as received.
-    pub note: Note,
-    /// Policy names of the witnesses whose cosignatures verified, in policy order.
-    pub cosigners: Vec<String>,
 }
 
 fn syntax(line: usize, reason: impl Into<String>) -> NoteError {
@@ -424,9 +416,22 @@ impl Policy {
         Ok(cosigners)
     }
 
+    /// Checks the witness cosignatures of a checkpoint whose log signature verified (as
+    /// [`Policy::check_cosignatures`] does, the policy's `log` lines unused) and returns
+    /// it with the names of its cosigners.
+    pub fn check_witnesses(&self, signed: SignedCheckpoint) -> Result<SignedCheckpoint, NoteError> {
+        let note = Note::parse(signed.note())?;
+        let cosigners = self.check_cosignatures(&note)?;
+        Ok(SignedCheckpoint::verified(
+            signed.checkpoint().clone(),
+            signed.note().clone(),
+            cosigners,
+        ))
+    }
+
     /// Checks a signed checkpoint against the whole policy: signed by a listed
     /// log whose key name is the checkpoint's origin, and cosigned by a quorum.
-    pub fn verify_checkpoint(&self, note_bytes: &[u8]) -> Result<VerifiedCheckpoint, NoteError> {
+    pub fn verify_checkpoint(&self, note_bytes: &[u8]) -> Result<SignedCheckpoint, NoteError> {
         let note = Note::parse(note_bytes)?;
         let checkpoint = Checkpoint::from_text(note.text())?;
         if self.log_verifier(&checkpoint.origin).is_none() {
@@ -442,10 +447,10 @@ impl Policy {
                 .map(|v| v as &dyn Verifier)
         })?;
         let cosigners = self.check_cosignatures(&note)?;
-        Ok(VerifiedCheckpoint {
+        Ok(SignedCheckpoint::verified(
             checkpoint,
-            note,
+            Bytes::copy_from_slice(note_bytes),
             cosigners,
-        })
+        ))
     }
 }

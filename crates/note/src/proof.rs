@@ -159,7 +159,7 @@ impl TlogProof {
         policy: &Policy,
     ) -> Result<Checkpoint, NoteError> {
         let verified = policy.verify_checkpoint(&self.checkpoint)?;
-        self.check_inclusion(leaf_hash, verified.checkpoint)
+        self.check_inclusion(leaf_hash, verified.checkpoint().clone())
     }
 
     fn check_inclusion(&self, leaf_hash: &Hash, cp: Checkpoint) -> Result<Checkpoint, NoteError> {

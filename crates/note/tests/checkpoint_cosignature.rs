@@ -14,7 +14,7 @@ fn checkpoint() -> Checkpoint {
     Checkpoint {
         origin: "example.com/log".into(),
         size: 20852163,
-        root: [0x42; 32],
+        root: [0x42; 32].into(),
         extensions: vec![],
     }
 }

@@ -98,7 +98,7 @@ fn cosigner(i: u8) -> CosignatureSigner {
     CosignatureSigner::from_seed(&format!("w{i}.example"), &[10 + i; 32]).unwrap()
 }
 
-fn cosigned_checkpoint(size: u64, root: [u8; 32]) -> Vec<u8> {
+fn cosigned_checkpoint(size: u64, root: merklog_merkle::Hash) -> Vec<u8> {
     let cp = Checkpoint {
         origin: "example.com/log".into(),
         size,
@@ -117,7 +117,7 @@ fn cosigned_checkpoint(size: u64, root: [u8; 32]) -> Vec<u8> {
 #[ignore = "regenerates the checked-in seed corpora"]
 fn regenerate_seed_corpora() {
     let b = |s: &str| s.as_bytes().to_vec();
-    let cosigned = cosigned_checkpoint(20852163, [0x42; 32]);
+    let cosigned = cosigned_checkpoint(20852163, [0x42; 32].into());
     write_seeds(
         "note",
         &[

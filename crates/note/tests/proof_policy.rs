@@ -112,7 +112,7 @@ fn proof_verification_failures_are_pinned() {
     );
     // Extra or missing proof hash.
     let mut long = proof.clone();
-    long.proof.push([0; 32]);
+    long.proof.push([0; 32].into());
     let err = long.verify(&leaf, &log().verifier(), None).unwrap_err();
     assert!(
         matches!(
@@ -471,8 +471,8 @@ fn policy_verifies_checkpoints() {
     let (proof, _) = proof_for(0, &[1, 3, 4]);
     let v = policy.verify_checkpoint(&proof.checkpoint).unwrap();
     // W4 is a known witness but not in the quorum group; it still counts as a cosigner.
-    assert_eq!(v.cosigners, ["W1", "W3", "W4"]);
-    assert_eq!(v.checkpoint.origin, ORIGIN);
+    assert_eq!(v.cosigners(), ["W1", "W3", "W4"]);
+    assert_eq!(v.checkpoint().origin, ORIGIN);
     // A known witness's bad cosignature rejects the checkpoint.
     let mut note = Note::parse(&proof.checkpoint).unwrap();
     let good = witness(2).cosign(note.text(), 5).unwrap();
@@ -492,7 +492,7 @@ fn policy_verifies_checkpoints() {
     let cp = Checkpoint {
         origin: "example.com/other".into(),
         size: 0,
-        root: [0; 32],
+        root: [0; 32].into(),
         extensions: vec![],
     };
     let err = policy

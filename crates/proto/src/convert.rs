@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use merklog_merkle::{HASH_SIZE, Hash, LeafIndex, TreeSize};
+use merklog_note::SignedCheckpoint;
 use tonic::{Code, Status};
 
 use crate::v1;
@@ -498,7 +499,7 @@ pub fn hash_from_wire(field: &'static str, bytes: &[u8]) -> Result<Hash, ProtoEr
 pub fn proof_to_wire(proof: &[Hash]) -> Bytes {
     let mut out = BytesMut::with_capacity(proof.len().saturating_mul(HASH_SIZE));
     for hash in proof {
-        out.put_slice(hash);
+        out.put_slice(hash.as_bytes());
     }
     out.freeze()
 }
@@ -520,12 +521,22 @@ pub fn checkpoint_to_wire(note: Bytes, size: u64, root: &Hash) -> v1::Checkpoint
     v1::Checkpoint {
         note,
         size,
-        root: Bytes::copy_from_slice(root),
+        root: Bytes::copy_from_slice(root.as_bytes()),
     }
 }
 
+/// The wire form of a signed checkpoint: its note bytes, with its size and root.
+pub fn signed_checkpoint_to_wire(checkpoint: &SignedCheckpoint) -> v1::Checkpoint {
+    checkpoint_to_wire(
+        checkpoint.note().clone(),
+        checkpoint.size().0,
+        &checkpoint.root(),
+    )
+}
+
 /// A wire checkpoint with its root length checked. The note's signature is NOT
-/// verified here (that needs the log's key: see `merklog-note`).
+/// verified here (that needs the log's key: `merklog_note::SignedCheckpoint::open`, after
+/// which the size and root must be compared with these claimed ones).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointParts {
     /// The signed note bytes.
@@ -821,7 +832,7 @@ mod tests {
             published,
         )
         .unwrap();
-        assert_eq!(q.leaf, LeafSelector::Hash(hash));
+        assert_eq!(q.leaf, LeafSelector::Hash(hash.into()));
         assert_eq!(q.check_found_index(Some(LeafIndex(3))), Ok(LeafIndex(3)));
         assert_eq!(
             q.check_found_index(Some(LeafIndex(4))),
@@ -972,7 +983,7 @@ mod tests {
 
     #[test]
     fn proofs_round_trip_and_reject_ragged_lengths() {
-        let proof = vec![[1u8; 32], [2u8; 32], [3u8; 32]];
+        let proof: Vec<Hash> = vec![[1u8; 32].into(), [2u8; 32].into(), [3u8; 32].into()];
         let wire = proof_to_wire(&proof);
         assert_eq!(wire.len(), 96);
         assert_eq!(proof_from_wire("proof", &wire).unwrap(), proof);
@@ -988,10 +999,10 @@ mod tests {
 
     #[test]
     fn checkpoints_and_stream_answers() {
-        let wire = checkpoint_to_wire(Bytes::from_static(b"note"), 7, &[9u8; 32]);
+        let wire = checkpoint_to_wire(Bytes::from_static(b"note"), 7, &Hash::from_bytes([9u8; 32]));
         let parts = CheckpointParts::from_wire(wire.clone()).unwrap();
         assert_eq!(parts.size, TreeSize(7));
-        assert_eq!(parts.root, [9u8; 32]);
+        assert_eq!(parts.root, [9u8; 32].into());
         let mut bad = wire;
         bad.root = Bytes::from_static(&[0u8; 33]);
         assert_eq!(

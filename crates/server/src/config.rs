@@ -231,6 +231,13 @@ pub struct ServerConfig {
           default_value_t = ServerConfig::default().witness_resend_interval)]
     pub witness_resend_interval: ConfigDuration,
 
+    /// Refusals in a row (a 4xx that is neither a size conflict nor a rate limit)
+    /// after which a witness is taken as refusing this log rather than briefly
+    /// failing; an answer that the log is frozen or forked counts at once
+    #[arg(long, env = "MERKLOGD_WITNESS_REFUSAL_LIMIT", value_name = "N",
+          default_value_t = ServerConfig::default().witness_refusal_limit)]
+    pub witness_refusal_limit: u32,
+
     /// With a policy: how long an append waits for a checkpoint that met the quorum
     /// before it fails with UNAVAILABLE (its entries stay durable and are published
     /// later; retrying is safe)
@@ -341,6 +348,7 @@ impl Default for ServerConfig {
             witness_timeout: ConfigDuration(DEFAULT_WITNESS_TIMEOUT),
             fail_open_after: None,
             witness_resend_interval: ConfigDuration(DEFAULT_WITNESS_RESEND_INTERVAL),
+            witness_refusal_limit: merklog_log::DEFAULT_WITNESS_REFUSAL_LIMIT,
             append_timeout: ConfigDuration(log.append_timeout),
             tokens_file: None,
             tokens_reload_interval: ConfigDuration(DEFAULT_TOKENS_RELOAD_INTERVAL),
@@ -409,6 +417,11 @@ impl ServerConfig {
             ),
             ("max-connection-age", self.max_connection_age),
         ];
+        if self.witness_refusal_limit == 0 {
+            return Err(ServerError::Config(
+                "witness-refusal-limit must be at least 1".to_owned(),
+            ));
+        }
         for (name, value) in positive {
             if value.is_some_and(|d| d.0.is_zero()) {
                 return Err(ServerError::Config(format!("{name} must be positive")));
@@ -630,6 +643,7 @@ mod tests {
             policy = "/etc/merklog/policy.txt"
             witness-timeout = "2s"
             fail-open-after = "5m"
+            witness-refusal-limit = 5
             "#;
         let config = load(
             &["--witness-timeout", "750ms", "--append-timeout", "3s"],
@@ -650,6 +664,13 @@ mod tests {
             DEFAULT_WITNESS_RESEND_INTERVAL
         );
         assert_eq!(config.log_config().append_timeout, Duration::from_secs(3));
+        assert_eq!(config.witness_refusal_limit, 5);
+        assert_eq!(
+            load(&[], None).unwrap().witness_refusal_limit,
+            merklog_log::DEFAULT_WITNESS_REFUSAL_LIMIT
+        );
+        let err = load(&["--witness-refusal-limit", "0"], None).unwrap_err();
+        assert!(err.to_string().contains("witness-refusal-limit"), "{err}");
         assert!(
             config.log_config().witnessing.is_none(),
             "added by Server::open"

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
-use merklog_log::{AppendReceipt, Log, LogError, PublishedCheckpoint};
+use merklog_log::{AppendReceipt, Log, LogError, SignedCheckpoint};
 use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf};
 use merklog_proto::convert::{
     self, AppendBatch, ConsistencyQuery, EntriesQuery, InclusionQuery, LeafSelector, Limits,
@@ -85,8 +85,8 @@ fn record_stream_request(code: Code) {
         .increment(1);
 }
 
-fn checkpoint_wire(checkpoint: &PublishedCheckpoint) -> v1::Checkpoint {
-    convert::checkpoint_to_wire(checkpoint.note.clone(), checkpoint.size.0, &checkpoint.root)
+fn checkpoint_wire(checkpoint: &SignedCheckpoint) -> v1::Checkpoint {
+    convert::signed_checkpoint_to_wire(checkpoint)
 }
 
 impl Inner {
@@ -146,16 +146,12 @@ impl Inner {
 
     /// The stored signed checkpoint of exactly `size`, if the log signed one.
     async fn checkpoint_at(&self, size: TreeSize) -> Result<Option<v1::Checkpoint>, Status> {
-        let Some(note) = self
+        let checkpoint = self
             .log
             .checkpoint_at(size)
             .await
-            .map_err(|e| self.log_error(e))?
-        else {
-            return Ok(None);
-        };
-        let root = checkpoint_root(&note)?;
-        Ok(Some(convert::checkpoint_to_wire(note, size.0, &root)))
+            .map_err(|e| self.log_error(e))?;
+        Ok(checkpoint.as_ref().map(checkpoint_wire))
     }
 }
 
@@ -178,7 +174,7 @@ fn record_append(caller: &Caller, leaves: &[Hash], receipt: &AppendReceipt) {
     let first_index = receipt.entries.first().map(|e| e.index.0);
     let leaf_hashes = leaves
         .iter()
-        .map(|leaf| leaf.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .map(|leaf| leaf.to_string())
         .collect::<Vec<_>>()
         .join(",");
     tracing::info!(
@@ -192,15 +188,6 @@ fn record_append(caller: &Caller, leaves: &[Hash], receipt: &AppendReceipt) {
     );
 }
 
-/// The root stated in a stored checkpoint note (which the log itself signed).
-fn checkpoint_root(note: &[u8]) -> Result<Hash, Status> {
-    let parsed = merklog_note::Note::parse(note)
-        .map_err(|e| Status::internal(format!("stored checkpoint does not parse: {e}")))?;
-    let checkpoint = merklog_note::Checkpoint::from_text(parsed.text())
-        .map_err(|e| Status::internal(format!("stored checkpoint does not parse: {e}")))?;
-    Ok(checkpoint.root)
-}
-
 /// Shapes a receipt into the wire answer, adding tlog-proofs when asked.
 fn append_response(
     receipt: AppendReceipt,
@@ -212,7 +199,7 @@ fn append_response(
         .into_iter()
         .map(|entry| {
             let tlog_proof = if include_tlog_proof {
-                tlog_proof(entry.index.0, &entry.inclusion_proof, &checkpoint.note)
+                tlog_proof(entry.index.0, &entry.inclusion_proof, checkpoint.note())
             } else {
                 Bytes::new()
             };
@@ -327,7 +314,7 @@ impl LogService {
     ) -> Result<v1::GetInclusionProofResponse, Status> {
         let inner = &self.inner;
         let latest = inner.log.latest();
-        let query = InclusionQuery::from_wire(&request, latest.size)?;
+        let query = InclusionQuery::from_wire(&request, latest.size())?;
         let index = match query.leaf {
             LeafSelector::Index(index) => index,
             LeafSelector::Hash(leaf_hash) => {
@@ -363,7 +350,7 @@ impl LogService {
     ) -> Result<v1::GetConsistencyProofResponse, Status> {
         let inner = &self.inner;
         let latest = inner.log.latest();
-        let query = ConsistencyQuery::from_wire(&request, latest.size)?;
+        let query = ConsistencyQuery::from_wire(&request, latest.size())?;
         let proof = inner
             .log
             .consistency_proof(query.old_size, query.new_size)
@@ -388,7 +375,7 @@ impl LogService {
     ) -> Result<v1::GetEntriesResponse, Status> {
         let inner = &self.inner;
         let latest = inner.log.latest();
-        let query = EntriesQuery::from_wire(&request, latest.size, &inner.limits)?;
+        let query = EntriesQuery::from_wire(&request, latest.size(), &inner.limits)?;
         let entries = inner
             .log
             .entries(query.start, LeafIndex(query.end))
@@ -478,11 +465,11 @@ fn client_gone(status: &Status) -> bool {
 /// one; sizes only go up (an equal or smaller size is skipped). Ends when the
 /// server shuts down.
 fn watch_stream(
-    checkpoints: watch::Receiver<Arc<PublishedCheckpoint>>,
+    checkpoints: watch::Receiver<Arc<SignedCheckpoint>>,
     shutdown: watch::Receiver<bool>,
 ) -> BoxStream<v1::Checkpoint> {
     struct State {
-        checkpoints: watch::Receiver<Arc<PublishedCheckpoint>>,
+        checkpoints: watch::Receiver<Arc<SignedCheckpoint>>,
         shutdown: watch::Receiver<bool>,
         last_size: Option<TreeSize>,
         started: bool,
@@ -510,10 +497,13 @@ fn watch_stream(
             }
             state.started = true;
             let checkpoint = Arc::clone(&state.checkpoints.borrow_and_update());
-            if state.last_size.is_some_and(|last| checkpoint.size <= last) {
+            if state
+                .last_size
+                .is_some_and(|last| checkpoint.size() <= last)
+            {
                 continue;
             }
-            state.last_size = Some(checkpoint.size);
+            state.last_size = Some(checkpoint.size());
             return Some((Ok(checkpoint_wire(&checkpoint)), state));
         }
     }))

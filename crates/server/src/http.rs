@@ -108,7 +108,7 @@ async fn checkpoint(State(log): State<Log>) -> Response {
         StatusCode::OK,
         CHECKPOINT_CONTENT_TYPE,
         CHECKPOINT_CACHE_CONTROL,
-        log.latest().note.clone(),
+        log.latest().note().clone(),
     )
 }
 
@@ -186,7 +186,7 @@ async fn tile(State(log): State<Log>, uri: Uri) -> Response {
         }
     };
     let kind = resource.kind();
-    if !resource.published_in(log.latest().size) {
+    if !resource.published_in(log.latest().size()) {
         count(kind, StatusCode::NOT_FOUND);
         return not_found(path);
     }

@@ -226,7 +226,7 @@ impl Server {
             grpc = %addrs.grpc,
             http = %addrs.http,
             metrics = %addrs.metrics,
-            tree_size = self.log.latest().size.0,
+            tree_size = self.log.latest().size().0,
             "merklogd serving"
         );
         if let Some(path) = &self.config.addr_file {

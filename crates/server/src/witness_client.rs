@@ -258,7 +258,7 @@ mod tests {
             encode_add_checkpoint(0, &[], note),
             [&b"old 0\n\n"[..], note].concat()
         );
-        let body = encode_add_checkpoint(7, &[[0u8; 32], [0xffu8; 32]], note);
+        let body = encode_add_checkpoint(7, &[[0u8; 32].into(), [0xffu8; 32].into()], note);
         let expected = [
             &b"old 7\n"[..],
             b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",

@@ -86,7 +86,7 @@ pub fn witnessing(
         request_timeout: timeout,
         fail_open_after: config.fail_open_after.map(|d| d.get()),
         resend_interval: config.witness_resend_interval.get(),
-        refusal_limit: merklog_log::DEFAULT_WITNESS_REFUSAL_LIMIT,
+        refusal_limit: config.witness_refusal_limit,
     }))
 }
 

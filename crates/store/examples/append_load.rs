@@ -103,7 +103,7 @@ async fn run(args: Args) {
                     match log.append(entries).await {
                         Ok(receipt) => {
                             latencies.push(t.elapsed());
-                            sizes.insert(receipt.checkpoint.size);
+                            sizes.insert(receipt.checkpoint.size());
                         }
                         Err(LogError::QueueFull) => {
                             full += 1;

@@ -2,7 +2,7 @@
 //! big-endian log id, so one database can later hold many logs and a log's keys are
 //! contiguous; integers are big-endian so RocksDB's byte order is numeric order.
 
-use merklog_log::TileKey;
+use merklog_merkle::tile::TileId;
 use merklog_merkle::{HASH_SIZE, Hash};
 
 /// Column family of the log's metadata records.
@@ -48,8 +48,9 @@ fn prefixed<const N: usize>(log: LogId, rest: &[&[u8]]) -> [u8; N] {
     key
 }
 
-/// `tiles`: log id (4) || tile level (1) || tile index (8).
-pub fn tile_key(log: LogId, tile: TileKey) -> [u8; 13] {
+/// `tiles`: log id (4) || tile level (1) || tile index (8). The width is not part of the
+/// key: a partial tile grows in place under the key of its full self.
+pub fn tile_key(log: LogId, tile: &TileId) -> [u8; 13] {
     prefixed(log, &[&[tile.level], &tile.index.to_be_bytes()])
 }
 
@@ -60,7 +61,7 @@ pub fn bundle_key(log: LogId, index: u64) -> [u8; 12] {
 
 /// `dedup`: log id (4) || RFC 6962 leaf hash (32).
 pub fn dedup_key(log: LogId, leaf_hash: &Hash) -> [u8; 36] {
-    prefixed(log, &[leaf_hash])
+    prefixed(log, &[leaf_hash.as_bytes()])
 }
 
 /// `checkpoints`: log id (4) || tree size (8).
@@ -90,18 +91,12 @@ fn split_log(key: &[u8]) -> Option<(LogId, &[u8])> {
     Some((LogId(u32::from_be_bytes(*id)), rest))
 }
 
-/// Decodes a `tiles` key.
-pub fn parse_tile_key(key: &[u8]) -> Option<(LogId, TileKey)> {
+/// Decodes a `tiles` key into the log, the tile level and the tile index.
+pub fn parse_tile_key(key: &[u8]) -> Option<(LogId, u8, u64)> {
     let (log, rest) = split_log(key)?;
     let (&level, rest) = rest.split_first()?;
     let index: [u8; 8] = rest.try_into().ok()?;
-    Some((
-        log,
-        TileKey {
-            level,
-            index: u64::from_be_bytes(index),
-        },
-    ))
+    Some((log, level, u64::from_be_bytes(index)))
 }
 
 /// Decodes an `entries` key.
@@ -143,8 +138,17 @@ mod tests {
     fn keys_round_trip() {
         for log in [LogId(0), LogId(1), LogId(u32::MAX)] {
             for (level, index) in [(0u8, 0u64), (1, 255), (7, u64::MAX >> 8), (3, 1 << 40)] {
-                let tile = TileKey { level, index };
-                assert_eq!(parse_tile_key(&tile_key(log, tile)), Some((log, tile)));
+                for width in [1, 255, 256] {
+                    let tile = TileId {
+                        level,
+                        index,
+                        width,
+                    };
+                    assert_eq!(
+                        parse_tile_key(&tile_key(log, &tile)),
+                        Some((log, level, index))
+                    );
+                }
             }
             for index in [0u64, 1, 256, u64::MAX] {
                 assert_eq!(
@@ -157,7 +161,7 @@ mod tests {
                 );
                 assert_eq!(decode_index(&encode_index(index)), Some(index));
             }
-            let hash = [0xabu8; 32];
+            let hash = Hash::from_bytes([0xabu8; 32]);
             assert_eq!(parse_dedup_key(&dedup_key(log, &hash)), Some((log, hash)));
             assert_eq!(parse_checkpoint_key(&latest_checkpoint_key(log)), None);
             assert!(meta_key(log, META_ORIGIN).starts_with(&log.0.to_be_bytes()));
@@ -182,27 +186,28 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         // Tiles sort by level, then index; logs never interleave.
-        assert!(
-            tile_key(
-                log,
-                TileKey {
-                    level: 0,
-                    index: u64::MAX
-                }
-            ) < tile_key(log, TileKey { level: 1, index: 0 })
-        );
+        let tile = |level, index| TileId {
+            level,
+            index,
+            width: 256,
+        };
+        assert!(tile_key(log, &tile(0, u64::MAX)) < tile_key(log, &tile(1, 0)));
         assert!(bundle_key(LogId(0), u64::MAX) < bundle_key(LogId(1), 0));
-        // The exact bytes, pinned.
-        assert_eq!(
-            tile_key(
-                LogId(2),
-                TileKey {
-                    level: 1,
-                    index: 258
-                }
-            ),
-            [0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 1, 2]
-        );
+        // The exact bytes, pinned (an existing database must keep opening), whatever
+        // the width.
+        for width in [1, 7, 256] {
+            assert_eq!(
+                tile_key(
+                    LogId(2),
+                    &TileId {
+                        level: 1,
+                        index: 258,
+                        width
+                    }
+                ),
+                [0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 1, 2]
+            );
+        }
         assert_eq!(latest_checkpoint_key(LogId(0)), *b"\0\0\0\0latest");
     }
 }

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use merklog_log::{LogMetadata, LogStore, RoundWrite, StorageError, TileKey};
+use merklog_log::{LogMetadata, LogStore, RoundWrite, StorageError};
 use merklog_merkle::Hash;
+use merklog_merkle::tile::TileId;
 use rocksdb::statistics::{StatsLevel, Ticker};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
@@ -358,8 +359,8 @@ impl LogStore for RocksStore {
         self.get(CF_CHECKPOINTS, &checkpoint_key(self.log, size))
     }
 
-    fn read_tiles(&self, keys: &[TileKey]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        let keys: Vec<[u8; 13]> = keys.iter().map(|k| tile_key(self.log, *k)).collect();
+    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let keys: Vec<[u8; 13]> = tiles.iter().map(|t| tile_key(self.log, t)).collect();
         self.multi_get(CF_TILES, &keys)
     }
 
@@ -391,8 +392,8 @@ impl LogStore for RocksStore {
         let mut batch = WriteBatch::default();
         // Right-edge values: merge operands for the new bytes of a growing partial
         // value, puts for whole ones (`edge.rs`).
-        for (key, write) in &round.tiles {
-            add_to_batch(&mut batch, tiles, &tile_key(self.log, *key), write);
+        for (tile, write) in &round.tiles {
+            add_to_batch(&mut batch, tiles, &tile_key(self.log, tile), write);
         }
         for (index, write) in &round.bundles {
             add_to_batch(&mut batch, entries, &bundle_key(self.log, *index), write);

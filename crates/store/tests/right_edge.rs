@@ -7,9 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use merklog_log::{
-    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, TileKey, ValueWrite,
-};
+use merklog_log::{ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, ValueWrite};
+use merklog_merkle::tile::TileId;
 use merklog_merkle::{Hash, hash_leaf};
 use merklog_store::keys::{COLUMN_FAMILIES, LogId, bundle_key, tile_key};
 use merklog_store::{FORMAT_VERSION, RocksStore};
@@ -49,14 +48,15 @@ fn round(edge: &mut Edge, count: u64) -> RoundWrite {
 /// Every tile and bundle key a round ever wrote.
 #[derive(Default)]
 struct Written {
-    tiles: BTreeMap<TileKey, ()>,
+    /// By level and index: the id of the tile's latest write.
+    tiles: BTreeMap<(u8, u64), TileId>,
     bundles: BTreeMap<u64, ()>,
 }
 
 impl Written {
     fn note(&mut self, round: &RoundWrite) {
-        for (key, _) in &round.tiles {
-            self.tiles.insert(*key, ());
+        for (tile, _) in &round.tiles {
+            self.tiles.insert((tile.level, tile.index), *tile);
         }
         for (index, _) in &round.bundles {
             self.bundles.insert(*index, ());
@@ -64,7 +64,7 @@ impl Written {
     }
 
     fn assert_same(&self, store: &RocksStore, model: &MemoryStore, context: &str) {
-        let tiles: Vec<TileKey> = self.tiles.keys().copied().collect();
+        let tiles: Vec<TileId> = self.tiles.values().copied().collect();
         let bundles: Vec<u64> = self.bundles.keys().copied().collect();
         assert_eq!(
             store.read_tiles(&tiles).unwrap(),
@@ -132,12 +132,12 @@ fn reads_match_an_in_memory_store_after_every_round_and_every_reopen() {
             assert_eq!(result.unwrap(), expected, "full bundle {index}");
         }
     }
-    for key in written.tiles.keys() {
+    for key in written.tiles.values() {
         let width = (edge.size >> (8 * u32::from(key.level))) - key.index * 256;
         if width >= 256 {
             let expected = model.read_tiles(&[*key]).unwrap()[0].clone();
             assert_eq!(
-                raw.get_cf(tiles, tile_key(log, *key)).unwrap(),
+                raw.get_cf(tiles, tile_key(log, key)).unwrap(),
                 expected,
                 "full tile {key:?}"
             );

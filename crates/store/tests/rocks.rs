@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use merklog_log::{
-    ALGORITHM_ED25519, Log, LogConfig, LogError, LogMetadata, LogStore, RoundWrite, TileKey,
-    ValueWrite,
+    ALGORITHM_ED25519, Log, LogConfig, LogError, LogMetadata, LogStore, RoundWrite, ValueWrite,
 };
-use merklog_merkle::tile::{hashes_from_tile_bytes, node_location, subtree_root, tile_width_at};
+use merklog_merkle::bundle::push_entry;
+use merklog_merkle::tile::{
+    TILE_WIDTH, TileId, hashes_from_tile_bytes, node_location, subtree_root, tile_bytes,
+    tile_width_at,
+};
 use merklog_merkle::{
     CompactRange, Hash, LeafIndex, TreeSize, hash_leaf, verify_consistency, verify_inclusion,
 };
@@ -41,10 +44,19 @@ fn entry(i: u64) -> Bytes {
     Bytes::from(format!("entry-{i:08}"))
 }
 
+/// A tile to read whole: a store returns the value it holds for the level and index,
+/// whatever width is asked for.
+fn whole_tile(level: u8, index: u64) -> TileId {
+    TileId {
+        level,
+        index,
+        width: TILE_WIDTH,
+    }
+}
+
+/// The root from the naive tree, independent of the log and of `CompactRange`.
 fn root_of(leaves: &[Hash]) -> Hash {
-    let mut range = CompactRange::new();
-    range.append(leaves, |_, _| {}).unwrap();
-    range.root()
+    merklog_testkit_tree::mth(leaves)
 }
 
 /// The frontier of `size` read straight from the stored tiles (independent of the log).
@@ -53,10 +65,7 @@ fn stored_frontier(store: &RocksStore, size: u64) -> Vec<Hash> {
         .into_iter()
         .map(|id| {
             let location = node_location(id);
-            let key = TileKey {
-                level: location.tile_level,
-                index: location.tile_index,
-            };
+            let key = whole_tile(location.tile_level, location.tile_index);
             let tile = store.read_tiles(&[key]).unwrap()[0].clone().unwrap();
             let hashes = hashes_from_tile_bytes(&tile).unwrap();
             subtree_root(&hashes[usize::from(location.start)..usize::from(location.end())]).unwrap()
@@ -74,22 +83,20 @@ async fn rounds_land_in_the_documented_layout() {
 
     // Level-0 tiles: one full (256 leaf hashes), one partial (44).
     let tiles = store
-        .read_tiles(&[
-            TileKey { level: 0, index: 0 },
-            TileKey { level: 0, index: 1 },
-            TileKey { level: 1, index: 0 },
-        ])
+        .read_tiles(&[whole_tile(0, 0), whole_tile(0, 1), whole_tile(1, 0)])
         .unwrap();
-    assert_eq!(tiles[0].as_deref().unwrap(), leaves[..256].concat());
-    assert_eq!(tiles[1].as_deref().unwrap(), leaves[256..].concat());
+    assert_eq!(tiles[0].as_deref().unwrap(), tile_bytes(&leaves[..256]));
+    assert_eq!(tiles[1].as_deref().unwrap(), tile_bytes(&leaves[256..]));
     // Level-1 tile: the root of the first 256 leaves.
-    assert_eq!(tiles[2].as_deref().unwrap(), root_of(&leaves[..256]));
+    assert_eq!(
+        tiles[2].as_deref().unwrap(),
+        root_of(&leaves[..256]).as_bytes()
+    );
     // Bundles: u16 BE length || bytes.
     let bundles = store.read_bundles(&[0, 1, 2]).unwrap();
     let mut expected = Vec::new();
     for e in &entries[256..] {
-        expected.extend_from_slice(&(e.len() as u16).to_be_bytes());
-        expected.extend_from_slice(e);
+        push_entry(&mut expected, e).unwrap();
     }
     assert_eq!(bundles[1].as_deref().unwrap(), expected);
     assert_eq!(bundles[2], None);
@@ -100,11 +107,11 @@ async fn rounds_land_in_the_documented_layout() {
     );
     assert_eq!(
         store.checkpoint(300).unwrap().unwrap(),
-        receipt.checkpoint.note.to_vec()
+        receipt.checkpoint.note().to_vec()
     );
     assert_eq!(
         store.latest_checkpoint().unwrap().unwrap(),
-        receipt.checkpoint.note.to_vec()
+        receipt.checkpoint.note().to_vec()
     );
     assert!(store.checkpoint(0).unwrap().is_some());
     log.shutdown().await;
@@ -114,11 +121,7 @@ async fn rounds_land_in_the_documented_layout() {
 async fn partial_tiles_and_bundles_are_prefixes_of_their_successors() {
     let dir = tempfile::tempdir().unwrap();
     let (store, log) = open_log(dir.path(), LogConfig::default());
-    let keys = [
-        TileKey { level: 0, index: 0 },
-        TileKey { level: 0, index: 1 },
-        TileKey { level: 1, index: 0 },
-    ];
+    let keys = [whole_tile(0, 0), whole_tile(0, 1), whole_tile(1, 0)];
     let mut previous: Vec<Option<Vec<u8>>> = vec![None; 3];
     let mut previous_bundles: Vec<Option<Vec<u8>>> = vec![None; 2];
     let mut next = 0u64;
@@ -213,7 +216,7 @@ async fn proofs_read_across_tile_boundaries_verify() {
         }
     }
     for cp in &checkpoints {
-        assert_eq!(cp.root, root_of(&leaves[..cp.size.0 as usize]));
+        assert_eq!(cp.root(), root_of(&leaves[..cp.size().0 as usize]));
     }
     // Entries across a bundle boundary.
     let read = log
@@ -239,7 +242,7 @@ async fn reopening_recovers_the_same_root_and_frontier() {
         .unwrap();
     }
     let before = log.latest();
-    let frontier = stored_frontier(&store, before.size.0);
+    let frontier = stored_frontier(&store, before.size().0);
     log.shutdown().await;
     drop(log);
     drop(store);
@@ -247,13 +250,13 @@ async fn reopening_recovers_the_same_root_and_frontier() {
     let (store, log) = open_log(dir.path(), LogConfig::default());
     assert_eq!(log.latest(), before);
     assert!(log.signing_refused().is_none());
-    let reread = stored_frontier(&store, before.size.0);
+    let reread = stored_frontier(&store, before.size().0);
     assert_eq!(reread, frontier);
     assert_eq!(
-        CompactRange::from_frontier(before.size, reread)
+        CompactRange::from_frontier(before.size(), reread)
             .unwrap()
             .root(),
-        before.root
+        before.root()
     );
     // Appending continues right after, and duplicates are still found.
     let receipt = log
@@ -262,17 +265,17 @@ async fn reopening_recovers_the_same_root_and_frontier() {
         .unwrap();
     assert_eq!(receipt.entries[0].index, LeafIndex(0));
     assert!(receipt.entries[0].duplicate);
-    assert_eq!(receipt.entries[1].index.0, before.size.0);
+    assert_eq!(receipt.entries[1].index.0, before.size().0);
     let proof = log
-        .consistency_proof(before.size, TreeSize(before.size.0 + 1))
+        .consistency_proof(before.size(), TreeSize(before.size().0 + 1))
         .await
         .unwrap();
     verify_consistency(
-        before.size,
-        TreeSize(before.size.0 + 1),
+        before.size(),
+        TreeSize(before.size().0 + 1),
         &proof,
-        &before.root,
-        &receipt.checkpoint.root,
+        &before.root(),
+        &receipt.checkpoint.root(),
     )
     .unwrap();
     log.shutdown().await;
@@ -291,7 +294,7 @@ async fn every_commit_syncs_the_wal() {
         // One call at a time: each call is a round of its own, acknowledged before the
         // next one is queued.
         let receipt = log.append(vec![entry(i)]).await.unwrap();
-        assert_eq!(receipt.checkpoint.size.0, i + 1);
+        assert_eq!(receipt.checkpoint.size().0, i + 1);
     }
     let synced = store.wal_syncs() - before;
     assert!(
@@ -442,7 +445,11 @@ async fn a_tampered_tile_on_disk_makes_the_log_read_only() {
     log.shutdown().await;
     drop(log);
     // Rewrite the level-1 tile (a frontier node of 1000 = 3 * 256 + 232).
-    let key = TileKey { level: 1, index: 0 };
+    let key = TileId {
+        level: 1,
+        index: 0,
+        width: 3,
+    };
     let mut tile = store.read_tiles(&[key]).unwrap()[0].clone().unwrap();
     tile[40] ^= 0x80;
     store
@@ -477,31 +484,31 @@ async fn a_cosigned_checkpoint_is_kept_by_size_and_as_published_across_reopen() 
     assert_eq!(store.published_checkpoint().unwrap(), None);
 
     // The same checkpoint with one more signature line (a witness's cosignature).
-    let mut cosigned = signed.note.to_vec();
+    let mut cosigned = signed.note().to_vec();
     cosigned.extend_from_slice("\u{2014} witness.example/w1 AAAAAAAAAAAAAAAAAAAA\n".as_bytes());
     store
-        .store_cosigned_checkpoint(signed.size.0, &cosigned)
+        .store_cosigned_checkpoint(signed.size().0, &cosigned)
         .unwrap();
     assert_eq!(
         store.published_checkpoint().unwrap(),
         Some(cosigned.clone())
     );
     assert_eq!(
-        store.checkpoint(signed.size.0).unwrap(),
+        store.checkpoint(signed.size().0).unwrap(),
         Some(cosigned.clone())
     );
     // "latest" belongs to the sequencer's commits only.
     assert_eq!(
         store.latest_checkpoint().unwrap(),
-        Some(signed.note.to_vec())
+        Some(signed.note().to_vec())
     );
 
     // Another checkpoint body, or a size never signed, is refused and changes nothing.
-    let mut other = signed.note.to_vec();
+    let mut other = signed.note().to_vec();
     other[ORIGIN.len() + 1] = b'9';
     assert!(
         store
-            .store_cosigned_checkpoint(signed.size.0, &other)
+            .store_cosigned_checkpoint(signed.size().0, &other)
             .is_err()
     );
     assert!(store.store_cosigned_checkpoint(11, &cosigned).is_err());

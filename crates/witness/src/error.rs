@@ -80,10 +80,7 @@ pub enum WitnessError {
 
     // ---- 422 ----
     /// A size-0 checkpoint whose root is not SHA-256("").
-    #[error(
-        "size-0 checkpoint root {} is not the empty tree root",
-        crate::store::hex(root)
-    )]
+    #[error("size-0 checkpoint root {root} is not the empty tree root")]
     EmptyTreeRootMismatch {
         /// The root the checkpoint carries.
         root: Hash,
@@ -107,9 +104,7 @@ pub enum WitnessError {
     },
     /// Two validly signed checkpoints with one size and different roots.
     #[error(
-        "fork: {origin:?} signed size {size} with root {} (cosigned) and root {} (new)",
-        crate::store::hex(cosigned_root),
-        crate::store::hex(new_root)
+        "fork: {origin:?} signed size {size} with root {cosigned_root} (cosigned) and root {new_root} (new)"
     )]
     ForkDetected {
         /// The log's origin.

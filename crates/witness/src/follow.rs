@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use merklog_merkle::{Hash, hashes_equal};
+use merklog_merkle::Hash;
 use merklog_note::{Checkpoint, Note};
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{self, log_client::LogClient};
@@ -384,9 +384,7 @@ impl Follower {
                         size,
                     ));
                 }
-                Some((stored_size, root))
-                    if size == stored_size && hashes_equal(&root, &checkpoint.root) =>
-                {
+                Some((stored_size, root)) if size == stored_size && root == checkpoint.root => {
                     return Ok((Outcome::UpToDate, size));
                 }
                 Some((stored_size, _)) => stored_size,

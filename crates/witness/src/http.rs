@@ -52,12 +52,23 @@ async fn add_checkpoint(
     let result = witness.add_checkpoint(body).await;
     let response = match result {
         Ok(lines) => (StatusCode::OK, [(header::CONTENT_TYPE, TEXT)], lines).into_response(),
-        Err(WitnessError::SizeConflict { stored_size, .. }) => (
-            StatusCode::CONFLICT,
-            [(header::CONTENT_TYPE, TLOG_SIZE_CONTENT_TYPE)],
-            merklog_note::grammar::encode_size_body(stored_size),
-        )
-            .into_response(),
+        Err(WitnessError::SizeConflict {
+            old_size,
+            stored_size,
+        }) => {
+            // Expected once per log start (it asks with old size 0), so not a warning.
+            tracing::info!(
+                old_size,
+                stored_size,
+                "add-checkpoint answered 409: the old size is not the size last cosigned"
+            );
+            (
+                StatusCode::CONFLICT,
+                [(header::CONTENT_TYPE, TLOG_SIZE_CONTENT_TYPE)],
+                merklog_note::grammar::encode_size_body(stored_size),
+            )
+                .into_response()
+        }
         Err(error) => error_response(&error),
     };
     witness
@@ -73,7 +84,9 @@ fn error_response(error: &WitnessError) -> Response {
         // Internal details (paths, I/O errors) stay in the operator's log.
         return (status, [(header::CONTENT_TYPE, TEXT)], "internal error\n").into_response();
     }
-    tracing::debug!(%error, %status, "add-checkpoint refused");
+    // Every refused checkpoint is logged with its reason: a counter alone does not
+    // tell an operator why a log stopped being cosigned.
+    tracing::warn!(%error, status = status.as_u16(), "add-checkpoint refused");
     (status, [(header::CONTENT_TYPE, TEXT)], format!("{error}\n")).into_response()
 }
 

@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use merklog_merkle::{HASH_SIZE, Hash};
+use merklog_merkle::Hash;
 
 use crate::error::WitnessError;
 
@@ -96,12 +96,7 @@ fn parse_hash_line(line: &[u8], index: usize) -> Result<Hash, WitnessError> {
     // The standard engine rejects non-zero trailing bits, so every hash has exactly
     // one accepted encoding.
     let bytes = STANDARD.decode(line).map_err(|_| bad())?;
-    if bytes.len() != HASH_SIZE {
-        return Err(bad());
-    }
-    let mut hash = [0u8; HASH_SIZE];
-    hash.copy_from_slice(&bytes);
-    Ok(hash)
+    Hash::try_from(bytes.as_slice()).map_err(|_| bad())
 }
 
 /// Encodes a request body (re-exported from `merklog-note`, which the log side uses).
@@ -115,7 +110,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let proof = vec![[1u8; 32], [0xffu8; 32]];
+        let proof: Vec<Hash> = vec![[1u8; 32].into(), [0xffu8; 32].into()];
         let body = encode_add_checkpoint(20852014, &proof, NOTE);
         let parsed = parse_add_checkpoint(&body).unwrap();
         assert_eq!(parsed.old_size, 20852014);
@@ -191,10 +186,10 @@ mod tests {
 
     #[test]
     fn proof_line_limit() {
-        let proof = vec![[3u8; 32]; MAX_PROOF_LINES];
+        let proof = vec![Hash::from_bytes([3u8; 32]); MAX_PROOF_LINES];
         let body = encode_add_checkpoint(5, &proof, NOTE);
         assert_eq!(parse_add_checkpoint(&body).unwrap().proof.len(), 63);
-        let proof = vec![[3u8; 32]; MAX_PROOF_LINES + 1];
+        let proof = vec![Hash::from_bytes([3u8; 32]); MAX_PROOF_LINES + 1];
         let body = encode_add_checkpoint(5, &proof, NOTE);
         assert!(matches!(
             parse_add_checkpoint(&body),

@@ -24,6 +24,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use merklog_merkle::Hash;
+
 use crate::error::WitnessError;
 use crate::failpoint::{self, Failpoint};
 
@@ -43,18 +45,7 @@ const TEMP_EVIDENCE_PREFIX: &str = ".tmp-";
 /// path component.
 pub fn origin_hash_hex(origin: &str) -> String {
     use sha2::Digest as _;
-    hex(&sha2::Sha256::digest(origin.as_bytes()))
-}
-
-/// Lowercase hex of some bytes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    Hash::from_bytes(sha2::Sha256::digest(origin.as_bytes()).into()).to_string()
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> WitnessError {

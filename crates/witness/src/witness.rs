@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use merklog_merkle::{Hash, TreeSize, empty_root, hashes_equal, verify_consistency};
+use merklog_merkle::{Hash, TreeSize, empty_root, verify_consistency};
 use merklog_note::{
     Checkpoint, CosignatureSigner, CosignatureVerifier, Note, NoteSignature, Verifiers,
     parse_verifier_key,
@@ -24,7 +24,7 @@ use crate::error::WitnessError;
 use crate::failpoint::Failpoint;
 use crate::metrics::{FollowCounters, Metrics};
 use crate::request::{AddCheckpointRequest, parse_add_checkpoint};
-use crate::store::{LogDir, ORIGIN_FILE, create_dir_durable, hex, origin_hash_hex};
+use crate::store::{LogDir, ORIGIN_FILE, create_dir_durable, origin_hash_hex};
 
 /// Directory under the data directory that holds one directory per log.
 pub const LOGS_DIR: &str = "logs";
@@ -128,6 +128,16 @@ impl Witness {
             }
             let verifier = parse_verifier_key(log.vkey.trim())
                 .map_err(|e| WitnessError::Config(format!("vkey of log {:?}: {e}", log.origin)))?;
+            if merklog_note::Verifier::name(&verifier) != log.origin {
+                // A log signs with a key named after its origin (C2SP
+                // tlog-checkpoint), so this entry would refuse every checkpoint.
+                tracing::warn!(
+                    origin = %log.origin,
+                    key_name = %merklog_note::Verifier::name(&verifier),
+                    "the log's origin differs from the name of its vkey: every checkpoint of this \
+                     log will be refused; check the origin and vkey of this log's entry"
+                );
+            }
             let slot = Arc::new(open_slot(&logs_root, &log.origin, verifier)?);
             by_origin_hash.insert(origin_hash_hex(&log.origin), slot.clone());
             logs.insert(log.origin.clone(), slot);
@@ -277,7 +287,7 @@ impl Witness {
                 checkpoint_size: checkpoint.size,
             });
         }
-        if checkpoint.size == 0 && !hashes_equal(&checkpoint.root, &empty_root()) {
+        if checkpoint.size == 0 && checkpoint.root != empty_root() {
             return Err(WitnessError::EmptyTreeRootMismatch {
                 root: checkpoint.root,
             });
@@ -306,7 +316,7 @@ impl Witness {
         // client claims, so this comes before the 409 check.
         if let Some(latest) = state.latest
             && latest.size == checkpoint.size
-            && !hashes_equal(&latest.root, &checkpoint.root)
+            && latest.root != checkpoint.root
         {
             return Err(self
                 .record_fork(slot, &mut state, latest, &checkpoint, &request.checkpoint)
@@ -659,8 +669,9 @@ fn cosigned_note(
 /// First 8 bytes of SHA-256, hex: names evidence so a replay does not add files.
 fn short_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(bytes);
-    hex(digest.get(..8).unwrap_or_default())
+    let mut text = Hash::from_bytes(sha2::Sha256::digest(bytes).into()).to_string();
+    text.truncate(16);
+    text
 }
 
 /// The current POSIX time; cosignature timestamps must not be zero.

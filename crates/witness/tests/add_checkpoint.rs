@@ -41,7 +41,7 @@ async fn status_code_matrix() {
         ("checkpoint not a note", b"old 0\n\nhello\n".to_vec()),
         (
             "64 proof lines",
-            encode_add_checkpoint(2, &[[9u8; 32]; 64], &cp4),
+            encode_add_checkpoint(2, &[[9u8; 32].into(); 64], &cp4),
         ),
     ];
     // A note whose text is not a checkpoint (size line missing), validly signed.
@@ -103,7 +103,7 @@ async fn status_code_matrix() {
         .add(encode_add_checkpoint(
             0,
             &[],
-            &log.checkpoint_with_root(0, [7u8; 32]),
+            &log.checkpoint_with_root(0, [7u8; 32].into()),
         ))
         .await;
     assert_eq!(answer.status, 422, "{}", answer.text());
@@ -152,14 +152,16 @@ async fn status_code_matrix() {
 
     // ---- 422: consistency proof does not verify ----
     let mut wrong = log.proof(4, 8);
-    wrong[0][0] ^= 1;
+    let mut bytes = *wrong[0].as_bytes();
+    bytes[0] ^= 1;
+    wrong[0] = bytes.into();
     let answer = witness
         .add(encode_add_checkpoint(4, &wrong, &log.checkpoint(8)))
         .await;
     assert_eq!(answer.status, 422, "{}", answer.text());
     // Wrong proof length (an extra hash).
     let mut long = log.proof(4, 8);
-    long.push([0u8; 32]);
+    long.push([0u8; 32].into());
     let answer = witness
         .add(encode_add_checkpoint(4, &long, &log.checkpoint(8)))
         .await;
@@ -175,7 +177,7 @@ async fn status_code_matrix() {
     assert_eq!(answer.status, 422, "{}", answer.text());
     // A non-empty proof at the stored size with the stored root.
     let answer = witness
-        .add(encode_add_checkpoint(4, &[[1u8; 32]], &cp4))
+        .add(encode_add_checkpoint(4, &[[1u8; 32].into()], &cp4))
         .await;
     assert_eq!(answer.status, 422, "{}", answer.text());
     assert_eq!(witness.witness.is_frozen(&log.origin), Some(false));

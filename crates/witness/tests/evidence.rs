@@ -165,7 +165,9 @@ async fn bad_consistency_proof_is_saved_but_does_not_freeze() {
 
     let mut proof = log.proof(5, 13);
     let last = proof.len() - 1;
-    proof[last][31] ^= 0x80;
+    let mut bytes = *proof[last].as_bytes();
+    bytes[31] ^= 0x80;
+    proof[last] = bytes.into();
     let body = encode_add_checkpoint(5, &proof, &log.checkpoint(13));
     let answer = witness.add(body.clone()).await;
     assert_eq!(answer.status, 422, "{}", answer.text());
@@ -275,7 +277,7 @@ async fn witness_key_file_and_vkey() {
     ));
 }
 
-fn base64_of(hash: &[u8; 32]) -> String {
+fn base64_of(hash: &merklog_merkle::Hash) -> String {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(hash)
+    base64::engine::general_purpose::STANDARD.encode(hash.as_bytes())
 }

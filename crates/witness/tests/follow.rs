@@ -1,12 +1,13 @@
 //! Pull mode: a witness following a log over gRPC by itself. A real merklogd runs
-//! in this process for the honest case; a small fake `merklog.v1.Log` serves
-//! forks, bad proofs and a log without `WatchCheckpoints`.
+//! in this process for the honest case (merklog-testkit's); a small fake
+//! `merklog.v1.Log` serves forks, bad proofs and a log without `WatchCheckpoints`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,8 @@ use futures::Stream;
 use merklog_note::{Checkpoint, Note, Verifiers, parse_verifier_key};
 use merklog_proto::convert::{checkpoint_to_wire, proof_to_wire};
 use merklog_proto::v1::{self, log_client::LogClient, log_server::LogServer};
-use merklog_server::{Listeners, Server, ServerConfig};
+use merklog_server::ServerConfig;
+use merklog_testkit::{TestServer, test_config};
 use merklog_witness::{FollowConfig, WitnessConfig, origin_hash_hex};
 use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -89,42 +91,27 @@ fn follow_config(origin: &str, vkey: &str, url: &str) -> FollowConfig {
 
 const REAL_ORIGIN: &str = "witness-follow-test.example/log";
 
-struct RealLog {
-    grpc: SocketAddr,
-    vkey: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), merklog_server::ServerError>>,
+/// merklog-testkit's in-process merklogd with origin [`REAL_ORIGIN`].
+struct RealLog(TestServer);
+
+impl Deref for RealLog {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.0
+    }
+}
+
+/// The test configuration on `data_dir` with origin [`REAL_ORIGIN`].
+fn real_config(data_dir: &std::path::Path) -> ServerConfig {
+    ServerConfig {
+        origin: Some(REAL_ORIGIN.to_owned()),
+        ..test_config(data_dir)
+    }
 }
 
 impl RealLog {
     async fn start(data_dir: &std::path::Path) -> RealLog {
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let config = ServerConfig {
-            data_dir: data_dir.to_owned(),
-            listen: any,
-            http_listen: any,
-            metrics_listen: any,
-            origin: Some(REAL_ORIGIN.to_owned()),
-            ..ServerConfig::default()
-        };
-        let listeners = Listeners::bind(&config).await.unwrap();
-        let grpc = listeners.local_addrs().unwrap().grpc;
-        let server = Server::open(config).await.unwrap();
-        let vkey = server.vkey().to_owned();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve(listeners, async {
-            let _ = stopped.await;
-        }));
-        RealLog {
-            grpc,
-            vkey,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.grpc)
+        RealLog(TestServer::start_with(real_config(data_dir)).await)
     }
 
     /// Appends entries; returns the size of the checkpoint in the answer.
@@ -146,13 +133,8 @@ impl RealLog {
         answer.checkpoint.unwrap().size
     }
 
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("merklogd did not stop in time")
-            .unwrap()
-            .unwrap();
+    async fn stop(self) {
+        self.0.stop().await;
     }
 }
 
@@ -183,7 +165,7 @@ async fn cosigns_a_real_log_as_it_grows() {
         .unwrap()
         .into_inner();
     assert_eq!(cosigned.size, latest.size);
-    assert_eq!(&cosigned.root[..], &latest.root[..]);
+    assert_eq!(cosigned.root.as_bytes()[..], latest.root[..]);
 
     // The follower counts a cosignature just after the stored size moves.
     let series = format!("merklog_witness_follow_cosigned_total{{origin=\"{REAL_ORIGIN}\"}}");
@@ -417,7 +399,9 @@ impl v1::log_server::Log for FakeLog {
         if state.lie(new) == Hostile::FlippedProof
             && let Some(first) = proof.first_mut()
         {
-            first[0] ^= 1;
+            let mut bytes = *first.as_bytes();
+            bytes[0] ^= 1;
+            *first = bytes.into();
         }
         let mut answer = v1::GetConsistencyProofResponse {
             old_size: old,
@@ -613,7 +597,7 @@ async fn reconnects_after_the_log_restarts() {
     let mut client = LogClient::connect(log.url()).await.unwrap();
     log.append(&mut client, 2, "before").await;
     wait_for_size(&witness, REAL_ORIGIN, 2).await;
-    let addr = log.grpc;
+    let addr = log.addrs.grpc;
     drop(client);
     log.stop().await;
 
@@ -631,37 +615,20 @@ async fn reconnects_after_the_log_restarts() {
 /// Starts merklogd again on `data_dir`, bound to `addr` (retried briefly while the
 /// old socket is released).
 async fn restart_on(data_dir: &std::path::Path, addr: SocketAddr) -> RealLog {
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let config = ServerConfig {
-        data_dir: data_dir.to_owned(),
         listen: addr,
-        http_listen: any,
-        metrics_listen: any,
-        origin: Some(REAL_ORIGIN.to_owned()),
-        ..ServerConfig::default()
+        ..real_config(data_dir)
     };
     let mut attempts = 0;
-    let listeners = loop {
-        match Listeners::bind(&config).await {
-            Ok(listeners) => break listeners,
+    loop {
+        match TestServer::try_start(config.clone()).await {
+            Ok(server) => return RealLog(server),
             Err(err) => {
                 attempts += 1;
-                assert!(attempts < 100, "cannot bind {addr} again: {err}");
+                assert!(attempts < 100, "cannot start on {addr} again: {err}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-    };
-    let server = Server::open(config).await.unwrap();
-    let vkey = server.vkey().to_owned();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(listeners, async {
-        let _ = stopped.await;
-    }));
-    RealLog {
-        grpc: addr,
-        vkey,
-        stop: Some(stop),
-        task,
     }
 }
 

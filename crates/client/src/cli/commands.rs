@@ -1,8 +1,10 @@
 //! What each command does.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use indicatif::ProgressBar;
 use merklog_merkle::{LeafIndex, TreeSize, hash_leaf};
@@ -18,11 +20,13 @@ use super::{
     AppendArgs, AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, KeyCommand,
     KeyGenerateArgs, ProveArgs, VerifyArgs, WatchArgs,
 };
-use crate::encoding::{b64, hex};
+use crate::encoding::b64;
+use crate::error::human_duration;
 use crate::state::write_atomically;
 use crate::{
-    AppendReceipt, BearerToken, Client, ClientError, ClientOptions, SignedCheckpoint, StateFile,
-    StreamOptions, TrustedLog, default_state_path, load_verifier_key, offline, parse_hash,
+    AppendReceipt, BearerToken, Client, ClientError, ClientOptions, RetryNotice, SignedCheckpoint,
+    StateFile, StreamOptions, TrustedLog, WatchOptions, code_name, default_state_path,
+    load_verifier_key, offline, parse_hash,
 };
 
 /// Policy files larger than this are refused.
@@ -45,6 +49,10 @@ struct Context {
     no_state: bool,
     json: bool,
     token_file: Option<PathBuf>,
+    connect_timeout: Duration,
+    timeout: Duration,
+    retries: u32,
+    retry_for: Option<Duration>,
 }
 
 impl Context {
@@ -115,9 +123,23 @@ impl Context {
         }
     }
 
-    /// The connection options of every command.
+    /// The connection settings from the global flags.
     fn client_options(&self) -> Result<ClientOptions, ClientError> {
+        for (flag, value) in [
+            ("--connect-timeout", self.connect_timeout),
+            ("--timeout", self.timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ClientError::Input(format!(
+                    "{flag} must be more than 0 (a call that may not take any time always fails)"
+                )));
+            }
+        }
         Ok(ClientOptions {
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.timeout,
+            append_retries: self.retries,
+            retry_for: self.retry_for,
             token: self.token()?,
             ..ClientOptions::default()
         })
@@ -125,8 +147,29 @@ impl Context {
 
     async fn connect(&self) -> Result<Client, ClientError> {
         let trust = self.trust()?;
-        Client::connect(&self.server, trust, self.state(), self.client_options()?).await
+        let options = self.client_options()?;
+        Client::connect(&self.server, trust, self.state(), options).await
     }
+}
+
+/// The progress line of a retry, for people waiting on stderr.
+fn retry_line(notice: &RetryNotice) -> String {
+    let budget = match (notice.max_attempts, notice.remaining) {
+        (Some(max), _) => format!("attempt {} of {max}", notice.attempt),
+        (None, Some(remaining)) => format!(
+            "attempt {}, retrying for {} more",
+            notice.attempt,
+            human_duration(remaining)
+        ),
+        (None, None) => format!("attempt {}", notice.attempt),
+    };
+    format!(
+        "merklog: {}: {} ({}); {budget} failed, next in {}",
+        notice.rpc,
+        notice.status.message(),
+        code_name(notice.status.code()),
+        human_duration(notice.delay)
+    )
 }
 
 /// Saves what was verified (also after a failure: the state then holds the last
@@ -148,6 +191,10 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
         no_state: cli.no_state,
         json: cli.json,
         token_file: cli.token_file,
+        connect_timeout: cli.connect_timeout,
+        timeout: cli.timeout,
+        retries: cli.retries,
+        retry_for: cli.retry_for,
     };
     match cli.command {
         Command::Key(KeyCommand::Generate(args)) => key_generate(&context, args),
@@ -246,26 +293,48 @@ fn verify(context: &Context, args: VerifyArgs) -> Result<(), ClientError> {
     let entry = read_file(&args.entry, MAX_ENTRY_FILE_LEN)?;
     let key = context.log_key()?;
     let policy = context.policy()?;
-    let verified = offline::verify_proof_file(&proof, &entry, key.as_ref(), policy.as_ref())?;
+    let verified = match offline::verify_proof_file(&proof, &entry, key.as_ref(), policy.as_ref()) {
+        Ok(verified) => verified,
+        Err(error) => {
+            // A text editor or `echo` adds a final newline that the logged event
+            // did not have; say so when that is the only difference.
+            let trimmed = entry
+                .strip_suffix(b"\r\n")
+                .or_else(|| entry.strip_suffix(b"\n"));
+            if let Some(trimmed) = trimmed.filter(|_| error.is_verification_failure())
+                && let Ok(without) =
+                    offline::verify_proof_file(&proof, trimmed, key.as_ref(), policy.as_ref())
+            {
+                eprintln!(
+                    "merklog: hint: {} ends with a newline, which is part of the entry's bytes; \
+                     without it, the entry verifies at index {}. Write entry files without the \
+                     final newline (e.g. printf '%s' ...)",
+                    args.entry.display(),
+                    without.index
+                );
+            }
+            return Err(error);
+        }
+    };
     let checkpoint = &verified.checkpoint;
     if context.json {
         print_json(&json!({
             "ok": true,
             "index": verified.index,
-            "leaf_hash": hex(&verified.leaf_hash),
+            "leaf_hash": verified.leaf_hash.to_string(),
             "origin": checkpoint.origin,
             "size": checkpoint.size,
-            "root": hex(&checkpoint.root),
+            "root": checkpoint.root.to_string(),
             "witness_quorum": policy.is_some(),
         }));
     } else {
         print_line(&format!(
             "OK: the entry (leaf hash {}) is at index {} of {}, in the signed tree of size {} (root {}){}",
-            hex(&verified.leaf_hash),
+            verified.leaf_hash,
             verified.index,
             checkpoint.origin,
             checkpoint.size,
-            hex(&checkpoint.root),
+            checkpoint.root,
             if policy.is_some() {
                 ", cosigned by the policy's witness quorum"
             } else {
@@ -287,6 +356,20 @@ struct AppendPrinter {
 }
 
 impl AppendPrinter {
+    /// What was acknowledged, in one line.
+    fn summary(&self) -> String {
+        let checkpoint = self
+            .checkpoint
+            .as_ref()
+            .map(|c| format!("; checkpoint {}", c.summary()))
+            .unwrap_or_default();
+        format!(
+            "{} acknowledged ({} already in the log), every inclusion proof verified{checkpoint}",
+            count(self.entries, "entry", "entries"),
+            self.duplicates
+        )
+    }
+
     fn receipt(&mut self, receipt: &AppendReceipt) -> Result<(), ClientError> {
         let proof_file = match &self.proof_dir {
             Some(dir) => {
@@ -301,7 +384,7 @@ impl AppendPrinter {
         if self
             .checkpoint
             .as_ref()
-            .is_none_or(|c| c.size < receipt.checkpoint.size)
+            .is_none_or(|c| c.size() < receipt.checkpoint.size())
         {
             self.checkpoint = Some(Arc::clone(&receipt.checkpoint));
         }
@@ -311,9 +394,9 @@ impl AppendPrinter {
                 print_json(&json!({
                     "index": receipt.index.0,
                     "duplicate": receipt.duplicate,
-                    "leaf_hash": hex(&receipt.leaf_hash),
-                    "checkpoint_size": receipt.checkpoint.size.0,
-                    "root": hex(&receipt.checkpoint.root),
+                    "leaf_hash": receipt.leaf_hash.to_string(),
+                    "checkpoint_size": receipt.checkpoint.size().0,
+                    "root": receipt.checkpoint.root().to_string(),
                     "proof_file": proof_file,
                 }));
             } else {
@@ -329,8 +412,8 @@ impl AppendPrinter {
                     } else {
                         "appended "
                     },
-                    hex(&receipt.leaf_hash),
-                    receipt.checkpoint.size.0,
+                    receipt.leaf_hash,
+                    receipt.checkpoint.size().0,
                 ));
             }
         });
@@ -353,12 +436,56 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
     std::fs::rename(&temp, path).map_err(io)
 }
 
+/// Where each entry of an append came from, so that a failure can name the first
+/// one the log did not acknowledge.
+enum Sources {
+    /// Arguments then files, all read before sending.
+    Given(Vec<String>),
+    /// Stdin line numbers of the entries read but not yet acknowledged, oldest
+    /// first (the reader adds, receipts remove).
+    Stdin(Arc<Mutex<VecDeque<u64>>>),
+}
+
+impl Sources {
+    /// The source of the entry after `acknowledged` acknowledged ones, if any.
+    fn first_unacknowledged(&self, acknowledged: u64) -> Option<(String, Option<u64>)> {
+        match self {
+            Sources::Given(names) => usize::try_from(acknowledged)
+                .ok()
+                .and_then(|i| names.get(i))
+                .map(|name| (name.clone(), None)),
+            Sources::Stdin(lines) => lines
+                .lock()
+                .ok()?
+                .front()
+                .map(|&line| (format!("stdin line {line}"), Some(line))),
+        }
+    }
+
+    fn acknowledged_one(&self) {
+        if let Sources::Stdin(lines) = self
+            && let Ok(mut lines) = lines.lock()
+        {
+            lines.pop_front();
+        }
+    }
+}
+
 async fn append(context: &Context, args: AppendArgs) -> Result<(), ClientError> {
     let batch_size = args.batch_size as usize;
     let given = if args.entries.is_empty() && args.files.is_empty() {
         None
     } else {
         Some(collect_entries(&args.entries, &args.files)?)
+    };
+    let sources = match &given {
+        Some(_) => Sources::Given(
+            (1..=args.entries.len())
+                .map(|i| format!("argument {i}"))
+                .chain(args.files.iter().map(|f| format!("file {}", f.display())))
+                .collect(),
+        ),
+        None => Sources::Stdin(Arc::default()),
     };
     if let Some(dir) = &args.proof_dir {
         std::fs::create_dir_all(dir).map_err(|source| ClientError::Io {
@@ -372,39 +499,59 @@ async fn append(context: &Context, args: AppendArgs) -> Result<(), ClientError> 
         window: args.window as usize,
         ..StreamOptions::default()
     };
+    let bar = progress_bar(given.as_ref().map(|g| g.len() as u64), "entries");
+    {
+        let bar = bar.clone();
+        client.on_retry(move |notice| bar.suspend(|| eprintln!("{}", retry_line(notice))));
+    }
     let mut printer = AppendPrinter {
         json: context.json,
         proof_dir: args.proof_dir.clone(),
-        bar: progress_bar(given.as_ref().map(|g| g.len() as u64), "entries"),
+        bar,
         entries: 0,
         duplicates: 0,
         checkpoint: None,
     };
     let skipped = Arc::new(AtomicU64::new(0));
+    let mut on_receipt = |r: &AppendReceipt| {
+        sources.acknowledged_one();
+        printer.receipt(r)
+    };
     let result = match given {
         Some(entries) if entries.len() <= batch_size => match client.append(entries).await {
-            Ok(receipts) => receipts.iter().try_for_each(|r| printer.receipt(r)),
+            Ok(receipts) => receipts.iter().try_for_each(&mut on_receipt),
             Err(e) => Err(e),
         },
         Some(entries) => {
             let stream = futures::stream::iter(entries.into_iter().map(Ok));
             client
-                .append_stream(stream, &options, |r| printer.receipt(r))
+                .append_stream(stream, &options, &mut on_receipt)
                 .await
                 .map(|_| ())
         }
         None => {
-            let lines = spawn_line_reader(
+            let Sources::Stdin(lines) = &sources else {
+                return Err(ClientError::Input("stdin without a line list".into()));
+            };
+            let reader = spawn_line_reader(
                 std::io::BufReader::new(std::io::stdin()),
                 Arc::clone(&skipped),
+                Arc::clone(lines),
             );
             client
-                .append_stream(ReceiverStream::new(lines), &options, |r| printer.receipt(r))
+                .append_stream(ReceiverStream::new(reader), &options, &mut on_receipt)
                 .await
                 .map(|_| ())
         }
     };
     printer.bar.finish_and_clear();
+    let summary = printer.summary();
+    let result = match result {
+        Ok(()) => Ok(()),
+        Err(error) => Err(explain_partial_append(
+            context, &sources, &printer, &summary, error,
+        )),
+    };
     finish(&mut client, result)?;
     if let Some(dir) = &args.proof_dir {
         std::fs::File::open(dir)
@@ -416,16 +563,7 @@ async fn append(context: &Context, args: AppendArgs) -> Result<(), ClientError> 
     }
     let skipped = skipped.load(Ordering::Relaxed);
     if !context.json {
-        let checkpoint = printer
-            .checkpoint
-            .as_ref()
-            .map(|c| format!("; checkpoint {}", c.summary()))
-            .unwrap_or_default();
-        eprintln!(
-            "merklog: {} acknowledged ({} already in the log), every inclusion proof verified{checkpoint}",
-            count(printer.entries, "entry", "entries"),
-            printer.duplicates
-        );
+        eprintln!("merklog: {summary}");
     }
     if skipped > 0 {
         eprintln!(
@@ -436,32 +574,116 @@ async fn append(context: &Context, args: AppendArgs) -> Result<(), ClientError> 
     Ok(())
 }
 
+/// After a failed append: says on stderr (and in JSON) which entries the log
+/// acknowledged and which not, and returns the error to report.
+fn explain_partial_append(
+    context: &Context,
+    sources: &Sources,
+    printer: &AppendPrinter,
+    summary: &str,
+    error: ClientError,
+) -> ClientError {
+    let input_error = matches!(error, ClientError::Input(_) | ClientError::Read { .. });
+    let maybe_durable = match &error {
+        ClientError::Timeout { .. } | ClientError::RetriesExhausted { .. } => true,
+        ClientError::Rpc { status, .. } => matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Unknown
+                | tonic::Code::Cancelled
+                | tonic::Code::Internal
+        ),
+        _ => false,
+    };
+    if printer.entries == 0 && !input_error && !maybe_durable {
+        // Refused outright: nothing to tell apart.
+        return error;
+    }
+    let first = sources.first_unacknowledged(printer.entries);
+    let (name, line) = match (&first, input_error) {
+        (Some((name, line)), false) => (Some(name.clone()), *line),
+        // An input error names its own line; nothing after it was read.
+        _ => (None, None),
+    };
+    let what_happened = if input_error {
+        let bad = error_line(&error).map_or_else(
+            || "the entry named below".to_owned(),
+            |line| format!("stdin line {line}"),
+        );
+        if printer.entries == 0 {
+            format!("no entry was sent; {bad} is not valid (below)")
+        } else {
+            format!(
+                "{summary} (receipts above): every line before {bad} is in the log; {bad} \
+                 and the lines after it were not sent"
+            )
+        }
+    } else {
+        match &name {
+            Some(name) => format!(
+                "{summary}{}; from {name} on, the entries were not acknowledged: the log may \
+                 or may not hold them. Appending them again is safe: an entry already in the \
+                 log comes back with its index",
+                if printer.entries > 0 {
+                    " (receipts above)"
+                } else {
+                    ""
+                }
+            ),
+            None => summary.to_owned(),
+        }
+    };
+    if !context.json {
+        eprintln!("merklog: {what_happened}");
+    } else {
+        print_json(&json!({
+            "event": "summary",
+            "ok": false,
+            "acknowledged": printer.entries,
+            "duplicates": printer.duplicates,
+            "input_error": input_error,
+            "first_unacknowledged": name,
+            "first_unsent_line": line.or_else(|| if input_error { error_line(&error) } else { None }),
+        }));
+    }
+    error
+}
+
+/// The stdin line number an input error names, if any.
+fn error_line(error: &ClientError) -> Option<u64> {
+    let text = error.to_string();
+    let rest = text.strip_prefix("stdin line ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 async fn checkpoint(context: &Context, args: CheckpointArgs) -> Result<(), ClientError> {
     let mut client = context.connect().await?;
     let previous = client.latest().cloned();
     let result = client.checkpoint().await;
     let checkpoint = finish(&mut client, result)?;
     if let Some(out) = &args.out {
-        write_atomically(out, &checkpoint.note)?;
+        write_atomically(out, checkpoint.note())?;
     }
     if context.json {
         let mut value = checkpoint_json(&checkpoint);
         value["note"] = json!(checkpoint.note_text());
-        value["previous_size"] = json!(previous.as_ref().map(|p| p.size.0));
+        value["previous_size"] = json!(previous.as_ref().map(|p| p.size().0));
         print_json(&value);
     } else {
         print_line(&format!("verified checkpoint: {}", checkpoint.summary()));
         let history = match &previous {
             None => "first checkpoint of this log seen here; remembered from now on".to_owned(),
-            Some(p) if p.size == checkpoint.size => {
+            Some(p) if p.size() == checkpoint.size() => {
                 format!(
                     "unchanged since the last verified checkpoint (size {})",
-                    p.size.0
+                    p.size().0
                 )
             }
             Some(p) => format!(
                 "consistent with the last verified checkpoint (size {}): consistency proof verified",
-                p.size.0
+                p.size().0
             ),
         };
         print_line(&history);
@@ -472,6 +694,13 @@ async fn checkpoint(context: &Context, args: CheckpointArgs) -> Result<(), Clien
 }
 
 async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
+    if context.json && args.out.as_deref() == Some(Path::new("-")) {
+        return Err(ClientError::Input(
+            "--json with --out -: stdout would carry both the proof file and the JSON; write \
+             the proof to a file (--out FILE) to get the JSON result"
+                .into(),
+        ));
+    }
     let leaf_hash = match (&args.hash, &args.entry) {
         (Some(hash), _) => Some(parse_hash(hash)?),
         (None, Some(file)) => Some(hash_leaf(&read_file(file, MAX_ENTRY_FILE_LEN)?)),
@@ -507,7 +736,7 @@ async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
     let message = format!(
         "entry {} (leaf hash {}) is in {}: inclusion proof verified{}",
         receipt.index.0,
-        hex(&receipt.leaf_hash),
+        receipt.leaf_hash,
         receipt.checkpoint.summary(),
         if to_stdout {
             String::new()
@@ -520,7 +749,7 @@ async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
     } else if context.json {
         let mut value = checkpoint_json(&receipt.checkpoint);
         value["index"] = json!(receipt.index.0);
-        value["leaf_hash"] = json!(hex(&receipt.leaf_hash));
+        value["leaf_hash"] = json!(receipt.leaf_hash.to_string());
         value["proof_file"] = json!(out);
         print_json(&value);
     } else {
@@ -554,10 +783,11 @@ async fn consistency(context: &Context, args: ConsistencyArgs) -> Result<(), Cli
             Some(spec) => resolve_checkpoint(&mut client, spec).await?,
             None => client.checkpoint().await?,
         };
-        if old.size > new.size {
+        if old.size() > new.size() {
             return Err(ClientError::Input(format!(
                 "OLD (size {}) is larger than NEW (size {})",
-                old.size.0, new.size.0
+                old.size().0,
+                new.size().0
             )));
         }
         let proof = client.prove_consistency(&old, &new).await?;
@@ -570,15 +800,15 @@ async fn consistency(context: &Context, args: ConsistencyArgs) -> Result<(), Cli
             "ok": true,
             "old": checkpoint_json(&old),
             "new": checkpoint_json(&new),
-            "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+            "proof": proof.iter().map(|h| b64(h.as_bytes())).collect::<Vec<_>>(),
         }));
     } else {
         print_line(&format!(
             "consistent: size {} (root {}) is a prefix of size {} (root {}); proof of {} hashes verified",
-            old.size.0,
-            hex(&old.root),
-            new.size.0,
-            hex(&new.root),
+            old.size().0,
+            old.root(),
+            new.size().0,
+            new.root(),
             proof.len()
         ));
     }
@@ -587,8 +817,22 @@ async fn consistency(context: &Context, args: ConsistencyArgs) -> Result<(), Cli
 
 async fn watch(context: &Context, args: WatchArgs) -> Result<(), ClientError> {
     let mut client = context.connect().await?;
-    let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut watch = client.watch().await?;
+    let deadline = args.stop_after.map(|t| tokio::time::Instant::now() + t);
+    let options = WatchOptions {
+        from: args.from,
+        resume: !args.no_resume,
+        reconnect: !args.no_reconnect,
+    };
+    let mut watch = client.watch_with(options).await?;
+    watch.on_reconnect(|notice| {
+        eprintln!(
+            "merklog: watch: {}; reconnecting in {} (attempt {}), then carrying on from the last \
+             verified checkpoint",
+            notice.reason,
+            human_duration(notice.delay),
+            notice.attempt
+        );
+    });
     let mut updates = 0u64;
     let outcome = loop {
         if args.max_updates.is_some_and(|max| updates >= max) {
@@ -619,17 +863,19 @@ async fn watch(context: &Context, args: WatchArgs) -> Result<(), ClientError> {
             let mut value = checkpoint_json(checkpoint);
             value["event"] = json!("checkpoint");
             value["initial"] = json!(event.initial);
+            value["first_index"] = json!(event.first_index);
             print_json(&value);
         } else {
-            print_line(&format!(
-                "checkpoint {}{}",
-                checkpoint.summary(),
-                if event.initial {
-                    " (current)"
-                } else {
-                    " (consistent, entries verified)"
-                }
-            ));
+            let note = match (event.initial, event.entries.is_empty()) {
+                (true, true) => " (current)".to_owned(),
+                (true, false) => format!(
+                    " (current; the {} from index {} verified)",
+                    count(event.entries.len() as u64, "entry", "entries"),
+                    event.first_index
+                ),
+                (false, _) => " (consistent, entries verified)".to_owned(),
+            };
+            print_line(&format!("checkpoint {}{note}", checkpoint.summary()));
         }
         if !args.no_entries {
             for (index, entry) in (event.first_index..).zip(&event.entries) {

@@ -35,7 +35,7 @@ pub(super) fn check_entry(
 
 /// Reads a whole file (`-` is stdin), refusing more than `limit` bytes.
 pub(super) fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, ClientError> {
-    let io = |source| ClientError::Io {
+    let io = |source| ClientError::Read {
         path: path.to_owned(),
         source,
     };
@@ -83,10 +83,12 @@ pub(super) fn collect_entries(
 /// Reads entries from `reader` one per line on a thread of its own: an entry is
 /// the line's exact bytes without its `\n` (a `\r` stays). Empty lines are
 /// skipped and counted. The first bad line or read error ends the stream with
-/// that error.
+/// that error. The line number of each entry is added to `sent_lines` before the
+/// entry is handed on.
 pub(super) fn spawn_line_reader(
     mut reader: impl BufRead + Send + 'static,
     skipped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    sent_lines: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<u64>>>,
 ) -> mpsc::Receiver<Result<Bytes, ClientError>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD);
     std::thread::spawn(move || {
@@ -116,12 +118,15 @@ pub(super) fn spawn_line_reader(
                             .map(|()| Bytes::from(line))
                     }
                 }
-                Err(source) => Err(ClientError::Io {
+                Err(source) => Err(ClientError::Read {
                     path: PathBuf::from("<stdin>"),
                     source,
                 }),
             };
             let failed = item.is_err();
+            if !failed && let Ok(mut lines) = sent_lines.lock() {
+                lines.push_back(line_number);
+            }
             if sender.blocking_send(item).is_err() || failed {
                 return;
             }
@@ -139,7 +144,12 @@ mod tests {
 
     fn read_lines(input: Vec<u8>) -> (Vec<Result<Bytes, ClientError>>, u64) {
         let skipped = Arc::new(AtomicU64::new(0));
-        let mut receiver = spawn_line_reader(std::io::Cursor::new(input), Arc::clone(&skipped));
+        let lines = Arc::default();
+        let mut receiver = spawn_line_reader(
+            std::io::Cursor::new(input),
+            Arc::clone(&skipped),
+            Arc::clone(&lines),
+        );
         let mut items = Vec::new();
         while let Some(item) = receiver.blocking_recv() {
             items.push(item);

@@ -28,7 +28,19 @@ Exit codes:
   0  success
   1  verification failure: a signature, proof, entry or the log's history did not
      verify (the evidence is printed; with --json also as JSON on stdout)
-  2  usage, file or network error
+  2  usage, configuration, file or network error, or a refusal by the log: nothing was
+     shown to be wrong with the log. This includes a log key that belongs to another
+     log, an unreachable server, retries that ran out (--retries, --retry-for), and
+     FAILED_PRECONDITION, a log that refuses to sign (a witness froze it after seeing
+     a fork, or its data does not match what it signed) until an operator acts, which
+     is not retried
+
+Connections: --connect-timeout bounds connecting, --timeout each call (and on a
+stream each expected answer), so no command waits forever on a server that does not
+answer. Appends answered UNAVAILABLE or RESOURCE_EXHAUSTED (such as \"waiting for
+witness quorum\": the entries are durable, not yet published) are retried with
+backoff, with a progress line on stderr for each retry; appending the same entries
+again is always safe, an entry already in the log comes back with its index.
 
 Every checkpoint is verified with the log key, every proof is checked, and the last
 verified checkpoint of each log is kept in the state file, so a log that rolls back or
@@ -77,6 +89,30 @@ pub struct Cli {
     /// Machine-readable output: JSON on stdout (one object per line for streams).
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// How long to wait for the connection to the server.
+    #[arg(long, global = true, env = "MERKLOG_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub connect_timeout: std::time::Duration,
+
+    /// How long to wait for the answer to each call (on a stream: for each
+    /// expected answer); a server that accepts but does not answer fails after it.
+    #[arg(long, global = true, env = "MERKLOG_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: std::time::Duration,
+
+    /// How often to retry an append answered UNAVAILABLE or RESOURCE_EXHAUSTED
+    /// (such as "waiting for witness quorum"); 0 never retries.
+    #[arg(
+        long,
+        global = true,
+        env = "MERKLOG_RETRIES",
+        value_name = "N",
+        default_value_t = 8
+    )]
+    pub retries: u32,
+
+    /// Retry such appends for this long instead of a number of times (e.g. 5m).
+    #[arg(long, global = true, env = "MERKLOG_RETRY_FOR", value_name = "DURATION", value_parser = parse_duration)]
+    pub retry_for: Option<std::time::Duration>,
 
     /// What to do.
     #[command(subcommand)]
@@ -136,7 +172,17 @@ pub struct KeyGenerateArgs {
 #[command(after_help = "\
 With neither ENTRY arguments nor --file, entries are read from stdin, one per line: an \
 entry is exactly the line's bytes without its newline (a JSON line is not re-serialised, \
-so `verify --entry` reproduces its leaf hash). Empty lines are skipped.")]
+so `verify --entry` reproduces its leaf hash). Empty lines are skipped.
+
+Arguments and files are all checked before anything is sent. Stdin is streamed: at a \
+line the log cannot take (empty after all, or over 65,535 bytes) nothing more is sent, \
+the receipts of every line before it are printed, and the command fails (exit 2) naming \
+that line: every line before it is in the log, none from it on was sent. With --json the \
+last line on stdout says the same (`ok`, `acknowledged`, `first_unsent_line`).
+
+Identical entries are stored once: appending bytes that are already in the log returns \
+the existing index (reported as `duplicate`). To record two real events that look the \
+same, make them differ, e.g. with an event id or a timestamp.")]
 pub struct AppendArgs {
     /// Entries to append, each argument's UTF-8 bytes one entry.
     #[arg(value_name = "ENTRY")]
@@ -211,16 +257,32 @@ pub struct ConsistencyArgs {
 /// `merklog watch`
 #[derive(Debug, Args)]
 #[command(after_help = "\
+Starts from the last verified checkpoint of the state file: the entries added since \
+then (while no watch ran) are fetched, verified and printed first. --from INDEX starts \
+at that entry instead. When the server goes away or restarts, it reconnects with \
+backoff (a line on stderr each time) and carries on from the last verified \
+checkpoint, so no entry is skipped.
+
 Stops with exit code 1 and the evidence at the first checkpoint that fails \
 verification, is inconsistent with an earlier one, or whose entries do not rebuild \
-its root. Stops with 0 after --max-updates new checkpoints or at --timeout.")]
+its root. Stops with 0 after --max-updates new checkpoints or after --stop-after.")]
 pub struct WatchArgs {
     /// Stop after this many new checkpoints (not counting the current one).
     #[arg(long, value_name = "N")]
     pub max_updates: Option<u64>,
     /// Stop after this long, with units: 500ms, 30s, 2m, 1h30m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub timeout: Option<std::time::Duration>,
+    pub stop_after: Option<std::time::Duration>,
+    /// Print (and verify) every entry from this index on, then follow the log.
+    #[arg(long, value_name = "INDEX")]
+    pub from: Option<u64>,
+    /// Only the current checkpoint and what follows, not the entries added since
+    /// the last verified checkpoint.
+    #[arg(long, conflicts_with = "from")]
+    pub no_resume: bool,
+    /// Exit (code 2) when the connection is lost instead of reconnecting.
+    #[arg(long)]
+    pub no_reconnect: bool,
     /// Do not print entries, only checkpoints.
     #[arg(long)]
     pub no_entries: bool,

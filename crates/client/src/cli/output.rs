@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::SignedCheckpoint;
-use crate::encoding::{b64, hex};
+use crate::encoding::b64;
 
 /// Prints one JSON value as a line on stdout. A closed stdout (e.g. `| head`)
 /// is not an error worth reporting.
@@ -24,10 +24,10 @@ pub(super) fn print_line(line: &str) {
 /// The JSON description of a checkpoint.
 pub(super) fn checkpoint_json(checkpoint: &SignedCheckpoint) -> Value {
     json!({
-        "origin": checkpoint.origin,
-        "size": checkpoint.size.0,
-        "root": hex(&checkpoint.root),
-        "root_base64": b64(&checkpoint.root),
+        "origin": checkpoint.origin(),
+        "size": checkpoint.size().0,
+        "root": checkpoint.root().to_string(),
+        "root_base64": b64(checkpoint.root().as_bytes()),
     })
 }
 
@@ -44,7 +44,7 @@ pub(super) fn entry_json(index: u64, entry: &[u8]) -> Value {
     json!({
         "event": "entry",
         "index": index,
-        "leaf_hash": hex(&merklog_merkle::hash_leaf(entry)),
+        "leaf_hash": merklog_merkle::hash_leaf(entry).to_string(),
         "entry": std::str::from_utf8(entry).ok(),
         "entry_base64": b64(entry),
     })

@@ -13,10 +13,6 @@ fn write(path: &Path, bytes: impl AsRef<[u8]>) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -234,9 +230,9 @@ async fn proofs_saved_by_append_verify_offline_and_alterations_fail() {
     write(&dir.path().join("signature"), signature_altered);
     let run = verify("signature").await.verification_failure();
     assert!(run.stderr.contains("signature"), "{}", run.stderr);
-    // Another log's key.
+    // Another log's key: a configuration error naming both keys.
     let (_, other) = merklog_note::generate_ed25519(ORIGIN).unwrap();
-    offline
+    let run = offline
         .run(&[
             "verify",
             "proofs/0.tlog-proof",
@@ -246,7 +242,15 @@ async fn proofs_saved_by_append_verify_offline_and_alterations_fail() {
             &other,
         ])
         .await
-        .verification_failure();
+        .error();
+    let key_id = |vkey: &str| vkey.split('+').nth(1).unwrap().to_owned();
+    assert!(
+        run.stderr.contains("does not belong to this log")
+            && run.stderr.contains(&key_id(&other))
+            && run.stderr.contains(&key_id(&vkey)),
+        "{}",
+        run.stderr
+    );
     // Garbage instead of a proof.
     write(&dir.path().join("garbage"), "not a proof\n");
     verify("garbage").await.verification_failure();
@@ -354,12 +358,15 @@ async fn append_from_stdin_keeps_each_line_exactly() {
         assert_eq!(line["index"], i as u64, "input order is kept");
     }
     let expected_leaf = hash_leaf(b"{\"event\":\"login\",\"user\":\"ann\"}");
-    assert_eq!(lines[0]["leaf_hash"], hex(&expected_leaf));
-    assert_eq!(lines[1]["leaf_hash"], hex(&hash_leaf(b"crlf line\r")));
-    assert_eq!(lines[2]["leaf_hash"], hex(&hash_leaf(b"  spaces kept  ")));
+    assert_eq!(lines[0]["leaf_hash"], expected_leaf.to_string());
+    assert_eq!(lines[1]["leaf_hash"], hash_leaf(b"crlf line\r").to_string());
+    assert_eq!(
+        lines[2]["leaf_hash"],
+        hash_leaf(b"  spaces kept  ").to_string()
+    );
     assert_eq!(
         lines[303]["leaf_hash"],
-        hex(&hash_leaf(b"last line without newline"))
+        hash_leaf(b"last line without newline").to_string()
     );
 
     // The exact line bytes reproduce the leaf hash for prove and verify.
@@ -455,7 +462,7 @@ async fn checkpoint_prove_consistency_audit_and_watch() {
     write(&dir.path().join("b"), "b");
     cli.run(&["verify", "p1", "--entry", "b"]).await.ok();
     let by_hash = cli
-        .run(&["--json", "prove", "--hash", &hex(&hash_leaf(b"c"))])
+        .run(&["--json", "prove", "--hash", &hash_leaf(b"c").to_string()])
         .await
         .ok();
     assert_eq!(by_hash.json_lines()[0]["index"], 2);
@@ -468,7 +475,7 @@ async fn checkpoint_prove_consistency_audit_and_watch() {
     );
     cli.run(&["prove", "99"]).await.error();
     cli.run(&["prove", "--hash", "not-a-hash"]).await.error();
-    cli.run(&["prove", "1", "--hash", &hex(&hash_leaf(b"c"))])
+    cli.run(&["prove", "1", "--hash", &hash_leaf(b"c").to_string()])
         .await
         .error();
 
@@ -498,7 +505,7 @@ async fn checkpoint_prove_consistency_audit_and_watch() {
     assert_eq!(run.json_lines()[0]["entries"], 5);
 
     // watch: bounded by --timeout, then by --max-updates while entries arrive.
-    let idle = cli.run(&["watch", "--timeout", "300ms"]).await.ok();
+    let idle = cli.run(&["watch", "--stop-after", "300ms"]).await.ok();
     assert!(idle.stdout.contains("(current)"), "{}", idle.stdout);
     let watcher = {
         let cli = cli.clone();

@@ -1,56 +1,42 @@
-//! Shared helpers: a real merklogd in this process on port 0, and the `merklog`
-//! binary run as a child process.
+//! Shared helpers: merklog-testkit's merklogd in this process on port 0 with a
+//! verifying client for it, and the `merklog` binary run as a child process.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use merklog_client::{Client, ClientOptions, StateFile, TrustedLog, load_verifier_key};
-use merklog_server::{BoundAddrs, Listeners, Server, ServerConfig, ServerError};
+use merklog_server::ServerConfig;
 use tokio::io::AsyncWriteExt as _;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub(crate) const ORIGIN: &str = "client-test.example/log";
 
-/// A merklogd running in this process.
-pub(crate) struct TestServer {
-    pub(crate) addrs: BoundAddrs,
-    pub(crate) vkey: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), ServerError>>>,
+/// merklog-testkit's in-process merklogd with origin [`ORIGIN`], and what the
+/// client tests need on top of it.
+pub(crate) struct TestServer(merklog_testkit::TestServer);
+
+impl Deref for TestServer {
+    type Target = merklog_testkit::TestServer;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl TestServer {
     pub(crate) async fn start(data_dir: &Path) -> Self {
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let config = ServerConfig {
-            data_dir: data_dir.to_owned(),
-            listen: any,
-            http_listen: any,
-            metrics_listen: any,
-            origin: Some(ORIGIN.to_owned()),
-            ..ServerConfig::default()
-        };
-        let listeners = Listeners::bind(&config).await.unwrap();
-        let addrs = listeners.local_addrs().unwrap();
-        let server = Server::open(config).await.unwrap();
-        let vkey = server.vkey().to_owned();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve(listeners, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            addrs,
-            vkey,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Self::start_at(data_dir, "127.0.0.1:0".parse().unwrap()).await
     }
 
-    pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addrs.grpc)
+    /// Starts with gRPC on `grpc` (a restarted server keeps its address).
+    pub(crate) async fn start_at(data_dir: &Path, grpc: SocketAddr) -> Self {
+        let config = ServerConfig {
+            listen: grpc,
+            origin: Some(ORIGIN.to_owned()),
+            ..merklog_testkit::test_config(data_dir)
+        };
+        Self(merklog_testkit::TestServer::start_with(config).await)
     }
 
     pub(crate) fn trust(&self) -> TrustedLog {
@@ -69,22 +55,8 @@ impl TestServer {
     }
 
     /// Graceful stop; the server must exit cleanly.
-    pub(crate) async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("server did not stop in time")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub(crate) async fn stop(self) {
+        self.0.stop().await;
     }
 }
 

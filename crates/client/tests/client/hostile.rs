@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use merklog_client::{
-    Client, ClientError, ClientOptions, InconsistencyKind, StateFile, TrustedLog, load_verifier_key,
+    Client, ClientError, ClientOptions, InconsistencyKind, SignedCheckpoint, StateFile, TrustedLog,
+    load_verifier_key,
 };
 use merklog_merkle::{LeafIndex, TreeSize, hash_leaf};
 use merklog_note::NoteError;
 
 use crate::common::{Merklog, Run};
-use crate::fake::{FAKE_ORIGIN, FakeServer, fake_signer};
+use merklog_testkit::{FAKE_ORIGIN, FakeServer, fake_signer};
 
 const FIVE: [&str; 5] = ["e0", "e1", "e2", "e3", "e4"];
 
@@ -52,7 +53,7 @@ async fn the_honest_fake_is_accepted() {
     let server = FakeServer::start(&FIVE).await;
     let mut client = connect(&server, None).await;
     let checkpoint = client.checkpoint().await.unwrap();
-    assert_eq!(checkpoint.size, TreeSize(5));
+    assert_eq!(checkpoint.size(), TreeSize(5));
     let receipts = client
         .append(vec![Bytes::from("e5"), Bytes::from("e1")])
         .await
@@ -74,7 +75,7 @@ async fn a_mutated_inclusion_proof_is_rejected() {
         ClientError::Inclusion(failure) => {
             assert_eq!(failure.index, 5);
             assert_eq!(failure.leaf_hash, hash_leaf(b"new entry"));
-            assert_eq!(failure.checkpoint.size, TreeSize(6));
+            assert_eq!(failure.checkpoint.size(), TreeSize(6));
         }
         other => panic!("expected an inclusion failure, got {other:?}"),
     }
@@ -129,22 +130,27 @@ async fn a_checkpoint_with_a_wrong_origin_is_rejected() {
 async fn a_checkpoint_signed_by_an_unknown_key_is_rejected() {
     let server = FakeServer::start(&FIVE).await;
     let trusted = server.vkey();
-    // Same key name, another key; then another name altogether.
-    for signer in [
-        fake_signer(FAKE_ORIGIN, 99),
-        fake_signer("other.example/log", 7),
+    let trusted_id = trusted.split('+').nth(1).unwrap().to_owned();
+    // Same key name, another key; then another name altogether: the configured
+    // key is not this log's, a configuration error (exit 2) naming both keys.
+    for (signer, name) in [
+        (fake_signer(FAKE_ORIGIN, 99), FAKE_ORIGIN),
+        (fake_signer("other.example/log", 7), "other.example/log"),
     ] {
         server.with(|s| s.signer = signer);
         let trust = TrustedLog::new(load_verifier_key(&trusted).unwrap(), None);
         let mut client = Client::connect(&server.url, trust, None, ClientOptions::default())
             .await
             .unwrap();
-        let error = failure(client.checkpoint().await);
+        let error = client.checkpoint().await.unwrap_err();
+        assert!(matches!(&error, ClientError::WrongKey(_)), "{error:?}");
+        assert!(!error.is_verification_failure());
+        let text = error.to_string();
         assert!(
-            matches!(&error, ClientError::Checkpoint { source, .. }
-                if matches!(**source, NoteError::NoKnownSignature { .. })),
-            "{error:?}"
+            text.contains(&format!("{FAKE_ORIGIN}+{trusted_id}")),
+            "{text}"
         );
+        assert!(text.contains(&format!("signed by {name}+")), "{text}");
     }
 }
 
@@ -164,22 +170,22 @@ async fn a_rollback_across_runs_is_caught_through_the_state_file() {
     let server = FakeServer::start(&FIVE).await;
     {
         let mut run1 = connect(&server, Some(&state)).await;
-        assert_eq!(run1.checkpoint().await.unwrap().size, TreeSize(5));
+        assert_eq!(run1.checkpoint().await.unwrap().size(), TreeSize(5));
         run1.save_state().unwrap();
     }
     // The server now presents an older tree (e.g. restored from a backup).
     server.with(|s| s.published = 3);
     let mut run2 = connect(&server, Some(&state)).await;
     assert_eq!(
-        run2.latest().unwrap().size,
+        run2.latest().unwrap().size(),
         TreeSize(5),
         "loaded from the state file"
     );
     let error = failure(run2.checkpoint().await);
     let inconsistency = inconsistency(&error);
     assert_eq!(inconsistency.kind, InconsistencyKind::Rollback);
-    assert_eq!(inconsistency.old.size, TreeSize(5));
-    assert_eq!(inconsistency.new.size, TreeSize(3));
+    assert_eq!(inconsistency.old.size(), TreeSize(5));
+    assert_eq!(inconsistency.new.size(), TreeSize(3));
     // Watching sees the same rollback as its first step.
     let mut watch = run2.watch().await.unwrap();
     failure(watch.next().await);
@@ -187,7 +193,7 @@ async fn a_rollback_across_runs_is_caught_through_the_state_file() {
     // The state still holds size 5: a failure never moves it backwards.
     run2.save_state().unwrap();
     let run3 = connect(&server, Some(&state)).await;
-    assert_eq!(run3.latest().unwrap().size, TreeSize(5));
+    assert_eq!(run3.latest().unwrap().size(), TreeSize(5));
 
     // The same through the command line: exit 1 with both checkpoints shown.
     let cli = Merklog::new(&server.url, &server.vkey(), &state, dir.path());
@@ -228,8 +234,8 @@ async fn two_roots_for_one_size_are_a_fork() {
     let fork = inconsistency(&error);
     assert_eq!(fork.kind, InconsistencyKind::Fork);
     assert_eq!(fork.old, seen);
-    assert_eq!(fork.new.size, TreeSize(5));
-    assert_ne!(fork.new.root, seen.root);
+    assert_eq!(fork.new.size(), TreeSize(5));
+    assert_ne!(fork.new.root(), seen.root());
     // ...and in a later run, from the state file.
     let mut run2 = connect(&server, Some(&state)).await;
     let error = failure(run2.checkpoint().await);
@@ -245,7 +251,7 @@ async fn two_roots_for_one_size_are_a_fork() {
         "{error:?}"
     );
     assert_eq!(inconsistent.old, seen);
-    assert_eq!(inconsistent.new.size, TreeSize(7));
+    assert_eq!(inconsistent.new.size(), TreeSize(7));
     assert!(
         !inconsistent.proof.is_empty(),
         "the proof is kept as evidence"
@@ -256,8 +262,12 @@ async fn two_roots_for_one_size_are_a_fork() {
     // A fork is also refused when two runs race to save different roots.
     let state_file = StateFile::new(&state);
     let trust = TrustedLog::new(load_verifier_key(&server.vkey()).unwrap(), None);
-    let mut forked = seen.clone();
-    forked.root[0] ^= 1;
+    // The log's own key signs the same size with another root.
+    let mut body = seen.checkpoint().clone();
+    let mut root = *body.root.as_bytes();
+    root[0] ^= 1;
+    body.root = root.into();
+    let forked = SignedCheckpoint::sign(body, &fake_signer(FAKE_ORIGIN, 7)).unwrap();
     assert!(state_file.save(&trust, &seen).is_ok());
     assert!(matches!(
         state_file.save(&trust, &forked),
@@ -277,7 +287,7 @@ async fn a_mutated_consistency_proof_is_rejected() {
     assert_eq!(inconsistent.old, first);
     assert!(matches!(inconsistent.kind, InconsistencyKind::BadProof(_)));
     // The checkpoint that failed was not adopted.
-    assert_eq!(client.latest().unwrap().size, TreeSize(5));
+    assert_eq!(client.latest().unwrap().size(), TreeSize(5));
 }
 
 #[tokio::test]
@@ -346,7 +356,7 @@ async fn watch_on_the_command_line_exits_1_with_evidence() {
     );
     let watcher = {
         let cli = cli.clone();
-        tokio::spawn(async move { cli.run(&["watch", "--timeout", "30s"]).await })
+        tokio::spawn(async move { cli.run(&["watch", "--stop-after", "30s"]).await })
     };
     // Append until the watcher has subscribed and seen a step (bounded).
     for i in 0..100 {

@@ -34,7 +34,7 @@ async fn streamed_appends_are_verified_and_delivered_in_order() {
         .unwrap();
     assert_eq!(summary.entries, 1500);
     assert_eq!(summary.duplicates, 0);
-    assert_eq!(summary.checkpoint.as_ref().unwrap().size, TreeSize(1500));
+    assert_eq!(summary.checkpoint.as_ref().unwrap().size(), TreeSize(1500));
     for (i, (receipt, entry)) in receipts.iter().zip(&entries).enumerate() {
         assert_eq!(receipt.index, LeafIndex(i as u64), "input order");
         assert_eq!(receipt.leaf_hash, hash_leaf(entry));
@@ -56,7 +56,7 @@ async fn streamed_appends_are_verified_and_delivered_in_order() {
     let report = client.audit(|_, _| {}).await.unwrap();
     assert_eq!(report.entries, 1500);
     let frontier = client.frontier(&report.checkpoint).await.unwrap();
-    assert_eq!(frontier.root(), report.checkpoint.root);
+    assert_eq!(frontier.root(), report.checkpoint.root());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,8 +65,8 @@ async fn proofs_consistency_and_watch_against_the_real_log() {
     let server = TestServer::start(&dir.path().join("data")).await;
     let mut client = server.client(None).await;
     let empty = client.checkpoint().await.unwrap();
-    assert_eq!(empty.size, TreeSize(0));
-    assert_eq!(empty.origin, ORIGIN);
+    assert_eq!(empty.size(), TreeSize(0));
+    assert_eq!(empty.origin(), ORIGIN);
     // The watch starts on the empty tree and follows three rounds.
     let mut watcher = server.client(None).await;
     let watched = tokio::spawn(async move {
@@ -87,7 +87,7 @@ async fn proofs_consistency_and_watch_against_the_real_log() {
             .map(|i| Bytes::from(format!("round {round} entry {i}")))
             .collect();
         let receipts = client.append(batch).await.unwrap();
-        sizes.push(receipts[0].checkpoint.size);
+        sizes.push(receipts[0].checkpoint.size());
     }
     let (initial, entries) = tokio::time::timeout(std::time::Duration::from_secs(30), watched)
         .await
@@ -142,7 +142,7 @@ async fn the_state_file_remembers_and_refuses_another_key() {
         .load(&server.trust())
         .unwrap()
         .unwrap();
-    assert_eq!(reloaded.size, TreeSize(1));
+    assert_eq!(reloaded.size(), TreeSize(1));
 
     // A log of the same origin with another key is refused, not silently trusted.
     let (_, other_vkey) = generate_ed25519(ORIGIN).unwrap();

@@ -1,6 +1,6 @@
-//! Test helpers: an in-memory node store fed by `CompactRange`, and a deliberately naive
-//! recursive RFC 6962 implementation (straight from the RFC's definitions, no shared
-//! code with the crate) to compare against.
+//! Test helpers: an in-memory node store fed by `CompactRange`, and the deliberately
+//! naive recursive RFC 6962 implementation of merklog-testkit-tree (straight from the
+//! RFC's definitions, no shared code with the crate) to compare against.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
@@ -75,73 +75,24 @@ impl NodeReader for MemStore {
     }
 }
 
-/// RFC 6962 section 2.1, written as recursively and plainly as the RFC states it.
+/// The naive recursive tree of merklog-testkit-tree (RFC 9162 section 2.1 as the RFC
+/// states it, sharing no code with this crate), under the names these tests use.
 pub mod naive {
-    use merklog_merkle::{Hash, empty_root, hash_children};
-
-    /// Largest power of two strictly smaller than `n` (n > 1).
-    fn split(n: usize) -> usize {
-        let mut k = 1;
-        while k * 2 < n {
-            k *= 2;
-        }
-        k
-    }
+    use merklog_merkle::Hash;
 
     /// MTH(D[n]).
     pub fn root(leaves: &[Hash]) -> Hash {
-        match leaves.len() {
-            0 => empty_root(),
-            1 => leaves[0],
-            n => {
-                let k = split(n);
-                hash_children(&root(&leaves[..k]), &root(&leaves[k..]))
-            }
-        }
+        merklog_testkit_tree::mth(leaves)
     }
 
     /// PATH(m, D[n]).
     pub fn path(m: usize, leaves: &[Hash]) -> Vec<Hash> {
-        let n = leaves.len();
-        if n <= 1 {
-            return Vec::new();
-        }
-        let k = split(n);
-        if m < k {
-            let mut proof = path(m, &leaves[..k]);
-            proof.push(root(&leaves[k..]));
-            proof
-        } else {
-            let mut proof = path(m - k, &leaves[k..]);
-            proof.push(root(&leaves[..k]));
-            proof
-        }
+        merklog_testkit_tree::path(m, leaves).unwrap()
     }
 
     /// PROOF(m, D[n]) = SUBPROOF(m, D[n], true).
     pub fn consistency(m: usize, leaves: &[Hash]) -> Vec<Hash> {
-        subproof(m, leaves, true)
-    }
-
-    fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
-        let n = leaves.len();
-        if m == n {
-            return if complete {
-                Vec::new()
-            } else {
-                vec![root(leaves)]
-            };
-        }
-        let k = split(n);
-        if m <= k {
-            let mut proof = subproof(m, &leaves[..k], complete);
-            proof.push(root(&leaves[k..]));
-            proof
-        } else {
-            let mut proof = subproof(m - k, &leaves[k..], false);
-            proof.push(root(&leaves[..k]));
-            proof
-        }
+        merklog_testkit_tree::proof(m, leaves).unwrap()
     }
 }
 
@@ -165,6 +116,8 @@ impl SplitMix {
 /// Flips one bit (0..256) of one hash of a proof.
 pub fn flipped(proof: &[Hash], which: usize, bit: usize) -> Vec<Hash> {
     let mut proof = proof.to_vec();
-    proof[which][bit / 8] ^= 1 << (bit % 8);
+    let mut bytes = *proof[which].as_bytes();
+    bytes[bit / 8] ^= 1 << (bit % 8);
+    proof[which] = Hash::from_bytes(bytes);
     proof
 }

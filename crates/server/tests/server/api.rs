@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use merklog_merkle::bundle::split_bundle;
 use merklog_merkle::tile::{TileId, entry_bundle_path, subtree_root};
 use merklog_merkle::{Hash, empty_root, hash_leaf};
 use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf};
@@ -41,7 +42,7 @@ async fn append_checked(
         assert_eq!(tree.entries[answer.index as usize], *entry);
     }
     assert_eq!(checkpoint.size, tree.leaves.len() as u64);
-    assert_eq!(&checkpoint.root[..], &tree.root(checkpoint.size)[..]);
+    assert_eq!(&checkpoint.root[..], tree.root(checkpoint.size).as_bytes());
     for answer in &response.entries {
         tree.check_inclusion(
             answer.index,
@@ -76,7 +77,7 @@ async fn every_rpc_and_http_path() {
         .unwrap()
         .into_inner();
     assert_eq!(first.size, 0);
-    assert_eq!(&first.root[..], &empty_root()[..]);
+    assert_eq!(&first.root[..], empty_root().as_bytes());
     open(&server, &first);
 
     // A watcher from the start: it must see sizes only go up.
@@ -209,7 +210,7 @@ async fn every_rpc_and_http_path() {
     open(&server, &latest);
     let size = latest.size;
     assert_eq!(size, tree.leaves.len() as u64);
-    assert_eq!(&latest.root[..], &tree.root(size)[..]);
+    assert_eq!(&latest.root[..], tree.root(size).as_bytes());
 
     // Inclusion proofs: by index and by hash, latest and older sizes.
     let mut rng = Rng::new(7);
@@ -219,7 +220,9 @@ async fn every_rpc_and_http_path() {
         let explicit = rng.below(2) == 0;
         let by_hash = rng.below(2) == 0;
         let leaf = if by_hash {
-            Leaf::LeafHash(Bytes::copy_from_slice(&tree.leaves[index as usize]))
+            Leaf::LeafHash(Bytes::copy_from_slice(
+                tree.leaves[index as usize].as_bytes(),
+            ))
         } else {
             Leaf::Index(index)
         };
@@ -281,7 +284,7 @@ async fn every_rpc_and_http_path() {
         );
         assert_eq!(response.checkpoint.unwrap().note, latest.note);
         tree.check_consistency(checkpoint.size, size, &proof(&response.proof));
-        assert_eq!(&checkpoint.root[..], &tree.root(checkpoint.size)[..]);
+        assert_eq!(&checkpoint.root[..], tree.root(checkpoint.size).as_bytes());
     }
     for _ in 0..30 {
         let new = 1 + rng.below(size);
@@ -391,7 +394,7 @@ async fn check_http(server: &TestServer, tree: &NaiveTree, latest: &v1::Checkpoi
             "application/octet-stream"
         );
         let bundle = response.bytes().await.unwrap();
-        let entries = parse_bundle(&bundle);
+        let entries = split_bundle(&bundle).unwrap();
         assert_eq!(entries.len(), usize::from(width));
         for (k, e) in entries.iter().enumerate() {
             assert_eq!(hash_leaf(e), leaves[index as usize * 256 + k]);
@@ -399,7 +402,7 @@ async fn check_http(server: &TestServer, tree: &NaiveTree, latest: &v1::Checkpoi
     }
     assert_eq!(leaves, tree.leaves);
     assert_eq!(
-        &mth(&leaves)[..],
+        mth(&leaves).as_bytes(),
         &latest.root[..],
         "tiles reproduce the root"
     );
@@ -421,7 +424,7 @@ async fn check_http(server: &TestServer, tree: &NaiveTree, latest: &v1::Checkpoi
     assert_eq!(narrow.status(), 200);
     assert_eq!(
         &narrow.bytes().await.unwrap()[..],
-        &leaves[last_tile as usize * 256][..]
+        leaves[last_tile as usize * 256].as_bytes()
     );
     let narrow = get(&format!("tile/entries/{last_tile:03}.p/1"))
         .await
@@ -447,17 +450,6 @@ async fn check_http(server: &TestServer, tree: &NaiveTree, latest: &v1::Checkpoi
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
     }
-}
-
-/// Splits an entry bundle (big-endian u16 length || bytes, repeated).
-fn parse_bundle(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
-        out.push(bytes[2..2 + len].to_vec());
-        bytes = &bytes[2 + len..];
-    }
-    out
 }
 
 async fn check_reflection_and_health(server: &TestServer) {
@@ -666,7 +658,7 @@ async fn concurrent_streams_and_unary_calls_share_rounds() {
         let a = &response.entries[0];
         assert_eq!(tree.entries[a.index as usize], e);
         tree.check_inclusion(a.index, checkpoint.size, &proof(&a.inclusion_proof));
-        assert_eq!(&checkpoint.root[..], &tree.root(checkpoint.size)[..]);
+        assert_eq!(&checkpoint.root[..], tree.root(checkpoint.size).as_bytes());
     }
     server.stop().await;
 }

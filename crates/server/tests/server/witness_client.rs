@@ -27,7 +27,10 @@ async fn serve(router: Router) -> SocketAddr {
 fn request(old_size: u64, proof: Vec<[u8; 32]>) -> WitnessRequest {
     WitnessRequest {
         old_size,
-        consistency_proof: proof,
+        consistency_proof: proof
+            .into_iter()
+            .map(merklog_log::Hash::from_bytes)
+            .collect(),
         checkpoint: bytes::Bytes::from_static(NOTE),
     }
 }

@@ -4,7 +4,9 @@
 //! interior hashes. Shared by the store's right-edge tests and the `store_grow` example
 //! (included with `#[path]`).
 
-use merklog_log::{RoundWrite, TileKey, ValueWrite};
+use merklog_log::{RoundWrite, ValueWrite};
+use merklog_merkle::bundle::push_entry;
+use merklog_merkle::tile::TileId;
 use merklog_merkle::{Hash, hash_children};
 
 #[derive(Default)]
@@ -43,7 +45,7 @@ impl Edge {
                     offsets.push(0);
                 }
                 let tile = &mut self.tiles[usize::from(level)];
-                tile.extend_from_slice(&hash);
+                tile.extend_from_slice(hash.as_bytes());
                 if tile.len() < 256 * 32 {
                     touched |= 1 << level;
                     break;
@@ -51,16 +53,19 @@ impl Edge {
                 let index = (self.size >> (8 * u32::from(level))) >> 8;
                 let full = std::mem::take(tile);
                 hash = hash_children(&full[..32].try_into().unwrap(), &hash);
-                round
-                    .tiles
-                    .push((TileKey { level, index }, ValueWrite::Put(full)));
+                round.tiles.push((
+                    TileId {
+                        level,
+                        index,
+                        width: 256,
+                    },
+                    ValueWrite::Put(full),
+                ));
                 offsets[usize::from(level)] = 0;
                 touched &= !(1 << level);
                 level += 1;
             }
-            self.bundle
-                .extend_from_slice(&(entry.len() as u16).to_be_bytes());
-            self.bundle.extend_from_slice(entry);
+            push_entry(&mut self.bundle, entry).unwrap();
             self.size += 1;
             if self.size.is_multiple_of(256) {
                 round.bundles.push((
@@ -73,9 +78,15 @@ impl Edge {
         for level in 0..8u8 {
             if touched & (1 << level) != 0 {
                 let index = (self.size >> (8 * u32::from(level))) >> 8;
+                let tile = &self.tiles[usize::from(level)];
+                let width = (tile.len() / 32) as u16;
                 round.tiles.push((
-                    TileKey { level, index },
-                    write(&self.tiles[usize::from(level)], offsets[usize::from(level)]),
+                    TileId {
+                        level,
+                        index,
+                        width,
+                    },
+                    write(tile, offsets[usize::from(level)]),
                 ));
             }
         }

@@ -1,52 +1,58 @@
-//! A hostile `merklog.v1.Log` server: an honest in-memory RFC 6962 log whose
-//! answers can be corrupted one way at a time.
+//! A fake `merklog.v1.Log` server: an honest in-memory RFC 9162 log whose answers
+//! can be corrupted one way at a time, for testing clients against a hostile log.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::Stream;
-use merklog_merkle::{Hash, empty_root, hash_children, hash_leaf};
+use merklog_merkle::{Hash, hash_leaf};
 use merklog_note::{Checkpoint, Ed25519Signer, parse_signer_key, sign_checkpoint};
 use merklog_proto::convert::{checkpoint_to_wire, proof_to_wire};
 use merklog_proto::v1::{self, log_server::LogServer};
+use merklog_testkit_tree as naive;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-pub(crate) const FAKE_ORIGIN: &str = "fake.example/log";
+/// The origin the fake log starts with.
+pub const FAKE_ORIGIN: &str = "fake.example/log";
 
 /// One way of lying.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Tamper {
+pub struct Tamper {
     /// Flip a bit of every inclusion proof.
-    pub(crate) inclusion_proof: bool,
+    pub inclusion_proof: bool,
     /// Flip a bit of every consistency proof.
-    pub(crate) consistency_proof: bool,
+    pub consistency_proof: bool,
     /// Serve other bytes for this entry index.
-    pub(crate) entry_at: Option<u64>,
+    pub entry_at: Option<u64>,
     /// State a wrong size in the checkpoint message's unsigned field.
-    pub(crate) wire_size: bool,
+    pub wire_size: bool,
     /// Answer an append with one entry too few.
-    pub(crate) drop_answer: bool,
+    pub drop_answer: bool,
 }
 
-pub(crate) struct FakeState {
+/// What the fake log holds and serves; tests change it through [`FakeServer::with`].
+pub struct FakeState {
     /// The key checkpoints are signed with.
-    pub(crate) signer: Ed25519Signer,
+    pub signer: Ed25519Signer,
     /// The origin line written in checkpoints.
-    pub(crate) origin: String,
-    pub(crate) entries: Vec<Bytes>,
-    pub(crate) leaves: Vec<Hash>,
+    pub origin: String,
+    /// Every entry appended, in order.
+    pub entries: Vec<Bytes>,
+    /// Their leaf hashes.
+    pub leaves: Vec<Hash>,
     /// The size presented as the latest checkpoint (below `entries.len()` to
     /// roll back).
-    pub(crate) published: u64,
-    pub(crate) tamper: Tamper,
+    pub published: u64,
+    /// How the answers lie (nothing by default).
+    pub tamper: Tamper,
 }
 
 impl FakeState {
     fn checkpoint(&self, size: u64) -> v1::Checkpoint {
-        let root = mth(&self.leaves[..size as usize]);
+        let root = naive::mth(&self.leaves[..size as usize]);
         let body = Checkpoint {
             origin: self.origin.clone(),
             size,
@@ -63,7 +69,8 @@ impl FakeState {
     }
 
     fn inclusion(&self, index: u64, size: u64) -> Bytes {
-        let mut proof = path(index as usize, &self.leaves[..size as usize]);
+        let mut proof = naive::path(index as usize, &self.leaves[..size as usize])
+            .expect("callers ask for a leaf below the size");
         if self.tamper.inclusion_proof {
             flip(&mut proof);
         }
@@ -107,21 +114,26 @@ impl FakeState {
 
 fn flip(proof: &mut [Hash]) {
     if let Some(first) = proof.first_mut() {
-        first[0] ^= 1;
+        let mut bytes = *first.as_bytes();
+        bytes[0] ^= 1;
+        *first = Hash::from_bytes(bytes);
     }
 }
 
 /// The fake service; tests change `state` between calls.
 #[derive(Clone)]
-pub(crate) struct FakeLog {
-    pub(crate) state: Arc<Mutex<FakeState>>,
+pub struct FakeLog {
+    /// What it serves.
+    pub state: Arc<Mutex<FakeState>>,
     published: Arc<watch::Sender<u64>>,
 }
 
-/// A fake log serving on 127.0.0.1, port 0.
-pub(crate) struct FakeServer {
-    pub(crate) log: FakeLog,
-    pub(crate) url: String,
+/// A fake log serving on 127.0.0.1, port 0, until dropped.
+pub struct FakeServer {
+    /// The service (its state is shared with the running server).
+    pub log: FakeLog,
+    /// The gRPC endpoint, `http://<addr>`.
+    pub url: String,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -134,12 +146,13 @@ impl Drop for FakeServer {
 }
 
 /// A fixed signer, so that runs and tests agree on the key.
-pub(crate) fn fake_signer(name: &str, seed: u8) -> Ed25519Signer {
+pub fn fake_signer(name: &str, seed: u8) -> Ed25519Signer {
     Ed25519Signer::from_seed(name, &[seed; 32]).unwrap()
 }
 
 impl FakeServer {
-    pub(crate) async fn start(entries: &[&str]) -> Self {
+    /// Serves a log holding `entries`, signed by `fake_signer(FAKE_ORIGIN, 7)`.
+    pub async fn start(entries: &[&str]) -> Self {
         let signer = fake_signer(FAKE_ORIGIN, 7);
         // Round-trip through the text form, as a deployed key would be.
         let signer = parse_signer_key(signer.to_signer_key_text().expose_secret()).unwrap();
@@ -178,7 +191,7 @@ impl FakeServer {
     }
 
     /// The verifier key of the honest signer.
-    pub(crate) fn vkey(&self) -> String {
+    pub fn vkey(&self) -> String {
         use merklog_note::Signer as _;
         self.log
             .state
@@ -189,7 +202,8 @@ impl FakeServer {
             .unwrap()
     }
 
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
+    /// Runs `f` on the state, then tells watchers the published size.
+    pub fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
         let mut state = self.log.state.lock().unwrap();
         let out = f(&mut state);
         let published = state.published;
@@ -199,7 +213,7 @@ impl FakeServer {
     }
 
     /// Appends honestly (whatever the tamper settings), bypassing gRPC.
-    pub(crate) fn append(&self, entries: &[&str]) {
+    pub fn append(&self, entries: &[&str]) {
         self.with(|s| {
             let tamper = std::mem::take(&mut s.tamper);
             s.append(entries.iter().map(|e| Bytes::from(e.to_string())).collect());
@@ -209,7 +223,7 @@ impl FakeServer {
 
     /// Replaces the history with `entries` (same key): a fork when it shares
     /// only a prefix with what clients saw.
-    pub(crate) fn rewrite(&self, entries: &[&str]) {
+    pub fn rewrite(&self, entries: &[&str]) {
         self.with(|s| {
             s.entries.clear();
             s.leaves.clear();
@@ -288,7 +302,7 @@ impl v1::log_server::Log for FakeLog {
             Some(v1::get_inclusion_proof_request::Leaf::LeafHash(h)) => state
                 .leaves
                 .iter()
-                .position(|l| l[..] == h[..])
+                .position(|l| l.as_bytes()[..] == h[..])
                 .ok_or_else(|| Status::not_found("leaf"))?
                 as u64,
             None => return Err(Status::invalid_argument("leaf")),
@@ -315,7 +329,8 @@ impl v1::log_server::Log for FakeLog {
         if old == 0 || old > new || new > state.leaves.len() as u64 {
             return Err(Status::out_of_range("sizes"));
         }
-        let mut proof = subproof(old as usize, &state.leaves[..new as usize], true);
+        let mut proof = naive::proof(old as usize, &state.leaves[..new as usize])
+            .expect("0 < old <= new was checked");
         if state.tamper.consistency_proof {
             flip(&mut proof);
         }
@@ -373,67 +388,5 @@ impl v1::log_server::Log for FakeLog {
             },
         );
         Ok(Response::new(Box::pin(stream)))
-    }
-}
-
-fn split(n: usize) -> usize {
-    let mut k = 1;
-    while k * 2 < n {
-        k *= 2;
-    }
-    k
-}
-
-/// RFC 6962 MTH.
-pub(crate) fn mth(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => empty_root(),
-        1 => leaves[0],
-        n => {
-            let k = split(n);
-            hash_children(&mth(&leaves[..k]), &mth(&leaves[k..]))
-        }
-    }
-}
-
-/// RFC 6962 PATH(m, D[n]).
-fn path(m: usize, leaves: &[Hash]) -> Vec<Hash> {
-    let n = leaves.len();
-    if n <= 1 {
-        return Vec::new();
-    }
-    let k = split(n);
-    let mut proof = if m < k {
-        path(m, &leaves[..k])
-    } else {
-        path(m - k, &leaves[k..])
-    };
-    proof.push(if m < k {
-        mth(&leaves[k..])
-    } else {
-        mth(&leaves[..k])
-    });
-    proof
-}
-
-/// RFC 6962 SUBPROOF(m, D[n], b).
-fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
-    let n = leaves.len();
-    if m == n {
-        return if complete {
-            Vec::new()
-        } else {
-            vec![mth(leaves)]
-        };
-    }
-    let k = split(n);
-    if m <= k {
-        let mut proof = subproof(m, &leaves[..k], complete);
-        proof.push(mth(&leaves[k..]));
-        proof
-    } else {
-        let mut proof = subproof(m - k, &leaves[k..], false);
-        proof.push(mth(&leaves[..k]));
-        proof
     }
 }
