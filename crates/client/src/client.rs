@@ -10,9 +10,11 @@ use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf, verify_consistency, v
 use merklog_note::TlogProof;
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf, log_client::LogClient};
+use tonic::codegen::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::error::{InclusionFailure, InconsistencyKind};
+use crate::token::{BearerToken, Credentials};
 use crate::{ClientError, SignedCheckpoint, StateFile, TrustedLog};
 
 /// How many verified checkpoints (by size) a client keeps in memory, so that a
@@ -43,10 +45,13 @@ pub struct ClientOptions {
     pub append_retries: u32,
     /// Retry for this long after the first failure instead of a number of times.
     pub retry_for: Option<Duration>,
-    /// The first retry delay; it doubles with each retry (up to 5 s).
+    /// The first retry delay; it doubles with each retry (up to 5 s). A server's
+    /// `retry-after` hint (per-principal rate limits) replaces it for that retry.
     pub retry_backoff: Duration,
     /// Certificates for `https://` servers.
     pub tls: ClientTls,
+    /// The bearer token sent on every call (`authorization: Bearer ...`).
+    pub token: Option<BearerToken>,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +64,7 @@ impl Default for ClientOptions {
             retry_for: None,
             retry_backoff: Duration::from_millis(50),
             tls: ClientTls::default(),
+            token: None,
         }
     }
 }
@@ -207,7 +213,7 @@ impl InclusionReceipt {
 /// a smaller *latest* checkpoint is a rollback. Call [`Client::save_state`] to
 /// persist what was verified.
 pub struct Client {
-    pub(crate) rpc: LogClient<Channel>,
+    pub(crate) rpc: LogClient<InterceptedService<Channel, Credentials>>,
     pub(crate) trust: TrustedLog,
     pub(crate) options: ClientOptions,
     /// The server address, for messages.
@@ -314,11 +320,14 @@ impl Client {
         started: tokio::time::Instant,
         entries: usize,
     ) -> Option<Duration> {
-        let delay = self
-            .options
-            .retry_backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(MAX_RETRY_DELAY);
+        // A server's retry-after hint (a rate limit knows when the call will
+        // pass) replaces the doubling backoff for this retry.
+        let delay = merklog_proto::convert::retry_after(status).unwrap_or_else(|| {
+            self.options
+                .retry_backoff
+                .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+                .min(MAX_RETRY_DELAY)
+        });
         let elapsed = started.elapsed();
         let (max_attempts, remaining) = match self.options.retry_for {
             Some(budget) => {
@@ -363,7 +372,8 @@ impl Client {
             Some(state) => state.load(&trust)?,
             None => None,
         };
-        let rpc = LogClient::new(channel)
+        let credentials = Credentials::new(options.token.as_ref())?;
+        let rpc = LogClient::with_interceptor(channel, credentials)
             .max_decoding_message_size(options.max_message_bytes)
             .max_encoding_message_size(options.max_message_bytes);
         let mut client = Self {

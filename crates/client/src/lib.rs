@@ -40,6 +40,7 @@ mod error;
 pub mod offline;
 mod probe;
 mod state;
+mod token;
 mod trust;
 mod watch;
 
@@ -53,6 +54,7 @@ pub use error::{
 };
 pub use merklog_note::SignedCheckpoint;
 pub use state::{StateFile, default_state_path};
+pub use token::BearerToken;
 pub use trust::{TrustedLog, load_verifier_key};
 pub use watch::{ReconnectNotice, Watch, WatchEvent, WatchOptions};
 

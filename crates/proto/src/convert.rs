@@ -10,6 +10,8 @@
 //! published size the server read *before* validating, so an answer is always
 //! computed against one checkpoint.
 
+use std::time::Duration;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use merklog_merkle::{HASH_SIZE, Hash, LeafIndex, TreeSize};
 use merklog_note::SignedCheckpoint;
@@ -556,11 +558,44 @@ impl CheckpointParts {
     }
 }
 
-/// The stream form of a failed request.
+/// The metadata key of the server's retry hint on RESOURCE_EXHAUSTED: how long
+/// until the same call would pass, as whole milliseconds followed by `ms`
+/// (`retry-after: 250ms`).
+pub const RETRY_AFTER: &str = "retry-after";
+
+/// Longest retry hint honoured; a larger one is taken as this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Adds a retry hint to `status` (rounded up to whole milliseconds, at most
+/// [`MAX_RETRY_AFTER`]).
+pub fn set_retry_after(status: &mut Status, wait: Duration) {
+    let millis = wait.min(MAX_RETRY_AFTER).as_nanos().div_ceil(1_000_000);
+    if let Ok(value) = format!("{millis}ms").parse() {
+        status.metadata_mut().insert(RETRY_AFTER, value);
+    }
+}
+
+/// The retry hint of `status`, if it carries a well-formed one (capped at
+/// [`MAX_RETRY_AFTER`]).
+pub fn retry_after(status: &Status) -> Option<Duration> {
+    let value = status.metadata().get(RETRY_AFTER)?.to_str().ok()?;
+    let digits = value.strip_suffix("ms")?;
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let millis: u64 = digits.parse().ok()?;
+    Some(Duration::from_millis(millis).min(MAX_RETRY_AFTER))
+}
+
+/// The stream form of a failed request (with its retry hint, if any).
 pub fn stream_error(status: &Status) -> v1::AppendError {
+    let retry_after_ms = retry_after(status)
+        .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
     v1::AppendError {
         code: status.code() as i32,
         message: status.message().to_owned(),
+        retry_after_ms,
     }
 }
 
@@ -571,10 +606,13 @@ pub fn stream_answer(
     use v1::append_stream_response::Result as R;
     match answer.result {
         Some(R::Response(response)) => Ok((answer.sequence, Ok(response))),
-        Some(R::Error(error)) => Ok((
-            answer.sequence,
-            Err(Status::new(Code::from_i32(error.code), error.message)),
-        )),
+        Some(R::Error(error)) => {
+            let mut status = Status::new(Code::from_i32(error.code), error.message);
+            if error.retry_after_ms > 0 {
+                set_retry_after(&mut status, Duration::from_millis(error.retry_after_ms));
+            }
+            Ok((answer.sequence, Err(status)))
+        }
         None => Err(ProtoError::EmptyStreamAnswer),
     }
 }
@@ -711,6 +749,36 @@ mod tests {
         };
         assert!(largest_default.encoded_len() <= defaults.max_request_bytes());
         assert!(defaults.max_request_bytes() < 17 * 1024 * 1024);
+    }
+
+    #[test]
+    fn retry_hints_survive_the_stream_form() {
+        let mut status = Status::resource_exhausted("slow down");
+        set_retry_after(&mut status, Duration::from_micros(1500));
+        assert_eq!(status.metadata().get(RETRY_AFTER).unwrap(), "2ms");
+        assert_eq!(retry_after(&status), Some(Duration::from_millis(2)));
+        let answer = v1::AppendStreamResponse {
+            sequence: 7,
+            result: Some(v1::append_stream_response::Result::Error(stream_error(
+                &status,
+            ))),
+        };
+        let (_, back) = stream_answer(answer).unwrap();
+        assert_eq!(
+            retry_after(&back.unwrap_err()),
+            Some(Duration::from_millis(2))
+        );
+        let mut capped = Status::resource_exhausted("");
+        set_retry_after(&mut capped, Duration::from_secs(3600));
+        assert_eq!(retry_after(&capped), Some(MAX_RETRY_AFTER));
+        for bad in ["", "ms", "5", "5s", "-5ms", "1.5ms", "9999999999999ms"] {
+            let mut status = Status::resource_exhausted("");
+            status
+                .metadata_mut()
+                .insert(RETRY_AFTER, bad.parse().unwrap());
+            assert_eq!(retry_after(&status), None, "{bad:?}");
+        }
+        assert_eq!(stream_error(&Status::unavailable("x")).retry_after_ms, 0);
     }
 
     #[test]

@@ -24,6 +24,8 @@ use merklog_proto::convert::Limits;
 use serde::{Deserialize, Serialize};
 
 use crate::ServerError;
+use crate::auth::settings::{LimitValues, PrincipalConfig, PrincipalLimits, ReadAccess};
+use crate::token_cli::TokenCommand;
 
 /// Default data directory (relative to the working directory).
 pub const DEFAULT_DATA_DIR: &str = "./merklog-data";
@@ -37,6 +39,17 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7802";
 pub const DEFAULT_WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default idle re-send interval of the latest checkpoint to the witnesses.
 pub const DEFAULT_WITNESS_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Default interval of the tokens file check.
+pub const DEFAULT_TOKENS_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// Default cap of concurrent calls on one gRPC connection.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// Default cap of a gRPC request's header list (bytes).
+pub const DEFAULT_MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
+/// Default HTTP/2 keepalive ping interval.
+pub const DEFAULT_HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// Default HTTP/2 keepalive ping timeout.
+pub const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `merklogd` command line: the settings plus what only a command line says.
 #[derive(Debug, Clone, Parser)]
@@ -65,6 +78,18 @@ pub struct Cli {
     /// The settings.
     #[command(flatten)]
     pub settings: ServerConfig,
+
+    /// A maintenance command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `merklogd`'s maintenance commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage the bearer tokens of the tokens file
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 impl Cli {
@@ -251,6 +276,82 @@ pub struct ServerConfig {
     /// private CA); the public web roots are trusted as well
     #[arg(long, env = "MERKLOGD_WITNESS_CA_CERT", value_name = "FILE")]
     pub witness_ca_cert: Option<PathBuf>,
+    /// Bearer tokens file (see `merklogd token create`). Setting it turns on
+    /// authentication: appends then need a principal with the append role. A
+    /// missing file holds no tokens; the file is reloaded when it changes and
+    /// on SIGHUP
+    #[arg(long, env = "MERKLOGD_TOKENS_FILE", value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// How often the tokens file is checked for changes
+    #[arg(long, env = "MERKLOGD_TOKENS_RELOAD_INTERVAL", value_name = "DURATION",
+          default_value_t = ServerConfig::default().tokens_reload_interval)]
+    pub tokens_reload_interval: ConfigDuration,
+
+    /// Who may read (proofs, entries, checkpoints, the watch, tiles): `public`,
+    /// or `authenticated` principals with the read role
+    #[arg(long, env = "MERKLOGD_READ_ACCESS", value_name = "ACCESS",
+          default_value_t = ServerConfig::default().read_access)]
+    pub read_access: ReadAccess,
+
+    /// Default per-principal limit: entries appended per second (unset:
+    /// unlimited); `[[principal]]` tables override each limit
+    #[arg(long, env = "MERKLOGD_PRINCIPAL_ENTRIES_PER_SECOND", value_name = "N")]
+    pub principal_entries_per_second: Option<u32>,
+
+    /// Default per-principal burst of entries [default: one second's worth]
+    #[arg(long, env = "MERKLOGD_PRINCIPAL_ENTRIES_BURST", value_name = "N")]
+    pub principal_entries_burst: Option<u32>,
+
+    /// Default per-principal limit: entry bytes appended per second (unset:
+    /// unlimited)
+    #[arg(
+        long,
+        env = "MERKLOGD_PRINCIPAL_BYTES_PER_SECOND",
+        value_name = "BYTES"
+    )]
+    pub principal_bytes_per_second: Option<u32>,
+
+    /// Default per-principal burst of entry bytes [default: one second's worth]
+    #[arg(long, env = "MERKLOGD_PRINCIPAL_BYTES_BURST", value_name = "BYTES")]
+    pub principal_bytes_burst: Option<u32>,
+
+    /// Default per-principal limit: append streams open at once (unset:
+    /// unlimited)
+    #[arg(long, env = "MERKLOGD_PRINCIPAL_MAX_STREAMS", value_name = "N")]
+    pub principal_max_streams: Option<u32>,
+
+    /// Most concurrent HTTP/2 streams (calls) on one gRPC connection
+    #[arg(long, env = "MERKLOGD_MAX_STREAMS_PER_CONNECTION", value_name = "N",
+          default_value_t = ServerConfig::default().max_streams_per_connection)]
+    pub max_streams_per_connection: u32,
+
+    /// Largest HTTP/2 header list a gRPC client may send, in bytes
+    #[arg(long, env = "MERKLOGD_MAX_HEADER_LIST_BYTES", value_name = "BYTES",
+          default_value_t = ServerConfig::default().max_header_list_bytes)]
+    pub max_header_list_bytes: u32,
+
+    /// Interval of HTTP/2 keepalive pings on idle gRPC connections
+    #[arg(long, env = "MERKLOGD_HTTP2_KEEPALIVE_INTERVAL", value_name = "DURATION",
+          default_value_t = ServerConfig::default().http2_keepalive_interval)]
+    pub http2_keepalive_interval: ConfigDuration,
+
+    /// A connection whose keepalive ping is not answered within this time is
+    /// closed (dead or stalled peers free their resources)
+    #[arg(long, env = "MERKLOGD_HTTP2_KEEPALIVE_TIMEOUT", value_name = "DURATION",
+          default_value_t = ServerConfig::default().http2_keepalive_timeout)]
+    pub http2_keepalive_timeout: ConfigDuration,
+
+    /// Close gRPC connections older than this (clients reconnect), so no
+    /// connection holds resources forever. Unset: no limit
+    #[arg(long, env = "MERKLOGD_MAX_CONNECTION_AGE", value_name = "DURATION")]
+    pub max_connection_age: Option<ConfigDuration>,
+
+    /// Principals and their roles and limits: `[[principal]]` tables of the
+    /// configuration file only (see `PrincipalConfig`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub principal: Vec<PrincipalConfig>,
 }
 
 impl Default for ServerConfig {
@@ -286,6 +387,20 @@ impl Default for ServerConfig {
             tls_reload_interval: ConfigDuration(DEFAULT_RELOAD_INTERVAL),
             insecure: false,
             witness_ca_cert: None,
+            tokens_file: None,
+            tokens_reload_interval: ConfigDuration(DEFAULT_TOKENS_RELOAD_INTERVAL),
+            read_access: ReadAccess::Public,
+            principal_entries_per_second: None,
+            principal_entries_burst: None,
+            principal_bytes_per_second: None,
+            principal_bytes_burst: None,
+            principal_max_streams: None,
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
+            max_header_list_bytes: DEFAULT_MAX_HEADER_LIST_BYTES,
+            http2_keepalive_interval: ConfigDuration(DEFAULT_HTTP2_KEEPALIVE_INTERVAL),
+            http2_keepalive_timeout: ConfigDuration(DEFAULT_HTTP2_KEEPALIVE_TIMEOUT),
+            max_connection_age: None,
+            principal: Vec::new(),
         }
     }
 }
@@ -329,6 +444,16 @@ impl ServerConfig {
             ("append-timeout", Some(self.append_timeout)),
             ("fail-open-after", self.fail_open_after),
             ("tls-reload-interval", Some(self.tls_reload_interval)),
+            ("tokens-reload-interval", Some(self.tokens_reload_interval)),
+            (
+                "http2-keepalive-interval",
+                Some(self.http2_keepalive_interval),
+            ),
+            (
+                "http2-keepalive-timeout",
+                Some(self.http2_keepalive_timeout),
+            ),
+            ("max-connection-age", self.max_connection_age),
         ];
         if self.witness_refusal_limit == 0 {
             return Err(ServerError::Config(
@@ -341,7 +466,25 @@ impl ServerConfig {
             }
         }
         self.check_tls()?;
-        self.check_exposure()
+        self.check_exposure()?;
+        if self.max_streams_per_connection == 0 || self.max_header_list_bytes == 0 {
+            return Err(ServerError::Config(
+                "max-streams-per-connection and max-header-list-bytes must be positive".into(),
+            ));
+        }
+        self.default_limits()?;
+        let mut names = std::collections::HashSet::new();
+        for table in &self.principal {
+            let (principal, _) = table.identity()?;
+            self.limits_of(table)?;
+            if !names.insert(principal) {
+                return Err(ServerError::Config(format!(
+                    "[[principal]] {} appears twice",
+                    table.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The TLS files, both or neither; a client CA only with TLS.
@@ -380,10 +523,11 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// Whether clients must authenticate: today, by a client certificate from
-    /// `tls-client-ca`.
+    /// Whether clients must authenticate: with a client certificate from
+    /// `tls-client-ca`, or as a principal of the tokens file or a
+    /// `[[principal]]` table.
     pub fn has_authentication(&self) -> bool {
-        self.tls_client_ca.is_some()
+        self.tls_client_ca.is_some() || self.auth_enabled()
     }
 
     /// The TLS files of the gRPC and tiles HTTP ports, if TLS is configured.
@@ -395,10 +539,56 @@ impl ServerConfig {
             cert: cert.clone(),
             key: key.clone(),
             client_ca: self.tls_client_ca.clone(),
-            // A client certificate is the only credential there is, so with a
-            // client CA it is required.
-            client_auth: ClientAuth::Required,
+            // With tokens or principal tables a caller may bring a token instead
+            // of a certificate (a presented certificate is still verified, and
+            // the access-control layer refuses a caller without either);
+            // otherwise the certificate is the only credential and is required.
+            client_auth: if self.auth_enabled() {
+                ClientAuth::Optional
+            } else {
+                ClientAuth::Required
+            },
         })
+    }
+
+    /// True if callers must authenticate: a tokens file or `[[principal]]`
+    /// tables are configured. Without it every caller is the principal
+    /// `anonymous` with every role.
+    pub fn auth_enabled(&self) -> bool {
+        self.tokens_file.is_some() || !self.principal.is_empty()
+    }
+
+    fn default_limit_values(&self) -> LimitValues {
+        LimitValues {
+            entries_per_second: self.principal_entries_per_second,
+            entries_burst: self.principal_entries_burst,
+            bytes_per_second: self.principal_bytes_per_second,
+            bytes_burst: self.principal_bytes_burst,
+            max_streams: self.principal_max_streams,
+        }
+    }
+
+    /// The limits of principals without a `[[principal]]` table.
+    pub(crate) fn default_limits(&self) -> Result<PrincipalLimits, ServerError> {
+        self.default_limit_values().resolve(
+            "principal-* limits",
+            self.max_entries_per_call,
+            self.max_entry_bytes,
+        )
+    }
+
+    /// The limits of the principal of one `[[principal]]` table.
+    pub(crate) fn limits_of(
+        &self,
+        table: &PrincipalConfig,
+    ) -> Result<PrincipalLimits, ServerError> {
+        LimitValues::from(table)
+            .over(self.default_limit_values())
+            .resolve(
+                &format!("[[principal]] {}", table.name),
+                self.max_entries_per_call,
+                self.max_entry_bytes,
+            )
     }
 
     /// The sequencer's configuration.
@@ -622,6 +812,32 @@ mod tests {
         assert_eq!(config.witness_ca_cert, Some(PathBuf::from("/tls/w.pem")));
         assert!(!load(&[], None).unwrap().has_authentication());
         assert!(load(&[], None).unwrap().tls_files().is_none());
+        // With tokens a caller may bring a token instead of a certificate.
+        let with_tokens = load(
+            &[
+                "--tls-cert",
+                "/c",
+                "--tls-key",
+                "/k",
+                "--tls-client-ca",
+                "/ca",
+            ],
+            Some("tokens-file = \"/tokens\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            with_tokens.tls_files().unwrap().client_auth,
+            ClientAuth::Optional
+        );
+        // A tokens file is authentication: a wider address needs no --insecure.
+        assert!(
+            load(
+                &["--listen", "0.0.0.0:7800"],
+                Some("tokens-file = \"/tokens\"\n")
+            )
+            .unwrap()
+            .has_authentication()
+        );
 
         for (args, needle) in [
             (&["--tls-cert", "/c"][..], "without tls-key"),
@@ -661,6 +877,56 @@ mod tests {
                 None,
             )
             .unwrap();
+        }
+    }
+
+    #[test]
+    fn access_settings_and_principal_tables() {
+        let file = r#"
+            tokens-file = "/etc/merklog/tokens"
+            read-access = "authenticated"
+            principal-entries-per-second = 1000
+            max-entries-per-call = 100
+
+            [[principal]]
+            name = "spiffe://prod.example/collector"
+            roles = ["append", "read"]
+            entries-per-second = 10
+            entries-burst = 100
+            "#;
+        let config = load(&["--principal-max-streams", "4"], Some(file)).unwrap();
+        assert!(config.auth_enabled());
+        assert_eq!(config.read_access, ReadAccess::Authenticated);
+        assert_eq!(config.principal.len(), 1);
+        let limits = config.limits_of(&config.principal[0]).unwrap();
+        let entries = limits.entries.unwrap();
+        assert_eq!((entries.per_second.get(), entries.burst.get()), (10, 100));
+        assert_eq!(limits.max_streams.map(|n| n.get()), Some(4));
+        let defaults = config.default_limits().unwrap();
+        assert_eq!(defaults.entries.unwrap().burst.get(), 1000);
+        assert!(defaults.bytes.is_none());
+        assert!(!ServerConfig::default().auth_enabled());
+
+        for (bad, needle) in [
+            ("[[principal]]\nname = \"a b\"\n", "principal"),
+            (
+                "[[principal]]\nname = \"x\"\nroles = [\"write\"]\n",
+                "write",
+            ),
+            (
+                "[[principal]]\nname = \"x\"\n[[principal]]\nname = \"x\"\n",
+                "twice",
+            ),
+            (
+                "[[principal]]\nname = \"x\"\nentries-burst = 5\n",
+                "needs a rate",
+            ),
+            ("principal-entries-per-second = 10\n", "at least 256"),
+            ("principal-bytes-per-second = 0\n", "positive"),
+            ("[[principal]]\nname = \"x\"\nspeed = 1\n", "speed"),
+        ] {
+            let err = load(&[], Some(bad)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
         }
     }
 }

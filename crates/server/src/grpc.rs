@@ -3,6 +3,11 @@
 //! Every request is validated by `merklog_proto::convert` first; requests that
 //! depend on the tree read the latest published checkpoint once and are answered
 //! against it, so a response never mixes two tree sizes.
+//!
+//! Appends run as the [`Caller`] the access-control layer put into the request:
+//! its limits are checked before the entries reach the sequencer's queue, and
+//! each accepted append is logged (target `merklog::append`: principal, entry
+//! count, first index, duplicates and leaf hashes) and counted per principal.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use merklog_log::{AppendReceipt, Log, LogError, SignedCheckpoint};
-use merklog_merkle::{Hash, LeafIndex, TreeSize};
+use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf};
 use merklog_proto::convert::{
     self, AppendBatch, ConsistencyQuery, EntriesQuery, InclusionQuery, LeafSelector, Limits,
     StreamAppend,
@@ -20,9 +25,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use crate::auth::limits::{RATE_LIMITED, STREAM_LIMITED};
+use crate::auth::{Authenticator, Caller};
 use crate::health::Health;
 use crate::status::log_status;
-use crate::telemetry::code_label;
+use crate::telemetry::{self, code_label};
 
 /// Requests of one append stream processed at once; further requests wait in
 /// HTTP/2 flow control, which pushes back on the client.
@@ -41,6 +48,7 @@ pub(crate) struct LogService {
 struct Inner {
     log: Log,
     limits: Limits,
+    auth: Arc<Authenticator>,
     health: Health,
     /// Becomes true when the server starts shutting down: streams end.
     shutdown: watch::Receiver<bool>,
@@ -52,6 +60,7 @@ impl LogService {
     pub(crate) fn new(
         log: Log,
         limits: Limits,
+        auth: Arc<Authenticator>,
         health: Health,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -61,6 +70,7 @@ impl LogService {
             inner: Arc::new(Inner {
                 log,
                 limits,
+                auth,
                 health,
                 shutdown,
             }),
@@ -89,26 +99,39 @@ impl Inner {
         log_status(error)
     }
 
-    /// Appends a validated batch and shapes the answer.
-    async fn append_batch(&self, batch: AppendBatch) -> Result<v1::AppendResponse, Status> {
+    /// Appends a validated batch for `caller` (within its limits), records who
+    /// appended what, and shapes the answer.
+    async fn append_batch(
+        &self,
+        caller: &Caller,
+        batch: AppendBatch,
+    ) -> Result<v1::AppendResponse, Status> {
+        let bytes = batch.entries.iter().map(Bytes::len).sum();
+        self.auth
+            .limiter
+            .check_append(&caller.principal, batch.entries.len(), bytes)
+            .inspect_err(|_| telemetry::record_auth_rejection(RATE_LIMITED))?;
         let include_tlog_proof = batch.include_tlog_proof;
+        let leaves: Vec<Hash> = batch.entries.iter().map(|e| hash_leaf(e)).collect();
         let receipt = self
             .log
             .append(batch.entries)
             .await
             .map_err(|e| self.log_error(e))?;
+        record_append(caller, &leaves, &receipt);
         append_response(receipt, include_tlog_proof)
     }
 
     /// One request of an append stream, answered with its sequence number.
     async fn stream_append(
         self: Arc<Self>,
+        caller: Arc<Caller>,
         request: v1::AppendStreamRequest,
     ) -> v1::AppendStreamResponse {
         use v1::append_stream_response::Result as Outcome;
         let sequence = request.sequence;
         let result = match StreamAppend::from_wire(request, &self.limits) {
-            Ok(append) => self.append_batch(append.batch).await,
+            Ok(append) => self.append_batch(&caller, append.batch).await,
             Err((_, error)) => Err(Status::from(error)),
         };
         record_stream_request(result.as_ref().map_or_else(Status::code, |_| Code::Ok));
@@ -130,6 +153,39 @@ impl Inner {
             .map_err(|e| self.log_error(e))?;
         Ok(checkpoint.as_ref().map(checkpoint_wire))
     }
+}
+
+/// The caller the access-control layer authenticated.
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the call was not authenticated"))
+}
+
+/// Logs and counts an accepted append: who, how many entries, where the first
+/// one is, and every leaf hash (which identify the entries without their
+/// content).
+fn record_append(caller: &Caller, leaves: &[Hash], receipt: &AppendReceipt) {
+    let principal = caller.principal.as_str();
+    telemetry::record_append(principal, leaves.len());
+    let duplicates = receipt.entries.iter().filter(|e| e.duplicate).count();
+    let first_index = receipt.entries.first().map(|e| e.index.0);
+    let leaf_hashes = leaves
+        .iter()
+        .map(|leaf| leaf.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    tracing::info!(
+        target: "merklog::append",
+        principal,
+        entries = leaves.len(),
+        first_index,
+        duplicates,
+        leaf_hashes,
+        "append accepted"
+    );
 }
 
 /// Shapes a receipt into the wire answer, adding tlog-proofs when asked.
@@ -174,8 +230,12 @@ impl v1::log_server::Log for LogService {
         &self,
         request: Request<v1::AppendRequest>,
     ) -> Result<Response<v1::AppendResponse>, Status> {
+        let caller = caller(&request)?;
         let batch = AppendBatch::from_wire(request.into_inner(), &self.inner.limits)?;
-        self.inner.append_batch(batch).await.map(Response::new)
+        self.inner
+            .append_batch(&caller, batch)
+            .await
+            .map(Response::new)
     }
 
     type AppendStreamStream = ReceiverStream<Result<v1::AppendStreamResponse, Status>>;
@@ -184,12 +244,21 @@ impl v1::log_server::Log for LogService {
         &self,
         request: Request<Streaming<v1::AppendStreamRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let caller = caller(&request)?;
+        let permit = self
+            .inner
+            .auth
+            .limiter
+            .open_stream(&caller.principal)
+            .inspect_err(|_| telemetry::record_auth_rejection(STREAM_LIMITED))?;
         let (tx, rx) = mpsc::channel(STREAM_MAX_IN_FLIGHT);
-        tokio::spawn(run_append_stream(
-            Arc::clone(&self.inner),
-            request.into_inner(),
-            tx,
-        ));
+        let inner = Arc::clone(&self.inner);
+        let inbound = request.into_inner();
+        tokio::spawn(async move {
+            run_append_stream(inner, Arc::new(caller), inbound, tx).await;
+            // The principal's stream slot frees once the stream is done.
+            drop(permit);
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -339,6 +408,7 @@ impl LogService {
 /// client half-closes (or the server shuts down) and every answer is sent.
 async fn run_append_stream(
     inner: Arc<Inner>,
+    caller: Arc<Caller>,
     mut inbound: Streaming<v1::AppendStreamRequest>,
     tx: mpsc::Sender<Result<v1::AppendStreamResponse, Status>>,
 ) {
@@ -359,7 +429,9 @@ async fn run_append_stream(
             message = inbound.message(), if reading && in_flight.len() < STREAM_MAX_IN_FLIGHT => {
                 match message {
                     Ok(Some(request)) => {
-                        in_flight.push(Arc::clone(&inner).stream_append(request));
+                        in_flight.push(
+                            Arc::clone(&inner).stream_append(Arc::clone(&caller), request),
+                        );
                     }
                     Ok(None) => reading = false,
                     Err(status) if client_gone(&status) => {

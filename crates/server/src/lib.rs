@@ -15,13 +15,19 @@
 //!   finish, and the sequencer completes the round in flight before the process
 //!   exits.
 //!
+//! - controls access (see [`auth`]): bearer tokens from a tokens file and client
+//!   certificate principals, the roles `append`, `read` and `admin`, per-principal
+//!   limits, and a log line and metric for every accepted append naming its
+//!   principal; `merklogd token create|list|revoke` manages the tokens file.
+//!
 //! What it is not: it holds no Merkle, signing or storage logic of its own (those
-//! live in `merklog-merkle`, `merklog-note`, `merklog-store` and `merklog-log`).
+//! live in `merklog-merkle`, `merklog-note`, `merklog-store` and `merklog-log`),
+//! and no credential format of its own (`merklog-auth`).
 //!
 //! # TLS
 //! With `tls-cert` and `tls-key` the gRPC and tiles HTTP ports speak TLS only
 //! (rustls; the metrics port stays plaintext); the files are re-read when they
-//! change and on SIGHUP. With `tls-client-ca` clients must present a certificate
+//! change and on SIGHUP. With `tls-client-ca` clients may present a certificate
 //! from that CA bundle (see [`tls`]). The embedded defaults listen on loopback
 //! without TLS; a non-loopback gRPC or tiles address without TLS and without
 //! authentication is refused unless `insecure` is set.
@@ -48,7 +54,10 @@
 //!   flow control pushes back on the client.
 //!
 //! # Status codes
-//! QueueFull → RESOURCE_EXHAUSTED; invalid entries and malformed requests →
+//! No or an invalid credential → UNAUTHENTICATED (HTTP 401); a principal without
+//! the role → PERMISSION_DENIED (HTTP 403); a principal over its rate or stream
+//! limit → RESOURCE_EXHAUSTED, with the `retry-after` metadata (`250ms`) for a
+//! rate; QueueFull → RESOURCE_EXHAUSTED; invalid entries and malformed requests →
 //! INVALID_ARGUMENT; indexes or sizes beyond the published tree → OUT_OF_RANGE;
 //! unknown leaf hash → NOT_FOUND; storage failures, shutdown and (with a witness
 //! policy) an append that waited longer than `append-timeout` for the witness
@@ -67,6 +76,7 @@
 //! without it the log fails closed.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod config;
 mod grpc;
 mod health;
@@ -76,6 +86,7 @@ mod server;
 pub mod status;
 pub mod telemetry;
 pub mod tls;
+pub mod token_cli;
 pub mod witness_client;
 pub mod witnessing;
 

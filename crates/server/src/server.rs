@@ -16,11 +16,13 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
+use crate::auth::Authenticator;
+use crate::auth::grpc_layer::AuthLayer;
 use crate::grpc::LogService;
 use crate::health::Health;
 use crate::keys::{self, DB_DIR, KeyPaths};
 use crate::tls::WithPeerCertificates;
-use crate::{ServerConfig, ServerError, http, telemetry};
+use crate::{ServerConfig, ServerError, auth, http, telemetry};
 
 /// How long in-flight calls may take to finish after the shutdown signal before
 /// connections are dropped.
@@ -149,6 +151,7 @@ impl Server {
             None => None,
         };
         let reload_interval = self.config.tls_reload_interval.get();
+        let auth = Arc::new(Authenticator::from_config(&self.config)?);
         let prometheus = telemetry::prometheus_handle()?;
         let upkeep = telemetry::spawn_upkeep(prometheus.clone());
         let clock = telemetry::PublishClock::watch(&self.log);
@@ -175,20 +178,35 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .map_err(|e| ServerError::Config(format!("reflection: {e}")))?;
+        let reloader = auth.spawn_reloader(&self.config, stop_rx.clone());
+        // Metrics outside access control, so refused calls are counted too.
         let log_service = tower::Layer::layer(
             &telemetry::RpcMetricsLayer,
-            LogServer::new(LogService::new(
-                self.log.clone(),
-                limits,
-                health.clone(),
-                stop_rx.clone(),
-            ))
-            .max_decoding_message_size(limits.max_request_bytes()),
+            tower::Layer::layer(
+                &AuthLayer::new(Arc::clone(&auth)),
+                LogServer::new(LogService::new(
+                    self.log.clone(),
+                    limits,
+                    Arc::clone(&auth),
+                    health.clone(),
+                    stop_rx.clone(),
+                ))
+                .max_decoding_message_size(limits.max_request_bytes()),
+            ),
         );
 
-        let routes = tonic::transport::Server::builder()
+        let config = &self.config;
+        let mut builder = tonic::transport::Server::builder()
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            .max_concurrent_streams(config.max_streams_per_connection)
+            .http2_max_header_list_size(config.max_header_list_bytes)
+            .http2_keepalive_interval(Some(config.http2_keepalive_interval.get()))
+            .http2_keepalive_timeout(Some(config.http2_keepalive_timeout.get()));
+        if let Some(age) = config.max_connection_age {
+            builder = builder.max_connection_age(age.get());
+        }
+        let routes = builder
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -208,6 +226,9 @@ impl Server {
                 spawn_grpc(routes.serve_with_incoming_shutdown(incoming, grpc_stopped))
             }
         };
+        let http_routes = http::router(self.log.clone()).layer(
+            axum::middleware::from_fn_with_state(Arc::clone(&auth), auth::http_layer::require_read),
+        );
         let http = match &tls {
             Some((_, http_tls)) => {
                 let listener = TlsListener::new(listeners.http, http_tls.clone(), reload_interval)
@@ -216,7 +237,7 @@ impl Server {
                         source,
                     })?;
                 let stop = stop_rx.clone();
-                let service = WithPeerCertificates(http::router(self.log.clone()));
+                let service = WithPeerCertificates(http_routes);
                 tokio::spawn(async move {
                     axum::serve(listener, service)
                         .with_graceful_shutdown(stopped(stop))
@@ -227,12 +248,7 @@ impl Server {
                         })
                 })
             }
-            None => spawn_axum(
-                "http",
-                listeners.http,
-                http::router(self.log.clone()),
-                &stop_rx,
-            ),
+            None => spawn_axum("http", listeners.http, http_routes, &stop_rx),
         };
         let metrics = spawn_axum(
             "metrics",
@@ -297,6 +313,10 @@ impl Server {
         // The watcher waits for a refusal that may never come.
         refusal_watch.abort();
         let _ = refusal_watch.await;
+        if let Some(reloader) = reloader {
+            reloader.abort();
+            let _ = reloader.await;
+        }
         self.log.shutdown().await;
         upkeep.abort();
         info!("merklogd stopped");

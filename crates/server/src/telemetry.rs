@@ -5,7 +5,11 @@
 //! in one tower layer (`RpcMetricsLayer`; a stream is one call), the outcome of
 //! each request inside an append stream as
 //! `merklog_append_stream_requests_total{code}` (`ok` included), and
-//! `merklog_http_requests_total{kind,status}` for the tlog-tiles API. At scrape
+//! `merklog_http_requests_total{kind,status}` for the tlog-tiles API, the
+//! entries accepted per principal as `merklog_appends_total{principal}` (at most
+//! [`MAX_PRINCIPAL_LABELS`] names, then `other`), refused calls as
+//! `merklog_auth_rejections_total{reason}`, and tokens file reloads as
+//! `merklog_tokens_reloads_total{outcome}`. At scrape
 //! time it sets `merklog_checkpoint_age_seconds` (time since the latest checkpoint
 //! was published). The sequencer records its own metrics (`merklog_round_*` batch
 //! sizes and latencies, `merklog_append_integration_seconds`, `merklog_queue_entries`,
@@ -14,6 +18,7 @@
 //! `merklog_witness_request_seconds`, `merklog_witness_quorum_seconds`,
 //! `merklog_published_size` and `merklog_durable_size` (see `merklog_log::metrics`).
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -133,6 +138,47 @@ async fn render(State((handle, clock)): State<(PrometheusHandle, PublishClock)>)
         .into_response()
 }
 
+/// Most distinct `principal` label values of `merklog_appends_total`; appends of
+/// further principals are counted under `other`, so a flood of principal names
+/// cannot grow the metric set without bound.
+pub const MAX_PRINCIPAL_LABELS: usize = 64;
+
+/// The principals that have a label of their own (at most
+/// [`MAX_PRINCIPAL_LABELS`], first come first served).
+static PRINCIPAL_LABELS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// The label of `principal`: its name while the cap allows, else `other`.
+fn principal_label(principal: &str) -> String {
+    let mut labels = match PRINCIPAL_LABELS.lock() {
+        Ok(labels) => labels,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if labels.contains(principal) {
+        return principal.to_owned();
+    }
+    if labels.len() < MAX_PRINCIPAL_LABELS {
+        labels.insert(principal.to_owned());
+        return principal.to_owned();
+    }
+    "other".to_owned()
+}
+
+/// Counts `entries` accepted entries of `principal` in
+/// `merklog_appends_total{principal}`.
+pub(crate) fn record_append(principal: &str, entries: usize) {
+    let entries = u64::try_from(entries).unwrap_or(u64::MAX);
+    metrics::counter!("merklog_appends_total", "principal" => principal_label(principal))
+        .increment(entries);
+}
+
+/// Counts one refused call in `merklog_auth_rejections_total{reason}` (`reason`
+/// is one of a fixed set: missing_credential, malformed_credential,
+/// unknown_token, expired_token, bad_certificate, missing_role, rate_limited,
+/// stream_limit).
+pub(crate) fn record_auth_rejection(reason: &'static str) {
+    metrics::counter!("merklog_auth_rejections_total", "reason" => reason).increment(1);
+}
+
 /// The methods of `merklog.v1.Log`: the `rpc` label takes only these values (and
 /// `unknown`), so a client cannot grow the label set with made-up paths.
 const LOG_METHODS: [&str; 7] = [
@@ -158,6 +204,8 @@ pub(crate) fn code_label(code: Code) -> &'static str {
         Code::Internal => "internal",
         Code::Cancelled => "cancelled",
         Code::Unimplemented => "unimplemented",
+        Code::Unauthenticated => "unauthenticated",
+        Code::PermissionDenied => "permission_denied",
         _ => "other",
     }
 }
@@ -322,4 +370,28 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
     headers
         .get("grpc-status")
         .map(|value| Code::from_bytes(value.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_labels_are_capped() {
+        let names: Vec<String> = (0..MAX_PRINCIPAL_LABELS + 5)
+            .map(|i| format!("label-test-{i}"))
+            .collect();
+        let labels: Vec<String> = names.iter().map(|n| principal_label(n)).collect();
+        // Earlier tests in this binary may hold some slots: every name either
+        // keeps its own label or becomes `other`, and the set never exceeds the cap.
+        assert!(
+            labels
+                .iter()
+                .zip(&names)
+                .all(|(l, n)| l == n || l == "other")
+        );
+        assert_eq!(labels.last().map(String::as_str), Some("other"));
+        assert_eq!(principal_label(&names[0]), labels[0]);
+        assert!(PRINCIPAL_LABELS.lock().unwrap().len() <= MAX_PRINCIPAL_LABELS);
+    }
 }

@@ -24,9 +24,9 @@ use crate::encoding::b64;
 use crate::error::human_duration;
 use crate::state::write_atomically;
 use crate::{
-    AppendReceipt, Client, ClientError, ClientOptions, ClientTls, RetryNotice, SignedCheckpoint,
-    StateFile, StreamOptions, TrustedLog, WatchOptions, code_name, default_state_path,
-    load_verifier_key, offline, parse_hash,
+    AppendReceipt, BearerToken, Client, ClientError, ClientOptions, ClientTls, RetryNotice,
+    SignedCheckpoint, StateFile, StreamOptions, TrustedLog, WatchOptions, code_name,
+    default_state_path, load_verifier_key, offline, parse_hash,
 };
 
 /// Policy files larger than this are refused.
@@ -35,6 +35,12 @@ const MAX_POLICY_FILE_LEN: u64 = MAX_NOTE_SIZE as u64;
 const MAX_ENTRY_FILE_LEN: u64 = 16 << 20;
 
 /// The options every command shares.
+/// The environment variable holding the bearer token.
+const TOKEN_ENV: &str = "MERKLOG_TOKEN";
+
+/// Largest token file read.
+const MAX_TOKEN_FILE_LEN: u64 = 4096;
+
 struct Context {
     server: String,
     log_key: Option<String>,
@@ -43,6 +49,7 @@ struct Context {
     no_state: bool,
     json: bool,
     tls: ClientTls,
+    token_file: Option<PathBuf>,
     connect_timeout: Duration,
     timeout: Duration,
     retries: u32,
@@ -92,6 +99,31 @@ impl Context {
         path.map(StateFile::new)
     }
 
+    /// The bearer token: from `--token-file` / MERKLOG_TOKEN_FILE, or from the
+    /// environment variable MERKLOG_TOKEN (never a flag: argv is public); both
+    /// at once is an error.
+    fn token(&self) -> Result<Option<BearerToken>, ClientError> {
+        let from_env = std::env::var_os(TOKEN_ENV).filter(|v| !v.is_empty());
+        match (&self.token_file, from_env) {
+            (Some(_), Some(_)) => Err(ClientError::Input(format!(
+                "both --token-file and {TOKEN_ENV} are set; use one"
+            ))),
+            (Some(path), None) => {
+                let bytes = read_file(path, MAX_TOKEN_FILE_LEN)?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| ClientError::Input(format!("{} is not UTF-8", path.display())))?;
+                BearerToken::new(&text).map(Some)
+            }
+            (None, Some(value)) => {
+                let text = value
+                    .into_string()
+                    .map_err(|_| ClientError::Input(format!("{TOKEN_ENV} is not UTF-8")))?;
+                BearerToken::new(&text).map(Some)
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// The connection settings from the global flags.
     fn client_options(&self) -> Result<ClientOptions, ClientError> {
         for (flag, value) in [
@@ -110,6 +142,7 @@ impl Context {
             append_retries: self.retries,
             retry_for: self.retry_for,
             tls: self.tls.clone(),
+            token: self.token()?,
             ..ClientOptions::default()
         })
     }
@@ -164,6 +197,7 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
             client_cert: cli.client_cert,
             client_key: cli.client_key,
         },
+        token_file: cli.token_file,
         connect_timeout: cli.connect_timeout,
         timeout: cli.timeout,
         retries: cli.retries,

@@ -94,6 +94,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_state: bool,
 
+    /// A file holding the bearer token sent on every call (the token itself
+    /// can come only from the environment, MERKLOG_TOKEN: a command line is
+    /// visible to every user of the machine).
+    #[arg(long, global = true, env = "MERKLOG_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
     /// Machine-readable output: JSON on stdout (one object per line for streams).
     #[arg(long, global = true)]
     pub json: bool,

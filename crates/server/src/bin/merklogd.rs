@@ -16,6 +16,13 @@ async fn main() -> ExitCode {
 async fn start() -> Result<(), ServerError> {
     let cli = Cli::load()?;
     let config = cli.settings;
+    if let Some(merklog_server::config::Command::Token(command)) = &cli.command {
+        let output =
+            merklog_server::token_cli::run_token_command(command, config.tokens_file.as_deref())?;
+        eprint!("{}", output.stderr);
+        print!("{}", output.stdout);
+        return Ok(());
+    }
     if cli.print_config {
         let json = merklog_server::resolved_config(&config)?;
         println!("{json:#}");
