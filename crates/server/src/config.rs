@@ -256,8 +256,9 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
 
     /// PEM bundle of the CAs that client certificates must chain to. Set: the gRPC
-    /// and tiles HTTP ports require a client certificate from one of them (mutual
-    /// TLS); a certificate from another CA fails the handshake
+    /// and tiles HTTP ports verify client certificates against it (mutual TLS); a
+    /// certificate from another CA fails the handshake, and so does none unless
+    /// tokens or principal tables are configured (a token may come instead)
     #[arg(long, env = "MERKLOGD_TLS_CLIENT_CA", value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
 
@@ -276,6 +277,7 @@ pub struct ServerConfig {
     /// private CA); the public web roots are trusted as well
     #[arg(long, env = "MERKLOGD_WITNESS_CA_CERT", value_name = "FILE")]
     pub witness_ca_cert: Option<PathBuf>,
+
     /// Bearer tokens file (see `merklogd token create`). Setting it turns on
     /// authentication: appends then need a principal with the append role. A
     /// missing file holds no tokens; the file is reloaded when it changes and
