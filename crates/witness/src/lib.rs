@@ -92,6 +92,7 @@
 
 mod alarm;
 pub mod config;
+mod connect;
 mod error;
 pub mod failpoint;
 pub mod follow;

@@ -145,9 +145,9 @@ impl Witness {
             logs.insert(log.origin.clone(), slot);
         }
         report_unconfigured_logs(&logs_root, &by_origin_hash);
-        let follow_tls = crate::follow::tls_config(config.follow_ca_cert.as_deref())?;
+        let follow_tls = crate::connect::tls_config(config.follow_ca_cert.as_deref())?;
         for follow in &config.follow {
-            crate::follow::endpoint(&follow.grpc_url, &follow_tls).map_err(|reason| {
+            crate::connect::endpoint(&follow.grpc_url, &follow_tls).map_err(|reason| {
                 WitnessError::Config(format!(
                     "grpc-url of followed log {:?}: {reason}",
                     follow.origin

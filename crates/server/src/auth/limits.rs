@@ -18,7 +18,7 @@ use merklog_auth::Principal;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use crate::auth::settings::{PrincipalLimits, Rate};
+use super::settings::{PrincipalLimits, Rate};
 
 type Gcra = RateLimiter<
     governor::state::NotKeyed,
