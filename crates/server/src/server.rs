@@ -226,9 +226,15 @@ impl Server {
                 spawn_grpc(routes.serve_with_incoming_shutdown(incoming, grpc_stopped))
             }
         };
-        let http_routes = http::router(self.log.clone()).layer(
-            axum::middleware::from_fn_with_state(Arc::clone(&auth), auth::http_layer::require_read),
-        );
+        let http_routes = http::router(self.log.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&auth),
+                auth::http_layer::require_read,
+            ))
+            .merge(auth::admin_http::router(
+                Arc::clone(&auth),
+                config.tokens_file.clone(),
+            ));
         let http = match &tls {
             Some((_, http_tls)) => {
                 let listener = TlsListener::new(listeners.http, http_tls.clone(), reload_interval)

@@ -15,13 +15,15 @@
 //! entries, the watch) and the tlog-tiles HTTP API need `read`; health and
 //! reflection are always open. A missing, malformed, unknown, expired or
 //! revoked credential is UNAUTHENTICATED (HTTP 401); a valid one without the
-//! role is PERMISSION_DENIED (HTTP 403). No answer, log line or metric holds a
+//! role is PERMISSION_DENIED (HTTP 403). The `admin` role opens the admin
+//! API (`admin_http`: token management over HTTP). No answer, log line or metric holds a
 //! credential.
 //!
 //! Without a tokens file and without `[[principal]]` tables authentication is
 //! off: every caller is the principal `anonymous` with every role (the
 //! loopback default), still subject to the default limits.
 
+pub(crate) mod admin_http;
 pub(crate) mod grpc_layer;
 pub(crate) mod http_layer;
 pub(crate) mod limits;
@@ -158,6 +160,20 @@ impl Authenticator {
     ) -> Option<JoinHandle<()>> {
         let (tokens, path) = (self.tokens.as_ref()?, config.tokens_file.clone()?);
         Some(tokens.spawn_reloader(path, config.tokens_reload_interval.get(), stop))
+    }
+
+    /// Whether callers are authenticated at all (a tokens file or principal
+    /// tables are configured).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Takes a new set of tokens at once (after a change made by the server
+    /// itself), instead of at the next reload.
+    pub(crate) fn replace_tokens(&self, file: merklog_auth::TokensFile) {
+        if let Some(tokens) = &self.tokens {
+            tokens.replace(file);
+        }
     }
 
     /// The role a read call needs, if any.

@@ -6,7 +6,10 @@
 //! The file is created with mode 0600 and every change is synced before the
 //! command reports it. A change that does not parse is not taken: the server
 //! keeps the tokens it had and logs the error (naming the line, never a hash).
-//! Run one token command at a time: `revoke` rewrites the file.
+//! Every change holds an exclusive lock on `<file>.lock` from its read to its
+//! write: `revoke` rewrites the file and renames it into place, so without the
+//! lock a token created meanwhile (by another command or the admin API) would
+//! be lost with the old file.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -75,6 +78,24 @@ fn sync_parent(path: &Path) -> Result<(), ServerError> {
         .map_err(io_error(format!("syncing {}", parent.display())))
 }
 
+/// Takes the exclusive change lock of the tokens file at `path`, waiting for
+/// another holder; released when the returned file is dropped (or the process
+/// dies). The lock is on a separate file because the tokens file's inode is
+/// replaced by every revocation.
+fn lock_changes(path: &Path) -> Result<std::fs::File, ServerError> {
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let context = format!("locking {}", lock_path.display());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io_error(context.clone()))?;
+    file.lock().map_err(io_error(context))?;
+    Ok(file)
+}
+
 /// Creates a token: draws 32 bytes from the operating system's generator,
 /// appends its line (hash, principal, roles, expiry) to the file (created
 /// with mode 0600 and a header comment if missing), syncs, and returns the
@@ -91,6 +112,7 @@ pub fn create_token(
             "a token needs at least one --role".into(),
         ));
     }
+    let _lock = lock_changes(path)?;
     let existing = read_bytes(path)?;
     if let Some(bytes) = &existing {
         parse(path, bytes)?;
@@ -145,6 +167,7 @@ pub enum Revoke {
 /// writing the new file beside the old one and renaming it into place, synced.
 /// Returns the deleted records; none is an error.
 pub fn revoke_tokens(path: &Path, which: &Revoke) -> Result<Vec<TokenRecord>, ServerError> {
+    let _lock = lock_changes(path)?;
     let bytes = read_bytes(path)?.ok_or_else(|| {
         ServerError::Config(format!("the tokens file {} does not exist", path.display()))
     })?;
@@ -226,7 +249,7 @@ impl LiveTokens {
         }
     }
 
-    fn replace(&self, file: TokensFile) {
+    pub(crate) fn replace(&self, file: TokensFile) {
         let file = Arc::new(file);
         match self.current.write() {
             Ok(mut current) => *current = file,
@@ -346,5 +369,55 @@ mod tests {
 
         std::fs::write(&path, "not a token line\n").unwrap();
         assert!(create_token(&path, writer, Roles::all(), Expiry::Never).is_err());
+    }
+
+    /// Creations racing revocations lose no line: without the change lock, a
+    /// token appended to the old file while a revocation rewrites it vanishes
+    /// with the old inode.
+    #[test]
+    fn concurrent_creates_and_revokes_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        let keep = Principal::new("keep").unwrap();
+        let churn = Principal::new("churn").unwrap();
+        const ROUNDS: usize = 60;
+        let created = std::thread::scope(|scope| {
+            let creator = scope.spawn(|| {
+                (0..ROUNDS)
+                    .map(|_| {
+                        create_token(
+                            &path,
+                            keep.clone(),
+                            Roles::NONE.with(Role::Read),
+                            Expiry::Never,
+                        )
+                        .unwrap()
+                        .1
+                    })
+                    .collect::<Vec<_>>()
+            });
+            scope.spawn(|| {
+                for _ in 0..ROUNDS {
+                    create_token(
+                        &path,
+                        churn.clone(),
+                        Roles::NONE.with(Role::Read),
+                        Expiry::Never,
+                    )
+                    .unwrap();
+                    revoke_tokens(&path, &Revoke::Principal(churn.clone())).unwrap();
+                }
+            });
+            creator.join().unwrap()
+        });
+        let file = read_tokens(&path).unwrap();
+        for record in &created {
+            assert!(
+                file.find(&record.hash).is_some(),
+                "token {} was lost",
+                record.id()
+            );
+        }
+        assert_eq!(file.records().len(), ROUNDS);
     }
 }

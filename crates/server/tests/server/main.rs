@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
-mod auth;
 mod bad_input;
 mod cli;
 mod common;
