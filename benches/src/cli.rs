@@ -97,6 +97,12 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "server")]
     pub tls: bool,
 
+    /// Authenticate every call with a bearer token: the merklogd the hammer starts
+    /// gets a tokens file holding one append + read token; with --server the token
+    /// comes from MERKLOG_TOKEN (the echo baseline gets it too, and ignores it)
+    #[arg(long)]
+    pub token: bool,
+
     /// With an https:// --server: the CA certificate(s) its certificate chains to
     /// [default: the public web roots]
     #[arg(long, value_name = "FILE", requires = "server")]

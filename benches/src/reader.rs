@@ -9,14 +9,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf, log_client::LogClient};
+use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf};
 use serde::Serialize;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
 use crate::BenchError;
 use crate::payload::Rng;
 use crate::stats::{Phase, Tally, code_label};
+use crate::target::Client;
 use crate::verify::Checker;
 use crate::writer::Recorder;
 
@@ -43,7 +43,7 @@ pub struct ReadSpec {
 
 /// Runs the readers of `spec` over `clients` through `phase`.
 pub async fn run_readers(
-    clients: &[LogClient<Channel>],
+    clients: &[Client],
     spec: &ReadSpec,
     phase: Phase,
     checker: Arc<Checker>,
@@ -79,7 +79,7 @@ pub async fn run_readers(
 }
 
 async fn read_loop(
-    mut client: LogClient<Channel>,
+    mut client: Client,
     spec: ReadSpec,
     phase: Phase,
     checker: Arc<Checker>,

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use merklog_proto::v1::{self, log_client::LogClient};
-use tonic::transport::Channel;
+use merklog_proto::v1;
 
 use crate::BenchError;
 use crate::cli::RunArgs;
@@ -23,7 +22,7 @@ use crate::reader::{ReadSpec, run_readers};
 use crate::report::{Fill, Report, RunResult, StepResult, System};
 use crate::rocks::{self, RocksSpec};
 use crate::stats::{Phase, Tally};
-use crate::target::{self, Target};
+use crate::target::{self, Client, Target};
 use crate::verify::{Checker, Sample};
 use crate::writer::{Mode, WriteSpec, run_writers};
 
@@ -32,9 +31,9 @@ struct Bench {
     args: RunArgs,
     work: PathBuf,
     log: Target,
-    log_clients: Vec<LogClient<Channel>>,
+    log_clients: Vec<Client>,
     checker: Arc<Checker>,
-    echo: Option<(Target, Vec<LogClient<Channel>>)>,
+    echo: Option<(Target, Vec<Client>)>,
     nonce: u64,
 }
 
@@ -139,19 +138,39 @@ async fn start_log(args: &RunArgs, work: &Path) -> Result<(Target, String), Benc
             .vkey
             .as_deref()
             .ok_or_else(|| BenchError::Usage("--server needs --vkey".into()))?;
-        return Ok((
-            Target::external(url, vkey, args.ca_cert.as_deref())?,
-            format!("running server at {url}"),
-        ));
+        let mut target = Target::external(url, vkey, args.ca_cert.as_deref())?;
+        if args.token {
+            let token = std::env::var("MERKLOG_TOKEN").map_err(|_| {
+                BenchError::Usage("--token with --server reads the token from MERKLOG_TOKEN".into())
+            })?;
+            target = target.with_token(token);
+        }
+        return Ok((target, format!("running server at {url}")));
     }
     let tls = if args.tls {
         Some(target::TestCertificates::create(work)?)
     } else {
         None
     };
-    let over = if args.tls { ", over TLS" } else { "" };
+    let tokens_file = work.join("tokens");
+    let token = if args.token {
+        Some(target::create_bench_token(&tokens_file)?)
+    } else {
+        None
+    };
+    let tokens_file = token.as_ref().map(|_| tokens_file.as_path());
+    let over = match (args.tls, args.token) {
+        (true, true) => ", over TLS, every call with a bearer token",
+        (true, false) => ", over TLS",
+        (false, true) => ", every call with a bearer token",
+        (false, false) => "",
+    };
+    let authenticate = |target: Target| match &token {
+        Some(token) => target.with_token(token.clone()),
+        None => target,
+    };
     if args.in_process {
-        let log = Target::in_process_merklogd(work, tls.as_ref()).await?;
+        let log = authenticate(Target::in_process_merklogd(work, tls.as_ref(), tokens_file).await?);
         return Ok((
             log,
             format!("merklog server inside the hammer's process{over}"),
@@ -164,7 +183,7 @@ async fn start_log(args: &RunArgs, work: &Path) -> Result<(Target, String), Benc
                 .into(),
         )
     })?;
-    let log = Target::spawn_merklogd(&binary, work, tls.as_ref()).await?;
+    let log = authenticate(Target::spawn_merklogd(&binary, work, tls.as_ref(), tokens_file).await?);
     let description = format!(
         "merklogd child process {} (pid {}){over}, data in {}",
         binary.display(),
@@ -177,7 +196,7 @@ async fn start_log(args: &RunArgs, work: &Path) -> Result<(Target, String), Benc
 }
 
 /// The latest published tree size.
-async fn tree_size(clients: &[LogClient<Channel>]) -> Result<u64, BenchError> {
+async fn tree_size(clients: &[Client]) -> Result<u64, BenchError> {
     let mut client = clients
         .first()
         .cloned()
@@ -203,7 +222,7 @@ struct Before {
 }
 
 impl Before {
-    async fn take(target: &Target, clients: &[LogClient<Channel>], checker: &Checker) -> Self {
+    async fn take(target: &Target, clients: &[Client], checker: &Checker) -> Self {
         let rss_reset = target.pid.is_some_and(procstat::reset_peak_rss);
         Self {
             started: Instant::now(),

@@ -11,6 +11,9 @@ use merklog_proto::v1::log_client::LogClient;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::BenchError;
@@ -37,6 +40,40 @@ enum Kind {
         task: JoinHandle<Result<(), BenchError>>,
     },
     External,
+}
+
+/// A client of the log under test: a channel that adds the run's bearer token
+/// (if any) to every call.
+pub type Client = LogClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer <token>` to every call when a token is set.
+#[derive(Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Creates `path` (a tokens file) with one token for the principal `hammer`
+/// with the append and read roles, and returns the token.
+pub fn create_bench_token(path: &Path) -> Result<String, BenchError> {
+    use merklog_auth::{Expiry, Principal, Role};
+    let principal = Principal::new("hammer")
+        .map_err(|e| BenchError::Setup(format!("the token principal: {e}")))?;
+    let roles = [Role::Append, Role::Read].into_iter().collect();
+    let (token, _) =
+        merklog_server::auth::tokens::create_token(path, principal, roles, Expiry::Never)?;
+    Ok(token.expose().to_owned())
 }
 
 /// A CA and a server certificate for 127.0.0.1, made for one run, as PEM files.
@@ -101,6 +138,8 @@ pub struct Target {
     pub data_dir: Option<PathBuf>,
     /// Its Prometheus endpoint, when known.
     pub metrics: Option<SocketAddr>,
+    /// The bearer token every call carries, if any.
+    token: Option<String>,
     kind: Kind,
 }
 
@@ -202,6 +241,7 @@ impl Target {
         binary: &Path,
         dir: &Path,
         tls: Option<&TestCertificates>,
+        tokens_file: Option<&Path>,
     ) -> Result<Self, BenchError> {
         let data_dir = dir.join("data");
         let addr_file = dir.join("merklogd.addrs");
@@ -218,6 +258,9 @@ impl Target {
             .args(["--log-level", "warn"])
             .arg("--addr-file")
             .arg(&addr_file);
+        if let Some(tokens_file) = tokens_file {
+            command.arg("--tokens-file").arg(tokens_file);
+        }
         if let Some(tls) = tls {
             command
                 .arg("--tls-cert")
@@ -238,6 +281,7 @@ impl Target {
             pid: Some(child.id()),
             data_dir: Some(data_dir),
             metrics: addrs.metrics,
+            token: None,
             kind: Kind::Child(child),
         })
     }
@@ -247,6 +291,7 @@ impl Target {
     pub async fn in_process_merklogd(
         dir: &Path,
         tls: Option<&TestCertificates>,
+        tokens_file: Option<&Path>,
     ) -> Result<Self, BenchError> {
         let data_dir = dir.join("data");
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -260,6 +305,7 @@ impl Target {
             log_level: "warn".to_owned(),
             tls_cert: tls.map(|t| t.cert.clone()),
             tls_key: tls.map(|t| t.key.clone()),
+            tokens_file: tokens_file.map(Path::to_owned),
             ..merklog_server::ServerConfig::default()
         };
         let listeners = merklog_server::Listeners::bind(&config).await?;
@@ -283,6 +329,7 @@ impl Target {
             pid: None,
             data_dir: Some(data_dir),
             metrics: Some(addrs.metrics),
+            token: None,
             kind: Kind::InProcess {
                 stop: Some(stop),
                 task,
@@ -312,6 +359,7 @@ impl Target {
             pid: Some(child.id()),
             data_dir: None,
             metrics: None,
+            token: None,
             kind: Kind::Child(child),
         })
     }
@@ -339,6 +387,7 @@ impl Target {
             pid: None,
             data_dir: None,
             metrics: None,
+            token: None,
             kind: Kind::InProcess {
                 stop: Some(stop),
                 task,
@@ -373,12 +422,25 @@ impl Target {
             pid: None,
             data_dir: None,
             metrics: None,
+            token: None,
             kind: Kind::External,
         })
     }
 
+    /// Every call to this target carries `token` as a bearer token.
+    pub fn with_token(mut self, token: String) -> Self {
+        self.token = Some(token);
+        self
+    }
+
     /// Opens `n` connections (HTTP/2, each multiplexing many calls).
-    pub async fn connect(&self, n: usize) -> Result<Vec<LogClient<Channel>>, BenchError> {
+    pub async fn connect(&self, n: usize) -> Result<Vec<Client>, BenchError> {
+        let bearer = match &self.token {
+            Some(token) => Bearer(Some(format!("Bearer {token}").parse().map_err(|_| {
+                BenchError::Usage("the bearer token is not a valid header value".into())
+            })?)),
+            None => Bearer(None),
+        };
         let mut clients = Vec::with_capacity(n);
         for _ in 0..n.max(1) {
             let endpoint = Endpoint::from_shared(self.url.clone())
@@ -413,7 +475,7 @@ impl Target {
                     source,
                 })?;
             clients.push(
-                LogClient::new(channel)
+                LogClient::with_interceptor(channel, bearer.clone())
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             );

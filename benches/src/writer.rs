@@ -14,17 +14,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use merklog_proto::v1::{self, log_client::LogClient};
+use merklog_proto::v1;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::BenchError;
 use crate::payload::EntryMaker;
 use crate::stats::{Phase, Tally, code_label};
+use crate::target::Client;
 use crate::verify::Checker;
 
 /// Pause after RESOURCE_EXHAUSTED or another error before trying again.
@@ -123,7 +123,7 @@ fn deadline(at: Instant) -> tokio::time::Instant {
 /// Runs the writers of `spec` over `clients` (round robin) through `phase` and
 /// returns what they counted. Entries are unique to `nonce`.
 pub async fn run_writers(
-    clients: &[LogClient<Channel>],
+    clients: &[Client],
     spec: &WriteSpec,
     phase: Phase,
     checker: Arc<Checker>,
@@ -180,7 +180,7 @@ async fn join_bounded(mut tasks: JoinSet<()>, ctx: &Ctx) {
     }
 }
 
-async fn unary_writer(mut client: LogClient<Channel>, mut maker: EntryMaker, ctx: Ctx) {
+async fn unary_writer(mut client: Client, mut maker: EntryMaker, ctx: Ctx) {
     while ctx.phase.open() {
         let n = ctx.budget.take(ctx.per_call);
         if n == 0 {
@@ -193,7 +193,7 @@ async fn unary_writer(mut client: LogClient<Channel>, mut maker: EntryMaker, ctx
 
 /// One append, retried on RESOURCE_EXHAUSTED until answered or the drain ends.
 async fn call_until_answered(
-    client: &mut LogClient<Channel>,
+    client: &mut Client,
     entries: Vec<Bytes>,
     started: Instant,
     ctx: &Ctx,
@@ -236,13 +236,7 @@ async fn call_until_answered(
 
 /// Open loop: a scheduler sends calls at `rate` entries per second, each in its own
 /// task, at most `spec.writers` in flight (beyond that a send is counted as missed).
-async fn open_loop(
-    clients: &[LogClient<Channel>],
-    spec: &WriteSpec,
-    rate: f64,
-    ctx: &Ctx,
-    nonce: u64,
-) {
+async fn open_loop(clients: &[Client], spec: &WriteSpec, rate: f64, ctx: &Ctx, nonce: u64) {
     let calls_per_second = (rate / spec.per_call as f64).max(1e-3);
     let permits = Arc::new(Semaphore::new(spec.writers));
     let mut maker = EntryMaker::new(nonce, u32::MAX, spec.entry_bytes);
@@ -284,12 +278,7 @@ async fn open_loop(
 }
 
 /// One bidirectional stream with up to `window` requests unanswered.
-async fn stream_writer(
-    mut client: LogClient<Channel>,
-    mut maker: EntryMaker,
-    window: usize,
-    ctx: Ctx,
-) {
+async fn stream_writer(mut client: Client, mut maker: EntryMaker, window: usize, ctx: Ctx) {
     let (tx, rx) = mpsc::channel::<v1::AppendStreamRequest>(window);
     let drain = deadline(ctx.phase.drain_until);
     let mut inbound =

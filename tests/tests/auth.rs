@@ -1,5 +1,6 @@
 //! Bearer tokens from outside: `merklogd token create` prints a token that the
-//! `merklog` CLI uses through MERKLOG_TOKEN, the server attributes the append
+//! `merklog` CLI uses through MERKLOG_TOKEN over https (a private CA, as tokens
+//! protect nothing on plaintext), the server attributes the append
 //! to the token's principal, and the token appears nowhere in the server's log
 //! output or metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,14 +8,18 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use merklog_e2e::pki::Ca;
 use merklog_e2e::{Daemon, client_binary, merklogd_binary};
 
-/// Runs the `merklog` client with `env` (and nothing else) in its environment.
+/// Runs the `merklog` client with `env` (and nothing else) in its environment,
+/// trusting the test's CA (`<dir>/ca.pem`).
 fn merklog(url: &str, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(client_binary())
         .env_clear()
         .envs(env.iter().copied())
-        .args(["--server", url, "--no-state", "--log-key"])
+        .args(["--server", url, "--no-state", "--ca-cert"])
+        .arg(dir.join("ca.pem"))
+        .arg("--log-key")
         .arg(dir.join("log").join("log.vkey"))
         .args(args)
         .stdin(Stdio::null())
@@ -65,12 +70,24 @@ async fn token_create_then_append_with_merklog_token_and_no_token_leaks() {
         "{listed}"
     );
 
+    let ca = Ca::new("merklog token test CA");
+    ca.write(&dir.path().join("ca.pem"));
+    let server = ca.server(dir.path(), "server", "server");
     let data = dir.path().join("log");
     let daemon = Daemon::start(
         &data,
-        &["--tokens-file", tokens_arg, "--log-format", "json"],
+        &[
+            "--tokens-file",
+            tokens_arg,
+            "--log-format",
+            "json",
+            "--tls-cert",
+            server.cert.to_str().unwrap(),
+            "--tls-key",
+            server.key.to_str().unwrap(),
+        ],
     );
-    let url = daemon.grpc_url();
+    let url = format!("https://{}", daemon.addrs.grpc);
 
     let refused = merklog(&url, dir.path(), &[], &["append", "anonymous entry"]);
     assert_eq!(refused.status.code(), Some(2));
