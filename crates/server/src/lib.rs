@@ -77,11 +77,14 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod backup;
 pub mod config;
+pub mod fsck;
 mod grpc;
 mod health;
 pub mod http;
 pub mod keys;
+mod probes;
 mod server;
 pub mod status;
 pub mod telemetry;
@@ -122,6 +125,9 @@ pub enum ServerError {
     /// The sequencer refused to start.
     #[error("log: {0}")]
     Log(#[from] merklog_log::LogError),
+    /// A data check (`fsck`, `verify-on-start=full`) found a problem.
+    #[error("data check failed: {0}")]
+    Fsck(String),
     /// A listener failed while serving.
     #[error("{listener} server: {message}")]
     Serve {
