@@ -233,18 +233,12 @@ pub struct Client {
     unsaved: bool,
 }
 
-impl Client {
-    /// Connects to `url` (such as `http://127.0.0.1:7800` or
-    /// `https://log.example:7800`; a bare `host:port` means `http://host:port`)
-    /// and loads the last verified checkpoint of the log from `state`, if given.
-    /// `https://` verifies the server's certificate against `options.tls.ca_cert`
-    /// or, without it, the public web roots.
-    pub async fn connect(
-        url: &str,
-        trust: TrustedLog,
-        state: Option<StateFile>,
-        options: ClientOptions,
-    ) -> Result<Self, ClientError> {
+/// Connects a gRPC channel to `url` (see [`Client::connect`]), bounded by the
+/// connect timeout; what every command's connection starts with.
+pub(crate) async fn connect_channel(
+    url: &str,
+    options: &ClientOptions,
+) -> Result<Channel, ClientError> {
         let bad_url = |reason: String| ClientError::BadUrl {
             url: url.to_owned(),
             reason,
@@ -298,6 +292,22 @@ impl Client {
                 });
             }
         };
+    Ok(channel)
+}
+
+impl Client {
+    /// Connects to `url` (such as `http://127.0.0.1:7800` or
+    /// `https://log.example:7800`; a bare `host:port` means `http://host:port`)
+    /// and loads the last verified checkpoint of the log from `state`, if given.
+    /// `https://` verifies the server's certificate against `options.tls.ca_cert`
+    /// or, without it, the public web roots.
+    pub async fn connect(
+        url: &str,
+        trust: TrustedLog,
+        state: Option<StateFile>,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let channel = connect_channel(url, &options).await?;
         let mut client = Self::with_channel(channel, trust, state, options)?;
         client.server = url.to_owned();
         Ok(client)

@@ -195,6 +195,14 @@ pub enum ClientError {
         /// The transport error.
         source: tonic::transport::Error,
     },
+    /// The server's health service answered something other than SERVING.
+    #[error("{server} is not serving: its health service answers {status}")]
+    NotServing {
+        /// The server address.
+        server: String,
+        /// The answer, e.g. `NOT_SERVING`.
+        status: &'static str,
+    },
     /// A call failed with a gRPC status (the server refused or could not answer).
     #[error("{rpc}: {}", status_text(status))]
     Rpc {

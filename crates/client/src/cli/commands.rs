@@ -17,7 +17,7 @@ use super::output::{
     checkpoint_json, entry_json, entry_text, print_json, print_line, progress_bar,
 };
 use super::{
-    AppendArgs, AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, KeyCommand,
+    AppendArgs, AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, HealthArgs, KeyCommand,
     KeyGenerateArgs, ProveArgs, VerifyArgs, WatchArgs,
 };
 use crate::encoding::b64;
@@ -212,6 +212,7 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
         Command::Consistency(args) => consistency(&context, args).await,
         Command::Watch(args) => watch(&context, args).await,
         Command::Audit(args) => audit(&context, args).await,
+        Command::Health(args) => health(&context, args).await,
     }
 }
 
@@ -926,4 +927,23 @@ async fn audit(context: &Context, _args: AuditArgs) -> Result<(), ClientError> {
         ));
     }
     Ok(())
+}
+
+/// `merklog health`: SERVING is success; any other answer is [`ClientError::NotServing`].
+async fn health(context: &Context, _args: HealthArgs) -> Result<(), ClientError> {
+    let options = context.client_options()?;
+    match crate::health::check_health(&context.server, &options).await? {
+        crate::health::Serving::Serving => {
+            if context.json {
+                print_json(&json!({"ok": true, "status": "SERVING"}));
+            } else {
+                print_line("SERVING");
+            }
+            Ok(())
+        }
+        crate::health::Serving::Not(status) => Err(ClientError::NotServing {
+            server: context.server.clone(),
+            status,
+        }),
+    }
 }

@@ -28,6 +28,7 @@ Exit codes:
   0  success
   1  verification failure: a signature, proof, entry or the log's history did not
      verify (the evidence is printed; with --json also as JSON on stdout)
+     (`merklog health`: the server answered, but not SERVING)
   2  usage, configuration, file or network error, or a refusal by the log: nothing was
      shown to be wrong with the log. This includes a log key that belongs to another
      log, an unreachable server, retries that ran out (--retries, --retry-for), and
@@ -154,7 +155,16 @@ pub enum Command {
     Watch(WatchArgs),
     /// Download every entry, rebuild the tree and compare with the signed root.
     Audit(AuditArgs),
+    /// Ask the server's gRPC health service whether it serves: exit 0 when
+    /// SERVING, 1 for any other answer (NOT_SERVING: it refuses to sign or its
+    /// storage is damaged), 2 when it cannot be reached. Needs no log key; a
+    /// container or load balancer health check.
+    Health(HealthArgs),
 }
+
+/// `merklog health`
+#[derive(Debug, Args)]
+pub struct HealthArgs {}
 
 /// `merklog key ...`
 #[derive(Debug, Subcommand)]
@@ -351,7 +361,7 @@ fn report(error: &ClientError, json: bool) -> ExitCode {
             "evidence": evidence,
         }));
     }
-    ExitCode::from(if verification {
+    ExitCode::from(if verification || matches!(error, ClientError::NotServing { .. }) {
         EXIT_VERIFICATION_FAILED
     } else {
         EXIT_ERROR
