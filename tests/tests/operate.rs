@@ -174,6 +174,7 @@ async fn a_damaged_tile_is_named_by_fsck_and_served_as_data_loss() {
     std::fs::write(&path, &bytes).unwrap();
 
     let damaged = merklogd(&["fsck", "--data-dir", &data]);
+    eprintln!("merklogd fsck of the damaged directory: {}", text(&damaged));
     assert_eq!(damaged.status.code(), Some(1), "{}", text(&damaged));
     let stderr = String::from_utf8_lossy(&damaged.stderr);
     assert!(
