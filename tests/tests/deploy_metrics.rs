@@ -90,12 +90,22 @@ fn metric_names(expr: &str, out: &mut BTreeSet<String>) {
     }
     // Drop the label lists of `by (...)`, `without (...)`, `on (...)`, `ignoring (...)`.
     let mut text = cleaned;
-    for word in ["by", "without", "on", "ignoring", "group_left", "group_right"] {
+    for word in [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ] {
         loop {
             let Some(at) = find_word_then_paren(&text, word) else {
                 break;
             };
-            let close = text[at..].find(')').map(|i| at + i + 1).unwrap_or(text.len());
+            let close = text[at..]
+                .find(')')
+                .map(|i| at + i + 1)
+                .unwrap_or(text.len());
             text.replace_range(at..close, " ");
         }
     }
@@ -111,7 +121,10 @@ fn metric_names(expr: &str, out: &mut BTreeSet<String>) {
         }
     }
     for token in plain.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
-        let starts_alpha = token.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+        let starts_alpha = token
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic());
         if starts_alpha && !PROMQL_WORDS.contains(&token) && !is_keyword(token) {
             out.insert(token.to_owned());
         }
@@ -121,9 +134,25 @@ fn metric_names(expr: &str, out: &mut BTreeSet<String>) {
 fn is_keyword(token: &str) -> bool {
     matches!(
         token,
-        "and" | "or" | "unless" | "bool" | "offset" | "avg" | "count" | "topk" | "abs" | "vector"
-            | "clamp_min" | "clamp_max" | "avg_over_time" | "max_over_time" | "min_over_time"
-            | "time" | "absent" | "label_replace" | "scalar"
+        "and"
+            | "or"
+            | "unless"
+            | "bool"
+            | "offset"
+            | "avg"
+            | "count"
+            | "topk"
+            | "abs"
+            | "vector"
+            | "clamp_min"
+            | "clamp_max"
+            | "avg_over_time"
+            | "max_over_time"
+            | "min_over_time"
+            | "time"
+            | "absent"
+            | "label_replace"
+            | "scalar"
     )
 }
 

@@ -88,6 +88,18 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// `merklog fsck` of the tiles at `http` with the log key of `data_dir`.
+fn client_fsck(http: SocketAddr, data_dir: &Path) -> (Option<i32>, String) {
+    let output = Command::new(client_binary())
+        .env_clear()
+        .args(["fsck", "--server", &format!("http://{http}"), "--log-key"])
+        .arg(data_dir.join("log.vkey"))
+        .arg("--no-state")
+        .output()
+        .unwrap();
+    (output.status.code(), text(&output))
+}
+
 /// `merklog health --server URL`: its exit code and output.
 fn client_health(url: &str) -> (Option<i32>, String) {
     let output = Command::new(client_binary())
@@ -145,6 +157,12 @@ async fn a_damaged_tile_is_named_by_fsck_and_served_as_data_loss() {
     let (status, tile) = get(format!("http://{}/tile/0/000", daemon.addrs.http)).await;
     assert_eq!(status, 200);
     assert_eq!(tile.len(), 256 * 32);
+    let (code, out) = client_fsck(daemon.addrs.http, &data_dir);
+    assert_eq!(code, Some(0), "merklog fsck of a clean log: {out}");
+    assert!(
+        out.contains("fsck OK: 3 entry bundles and 4 hash tiles"),
+        "{out}"
+    );
     stop(daemon).await;
     let clean = merklogd(&["fsck", "--data-dir", &data]);
     assert!(clean.status.success(), "{}", text(&clean));
@@ -220,6 +238,18 @@ async fn a_damaged_tile_is_named_by_fsck_and_served_as_data_loss() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::DataLoss, "{error:?}");
+    let (code, out) = client_fsck(daemon.addrs.http, &data_dir);
+    assert_eq!(
+        code,
+        Some(1),
+        "merklog fsck over HTTP of the damaged log: {out}"
+    );
+    assert!(
+        out.contains(
+            "bad tile: level 0, index 0, width 256 (tile/0/000): the server cannot read it (500)"
+        ),
+        "{out}"
+    );
     let (status, body) = get(format!("http://{}/tile/0/000", daemon.addrs.http)).await;
     assert_eq!(status, 500, "{}", String::from_utf8_lossy(&body));
     assert!(
@@ -249,7 +279,7 @@ async fn a_damaged_tile_is_named_by_fsck_and_served_as_data_loss() {
         .trim()
         .parse()
         .unwrap();
-    assert!(count >= 2.0, "two damaged reads counted: {count}");
+    assert!(count >= 3.0, "three damaged reads counted: {count}");
     let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap();
     assert!(log.contains("STORAGE CORRUPTION"), "{log}");
     drop(daemon);
@@ -338,7 +368,10 @@ async fn an_online_backup_restores_cleanly_and_an_old_one_is_refused() {
     let mut client = connect(&daemon.grpc_url()).await.unwrap();
     let after = latest(&mut client).await;
     assert_eq!((after.size, &after.root), (before.size, &before.root));
-    assert_eq!(health(&daemon.grpc_url()).await, ServingStatus::Serving as i32);
+    assert_eq!(
+        health(&daemon.grpc_url()).await,
+        ServingStatus::Serving as i32
+    );
     assert_eq!(append(&mut client, &entries("three", 2)).await.unwrap(), 10);
     stop(daemon).await;
 

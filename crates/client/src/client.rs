@@ -239,59 +239,58 @@ pub(crate) async fn connect_channel(
     url: &str,
     options: &ClientOptions,
 ) -> Result<Channel, ClientError> {
-        let bad_url = |reason: String| ClientError::BadUrl {
-            url: url.to_owned(),
-            reason,
-        };
-        let full = if url.contains("://") {
-            url.to_owned()
-        } else {
-            format!("http://{url}")
-        };
-        let https = full.starts_with("https://");
-        if !https && !full.starts_with("http://") {
-            return Err(bad_url("use http://host:port or https://host:port".into()));
+    let bad_url = |reason: String| ClientError::BadUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let full = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    let https = full.starts_with("https://");
+    if !https && !full.starts_with("http://") {
+        return Err(bad_url("use http://host:port or https://host:port".into()));
+    }
+    if !https && options.tls.is_set() {
+        return Err(bad_url(
+            "certificates are given but the address is not https://".into(),
+        ));
+    }
+    let mut endpoint = Endpoint::from_shared(full)
+        .map_err(|e| bad_url(e.to_string()))?
+        .connect_timeout(options.connect_timeout)
+        // A peer that stops answering (a dead server behind a live TCP
+        // path) is noticed on an idle watch too.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(options.request_timeout)
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true);
+    if https {
+        endpoint = endpoint
+            .tls_config(options.tls.config()?)
+            .map_err(|source| ClientError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+    }
+    // The connect timeout covers TCP; this bounds the HTTP/2 handshake too.
+    let channel = match tokio::time::timeout(options.connect_timeout, endpoint.connect()).await {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(source)) => {
+            return Err(ClientError::Connect {
+                url: url.to_owned(),
+                source,
+            });
         }
-        if !https && options.tls.is_set() {
-            return Err(bad_url(
-                "certificates are given but the address is not https://".into(),
-            ));
+        Err(_) => {
+            return Err(ClientError::Timeout {
+                rpc: "connect",
+                server: url.to_owned(),
+                after: options.connect_timeout,
+            });
         }
-        let mut endpoint = Endpoint::from_shared(full)
-            .map_err(|e| bad_url(e.to_string()))?
-            .connect_timeout(options.connect_timeout)
-            // A peer that stops answering (a dead server behind a live TCP
-            // path) is noticed on an idle watch too.
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(options.request_timeout)
-            .keep_alive_while_idle(true)
-            .tcp_nodelay(true);
-        if https {
-            endpoint = endpoint
-                .tls_config(options.tls.config()?)
-                .map_err(|source| ClientError::Connect {
-                    url: url.to_owned(),
-                    source,
-                })?;
-        }
-        // The connect timeout covers TCP; this bounds the HTTP/2 handshake too.
-        let channel = match tokio::time::timeout(options.connect_timeout, endpoint.connect()).await
-        {
-            Ok(Ok(channel)) => channel,
-            Ok(Err(source)) => {
-                return Err(ClientError::Connect {
-                    url: url.to_owned(),
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    rpc: "connect",
-                    server: url.to_owned(),
-                    after: options.connect_timeout,
-                });
-            }
-        };
+    };
     Ok(channel)
 }
 

@@ -38,7 +38,8 @@ pub async fn check_health(url: &str, options: &ClientOptions) -> Result<Serving,
             });
         }
     };
-    let status = ServingStatus::try_from(answer.into_inner().status).unwrap_or(ServingStatus::Unknown);
+    let status =
+        ServingStatus::try_from(answer.into_inner().status).unwrap_or(ServingStatus::Unknown);
     Ok(match status {
         ServingStatus::Serving => Serving::Serving,
         other => Serving::Not(other.as_str_name()),

@@ -243,19 +243,3 @@ fn compare_tiles(store: &dyn LogStore, expected: &[RebuiltTile]) -> Result<u64, 
     }
     Ok(expected.len() as u64)
 }
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::*;
-    use merklog_log::{MemoryStore, ValueWrite};
-
-    #[test]
-    fn an_empty_store_has_no_checkpoint_to_check() {
-        let store = MemoryStore::new();
-        let finding = check_store(&store).unwrap_err();
-        assert!(matches!(finding, FsckFinding::Checkpoint(_)), "{finding}");
-        let _ = ValueWrite::Put(Vec::new());
-    }
-}

@@ -160,7 +160,17 @@ pub enum Command {
     /// storage is damaged), 2 when it cannot be reached. Needs no log key; a
     /// container or load balancer health check.
     Health(HealthArgs),
+    /// Check a log through its tlog-tiles HTTP API: --server is the tiles address
+    /// here (such as http://127.0.0.1:7801). Verifies the checkpoint, recomputes
+    /// every hash tile from the entry bundles and compares it with the served one,
+    /// and the root with the signed one; the first bad tile is named (exit 1). For
+    /// a data directory on disk use `merklogd fsck --data-dir DIR`.
+    Fsck(FsckArgs),
 }
+
+/// `merklog fsck`
+#[derive(Debug, Args)]
+pub struct FsckArgs {}
 
 /// `merklog health`
 #[derive(Debug, Args)]
@@ -361,9 +371,11 @@ fn report(error: &ClientError, json: bool) -> ExitCode {
             "evidence": evidence,
         }));
     }
-    ExitCode::from(if verification || matches!(error, ClientError::NotServing { .. }) {
-        EXIT_VERIFICATION_FAILED
-    } else {
-        EXIT_ERROR
-    })
+    ExitCode::from(
+        if verification || matches!(error, ClientError::NotServing { .. }) {
+            EXIT_VERIFICATION_FAILED
+        } else {
+            EXIT_ERROR
+        },
+    )
 }

@@ -161,6 +161,14 @@ async fn every_refusal_has_its_status_and_writes_nothing() {
     let server = TestServer::start_with(config).await;
     let mut client = server.client().await;
 
+    // The probes stay open while reads need a credential.
+    for probe in ["/healthz", "/readyz"] {
+        let response = reqwest::get(server.http(probe)).await.unwrap();
+        assert_eq!(response.status(), 200, "{probe} without a credential");
+    }
+    let response = reqwest::get(server.http("/checkpoint")).await.unwrap();
+    assert_eq!(response.status(), 401);
+
     // The revoked token works until its line is deleted and the file reloaded.
     assert_eq!(
         read(&mut client, Some(&revoked)).await,

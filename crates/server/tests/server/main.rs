@@ -6,5 +6,6 @@ mod auth;
 mod bad_input;
 mod cli;
 mod common;
+mod fsck;
 mod restart;
 mod witness_client;
