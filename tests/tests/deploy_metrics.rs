@@ -98,10 +98,7 @@ fn metric_names(expr: &str, out: &mut BTreeSet<String>) {
         "group_left",
         "group_right",
     ] {
-        loop {
-            let Some(at) = find_word_then_paren(&text, word) else {
-                break;
-            };
+        while let Some(at) = find_word_then_paren(&text, word) {
             let close = text[at..]
                 .find(')')
                 .map(|i| at + i + 1)

@@ -136,7 +136,7 @@ mod tests {
             let mut nodes = Vec::new();
             range
                 .append(&all, |id: NodeId, hash: &Hash| {
-                    if id.level % 8 == 0 {
+                    if id.level.is_multiple_of(8) {
                         nodes.push((id, *hash));
                     }
                 })

@@ -168,7 +168,11 @@ impl Cli {
             Self::from_arg_matches(matches).map_err(|e| ServerError::Config(e.to_string()))?;
         cli.settings = merklog_daemon::layered(&cli.settings, matches, cli.config.as_deref())
             .map_err(|e| ServerError::Config(e.to_string()))?;
-        cli.settings.validate()?;
+        // Backup and fsck serve nothing: the serving settings (such as a container's
+        // 0.0.0.0 listen addresses without TLS) need not be valid for them.
+        if !matches!(cli.command, Some(Command::Backup(_) | Command::Fsck(_))) {
+            cli.settings.validate()?;
+        }
         Ok(cli)
     }
 }
