@@ -335,6 +335,14 @@ async fn every_refusal_has_its_status_and_writes_nothing() {
     let server = TestServer::start_with(config).await;
     let mut client = pki.grpc(&server, None).await.unwrap();
 
+    // The probes stay open while reads need a credential.
+    for probe in ["/healthz", "/readyz"] {
+        let (outcome, _) = http_get(&pki.https(None), &server, probe, None).await;
+        assert_eq!(outcome, Outcome::Http(200), "{probe} without a credential");
+    }
+    let (outcome, _) = http_get(&pki.https(None), &server, "/checkpoint", None).await;
+    assert_eq!(outcome, Outcome::Http(401));
+
     // The revoked token works until its line is deleted and the file reloaded.
     assert_eq!(
         read(Some(&mut client), Some(&revoked)).await,

@@ -233,6 +233,67 @@ pub struct Client {
     unsaved: bool,
 }
 
+/// Connects a gRPC channel to `url` (see [`Client::connect`]), bounded by the
+/// connect timeout; what every command's connection starts with.
+pub(crate) async fn connect_channel(
+    url: &str,
+    options: &ClientOptions,
+) -> Result<Channel, ClientError> {
+    let bad_url = |reason: String| ClientError::BadUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let full = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    let https = full.starts_with("https://");
+    if !https && !full.starts_with("http://") {
+        return Err(bad_url("use http://host:port or https://host:port".into()));
+    }
+    if !https && options.tls.is_set() {
+        return Err(bad_url(
+            "certificates are given but the address is not https://".into(),
+        ));
+    }
+    let mut endpoint = Endpoint::from_shared(full)
+        .map_err(|e| bad_url(e.to_string()))?
+        .connect_timeout(options.connect_timeout)
+        // A peer that stops answering (a dead server behind a live TCP
+        // path) is noticed on an idle watch too.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(options.request_timeout)
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true);
+    if https {
+        endpoint = endpoint
+            .tls_config(options.tls.config()?)
+            .map_err(|source| ClientError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+    }
+    // The connect timeout covers TCP; this bounds the HTTP/2 handshake too.
+    let channel = match tokio::time::timeout(options.connect_timeout, endpoint.connect()).await {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(source)) => {
+            return Err(ClientError::Connect {
+                url: url.to_owned(),
+                source,
+            });
+        }
+        Err(_) => {
+            return Err(ClientError::Timeout {
+                rpc: "connect",
+                server: url.to_owned(),
+                after: options.connect_timeout,
+            });
+        }
+    };
+    Ok(channel)
+}
+
 impl Client {
     /// Connects to `url` (such as `http://127.0.0.1:7800` or
     /// `https://log.example:7800`; a bare `host:port` means `http://host:port`)
@@ -245,59 +306,7 @@ impl Client {
         state: Option<StateFile>,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
-        let bad_url = |reason: String| ClientError::BadUrl {
-            url: url.to_owned(),
-            reason,
-        };
-        let full = if url.contains("://") {
-            url.to_owned()
-        } else {
-            format!("http://{url}")
-        };
-        let https = full.starts_with("https://");
-        if !https && !full.starts_with("http://") {
-            return Err(bad_url("use http://host:port or https://host:port".into()));
-        }
-        if !https && options.tls.is_set() {
-            return Err(bad_url(
-                "certificates are given but the address is not https://".into(),
-            ));
-        }
-        let mut endpoint = Endpoint::from_shared(full)
-            .map_err(|e| bad_url(e.to_string()))?
-            .connect_timeout(options.connect_timeout)
-            // A peer that stops answering (a dead server behind a live TCP
-            // path) is noticed on an idle watch too.
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(options.request_timeout)
-            .keep_alive_while_idle(true)
-            .tcp_nodelay(true);
-        if https {
-            endpoint = endpoint
-                .tls_config(options.tls.config()?)
-                .map_err(|source| ClientError::Connect {
-                    url: url.to_owned(),
-                    source,
-                })?;
-        }
-        // The connect timeout covers TCP; this bounds the HTTP/2 handshake too.
-        let channel = match tokio::time::timeout(options.connect_timeout, endpoint.connect()).await
-        {
-            Ok(Ok(channel)) => channel,
-            Ok(Err(source)) => {
-                return Err(ClientError::Connect {
-                    url: url.to_owned(),
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    rpc: "connect",
-                    server: url.to_owned(),
-                    after: options.connect_timeout,
-                });
-            }
-        };
+        let channel = connect_channel(url, &options).await?;
         let mut client = Self::with_channel(channel, trust, state, options)?;
         client.server = url.to_owned();
         Ok(client)

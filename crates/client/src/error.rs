@@ -195,6 +195,25 @@ pub enum ClientError {
         /// The transport error.
         source: tonic::transport::Error,
     },
+    /// `merklog fsck` found a bad tile, entry bundle or root (the message names it).
+    #[error("{0}")]
+    Fsck(String),
+    /// The tiles HTTP server could not be asked (unreachable, or an unexpected answer).
+    #[error("{url}: {reason}")]
+    Tiles {
+        /// The URL fetched.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The server's health service answered something other than SERVING.
+    #[error("{server} is not serving: its health service answers {status}")]
+    NotServing {
+        /// The server address.
+        server: String,
+        /// The answer, e.g. `NOT_SERVING`.
+        status: &'static str,
+    },
     /// A call failed with a gRPC status (the server refused or could not answer).
     #[error("{rpc}: {}", status_text(status))]
     Rpc {
@@ -335,6 +354,7 @@ impl ClientError {
                 | ClientError::Inconsistent(_)
                 | ClientError::Proof(_)
                 | ClientError::Audit(_)
+                | ClientError::Fsck(_)
         )
     }
 

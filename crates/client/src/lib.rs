@@ -37,6 +37,8 @@ pub mod cli;
 mod client;
 mod encoding;
 mod error;
+pub mod fsck;
+pub mod health;
 pub mod offline;
 mod probe;
 mod state;

@@ -6,12 +6,34 @@
 /// [`LogError::Storage`] on reads and to [`LogError::Unavailable`] for a failed round.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct StorageError(pub String);
+pub struct StorageError(pub String, pub StorageErrorKind);
+
+/// What kind of failure a [`StorageError`] is: it decides whether a retry can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// Any failure a retry or an operator freeing resources may cure (I/O, space).
+    #[default]
+    Other,
+    /// The backend found stored bytes damaged (a checksum mismatch): data is lost
+    /// and no retry brings it back. The log maps it to [`LogError::DataLoss`].
+    Corruption,
+}
 
 impl StorageError {
     /// Wraps any displayable backend error.
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self(message.into(), StorageErrorKind::Other)
+    }
+
+    /// A failure where the backend found stored bytes damaged.
+    pub fn corruption(message: impl Into<String>) -> Self {
+        Self(message.into(), StorageErrorKind::Corruption)
+    }
+
+    /// True when stored bytes were found damaged.
+    pub fn is_corruption(&self) -> bool {
+        self.1 == StorageErrorKind::Corruption
     }
 }
 
@@ -19,7 +41,8 @@ impl StorageError {
 ///
 /// The server maps: `QueueFull` -> RESOURCE_EXHAUSTED; `InvalidEntry`, `TooManyEntries`
 /// and `CallTooLarge` -> INVALID_ARGUMENT; `OutOfRange` -> OUT_OF_RANGE; `NotFound` ->
-/// NOT_FOUND; `Unavailable`, `ShuttingDown`, `Storage` -> UNAVAILABLE; `SigningRefused`
+/// NOT_FOUND; `Unavailable`, `ShuttingDown`, `Storage` -> UNAVAILABLE; `DataLoss` -> DATA_LOSS;
+/// `SigningRefused`
 /// -> FAILED_PRECONDITION (or UNAVAILABLE); `QuorumTimeout` -> DEADLINE_EXCEEDED (or
 /// UNAVAILABLE); `Recovery` and `InvalidConfig` only come
 /// from [`Log::open`](crate::Log::open).
@@ -87,6 +110,11 @@ pub enum LogError {
     /// A storage read failed or returned malformed data.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The store found stored bytes damaged (a checksum mismatch): that data is lost,
+    /// and no retry brings it back. The server maps it to DATA_LOSS and stops
+    /// reporting itself healthy; restore the data directory from a backup.
+    #[error("stored data is damaged: {0}")]
+    DataLoss(String),
     /// `Log::open` refused the stored state (bad signature, other origin or key,
     /// missing metadata).
     #[error("recovery refused: {0}")]
@@ -98,6 +126,10 @@ pub enum LogError {
 
 impl From<StorageError> for LogError {
     fn from(error: StorageError) -> Self {
-        LogError::Storage(error.0)
+        if error.is_corruption() {
+            LogError::DataLoss(error.0)
+        } else {
+            LogError::Storage(error.0)
+        }
     }
 }

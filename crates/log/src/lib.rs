@@ -74,7 +74,7 @@ mod witnessing;
 mod writer;
 
 pub use config::{DEFAULT_APPEND_TIMEOUT, LogConfig, MAX_ENTRY_BYTES_HARD_CAP};
-pub use error::{LogError, StorageError};
+pub use error::{LogError, StorageError, StorageErrorKind};
 pub use handle::{Log, MAX_ENTRIES_PER_READ};
 pub use merklog_merkle::Hash;
 pub use merklog_note::SignedCheckpoint;

@@ -49,9 +49,9 @@ impl From<StorageError> for ReadError {
 impl From<ReadError> for crate::LogError {
     fn from(error: ReadError) -> Self {
         match error {
-            ReadError::Storage(e) => crate::LogError::Storage(e.0),
+            ReadError::Storage(e) => e.into(),
             ReadError::Corrupt(reason) => {
-                crate::LogError::Storage(format!("corrupt store: {reason}"))
+                crate::LogError::DataLoss(format!("corrupt store: {reason}"))
             }
         }
     }

@@ -20,7 +20,8 @@
 //!   carry the expected and computed roots ([`verify_inclusion`],
 //!   [`verify_consistency`]).
 //! - C2SP tlog-tiles (v0.1.0) coordinates and paths ([`tile`]), and the entry-bundle
-//!   codec ([`bundle`]).
+//!   codec ([`bundle`]), and [`TileRebuild`], which recomputes every hash tile of a
+//!   tree from its leaves for consistency checks (fsck).
 //!
 //! What it is not: it does no I/O, no async, no serialisation of wire messages and no
 //! signing; storage, checkpoints and transport live in the other merklog crates.
@@ -35,6 +36,7 @@ mod error;
 pub mod fuzzing;
 mod hash;
 mod plan;
+mod rebuild;
 pub mod tile;
 mod types;
 mod verify;
@@ -47,5 +49,6 @@ pub use plan::{
     NodeReader, ProofPlan, consistency_plan, consistency_proof, inclusion_plan, inclusion_proof,
     root_at, root_plan,
 };
+pub use rebuild::{RebuiltTile, TileRebuild};
 pub use types::{LeafIndex, NodeId, TreeSize};
 pub use verify::{root_from_inclusion_proof, verify_consistency, verify_inclusion};

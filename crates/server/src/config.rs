@@ -90,6 +90,55 @@ pub enum Command {
     /// Manage the bearer tokens of the tokens file
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy the data directory (database, log key, configuration files) into a new
+    /// directory, consistently, while merklogd may be running
+    Backup(BackupArgs),
+    /// Check the data directory offline: recompute every hash tile from the entry
+    /// bundles and check the signed root; the first bad tile is named and the exit
+    /// status is 1
+    Fsck(FsckArgs),
+}
+
+/// `merklogd backup`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// The data directory to copy [default: the data-dir setting]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A directory that does not exist yet; it becomes a data directory that
+    /// merklogd can start on (restore: copy it back in place of the data directory)
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+}
+
+/// `merklogd fsck`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FsckArgs {
+    /// The data directory to check [default: the data-dir setting]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// How much of the stored tree `merklogd` checks before it serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyOnStart {
+    /// Re-derive the signed root from the O(log n) right-edge tiles (a mismatch
+    /// refuses to sign; reads still work)
+    #[default]
+    Root,
+    /// Also recompute every hash tile from every entry bundle, as `merklogd fsck`
+    /// does, and refuse to start on the first bad one (reads the whole log)
+    Full,
+}
+
+impl std::fmt::Display for VerifyOnStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerifyOnStart::Root => "root",
+            VerifyOnStart::Full => "full",
+        })
+    }
 }
 
 impl Cli {
@@ -119,7 +168,11 @@ impl Cli {
             Self::from_arg_matches(matches).map_err(|e| ServerError::Config(e.to_string()))?;
         cli.settings = merklog_daemon::layered(&cli.settings, matches, cli.config.as_deref())
             .map_err(|e| ServerError::Config(e.to_string()))?;
-        cli.settings.validate()?;
+        // Backup and fsck serve nothing: the serving settings (such as a container's
+        // 0.0.0.0 listen addresses without TLS) need not be valid for them.
+        if !matches!(cli.command, Some(Command::Backup(_) | Command::Fsck(_))) {
+            cli.settings.validate()?;
+        }
         Ok(cli)
     }
 }
@@ -349,6 +402,19 @@ pub struct ServerConfig {
     #[arg(long, env = "MERKLOGD_MAX_CONNECTION_AGE", value_name = "DURATION")]
     pub max_connection_age: Option<ConfigDuration>,
 
+    /// Refuse to create a new log without an explicit origin (instead of taking
+    /// the host name, which in a container is random and could never change
+    /// afterwards). The container image sets it
+    #[arg(long, env = "MERKLOGD_REQUIRE_ORIGIN")]
+    pub require_origin: bool,
+
+    /// What to check of the stored tree at start-up: `root` (the signed root
+    /// against the right-edge tiles) or `full` (every tile against every entry;
+    /// start-up then reads the whole log)
+    #[arg(long, env = "MERKLOGD_VERIFY_ON_START", value_name = "CHECK",
+          default_value_t = ServerConfig::default().verify_on_start)]
+    pub verify_on_start: VerifyOnStart,
+
     /// Principals and their roles and limits: `[[principal]]` tables of the
     /// configuration file only (see `PrincipalConfig`).
     #[arg(skip)]
@@ -402,6 +468,8 @@ impl Default for ServerConfig {
             http2_keepalive_interval: ConfigDuration(DEFAULT_HTTP2_KEEPALIVE_INTERVAL),
             http2_keepalive_timeout: ConfigDuration(DEFAULT_HTTP2_KEEPALIVE_TIMEOUT),
             max_connection_age: None,
+            require_origin: false,
+            verify_on_start: VerifyOnStart::Root,
             principal: Vec::new(),
         }
     }

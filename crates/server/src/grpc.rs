@@ -96,6 +96,9 @@ impl Inner {
         if matches!(error, LogError::SigningRefused(_)) && self.log.signing_refused().is_some() {
             self.health.signing_refused();
         }
+        if let LogError::DataLoss(reason) = &error {
+            self.health.storage_corrupted(reason);
+        }
         log_status(error)
     }
 

@@ -17,10 +17,12 @@
 //! is complete; an empty tile never. Anything beyond the published tree is 404
 //! with `Cache-Control: no-store` (it will exist later, so no cache may keep the
 //! 404). Paths that are not canonical tlog-tiles paths (leading zeros, level above
-//! 63, missing `x` prefixes, width 0 or 256 in `.p/W`) are 400.
+//! 63, missing `x` prefixes, width 0 or 256 in `.p/W`) are 400. A tile whose
+//! stored bytes are damaged is 500 with a body saying so, and turns health
+//! NOT_SERVING.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,6 +30,8 @@ use bytes::Bytes;
 use merklog_log::{Log, LogError};
 use merklog_merkle::TreeSize;
 use merklog_merkle::tile::{TileId, parse_entry_bundle_path, parse_tile_path, tile_width_at};
+
+use crate::health::Health;
 
 /// `Cache-Control` of the checkpoint: a few seconds at most.
 pub const CHECKPOINT_CACHE_CONTROL: &str = "public, max-age=2";
@@ -38,13 +42,27 @@ pub const CHECKPOINT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 /// `Content-Type` of tiles and bundles.
 pub const TILE_CONTENT_TYPE: &str = "application/octet-stream";
 
+/// What the handlers read: the log, and the health that damaged storage turns
+/// NOT_SERVING.
+#[derive(Clone)]
+struct Tiles {
+    log: Log,
+    health: Health,
+}
+
+impl FromRef<Tiles> for Log {
+    fn from_ref(tiles: &Tiles) -> Log {
+        tiles.log.clone()
+    }
+}
+
 /// The tlog-tiles router.
-pub(crate) fn router(log: Log) -> Router {
+pub(crate) fn router(log: Log, health: Health) -> Router {
     Router::new()
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
         .fallback(fallback)
-        .with_state(log)
+        .with_state(Tiles { log, health })
 }
 
 fn count(kind: &'static str, status: StatusCode) {
@@ -172,7 +190,7 @@ impl Resource {
     }
 }
 
-async fn tile(State(log): State<Log>, uri: Uri) -> Response {
+async fn tile(State(Tiles { log, health }): State<Tiles>, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let resource = match Resource::parse(path) {
         Ok(resource) => resource,
@@ -198,6 +216,15 @@ async fn tile(State(log): State<Log>, uri: Uri) -> Response {
         Ok(None) => {
             count(kind, StatusCode::NOT_FOUND);
             not_found(path)
+        }
+        Err(LogError::DataLoss(reason)) => {
+            health.storage_corrupted(&reason);
+            count(kind, StatusCode::INTERNAL_SERVER_ERROR);
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no-store",
+                format!("{path}: stored data is damaged: {reason}\n"),
+            )
         }
         Err(error) => {
             tracing::warn!(%error, path, "tile read failed");

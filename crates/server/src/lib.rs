@@ -65,7 +65,16 @@
 //! durable and get published once the quorum cosigns); the log refusing to sign →
 //! FAILED_PRECONDITION (retrying cannot help until an operator repairs the store
 //! or, when the witnesses have cosigned a larger tree than the log holds, finds the
-//! newer data directory), and health turns NOT_SERVING.
+//! newer data directory), and health turns NOT_SERVING; a read that finds stored
+//! data damaged (a checksum mismatch) → DATA_LOSS (HTTP 500 on the tiles port),
+//! health NOT_SERVING for the rest of the process, and the counter
+//! `merklog_storage_corruption_total`.
+//!
+//! # Operating
+//! `GET /healthz` and `GET /readyz` on the tiles port (see the `probes` module)
+//! answer outside access control. `merklogd backup` ([`backup`]) copies a running
+//! data directory; `merklogd fsck` and `--verify-on-start=full` ([`fsck`]) check
+//! every stored tile against the entries.
 //!
 //! # Witnessed checkpoints
 //! With `--policy <tlog-policy file>`, a checkpoint is published (served by
@@ -77,11 +86,14 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod backup;
 pub mod config;
+pub mod fsck;
 mod grpc;
 mod health;
 pub mod http;
 pub mod keys;
+mod probes;
 mod server;
 pub mod status;
 pub mod telemetry;
@@ -122,6 +134,9 @@ pub enum ServerError {
     /// The sequencer refused to start.
     #[error("log: {0}")]
     Log(#[from] merklog_log::LogError),
+    /// A data check (`fsck`, `verify-on-start=full`) found a problem.
+    #[error("data check failed: {0}")]
+    Fsck(String),
     /// A listener failed while serving.
     #[error("{listener} server: {message}")]
     Serve {

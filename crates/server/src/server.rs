@@ -18,11 +18,12 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::auth::grpc_layer::AuthLayer;
+use crate::config::VerifyOnStart;
 use crate::grpc::LogService;
 use crate::health::Health;
 use crate::keys::{self, DB_DIR, KeyPaths};
 use crate::tls::WithPeerCertificates;
-use crate::{ServerConfig, ServerError, auth, http, telemetry};
+use crate::{ServerConfig, ServerError, auth, fsck, http, probes, telemetry};
 
 /// How long in-flight calls may take to finish after the shutdown signal before
 /// connections are dropped.
@@ -226,7 +227,8 @@ impl Server {
                 spawn_grpc(routes.serve_with_incoming_shutdown(incoming, grpc_stopped))
             }
         };
-        let http_routes = http::router(self.log.clone())
+        // The probes are merged after the access layer, so they stay open.
+        let http_routes = http::router(self.log.clone(), health.clone())
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&auth),
                 auth::http_layer::require_read,
@@ -234,7 +236,8 @@ impl Server {
             .merge(auth::admin_http::router(
                 Arc::clone(&auth),
                 config.tokens_file.clone(),
-            ));
+            ))
+            .merge(probes::router(health.clone()));
         let http = match &tls {
             Some((_, http_tls)) => {
                 let listener = TlsListener::new(listeners.http, http_tls.clone(), reload_interval)
@@ -361,6 +364,14 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
             (metadata.origin, key, false)
         }
         None => {
+            if config.require_origin && config.origin.is_none() {
+                return Err(ServerError::Config(format!(
+                    "no origin is configured and require-origin is set: {} holds no log yet, \
+                     and a new log's origin can never change; set --origin (MERKLOGD_ORIGIN), \
+                     e.g. log.example.com/audit",
+                    config.data_dir.display()
+                )));
+            }
             let origin = config.origin.clone().unwrap_or_else(keys::default_origin);
             keys::check_origin(&origin)?;
             let key = keys::load_or_create_key(&paths, &origin, true)?;
@@ -378,6 +389,11 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
         witnessing: crate::witnessing::witnessing(&config, &origin, &vkey)?,
         ..config.log_config()
     };
+    if config.verify_on_start == VerifyOnStart::Full {
+        let report = fsck::check_store(&store)
+            .map_err(|finding| ServerError::Fsck(format!("verify-on-start=full: {finding}")))?;
+        info!(%report, "verify-on-start=full");
+    }
     let store: Arc<dyn LogStore> = Arc::new(store);
     let log = Log::open(store, Arc::new(key.signer), origin.clone(), log_config)?;
     Ok(Server {

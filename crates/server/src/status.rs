@@ -13,6 +13,9 @@ use tonic::{Code, Status};
 /// answers), states that retrying cannot fix and an operator must investigate,
 /// whereas UNAVAILABLE tells clients to retry.
 ///
+/// `DataLoss` (the store found stored bytes damaged) is DATA_LOSS, not
+/// UNAVAILABLE: a retry cannot bring the bytes back.
+///
 /// `QuorumTimeout` is UNAVAILABLE: the entries are durable and will be published
 /// once the witnesses cosign, and retrying the same append is safe (dedup returns
 /// the same indexes), which is what UNAVAILABLE invites. DEADLINE_EXCEEDED would
@@ -30,6 +33,7 @@ pub fn log_error_code(error: &LogError) -> Code {
         | LogError::Storage(_)
         | LogError::QuorumTimeout(_) => Code::Unavailable,
         LogError::SigningRefused(_) => Code::FailedPrecondition,
+        LogError::DataLoss(_) => Code::DataLoss,
         // Start-up errors (`Recovery`, `InvalidConfig`) and future variants never
         // describe a client mistake.
         _ => Code::Internal,
@@ -88,6 +92,10 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (LogError::Recovery("bad signature".into()), Code::Internal),
+            (
+                LogError::DataLoss("Corruption: block checksum mismatch".into()),
+                Code::DataLoss,
+            ),
             (
                 LogError::CallTooLarge {
                     bytes: 10,

@@ -50,6 +50,9 @@ pub enum StoreError {
 
 impl From<rocksdb::Error> for StoreError {
     fn from(error: rocksdb::Error) -> Self {
+        if error.kind() == rocksdb::ErrorKind::Corruption {
+            return StoreError::Corrupt(error.into_string());
+        }
         StoreError::RocksDb(error.into_string())
     }
 }

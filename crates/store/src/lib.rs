@@ -56,13 +56,21 @@
 //! outside the cache so that every round's dedup lookup probes them without cache
 //! traffic or eviction (about 10 bits per entry of memory); 32 MiB memtables per column
 //! family under a 256 MiB total; two background jobs (two cores).
+//!
+//! ## Maintenance
+//!
+//! [`backup`] copies a data directory that a server holds open (a secondary
+//! instance, see its docs); [`RocksStore::open_read_only`] opens one for offline
+//! checks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod edge;
 mod error;
 pub mod keys;
+mod maintenance;
 mod rocks;
 
 pub use error::StoreError;
+pub use maintenance::{BackupSummary, backup};
 pub use rocks::{FORMAT_VERSION, RocksStore, StoreOptions};

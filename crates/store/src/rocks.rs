@@ -107,6 +107,42 @@ impl RocksStore {
         Ok(store)
     }
 
+    /// Opens an existing data directory read-only, for offline checks: nothing is
+    /// written, the directory is not created, and a running server may keep it open
+    /// meanwhile (its latest unflushed writes may then be missing from this view).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.join("CURRENT").is_file() {
+            return Err(StoreError::Io {
+                path,
+                message: "no RocksDB database here (CURRENT is missing)".into(),
+            });
+        }
+        let options = StoreOptions::default();
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let descriptors = crate::keys::COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &cache, &options)));
+        let mut db_options = db_options();
+        db_options.create_if_missing(false);
+        db_options.create_missing_column_families(false);
+        let db = DB::open_cf_descriptors_read_only(&db_options, &path, descriptors, false)
+            .map_err(|e| open_error(e, &path))?;
+        let store = Self {
+            db,
+            options: db_options,
+            log: LogId(options.log_id),
+            path,
+            metadata: Mutex::new(None),
+        };
+        let metadata = store.read_metadata_read_only()?;
+        *store
+            .metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = metadata;
+        Ok(store)
+    }
+
     /// Opens the data directory and initialises or checks its metadata in one go.
     pub fn open_for(path: impl AsRef<Path>, metadata: &LogMetadata) -> Result<Self, StoreError> {
         let store = Self::open(path)?;
@@ -163,7 +199,17 @@ impl RocksStore {
         Ok(())
     }
 
+    /// Like `read_metadata` without the version upgrade write (a read-only handle
+    /// cannot write; an old version reads the same).
+    fn read_metadata_read_only(&self) -> Result<Option<LogMetadata>, StoreError> {
+        self.read_metadata_with(false)
+    }
+
     fn read_metadata(&self) -> Result<Option<LogMetadata>, StoreError> {
+        self.read_metadata_with(true)
+    }
+
+    fn read_metadata_with(&self, upgrade: bool) -> Result<Option<LogMetadata>, StoreError> {
         let cf = self.cf(CF_META)?;
         let get = |name: &[u8]| self.db.get_cf(cf, meta_key(self.log, name));
         let Some(version) = get(META_FORMAT_VERSION)? else {
@@ -178,7 +224,7 @@ impl RocksStore {
                 supported: FORMAT_VERSION,
             });
         }
-        if version < FORMAT_VERSION {
+        if upgrade && version < FORMAT_VERSION {
             // Before any commit of this build can add merge operands: a version-1 build
             // must refuse the directory from now on instead of failing on a read.
             self.db.put_cf_opt(
@@ -226,16 +272,14 @@ impl RocksStore {
             .map(|value| {
                 value
                     .map(|slice| slice.map(|s| s.to_vec()))
-                    .map_err(|e| StorageError::new(e.into_string()))
+                    .map_err(storage_error)
             })
             .collect()
     }
 
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let cf = self.cf_for_log(cf)?;
-        self.db
-            .get_cf(cf, key)
-            .map_err(|e| StorageError::new(e.into_string()))
+        self.db.get_cf(cf, key).map_err(storage_error)
     }
 }
 
@@ -273,10 +317,10 @@ fn open_error(error: rocksdb::Error, path: &Path) -> StoreError {
             path: path.to_path_buf(),
         };
     }
-    StoreError::RocksDb(error.into_string())
+    StoreError::from(error)
 }
 
-fn db_options() -> Options {
+pub(crate) fn db_options() -> Options {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
@@ -294,7 +338,7 @@ fn db_options() -> Options {
     options
 }
 
-fn cf_options(name: &str, cache: &Cache, store: &StoreOptions) -> Options {
+pub(crate) fn cf_options(name: &str, cache: &Cache, store: &StoreOptions) -> Options {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
     table.set_cache_index_and_filter_blocks(true);
@@ -415,9 +459,7 @@ impl LogStore for RocksStore {
         }
         // ONE atomic batch, synced to the WAL before this returns: after a crash every
         // key, right-edge operands included, holds its value before or after the round.
-        self.db
-            .write_opt(batch, &synced())
-            .map_err(|e| StorageError::new(e.into_string()))
+        self.db.write_opt(batch, &synced()).map_err(storage_error)
     }
 
     // --- witness pipeline: cosigned checkpoints ---
@@ -442,12 +484,21 @@ impl LogStore for RocksStore {
         let mut batch = WriteBatch::default();
         batch.put_cf(checkpoints, key, note);
         batch.put_cf(checkpoints, published_checkpoint_key(self.log), note);
-        self.db
-            .write_opt(batch, &synced())
-            .map_err(|e| StorageError::new(e.into_string()))
+        self.db.write_opt(batch, &synced()).map_err(storage_error)
     }
 
     fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
         self.get(CF_CHECKPOINTS, &published_checkpoint_key(self.log))
+    }
+}
+
+/// A RocksDB error as the log sees it: a checksum mismatch or another sign of
+/// damaged files keeps its kind, so the log answers it as data loss, not as a
+/// failure a retry could cure.
+fn storage_error(error: rocksdb::Error) -> StorageError {
+    if error.kind() == ErrorKind::Corruption {
+        StorageError::corruption(error.into_string())
+    } else {
+        StorageError::new(error.into_string())
     }
 }

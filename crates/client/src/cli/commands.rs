@@ -17,8 +17,8 @@ use super::output::{
     checkpoint_json, entry_json, entry_text, print_json, print_line, progress_bar,
 };
 use super::{
-    AppendArgs, AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, KeyCommand,
-    KeyGenerateArgs, ProveArgs, VerifyArgs, WatchArgs,
+    AppendArgs, AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, FsckArgs, HealthArgs,
+    KeyCommand, KeyGenerateArgs, ProveArgs, VerifyArgs, WatchArgs,
 };
 use crate::encoding::b64;
 use crate::error::human_duration;
@@ -212,6 +212,8 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
         Command::Consistency(args) => consistency(&context, args).await,
         Command::Watch(args) => watch(&context, args).await,
         Command::Audit(args) => audit(&context, args).await,
+        Command::Health(args) => health(&context, args).await,
+        Command::Fsck(args) => fsck(&context, args).await,
     }
 }
 
@@ -923,6 +925,63 @@ async fn audit(context: &Context, _args: AuditArgs) -> Result<(), ClientError> {
             "audit OK: {} entries rebuild the signed root of {}",
             report.entries,
             checkpoint.summary()
+        ));
+    }
+    Ok(())
+}
+
+/// `merklog health`: SERVING is success; any other answer is [`ClientError::NotServing`].
+async fn health(context: &Context, _args: HealthArgs) -> Result<(), ClientError> {
+    let options = context.client_options()?;
+    match crate::health::check_health(&context.server, &options).await? {
+        crate::health::Serving::Serving => {
+            if context.json {
+                print_json(&json!({"ok": true, "status": "SERVING"}));
+            } else {
+                print_line("SERVING");
+            }
+            Ok(())
+        }
+        crate::health::Serving::Not(status) => Err(ClientError::NotServing {
+            server: context.server.clone(),
+            status,
+        }),
+    }
+}
+
+/// `merklog fsck`: every tile served at --server against the entry bundles.
+async fn fsck(context: &Context, _args: FsckArgs) -> Result<(), ClientError> {
+    let trust = context.trust()?;
+    let ca_cert = match &context.tls.ca_cert {
+        Some(path) => Some(read_file(path, MAX_ENTRY_FILE_LEN)?),
+        None => None,
+    };
+    let bar = progress_bar(Some(0), "entries");
+    let result = crate::fsck::fsck_tiles(
+        &context.server,
+        &trust,
+        ca_cert.as_deref(),
+        context.timeout,
+        |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = result?;
+    if context.json {
+        let mut value = checkpoint_json(&report.checkpoint);
+        value["ok"] = json!(true);
+        value["bundles"] = json!(report.bundles);
+        value["tiles"] = json!(report.tiles);
+        print_json(&value);
+    } else {
+        print_line(&format!(
+            "fsck OK: {} entry bundles and {} hash tiles rebuild the signed root of {}",
+            report.bundles,
+            report.tiles,
+            report.checkpoint.summary()
         ));
     }
     Ok(())

@@ -28,6 +28,7 @@ Exit codes:
   0  success
   1  verification failure: a signature, proof, entry or the log's history did not
      verify (the evidence is printed; with --json also as JSON on stdout)
+     (`merklog health`: the server answered, but not SERVING)
   2  usage, configuration, file or network error, or a refusal by the log: nothing was
      shown to be wrong with the log. This includes a log key that belongs to another
      log, an unreachable server, retries that ran out (--retries, --retry-for), and
@@ -154,7 +155,26 @@ pub enum Command {
     Watch(WatchArgs),
     /// Download every entry, rebuild the tree and compare with the signed root.
     Audit(AuditArgs),
+    /// Ask the server's gRPC health service whether it serves: exit 0 when
+    /// SERVING, 1 for any other answer (NOT_SERVING: it refuses to sign or its
+    /// storage is damaged), 2 when it cannot be reached. Needs no log key; a
+    /// container or load balancer health check.
+    Health(HealthArgs),
+    /// Check a log through its tlog-tiles HTTP API: --server is the tiles address
+    /// here (such as http://127.0.0.1:7801). Verifies the checkpoint, recomputes
+    /// every hash tile from the entry bundles and compares it with the served one,
+    /// and the root with the signed one; the first bad tile is named (exit 1). For
+    /// a data directory on disk use `merklogd fsck --data-dir DIR`.
+    Fsck(FsckArgs),
 }
+
+/// `merklog fsck`
+#[derive(Debug, Args)]
+pub struct FsckArgs {}
+
+/// `merklog health`
+#[derive(Debug, Args)]
+pub struct HealthArgs {}
 
 /// `merklog key ...`
 #[derive(Debug, Subcommand)]
@@ -351,9 +371,11 @@ fn report(error: &ClientError, json: bool) -> ExitCode {
             "evidence": evidence,
         }));
     }
-    ExitCode::from(if verification {
-        EXIT_VERIFICATION_FAILED
-    } else {
-        EXIT_ERROR
-    })
+    ExitCode::from(
+        if verification || matches!(error, ClientError::NotServing { .. }) {
+            EXIT_VERIFICATION_FAILED
+        } else {
+            EXIT_ERROR
+        },
+    )
 }

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use merklog_server::config::Command;
 use merklog_server::{Cli, Listeners, ServerError};
 
 #[tokio::main]
@@ -16,12 +17,41 @@ async fn main() -> ExitCode {
 async fn start() -> Result<(), ServerError> {
     let cli = Cli::load()?;
     let config = cli.settings;
-    if let Some(merklog_server::config::Command::Token(command)) = &cli.command {
-        let output =
-            merklog_server::token_cli::run_token_command(command, config.tokens_file.as_deref())?;
-        eprint!("{}", output.stderr);
-        print!("{}", output.stdout);
-        return Ok(());
+    match &cli.command {
+        Some(Command::Token(command)) => {
+            let output = merklog_server::token_cli::run_token_command(
+                command,
+                config.tokens_file.as_deref(),
+            )?;
+            eprint!("{}", output.stderr);
+            print!("{}", output.stdout);
+            return Ok(());
+        }
+        Some(Command::Backup(args)) => {
+            let data_dir = args.data_dir.as_ref().unwrap_or(&config.data_dir);
+            let files: Vec<_> = [
+                cli.config.clone(),
+                config.policy.clone(),
+                config.tokens_file.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let summary = merklog_server::backup::backup(data_dir, &args.to, &files)?;
+            println!("{summary}");
+            return Ok(());
+        }
+        Some(Command::Fsck(args)) => {
+            let data_dir = args.data_dir.as_ref().unwrap_or(&config.data_dir);
+            let store = merklog_store::RocksStore::open_read_only(
+                data_dir.join(merklog_server::keys::DB_DIR),
+            )?;
+            let report = merklog_server::fsck::check_store(&store)
+                .map_err(|finding| ServerError::Fsck(finding.to_string()))?;
+            println!("{report}");
+            return Ok(());
+        }
+        None => {}
     }
     if cli.print_config {
         let json = merklog_server::resolved_config(&config)?;

@@ -5,5 +5,6 @@ mod api;
 mod bad_input;
 mod cli;
 mod common;
+mod fsck;
 mod restart;
 mod witness_client;
