@@ -11,6 +11,9 @@
 //! - [`Bucket`]: the object store (S3 and S3-compatible, the local filesystem) with
 //!   create-only puts that treat identical bytes as success and different bytes as a
 //!   [`ClusterError::Conflict`].
+//! - [`LockBackend`] with [`ObjectStoreLock`] (conditional update in the bucket) and
+//!   [`EtcdLock`] (etcd's v3 JSON gateway), and [`self_test`], which refuses a backend
+//!   that ignores conditions.
 //! - [`staging`]: the staging bundle that lets a new sequencer finish a round whose
 //!   swap landed but whose uploads did not.
 //!
@@ -22,7 +25,11 @@
 
 pub mod bucket;
 mod error;
+pub mod etcd;
+pub mod lock;
 pub mod staging;
 
 pub use bucket::Bucket;
 pub use error::ClusterError;
+pub use etcd::EtcdLock;
+pub use lock::{LockBackend, Locked, ObjectStoreLock, SwapError, Version, self_test};
