@@ -14,6 +14,9 @@
 //! - [`LockBackend`] with [`ObjectStoreLock`] (conditional update in the bucket) and
 //!   [`EtcdLock`] (etcd's v3 JSON gateway), and [`self_test`], which refuses a backend
 //!   that ignores conditions.
+//! - [`ClusterStore`]: the fenced commit, a `LogStore` around the node's local store
+//!   (its cache), and the start-up reconciliation of cache, lock and bucket; its
+//!   module documentation says what is durable after each step of a round.
 //! - [`staging`]: the staging bundle that lets a new sequencer finish a round whose
 //!   swap landed but whose uploads did not.
 //!
@@ -26,10 +29,12 @@
 pub mod bucket;
 mod error;
 pub mod etcd;
+mod fenced;
 pub mod lock;
 pub mod staging;
 
 pub use bucket::Bucket;
 pub use error::ClusterError;
 pub use etcd::EtcdLock;
+pub use fenced::{ClusterOptions, ClusterStore, Reconciled};
 pub use lock::{LockBackend, Locked, ObjectStoreLock, SwapError, Version, self_test};
