@@ -354,6 +354,18 @@ pub struct ServerConfig {
     #[arg(skip)]
     #[serde(default)]
     pub principal: Vec<PrincipalConfig>,
+
+    /// Cluster mode: the bucket that holds the log as tlog-tiles objects
+    /// (`s3://BUCKET[?endpoint=URL&region=REGION]`, credentials from the
+    /// `AWS_*` environment; or `file:///DIR`); the data directory becomes this
+    /// node's cache. Unset: the data directory alone holds the log
+    #[arg(long, env = "MERKLOGD_CLUSTER_BUCKET", value_name = "URL")]
+    pub cluster_bucket: Option<String>,
+
+    /// Cluster mode: where the fenced checkpoint lives, `object-store` (the
+    /// bucket's conditional update; the default) or `etcd://HOST:PORT/KEY`
+    #[arg(long, env = "MERKLOGD_CLUSTER_LOCK", value_name = "LOCK")]
+    pub cluster_lock: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -403,6 +415,8 @@ impl Default for ServerConfig {
             http2_keepalive_timeout: ConfigDuration(DEFAULT_HTTP2_KEEPALIVE_TIMEOUT),
             max_connection_age: None,
             principal: Vec::new(),
+            cluster_bucket: None,
+            cluster_lock: None,
         }
     }
 }
@@ -437,6 +451,7 @@ impl ServerConfig {
         if let Some(origin) = &self.origin {
             crate::keys::check_origin(origin)?;
         }
+        crate::cluster::validate(self)?;
         let positive = [
             ("witness-timeout", Some(self.witness_timeout)),
             (
