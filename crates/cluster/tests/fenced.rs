@@ -4,12 +4,14 @@
 //! refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use merklog_cluster::staging::{Staged, staging_path};
 use merklog_cluster::{
-    Bucket, ClusterError, ClusterOptions, ClusterStore, LockBackend, ObjectStoreLock, Reconciled,
+    Bucket, ClusterError, ClusterOptions, ClusterStore, LockBackend, Locked, ObjectStoreLock,
+    Reconciled, SwapError, Version,
 };
 use merklog_log::{
     ALGORITHM_ED25519, Log, LogConfig, LogError, LogMetadata, LogStore, MemoryStore,
@@ -346,4 +348,97 @@ async fn a_cache_that_disagrees_with_the_lock_is_refused() {
         matches!(&err, ClusterError::Refused(m) if m.contains("wrong lock")),
         "{err}"
     );
+}
+
+/// How the next swap of a [`Flaky`] lock fails.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// The swap lands, then the answer is lost.
+    AfterSwap,
+    /// The request fails before reaching the lock.
+    BeforeSwap,
+}
+
+/// A lock whose next swap can fail with an unknown outcome.
+struct Flaky {
+    inner: ObjectStoreLock,
+    fault: Mutex<Fault>,
+}
+
+impl LockBackend for Flaky {
+    fn load(&self) -> BoxFuture<'_, Result<Option<Locked>, ClusterError>> {
+        self.inner.load()
+    }
+    fn swap<'a>(
+        &'a self,
+        expected: Option<&'a Version>,
+        new: &'a [u8],
+    ) -> BoxFuture<'a, Result<Version, SwapError>> {
+        Box::pin(async move {
+            let fault = std::mem::replace(&mut *self.fault.lock().unwrap(), Fault::None);
+            let lost = || SwapError::Error(ClusterError::Lock("injected: connection reset".into()));
+            match fault {
+                Fault::None => self.inner.swap(expected, new).await,
+                Fault::AfterSwap => {
+                    self.inner.swap(expected, new).await?;
+                    Err(lost())
+                }
+                Fault::BeforeSwap => Err(lost()),
+            }
+        })
+    }
+    fn probe(&self) -> Box<dyn LockBackend> {
+        self.inner.probe()
+    }
+    fn describe(&self) -> String {
+        "flaky lock".into()
+    }
+}
+
+/// A swap whose answer is lost is settled by loading the lock: landed means the round
+/// succeeded; not landed means the round failed and the next one goes on from the
+/// unchanged cache, without fencing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_with_an_unknown_outcome_is_settled_by_loading_the_lock() {
+    let cluster = Cluster::new();
+    let flaky = Arc::new(Flaky {
+        inner: ObjectStoreLock::new(cluster.store.clone(), "lock/checkpoint"),
+        fault: Mutex::new(Fault::None),
+    });
+    let (store, _) = ClusterStore::open(
+        Arc::new(MemoryStore::new(metadata())),
+        cluster.bucket(),
+        flaky.clone(),
+        ClusterOptions {
+            origin: ORIGIN.into(),
+            verifier: Arc::new(signer().verifier()),
+            witnessed: false,
+        },
+        tokio::runtime::Handle::current(),
+    )
+    .await
+    .unwrap();
+    let store = Arc::new(store);
+    let log = open_log(&store).unwrap();
+    log.append(vec![entry(0)]).await.unwrap();
+
+    *flaky.fault.lock().unwrap() = Fault::AfterSwap;
+    let landed = log.append(vec![entry(1)]).await.unwrap();
+    assert_eq!(landed.checkpoint.size().0, 2);
+
+    *flaky.fault.lock().unwrap() = Fault::BeforeSwap;
+    let err = log.append(vec![entry(2)]).await.unwrap_err();
+    assert!(
+        matches!(&err, LogError::Unavailable(m) if m.contains("did not land")),
+        "{err}"
+    );
+    assert!(store.fenced().is_none());
+    let retried = log.append(vec![entry(2), entry(3)]).await.unwrap();
+    assert_eq!(retried.checkpoint.size().0, 4);
+    let (entries, size, root) = cluster.read_log().await;
+    assert_eq!(size, 4);
+    assert_eq!(entries, (0..4).map(entry).collect::<Vec<_>>());
+    assert_eq!(root, retried.checkpoint.root());
+    log.shutdown().await;
 }
