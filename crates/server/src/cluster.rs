@@ -108,6 +108,27 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_example_parses() {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/cluster/merklogd-s3-etcd.toml"
+        );
+        let config = crate::Cli::try_load_from(["merklogd", "--config", example])
+            .unwrap()
+            .settings;
+        assert_eq!(
+            config.cluster_bucket.as_deref(),
+            Some("s3://example-merklog-log")
+        );
+        assert!(
+            config
+                .cluster_lock
+                .unwrap()
+                .starts_with("etcd://127.0.0.1:2379/")
+        );
+    }
+
+    #[test]
     fn cluster_settings_are_checked_without_connecting() {
         for (bucket, lock) in [
             (None, None),
