@@ -17,7 +17,9 @@
 //! A swap that loses (another sequencer moved the lock) fences this store for good:
 //! the round is not in the local cache (step 4 comes after the swap) and nothing of it
 //! was published, [`LogStore::fenced`] says why, and the log refuses to sign from then
-//! on. A swap whose outcome is unknown (a network error) is settled by loading the
+//! on. Before step 2 the round must start at the lock's size (its first new leaf) and
+//! end at its checkpoint's size: a round prepared on any other state is refused,
+//! unwritten, and the log reloads. A swap whose outcome is unknown (a network error) is settled by loading the
 //! lock: our checkpoint there is success, the previous one is a failed round (retried
 //! from the unchanged cache), anything else is a lost swap. A failure in step 4 after
 //! a successful swap also fences the store (the cache is behind the lock; a restart
@@ -292,6 +294,21 @@ impl ClusterStore {
             // Nothing signed: nothing for the bucket or the lock.
             return self.local.commit(round);
         };
+        // The round must extend exactly what the lock holds: a sequencer whose state
+        // is not the lock's (its cache moved underneath it) would otherwise sign a
+        // second tree at some size. Refused before anything is written; the log
+        // reloads from the cache and prepares again.
+        let base = match &last {
+            Some(note) => checkpoint_size(note).map_err(|e| StorageError::new(e.to_string()))?,
+            None => 0,
+        };
+        let first_new = round.dedup.first().map_or(*size, |(_, index)| *index);
+        if first_new != base || base.checked_add(round.dedup.len() as u64) != Some(*size) {
+            return Err(StorageError::new(format!(
+                "the round (leaves {first_new}.., size {size}) does not extend the fenced \
+                 checkpoint of size {base}; reloading"
+            )));
+        }
         let objects = self
             .objects(round, *size)
             .map_err(|e| StorageError::new(e.to_string()))?;

@@ -29,7 +29,7 @@
 pub mod bucket;
 mod error;
 pub mod etcd;
-mod fenced;
+pub mod fenced;
 pub mod lock;
 pub mod staging;
 

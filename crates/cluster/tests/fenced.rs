@@ -442,3 +442,39 @@ async fn a_swap_with_an_unknown_outcome_is_settled_by_loading_the_lock() {
     assert_eq!(root, retried.checkpoint.root());
     log.shutdown().await;
 }
+
+/// A round that does not start at the lock's size is refused before anything is
+/// staged or swapped, without fencing the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_not_built_on_the_lock_is_refused_unwritten() {
+    let cluster = Cluster::new();
+    let (store, _) = cluster
+        .node(Arc::new(MemoryStore::new(metadata())))
+        .await
+        .unwrap();
+    let log = open_log(&store).unwrap();
+    let receipt = log.append(vec![entry(0), entry(1)]).await.unwrap();
+    let before = receipt.checkpoint.note().to_vec();
+    // Signed over another state: leaves from 5, size 6 (the lock is at size 2).
+    let round = merklog_log::RoundWrite {
+        dedup: vec![(hash_leaf(&entry(5)), 5)],
+        checkpoint: Some((6, b"not a real checkpoint".to_vec())),
+        ..Default::default()
+    };
+    let err = store.commit(&round).unwrap_err();
+    assert!(err.0.contains("does not extend"), "{err}");
+    assert!(store.fenced().is_none());
+    let (locked, _) = cluster.lock().load().await.unwrap().unwrap();
+    assert_eq!(locked, before);
+    assert!(
+        cluster
+            .bucket()
+            .get(&staging_path(6, b"not a real checkpoint"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The log goes on.
+    log.append(vec![entry(2)]).await.unwrap();
+    log.shutdown().await;
+}
