@@ -100,6 +100,11 @@ impl Daemon {
     /// arguments, appending its output to `<data_dir>.log`; returns once it
     /// serves (its address file appeared).
     pub fn start(data_dir: &Path, extra: &[&str]) -> Daemon {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Like [`Daemon::start`], with these environment variables (and no others).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let addr_file = data_dir.with_extension("addrs");
         let _ = std::fs::remove_file(&addr_file);
         let log = File::options()
@@ -109,6 +114,7 @@ impl Daemon {
             .unwrap();
         let mut child = Command::new(merklogd_binary())
             .env_clear()
+            .envs(env.iter().copied())
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])

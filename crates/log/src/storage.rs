@@ -137,6 +137,17 @@ pub trait LogStore: Send + Sync + 'static {
     fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(None)
     }
+
+    /// Why this store will never commit again, if it will not: a store shared by
+    /// several sequencers (cluster mode) found that another one signed since it last
+    /// committed. Asked after a failed [`commit`]; `Some` makes the log refuse to sign
+    /// for good (it keeps serving reads), so nothing more is signed or published. The
+    /// default is never fenced.
+    ///
+    /// [`commit`]: LogStore::commit
+    fn fenced(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Whether two signed notes carry the same text (the part before the blank line that

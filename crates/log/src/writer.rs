@@ -163,6 +163,14 @@ impl Writer {
                     let error =
                         LogError::Unavailable(format!("the round could not be made durable: {e}"));
                     tracing::error!(%error, "integration round failed; reloading state before the next round");
+                    if let Some(reason) = self.shared.store.fenced() {
+                        // Another sequencer signed: refusing before the epoch moves on
+                        // means no round prepared from now on is signed or written.
+                        tracing::error!(%reason, "the store is fenced off; refusing to sign for good");
+                        self.shared.set_refusal(Some(format!(
+                            "another sequencer took over the log: {reason}"
+                        )));
+                    }
                     self.shared.set_storage_failure(Some(error.to_string()));
                     self.pipeline.poison();
                     metrics::counter!(m::ROUNDS, "result" => "failed").increment(1);

@@ -41,6 +41,8 @@ struct TestStore {
     fail_commit: AtomicBool,
     /// Commits write, then report failure (the "did it land?" case).
     fail_after_write: AtomicBool,
+    /// Commits fail and the store reports itself fenced (another sequencer signed).
+    fenced: Mutex<Option<String>>,
     /// When set, each commit reports it started and waits for a release.
     gate: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
     /// Calls of `read_tiles` and `lookup_leaves` (batched reads).
@@ -54,6 +56,7 @@ impl TestStore {
             inner: MemoryStore::new(metadata()),
             fail_commit: AtomicBool::new(false),
             fail_after_write: AtomicBool::new(false),
+            fenced: Mutex::new(None),
             gate: Mutex::new(None),
             tile_reads: AtomicUsize::new(0),
             dedup_reads: AtomicUsize::new(0),
@@ -98,11 +101,17 @@ impl LogStore for TestStore {
         if self.fail_commit.load(Ordering::SeqCst) {
             return Err(StorageError::new("injected: disk full"));
         }
+        if let Some(reason) = self.fenced() {
+            return Err(StorageError::new(reason));
+        }
         self.inner.commit(round)?;
         if self.fail_after_write.load(Ordering::SeqCst) {
             return Err(StorageError::new("injected: fsync reported an error"));
         }
         Ok(())
+    }
+    fn fenced(&self) -> Option<String> {
+        self.fenced.lock().unwrap().clone()
     }
 }
 
@@ -467,6 +476,34 @@ async fn a_failed_commit_answers_unavailable_and_the_log_recovers() {
         .map(|i| hash_leaf(&entry(*i)))
         .collect();
     assert_eq!(log.latest().root(), naive_root(&leaves));
+    log.shutdown().await;
+}
+
+/// A store that reports itself fenced after a failed commit (another sequencer signed)
+/// makes the log refuse to sign for good: the failed round is not published, later
+/// calls are refused without reaching the store, and reads go on.
+#[tokio::test]
+async fn a_fenced_store_stops_signing_for_good() {
+    let store = TestStore::new();
+    let log = open(&store, LogConfig::default());
+    let first = log.append(vec![entry(0), entry(1)]).await.unwrap();
+    *store.fenced.lock().unwrap() = Some("injected: the lock moved".into());
+    let err = log.append(vec![entry(2)]).await.unwrap_err();
+    assert!(matches!(err, LogError::Unavailable(_)), "{err}");
+    for i in 3..6 {
+        let err = log.append(vec![entry(i)]).await.unwrap_err();
+        assert!(
+            matches!(&err, LogError::SigningRefused(m) if m.contains("another sequencer") && m.contains("the lock moved")),
+            "{err}"
+        );
+    }
+    assert_eq!(log.latest().size().0, 2);
+    assert_eq!(log.latest().note(), first.checkpoint.note());
+    // Reads still work.
+    assert_eq!(
+        log.entries(LeafIndex(0), LeafIndex(2)).await.unwrap().len(),
+        2
+    );
     log.shutdown().await;
 }
 

@@ -420,6 +420,18 @@ pub struct ServerConfig {
     #[arg(skip)]
     #[serde(default)]
     pub principal: Vec<PrincipalConfig>,
+
+    /// Cluster mode: the bucket that holds the log as tlog-tiles objects
+    /// (`s3://BUCKET[?endpoint=URL&region=REGION]`, credentials from the
+    /// `AWS_*` environment; or `file:///DIR`); the data directory becomes this
+    /// node's cache. Unset: the data directory alone holds the log
+    #[arg(long, env = "MERKLOGD_CLUSTER_BUCKET", value_name = "URL")]
+    pub cluster_bucket: Option<String>,
+
+    /// Cluster mode: where the fenced checkpoint lives, `object-store` (the
+    /// bucket's conditional update; the default) or `etcd://HOST:PORT/KEY`
+    #[arg(long, env = "MERKLOGD_CLUSTER_LOCK", value_name = "LOCK")]
+    pub cluster_lock: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -471,6 +483,8 @@ impl Default for ServerConfig {
             require_origin: false,
             verify_on_start: VerifyOnStart::Root,
             principal: Vec::new(),
+            cluster_bucket: None,
+            cluster_lock: None,
         }
     }
 }
@@ -505,6 +519,7 @@ impl ServerConfig {
         if let Some(origin) = &self.origin {
             crate::keys::check_origin(origin)?;
         }
+        crate::cluster::validate(self)?;
         let positive = [
             ("witness-timeout", Some(self.witness_timeout)),
             (

@@ -87,6 +87,7 @@
 
 pub mod auth;
 pub mod backup;
+mod cluster;
 pub mod config;
 pub mod fsck;
 mod grpc;
@@ -131,6 +132,10 @@ pub enum ServerError {
     /// The store could not be opened or initialised.
     #[error("store: {0}")]
     Store(#[from] merklog_store::StoreError),
+    /// Cluster mode could not start: the bucket or lock failed, the lock backend
+    /// failed its self-test, or the cache, lock and bucket disagree.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The sequencer refused to start.
     #[error("log: {0}")]
     Log(#[from] merklog_log::LogError),

@@ -395,6 +395,13 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
         info!(%report, "verify-on-start=full");
     }
     let store: Arc<dyn LogStore> = Arc::new(store);
+    let store = crate::cluster::store(
+        &config,
+        store,
+        &origin,
+        key.signer.verifier(),
+        log_config.witnessing.is_some(),
+    )?;
     let log = Log::open(store, Arc::new(key.signer), origin.clone(), log_config)?;
     Ok(Server {
         config,
