@@ -489,3 +489,387 @@ fn two_sources_emit_through_two_sigkills_and_every_line_is_logged_once() {
     assert!(started.elapsed() < DEADLINE, "took {:?}", started.elapsed());
     drop(daemon);
 }
+
+/// What the fake Sources front tells the auditor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lie {
+    /// Nothing: the log's events as they are.
+    None,
+    /// Leaves this number's event out of its page.
+    Drop(u64),
+    /// Serves this number's event with one payload byte changed.
+    Tamper(u64),
+    /// Reports an equivocation at this number with a second envelope signed by the
+    /// source's key.
+    Equivocate(u64, Vec<u8>),
+}
+
+/// A Log and Sources service in front of a real merklogd: the Log calls are
+/// forwarded, the Sources answers are computed from the log's entries (as a
+/// server would, pages of 64 numbers) and then altered by the current [`Lie`].
+#[derive(Clone)]
+struct Front {
+    log: v1::log_client::LogClient<tonic::transport::Channel>,
+    source: String,
+    vkey: String,
+    highest: u64,
+    lie: std::sync::Arc<std::sync::Mutex<Lie>>,
+}
+
+type Stream<T> =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v1::log_server::Log for Front {
+    async fn append(
+        &self,
+        request: tonic::Request<v1::AppendRequest>,
+    ) -> Result<tonic::Response<v1::AppendResponse>, tonic::Status> {
+        self.log.clone().append(request.into_inner()).await
+    }
+    type AppendStreamStream = Stream<v1::AppendStreamResponse>;
+    async fn append_stream(
+        &self,
+        _: tonic::Request<tonic::Streaming<v1::AppendStreamRequest>>,
+    ) -> Result<tonic::Response<Self::AppendStreamStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+    async fn get_checkpoint(
+        &self,
+        request: tonic::Request<v1::GetCheckpointRequest>,
+    ) -> Result<tonic::Response<v1::Checkpoint>, tonic::Status> {
+        self.log.clone().get_checkpoint(request.into_inner()).await
+    }
+    async fn get_inclusion_proof(
+        &self,
+        request: tonic::Request<v1::GetInclusionProofRequest>,
+    ) -> Result<tonic::Response<v1::GetInclusionProofResponse>, tonic::Status> {
+        self.log
+            .clone()
+            .get_inclusion_proof(request.into_inner())
+            .await
+    }
+    async fn get_consistency_proof(
+        &self,
+        request: tonic::Request<v1::GetConsistencyProofRequest>,
+    ) -> Result<tonic::Response<v1::GetConsistencyProofResponse>, tonic::Status> {
+        self.log
+            .clone()
+            .get_consistency_proof(request.into_inner())
+            .await
+    }
+    async fn get_entries(
+        &self,
+        request: tonic::Request<v1::GetEntriesRequest>,
+    ) -> Result<tonic::Response<v1::GetEntriesResponse>, tonic::Status> {
+        self.log.clone().get_entries(request.into_inner()).await
+    }
+    type WatchCheckpointsStream = Stream<v1::Checkpoint>;
+    async fn watch_checkpoints(
+        &self,
+        _: tonic::Request<v1::WatchCheckpointsRequest>,
+    ) -> Result<tonic::Response<Self::WatchCheckpointsStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+}
+
+#[tonic::async_trait]
+impl v1::sources_server::Sources for Front {
+    async fn list_sources(
+        &self,
+        _: tonic::Request<v1::ListSourcesRequest>,
+    ) -> Result<tonic::Response<v1::ListSourcesResponse>, tonic::Status> {
+        Ok(tonic::Response::new(v1::ListSourcesResponse {
+            sources: vec![v1::SourceStatus {
+                name: self.source.clone(),
+                vkey: self.vkey.clone(),
+                has_events: true,
+                highest_sequence: self.highest,
+                ..v1::SourceStatus::default()
+            }],
+        }))
+    }
+
+    async fn get_source_events(
+        &self,
+        request: tonic::Request<v1::GetSourceEventsRequest>,
+    ) -> Result<tonic::Response<v1::GetSourceEventsResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let mut log = self.log.clone();
+        let checkpoint = log
+            .get_checkpoint(v1::GetCheckpointRequest {})
+            .await?
+            .into_inner();
+        let entries = read_all_entries(&mut log, checkpoint.size).await?;
+        let last = request.to_sequence.min(request.from_sequence + 63);
+        let lie = self.lie.lock().unwrap().clone();
+        let mut response = v1::GetSourceEventsResponse {
+            next_sequence: (last < request.to_sequence).then_some(last + 1),
+            ..v1::GetSourceEventsResponse::default()
+        };
+        for (index, entry) in entries.iter().enumerate() {
+            let Some(event) = parse_envelope(entry) else {
+                continue;
+            };
+            if event.source != request.source {
+                continue;
+            }
+            if event.media_type == UNUSED {
+                let first = u64::from_be_bytes(event.payload[..8].try_into().unwrap());
+                let end = u64::from_be_bytes(event.payload[8..].try_into().unwrap());
+                if end >= request.from_sequence && first <= last {
+                    response
+                        .declared_unused
+                        .push(v1::SequenceRange { first, last: end });
+                }
+            }
+            if event.sequence < request.from_sequence || event.sequence > last {
+                continue;
+            }
+            if lie == Lie::Drop(event.sequence) {
+                continue;
+            }
+            let proof = log
+                .get_inclusion_proof(v1::GetInclusionProofRequest {
+                    leaf: Some(v1::get_inclusion_proof_request::Leaf::Index(index as u64)),
+                    tree_size: Some(checkpoint.size),
+                })
+                .await?
+                .into_inner();
+            let mut envelope = entry.to_vec();
+            if lie == Lie::Tamper(event.sequence) {
+                let at = envelope.len() - 65;
+                envelope[at] ^= 1;
+            }
+            if let Lie::Equivocate(n, other) = &lie
+                && *n == event.sequence
+            {
+                response.equivocations.push(v1::Equivocation {
+                    sequence: *n,
+                    logged_envelope: entry.clone(),
+                    logged_index: index as u64,
+                    other_envelope: other.clone().into(),
+                    seen_unix_ms: 1,
+                });
+            }
+            response.events.push(v1::SourceEvent {
+                sequence: event.sequence,
+                index: index as u64,
+                envelope: envelope.into(),
+                inclusion_proof: proof.proof,
+            });
+        }
+        response.events.sort_by_key(|e| e.sequence);
+        response.checkpoint = Some(checkpoint);
+        Ok(tonic::Response::new(response))
+    }
+
+    type WatchSourcesStream = Stream<v1::SourceStatus>;
+    async fn watch_sources(
+        &self,
+        _: tonic::Request<v1::WatchSourcesRequest>,
+    ) -> Result<tonic::Response<Self::WatchSourcesStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+}
+
+/// A second envelope for the number of `logged`, with another payload, signed
+/// with the source's signing key as docs/event-format.md says.
+fn forge_other(logged: &Envelope, key_file: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(key_file).unwrap();
+    let signer = merklog_note::parse_signer_key(text.trim()).unwrap();
+    let mut body = b"MLEV\x01".to_vec();
+    body.push(logged.source.len() as u8);
+    body.extend_from_slice(logged.source.as_bytes());
+    body.extend_from_slice(&logged.key_id.to_be_bytes());
+    body.extend_from_slice(&logged.sequence.to_be_bytes());
+    body.extend_from_slice(&1u64.to_be_bytes());
+    body.push(logged.media_type.len() as u8);
+    body.extend_from_slice(logged.media_type.as_bytes());
+    let payload = b"something else";
+    body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    body.extend_from_slice(payload);
+    let mut message = b"merklog event signature v1\0".to_vec();
+    message.extend_from_slice(&body);
+    let signature = merklog_note::Signer::sign(&signer, &message).unwrap();
+    body.extend_from_slice(&signature);
+    body
+}
+
+/// Runs `merklog source audit` with arguments; returns exit code, JSON, stderr.
+fn audit(setup: &Setup, url: &str, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let front = Setup {
+        dir: setup.dir.clone(),
+        url: url.to_owned(),
+        log_vkey: setup.log_vkey.clone(),
+    };
+    let out = front
+        .client()
+        .args(["--json", "source", "audit", SOURCE_A])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = stdout
+        .lines()
+        .next()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn source_audit_verifies_everything_and_names_what_is_missing_forged_or_equivocated() {
+    client_binary();
+    merklog_e2e::merklogd_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let daemon = Daemon::start(
+        &data_dir,
+        &["--origin", "audit.example/log", "--log-level", "warn"],
+    );
+    let setup = Setup {
+        dir: dir.path().to_owned(),
+        url: daemon.grpc_url(),
+        log_vkey: data_dir.join("log.vkey"),
+    };
+    let out = setup
+        .client()
+        .args(["source", "key", "generate", "--name", SOURCE_A, "--out"])
+        .arg(dir.path().join("a.key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let vkey_file = dir.path().join("a.vkey");
+    let vkey = std::fs::read_to_string(&vkey_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    // 200 lines, a SIGKILL (reserved numbers, declared unused on restart, after a
+    // pause the audit can see as a silence), 100 more lines.
+    let input = dir.path().join("input.log");
+    let text: String = (0..200).map(|i| format!("first {i}\n")).collect();
+    std::fs::write(&input, text).unwrap();
+    let first = Process(
+        setup
+            .emit("a", &[input.as_path()], &["--follow"], 0)
+            .spawn()
+            .unwrap(),
+    );
+    let journal = dir.path().join("a.spool").join("journal");
+    wait_for(
+        "the first lines to be acknowledged",
+        Duration::from_secs(30),
+        || {
+            let entries = log_entries(&setup.url);
+            entries.len() >= 200 && std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0)
+        },
+    );
+    first.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    let more: String = (0..100).map(|i| format!("second {i}\n")).collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap()
+        .write_all(more.as_bytes())
+        .unwrap();
+    assert!(
+        Process(setup.emit("a", &[input.as_path()], &[], 1).spawn().unwrap())
+            .wait(Duration::from_secs(60)),
+        "{}",
+        setup.output("a", 1)
+    );
+    let logged = logged(
+        &log_entries(&setup.url),
+        &parse_verifier_key(&vkey).unwrap(),
+    );
+    let highest = *logged.events.keys().last().unwrap();
+    assert!(!logged.declared_unused.is_empty());
+
+    // The front, on port 0.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let lie = std::sync::Arc::new(std::sync::Mutex::new(Lie::None));
+    let front_url = runtime.block_on(async {
+        let front = Front {
+            log: connect(&setup.url).await.unwrap(),
+            source: SOURCE_A.to_owned(),
+            vkey: vkey.clone(),
+            highest,
+            lie: lie.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(v1::log_server::LogServer::new(front.clone()))
+                .add_service(v1::sources_server::SourcesServer::new(front))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        format!("http://{addr}")
+    });
+    let vkey_arg = vkey_file.to_str().unwrap();
+
+    // Honest: complete, the crash's numbers declared unused, every page verified.
+    let (code, report, stderr) = audit(&setup, &front_url, &["--source-vkey", vkey_arg]);
+    assert_eq!(code, 0, "{report} {stderr}");
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["to"], highest);
+    assert_eq!(report["events"], logged.events.len() as u64);
+    assert_eq!(report["key_from_server"], false);
+    assert!(
+        !report["declared_unused"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+
+    // Without the auditor's key: the registry's, and the report says so.
+    let (code, report, _) = audit(&setup, &front_url, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["key_from_server"], true);
+
+    // The pause around the SIGKILL is a silence for a short interval.
+    let (code, report, _) = audit(
+        &setup,
+        &front_url,
+        &["--source-vkey", vkey_arg, "--silence-after", "250ms"],
+    );
+    assert_eq!(code, 1, "{report}");
+    assert!(!report["silent_periods"].as_array().unwrap().is_empty());
+
+    // A number left out is missing, by number.
+    let data: Vec<u64> = logged
+        .events
+        .values()
+        .filter(|e| e.media_type == "text/plain")
+        .map(|e| e.sequence)
+        .collect();
+    let dropped = data[70];
+    *lie.lock().unwrap() = Lie::Drop(dropped);
+    let (code, report, stderr) = audit(&setup, &front_url, &["--source-vkey", vkey_arg]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        report["missing"],
+        serde_json::json!([{"first": dropped, "last": dropped}])
+    );
+    assert!(stderr.contains(&format!("missing {dropped}")), "{stderr}");
+
+    // A changed payload fails verification.
+    *lie.lock().unwrap() = Lie::Tamper(data[10]);
+    let (code, _, stderr) = audit(&setup, &front_url, &["--source-vkey", vkey_arg]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("does not verify"), "{stderr}");
+
+    // Two envelopes signed for one number: equivocation, named.
+    let other = forge_other(&logged.events[&data[20]], &dir.path().join("a.key"));
+    *lie.lock().unwrap() = Lie::Equivocate(data[20], other);
+    let (code, report, _) = audit(&setup, &front_url, &["--source-vkey", vkey_arg]);
+    assert_eq!(code, 1);
+    assert_eq!(report["equivocations"][0]["sequence"], data[20]);
+    drop(runtime);
+    drop(daemon);
+}
