@@ -873,3 +873,111 @@ fn source_audit_verifies_everything_and_names_what_is_missing_forged_or_equivoca
     drop(runtime);
     drop(daemon);
 }
+
+#[test]
+fn emit_sends_heartbeats_follows_a_truncated_file_and_stops_cleanly_on_sigterm() {
+    client_binary();
+    merklog_e2e::merklogd_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let daemon = Daemon::start(
+        &data_dir,
+        &["--origin", "beat.example/log", "--log-level", "warn"],
+    );
+    let setup = Setup {
+        dir: dir.path().to_owned(),
+        url: daemon.grpc_url(),
+        log_vkey: data_dir.join("log.vkey"),
+    };
+    let out = setup
+        .client()
+        .args(["source", "key", "generate", "--name", SOURCE_A, "--out"])
+        .arg(dir.path().join("a.key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let vkey = std::fs::read_to_string(dir.path().join("a.vkey")).unwrap();
+    let key = parse_verifier_key(vkey.trim()).unwrap();
+    let input = dir.path().join("app.log");
+    std::fs::write(&input, "one\ntwo\nthree\n").unwrap();
+    let running = Process(
+        setup
+            .emit(
+                "a",
+                &[input.as_path()],
+                &["--follow", "--heartbeat-every", "100ms"],
+                0,
+            )
+            .spawn()
+            .unwrap(),
+    );
+    let payloads = |media: &str| -> Vec<Vec<u8>> {
+        logged(&log_entries(&setup.url), &key)
+            .events
+            .values()
+            .filter(|e| e.media_type == media)
+            .map(|e| e.payload.clone())
+            .collect()
+    };
+    wait_for("the first lines", Duration::from_secs(30), || {
+        payloads("text/plain").len() == 3
+    });
+    // copytruncate: the file starts over, shorter than what was read.
+    std::fs::write(&input, "four\n").unwrap();
+    wait_for(
+        "the line after the truncation",
+        Duration::from_secs(30),
+        || payloads("text/plain").len() == 4,
+    );
+    wait_for("heartbeats", Duration::from_secs(30), || {
+        payloads(HEARTBEAT).len() >= 2
+    });
+    let pid = running.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        running.wait(Duration::from_secs(30)),
+        "{}",
+        setup.output("a", 0)
+    );
+    assert_eq!(
+        payloads("text/plain"),
+        vec![
+            b"one".to_vec(),
+            b"two".to_vec(),
+            b"three".to_vec(),
+            b"four".to_vec()
+        ]
+    );
+    let logged_now = logged(&log_entries(&setup.url), &key);
+    assert!(logged_now.declared_unused.is_empty());
+    assert_complete(&logged_now, SOURCE_A);
+
+    // After a clean stop nothing is declared unused, numbering continues, and
+    // nothing is read twice.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap()
+        .write_all(b"five\n")
+        .unwrap();
+    assert!(
+        Process(setup.emit("a", &[input.as_path()], &[], 1).spawn().unwrap())
+            .wait(Duration::from_secs(30)),
+        "{}",
+        setup.output("a", 1)
+    );
+    let output = setup.output("a", 1);
+    assert!(!output.contains("declared unused"), "{output}");
+    assert!(output.contains("1 lines journaled"), "{output}");
+    let logged_after = logged(&log_entries(&setup.url), &key);
+    assert!(logged_after.declared_unused.is_empty());
+    assert_complete(&logged_after, SOURCE_A);
+    assert_eq!(payloads("text/plain").len(), 5);
+    drop(daemon);
+}
