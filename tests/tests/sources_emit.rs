@@ -815,6 +815,33 @@ fn source_audit_verifies_everything_and_names_what_is_missing_forged_or_equivoca
     });
     let vkey_arg = vkey_file.to_str().unwrap();
 
+    // `source status` shows the registry's view.
+    let front = Setup {
+        dir: setup.dir.clone(),
+        url: front_url.clone(),
+        log_vkey: setup.log_vkey.clone(),
+    };
+    let out = front
+        .client()
+        .args(["--json", "source", "status", SOURCE_A])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["name"], SOURCE_A);
+    assert_eq!(status["vkey"], vkey.as_str());
+    assert_eq!(status["highest_sequence"], highest);
+    let out = front
+        .client()
+        .args(["source", "status", "agents.example.com/nobody"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
     // Honest: complete, the crash's numbers declared unused, every page verified.
     let (code, report, stderr) = audit(&setup, &front_url, &["--source-vkey", vkey_arg]);
     assert_eq!(code, 0, "{report} {stderr}");

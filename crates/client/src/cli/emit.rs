@@ -64,7 +64,9 @@ pub struct EmitArgs {
     /// The source's signing key file (`merklog source key generate`).
     #[arg(long, value_name = "FILE")]
     pub source_key: PathBuf,
-    /// The spool directory (created if needed; one emitter per spool).
+    /// The spool directory (created if needed). One spool per source key and one
+    /// emitter per spool: the spool is what keeps a number from being given to two
+    /// events, so two spools for one key would equivocate.
     #[arg(long, value_name = "DIR")]
     pub spool: PathBuf,
     /// Input files, one event per line [default: stdin].

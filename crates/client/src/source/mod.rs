@@ -6,7 +6,9 @@
 //! # The spool
 //!
 //! A spool is a directory owned by one source (one signing key) and one process
-//! at a time. It holds:
+//! at a time; a source key is used with one spool only (the spool is what keeps a
+//! number from being given twice, so two spools for one key would sign different
+//! events under the same numbers: equivocation). It holds:
 //!
 //! - `journal`: an append-only sequence of records. Each record is a 4-byte
 //!   big-endian body length, the 32-byte checksum `SHA-256(0x00 || body)`, and the
