@@ -329,19 +329,11 @@ fn two_sources_emit_through_two_sigkills_and_every_line_is_logged_once() {
     println!("seed {seed} (set MERKLOG_TEST_SEED to repeat)");
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let daemon = Daemon::start(
-        &data_dir,
-        &["--origin", "sources.example/log", "--log-level", "warn"],
-    );
-    let setup = Setup {
-        dir: dir.path().to_owned(),
-        url: daemon.grpc_url(),
-        log_vkey: data_dir.join("log.vkey"),
-    };
     let mut keys = HashMap::new();
+    let mut registry = String::new();
     for (key, name) in [("a", SOURCE_A), ("b", SOURCE_B)] {
-        let out = setup
-            .client()
+        let out = Command::new(client_binary())
+            .env_clear()
             .args([
                 "--json", "source", "key", "generate", "--name", name, "--out",
             ])
@@ -357,7 +349,28 @@ fn two_sources_emit_through_two_sigkills_and_every_line_is_logged_once() {
         let vkey = std::fs::read_to_string(dir.path().join(format!("{key}.vkey"))).unwrap();
         assert_eq!(printed["vkey"].as_str().unwrap(), vkey.trim());
         keys.insert(key, parse_verifier_key(vkey.trim()).unwrap());
+        registry.push_str(&format!(
+            "[[source]]\nname = \"{name}\"\nvkey = \"{}\"\nprincipals = [\"anonymous\"]\n\n",
+            vkey.trim()
+        ));
     }
+    // A log with a sources registry checks the events on ingest; register both.
+    let sources_file = dir.path().join("sources.toml");
+    std::fs::write(&sources_file, registry).unwrap();
+    let mut args = vec!["--origin", "sources.example/log", "--log-level", "warn"];
+    let help = Command::new(merklog_e2e::merklogd_binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&help.stdout).contains("--sources-file") {
+        args.extend(["--sources-file", sources_file.to_str().unwrap()]);
+    }
+    let daemon = Daemon::start(&data_dir, &args);
+    let setup = Setup {
+        dir: dir.path().to_owned(),
+        url: daemon.grpc_url(),
+        log_vkey: data_dir.join("log.vkey"),
+    };
 
     // Source A follows two files that grow while it runs.
     let inputs = [dir.path().join("a1.log"), dir.path().join("a2.log")];
