@@ -30,6 +30,7 @@ pub fn log_error_code(error: &LogError) -> Code {
         | LogError::Storage(_)
         | LogError::QuorumTimeout(_) => Code::Unavailable,
         LogError::SigningRefused(_) => Code::FailedPrecondition,
+        LogError::KeyConflict { .. } => Code::AlreadyExists,
         // Start-up errors (`Recovery`, `InvalidConfig`) and future variants never
         // describe a client mistake.
         _ => Code::Internal,
