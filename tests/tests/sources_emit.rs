@@ -7,8 +7,8 @@
 //! - no sequence number carries two different envelopes;
 //! - every number from 0 to the highest is an event or declared unused by a signed
 //!   declaration (the crashes left reserved numbers, declared on restart);
-//! - `merklog source audit` reports both sources complete, when the log serves
-//!   the Sources service.
+//! - `merklog source audit` reports both sources complete (the log checks every
+//!   event on ingest against its sources registry).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -108,6 +108,59 @@ impl Setup {
     }
 }
 
+/// Generates a source key DIR/<key>.key (and .vkey) with `merklog source key
+/// generate`; returns the vkey.
+fn generate_key(dir: &Path, key: &str, name: &str) -> String {
+    let out = Command::new(client_binary())
+        .env_clear()
+        .args([
+            "--json", "source", "key", "generate", "--name", name, "--out",
+        ])
+        .arg(dir.join(format!("{key}.key")))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vkey = std::fs::read_to_string(dir.join(format!("{key}.vkey"))).unwrap();
+    assert_eq!(printed["vkey"].as_str().unwrap(), vkey.trim());
+    vkey.trim().to_owned()
+}
+
+/// Starts merklogd on DIR/data with these sources registered (`*`: any caller,
+/// anonymous on this loopback log without authentication, may write for them).
+fn start_log(dir: &Path, origin: &str, sources: &[(&str, &str)]) -> (Daemon, Setup) {
+    let registry: String = sources
+        .iter()
+        .map(|(name, vkey)| {
+            format!("[[source]]\nname = \"{name}\"\nvkey = \"{vkey}\"\nprincipals = [\"*\"]\n\n")
+        })
+        .collect();
+    let sources_file = dir.join("sources.toml");
+    std::fs::write(&sources_file, registry).unwrap();
+    let data_dir = dir.join("data");
+    let daemon = Daemon::start(
+        &data_dir,
+        &[
+            "--origin",
+            origin,
+            "--log-level",
+            "warn",
+            "--sources-file",
+            sources_file.to_str().unwrap(),
+        ],
+    );
+    let setup = Setup {
+        dir: dir.to_owned(),
+        url: daemon.grpc_url(),
+        log_vkey: data_dir.join("log.vkey"),
+    };
+    (daemon, setup)
+}
+
 /// Appends the lines to the files in small bursts, rotating the first file
 /// (renamed to `.1`, a new file created at its path) halfway.
 fn write_inputs(files: [PathBuf; 2], lines: [Vec<String>; 2]) {
@@ -157,27 +210,6 @@ fn log_entries(url: &str) -> Vec<bytes::Bytes> {
         read_all_entries(&mut client, checkpoint.size)
             .await
             .unwrap()
-    })
-}
-
-/// Whether the log serves the Sources service.
-fn serves_sources(url: &str) -> bool {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let channel = tonic::transport::Channel::from_shared(url.to_owned())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut sources = v1::sources_client::SourcesClient::new(channel);
-        match sources.list_sources(v1::ListSourcesRequest {}).await {
-            Ok(_) => true,
-            Err(status) if status.code() == tonic::Code::Unimplemented => false,
-            Err(status) => panic!("ListSources: {status}"),
-        }
     })
 }
 
@@ -328,49 +360,16 @@ fn two_sources_emit_through_two_sigkills_and_every_line_is_logged_once() {
     let (mut rng, seed) = merklog_testkit::Rng::from_env_or_clock();
     println!("seed {seed} (set MERKLOG_TEST_SEED to repeat)");
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
+    let vkey_a = generate_key(dir.path(), "a", SOURCE_A);
+    let vkey_b = generate_key(dir.path(), "b", SOURCE_B);
     let mut keys = HashMap::new();
-    let mut registry = String::new();
-    for (key, name) in [("a", SOURCE_A), ("b", SOURCE_B)] {
-        let out = Command::new(client_binary())
-            .env_clear()
-            .args([
-                "--json", "source", "key", "generate", "--name", name, "--out",
-            ])
-            .arg(dir.path().join(format!("{key}.key")))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let vkey = std::fs::read_to_string(dir.path().join(format!("{key}.vkey"))).unwrap();
-        assert_eq!(printed["vkey"].as_str().unwrap(), vkey.trim());
-        keys.insert(key, parse_verifier_key(vkey.trim()).unwrap());
-        registry.push_str(&format!(
-            "[[source]]\nname = \"{name}\"\nvkey = \"{}\"\nprincipals = [\"anonymous\"]\n\n",
-            vkey.trim()
-        ));
-    }
-    // A log with a sources registry checks the events on ingest; register both.
-    let sources_file = dir.path().join("sources.toml");
-    std::fs::write(&sources_file, registry).unwrap();
-    let mut args = vec!["--origin", "sources.example/log", "--log-level", "warn"];
-    let help = Command::new(merklog_e2e::merklogd_binary())
-        .arg("--help")
-        .output()
-        .unwrap();
-    if String::from_utf8_lossy(&help.stdout).contains("--sources-file") {
-        args.extend(["--sources-file", sources_file.to_str().unwrap()]);
-    }
-    let daemon = Daemon::start(&data_dir, &args);
-    let setup = Setup {
-        dir: dir.path().to_owned(),
-        url: daemon.grpc_url(),
-        log_vkey: data_dir.join("log.vkey"),
-    };
+    keys.insert("a", parse_verifier_key(&vkey_a).unwrap());
+    keys.insert("b", parse_verifier_key(&vkey_b).unwrap());
+    let (daemon, setup) = start_log(
+        dir.path(),
+        "sources.example/log",
+        &[(SOURCE_A, &vkey_a), (SOURCE_B, &vkey_b)],
+    );
 
     // Source A follows two files that grow while it runs.
     let inputs = [dir.path().join("a1.log"), dir.path().join("a2.log")];
@@ -478,26 +477,23 @@ fn two_sources_emit_through_two_sigkills_and_every_line_is_logged_once() {
     );
     assert!(b_logged.declared_unused.is_empty());
 
-    if serves_sources(&setup.url) {
-        for (key, name) in [("a", SOURCE_A), ("b", SOURCE_B)] {
-            let out = setup
-                .client()
-                .args(["--json", "source", "audit", name, "--source-vkey"])
-                .arg(dir.path().join(format!("{key}.vkey")))
-                .output()
-                .unwrap();
-            let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-                .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-            assert!(
-                out.status.success(),
-                "{name}: {report} {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert_eq!(report["complete"], true, "{report}");
-            assert_eq!(report["missing"], serde_json::json!([]), "{report}");
-        }
-    } else {
-        println!("the log does not serve the Sources service: audit not run");
+    // The auditor's view, through the log's Sources service.
+    for (key, name) in [("a", SOURCE_A), ("b", SOURCE_B)] {
+        let out = setup
+            .client()
+            .args(["--json", "source", "audit", name, "--source-vkey"])
+            .arg(dir.path().join(format!("{key}.vkey")))
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        assert!(
+            out.status.success(),
+            "{name}: {report} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(report["complete"], true, "{report}");
+        assert_eq!(report["missing"], serde_json::json!([]), "{report}");
     }
     assert!(started.elapsed() < DEADLINE, "took {:?}", started.elapsed());
     drop(daemon);
@@ -740,28 +736,9 @@ fn source_audit_verifies_everything_and_names_what_is_missing_forged_or_equivoca
     client_binary();
     merklog_e2e::merklogd_binary();
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let daemon = Daemon::start(
-        &data_dir,
-        &["--origin", "audit.example/log", "--log-level", "warn"],
-    );
-    let setup = Setup {
-        dir: dir.path().to_owned(),
-        url: daemon.grpc_url(),
-        log_vkey: data_dir.join("log.vkey"),
-    };
-    let out = setup
-        .client()
-        .args(["source", "key", "generate", "--name", SOURCE_A, "--out"])
-        .arg(dir.path().join("a.key"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let vkey = generate_key(dir.path(), "a", SOURCE_A);
     let vkey_file = dir.path().join("a.vkey");
-    let vkey = std::fs::read_to_string(&vkey_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (daemon, setup) = start_log(dir.path(), "audit.example/log", &[(SOURCE_A, &vkey)]);
 
     // 200 lines, a SIGKILL (reserved numbers, declared unused on restart, after a
     // pause the audit can see as a silence), 100 more lines.
@@ -919,25 +896,9 @@ fn emit_sends_heartbeats_follows_a_truncated_file_and_stops_cleanly_on_sigterm()
     client_binary();
     merklog_e2e::merklogd_binary();
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let daemon = Daemon::start(
-        &data_dir,
-        &["--origin", "beat.example/log", "--log-level", "warn"],
-    );
-    let setup = Setup {
-        dir: dir.path().to_owned(),
-        url: daemon.grpc_url(),
-        log_vkey: data_dir.join("log.vkey"),
-    };
-    let out = setup
-        .client()
-        .args(["source", "key", "generate", "--name", SOURCE_A, "--out"])
-        .arg(dir.path().join("a.key"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let vkey = std::fs::read_to_string(dir.path().join("a.vkey")).unwrap();
-    let key = parse_verifier_key(vkey.trim()).unwrap();
+    let vkey = generate_key(dir.path(), "a", SOURCE_A);
+    let key = parse_verifier_key(&vkey).unwrap();
+    let (daemon, setup) = start_log(dir.path(), "beat.example/log", &[(SOURCE_A, &vkey)]);
     let input = dir.path().join("app.log");
     std::fs::write(&input, "one\ntwo\nthree\n").unwrap();
     let running = Process(
