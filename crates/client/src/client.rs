@@ -9,7 +9,9 @@ use bytes::Bytes;
 use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf, verify_consistency, verify_inclusion};
 use merklog_note::TlogProof;
 use merklog_proto::convert::proof_from_wire;
-use merklog_proto::v1::{self, get_inclusion_proof_request::Leaf, log_client::LogClient};
+use merklog_proto::v1::{
+    self, get_inclusion_proof_request::Leaf, log_client::LogClient, sources_client::SourcesClient,
+};
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -214,6 +216,8 @@ impl InclusionReceipt {
 /// persist what was verified.
 pub struct Client {
     pub(crate) rpc: LogClient<InterceptedService<Channel, Credentials>>,
+    /// The same connection's `Sources` service.
+    pub(crate) sources: SourcesClient<InterceptedService<Channel, Credentials>>,
     pub(crate) trust: TrustedLog,
     pub(crate) options: ClientOptions,
     /// The server address, for messages.
@@ -382,11 +386,15 @@ impl Client {
             None => None,
         };
         let credentials = Credentials::new(options.token.as_ref())?;
+        let sources = SourcesClient::with_interceptor(channel.clone(), credentials.clone())
+            .max_decoding_message_size(options.max_message_bytes)
+            .max_encoding_message_size(options.max_message_bytes);
         let rpc = LogClient::with_interceptor(channel, credentials)
             .max_decoding_message_size(options.max_message_bytes)
             .max_encoding_message_size(options.max_message_bytes);
         let mut client = Self {
             rpc,
+            sources,
             trust,
             options,
             server: "the server".to_owned(),

@@ -329,6 +329,23 @@ pub enum ClientError {
     /// An offline proof file does not verify.
     #[error("proof rejected: {0}")]
     Proof(Box<NoteError>),
+    /// An event the log served for a source does not verify (its envelope is
+    /// malformed, names another number, or its signature fails under the key).
+    #[error("event {sequence} as served by the log does not verify: {reason}")]
+    BadEvent {
+        /// The number the log served it under.
+        sequence: u64,
+        /// Why it does not verify.
+        reason: String,
+    },
+    /// A source's audit found missing numbers, equivocations or silences.
+    #[error("source {source_name:?} is not complete: {findings}")]
+    Incomplete {
+        /// The source audited.
+        source_name: String,
+        /// The findings, in one line.
+        findings: String,
+    },
     /// The log's entries do not rebuild its signed root.
     #[error(
         "audit failed: the entries lead to root {}, not the signed root {}{}",
@@ -355,6 +372,8 @@ impl ClientError {
                 | ClientError::Proof(_)
                 | ClientError::Audit(_)
                 | ClientError::Fsck(_)
+                | ClientError::BadEvent { .. }
+                | ClientError::Incomplete { .. }
         )
     }
 

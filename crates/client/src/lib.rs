@@ -18,6 +18,11 @@
 //!   between two runs is caught too.
 //! - [`offline`], which verifies a C2SP tlog-proof (`c2sp.org/tlog-proof@v1`) file with
 //!   no network at all.
+//! - [`Source`] (module [`source`]), the emitting side of a signed, sequenced source:
+//!   numbers, signs and journals events in a synced spool before sending them, so a
+//!   crash loses nothing it accepted and reuses no number (`docs/event-format.md`);
+//!   and [`Client::audit_source`], which verifies a source's events in the log and
+//!   names what is missing, equivocated or silent.
 //! - [`cli`], the `merklog` command line built on the above.
 //!
 //! Every verification failure is a [`ClientError`] for which
@@ -41,6 +46,8 @@ pub mod fsck;
 pub mod health;
 pub mod offline;
 mod probe;
+pub mod source;
+mod sources;
 mod state;
 mod token;
 mod trust;
@@ -55,6 +62,8 @@ pub use error::{
     code_name,
 };
 pub use merklog_note::SignedCheckpoint;
+pub use source::{EmitItem, Recovery, SendSummary, Source, SourceOptions};
+pub use sources::{EquivocationFinding, SequenceRange, SilentPeriod, SourceAudit};
 pub use state::{StateFile, default_state_path};
 pub use token::BearerToken;
 pub use trust::{TrustedLog, load_verifier_key};

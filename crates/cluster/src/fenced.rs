@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use merklog_log::{LogMetadata, LogStore, RoundWrite, StorageError};
+use merklog_log::{KeyRecord, LogMetadata, LogStore, RoundWrite, StorageError};
 use merklog_merkle::bundle::{bundle_prefix_len, split_bundle};
 use merklog_merkle::tile::{TILE_HEIGHT, TILE_WIDTH, TileId, entry_bundle_path, tile_width_at};
 use merklog_merkle::{HASH_SIZE, Hash, TreeSize, hash_leaf};
@@ -564,6 +564,17 @@ impl LogStore for ClusterStore {
     }
     fn lookup_leaves(&self, leaf_hashes: &[Hash]) -> Result<Vec<Option<u64>>, StorageError> {
         self.local.lookup_leaves(leaf_hashes)
+    }
+    fn lookup_keys(&self, keys: &[Bytes]) -> Result<Vec<Option<KeyRecord>>, StorageError> {
+        self.local.lookup_keys(keys)
+    }
+    fn scan_keys(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
+        self.local.scan_keys(start, end, limit)
     }
     fn commit(&self, round: &RoundWrite) -> Result<(), StorageError> {
         self.try_commit(round)

@@ -42,8 +42,8 @@ impl StorageError {
 /// The server maps: `QueueFull` -> RESOURCE_EXHAUSTED; `InvalidEntry`, `TooManyEntries`
 /// and `CallTooLarge` -> INVALID_ARGUMENT; `OutOfRange` -> OUT_OF_RANGE; `NotFound` ->
 /// NOT_FOUND; `Unavailable`, `ShuttingDown`, `Storage` -> UNAVAILABLE; `DataLoss` -> DATA_LOSS;
-/// `SigningRefused`
-/// -> FAILED_PRECONDITION (or UNAVAILABLE); `QuorumTimeout` -> DEADLINE_EXCEEDED (or
+/// `SigningRefused` -> FAILED_PRECONDITION (or UNAVAILABLE); `KeyConflict` -> ALREADY_EXISTS;
+/// `QuorumTimeout` -> DEADLINE_EXCEEDED (or
 /// UNAVAILABLE); `Recovery` and `InvalidConfig` only come
 /// from [`Log::open`](crate::Log::open).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +104,16 @@ pub enum LogError {
     /// (dedup). The server maps it to DEADLINE_EXCEEDED or UNAVAILABLE.
     #[error("waiting for witness quorum: {0}")]
     QuorumTimeout(String),
+    /// An entry's unique key is already held by a different entry (or by an earlier
+    /// entry of the same call): the whole call was refused, nothing of it written.
+    #[error("entries[{index}]: its unique key is already held by {}", describe_holder(*existing_index))]
+    KeyConflict {
+        /// Position of the conflicting entry in the call.
+        index: usize,
+        /// Index of the leaf holding the key; `None` when the holder is an earlier
+        /// entry of the same call.
+        existing_index: Option<u64>,
+    },
     /// The log is shutting down; the call was not sequenced.
     #[error("the log is shutting down")]
     ShuttingDown,
@@ -122,6 +132,13 @@ pub enum LogError {
     /// The configuration is unusable (e.g. `max_entry_bytes` above 65535).
     #[error("invalid log configuration: {0}")]
     InvalidConfig(String),
+}
+
+fn describe_holder(existing: Option<u64>) -> String {
+    match existing {
+        Some(index) => format!("leaf {index}"),
+        None => "an earlier entry of the same call".to_owned(),
+    }
 }
 
 impl From<StorageError> for LogError {

@@ -22,7 +22,9 @@ use crate::sequencer::{Sequencer, Start};
 use crate::state::{Shared, SigningGate};
 use crate::tiles::{ReadError, StoredTree, TileReader};
 use crate::writer::{Pipeline, Writer};
-use crate::{AppendReceipt, LogConfig, LogError, LogStore, SignedCheckpoint, metrics as m};
+use crate::{
+    AppendReceipt, KeyRecord, LogConfig, LogError, LogStore, SignedCheckpoint, metrics as m,
+};
 
 /// Most entries one [`Log::entries`] call returns; ask for longer ranges in pieces.
 pub const MAX_ENTRIES_PER_READ: u64 = 1024;
@@ -259,7 +261,41 @@ impl Log {
     /// checkpoint covering the entries; after `append_timeout` without one the call
     /// fails with [`LogError::QuorumTimeout`] (the entries stay durable).
     pub async fn append(&self, entries: Vec<Bytes>) -> Result<AppendReceipt, LogError> {
+        self.append_keyed(entries, Vec::new()).await
+    }
+
+    /// [`Log::append`] with an optional unique key per entry (`keys` empty, or one per
+    /// entry). At most one leaf holds a key: the same entry again is a duplicate; a
+    /// different entry whose key is held refuses the whole call with
+    /// [`LogError::KeyConflict`], naming the holder, and writes nothing. Each new
+    /// key is stored with its leaf, in the same synced write (see [`KeyRecord`]).
+    ///
+    /// [`KeyRecord`]: crate::KeyRecord
+    pub async fn append_keyed(
+        &self,
+        entries: Vec<Bytes>,
+        keys: Vec<Option<Bytes>>,
+    ) -> Result<AppendReceipt, LogError> {
         let shared = self.shared();
+        if !keys.is_empty() && keys.len() != entries.len() {
+            return Err(LogError::InvalidEntry {
+                index: keys.len().min(entries.len()),
+                reason: format!(
+                    "{} unique keys for {} entries; give one per entry or none",
+                    keys.len(),
+                    entries.len()
+                ),
+            });
+        }
+        if let Some(index) = keys
+            .iter()
+            .position(|k| k.as_ref().is_some_and(Bytes::is_empty))
+        {
+            return Err(LogError::InvalidEntry {
+                index,
+                reason: "an empty unique key".into(),
+            });
+        }
         if let Err(e) = self.validate_entries(&entries) {
             metrics::counter!(m::APPEND_REFUSED, "reason" => "invalid").increment(1);
             return Err(e);
@@ -292,15 +328,21 @@ impl Log {
         // Hash here, on the caller's task: spreads the hashing over every core.
         let leaf_hashes: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
         let (reply, answer) = oneshot::channel();
+        let keys = if keys.iter().all(Option::is_none) {
+            Box::default()
+        } else {
+            keys.into_boxed_slice()
+        };
         let request = Request {
             bytes,
             entries,
             leaf_hashes,
+            keys,
             enqueued: Instant::now(),
             reply,
         };
         let enqueued = request.enqueued;
-        if let Err((error, _)) = shared.queue.push(request) {
+        if let Err(error) = shared.queue.push(request) {
             let reason = if error == LogError::QueueFull {
                 "queue_full"
             } else {
@@ -436,6 +478,24 @@ impl Log {
             Ok(found.filter(|index| *index < size).map(LeafIndex))
         })
         .await
+    }
+
+    /// The unique-key index's records of `keys` (one batched read), whatever the
+    /// published size: a record may name a leaf that is durable but not yet published.
+    pub async fn lookup_keys(&self, keys: Vec<Bytes>) -> Result<Vec<Option<KeyRecord>>, LogError> {
+        self.read(move |store| Ok(store.lookup_keys(&keys)?)).await
+    }
+
+    /// Up to `limit` unique-key rows with `start <= key < end`, in key order
+    /// (records as in [`Log::lookup_keys`]).
+    pub async fn scan_keys(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, LogError> {
+        self.read(move |store| Ok(store.scan_keys(&start, &end, limit)?))
+            .await
     }
 
     /// The stored signed checkpoint of exactly `size` leaves (opened with the log's key:

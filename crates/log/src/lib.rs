@@ -45,6 +45,9 @@
 //!   while the others cannot meet the quorum the log refuses to sign, naming the
 //!   witnesses and their answers, until one of them cosigns again.
 //!   The transport is the [`WitnessClient`] trait.
+//! - Unique keys ([`Log::append_keyed`], [`KeyRecord`]): an optional opaque key per
+//!   entry that at most one leaf may hold; a different entry under a held key refuses
+//!   its call. The key rows go into the round's synced write.
 //! - Metrics through the `metrics` facade (names in [`metrics`]).
 //!
 //! What it is not: no transport (gRPC, HTTP and the witness HTTP client live in
@@ -69,6 +72,7 @@ mod sequencer;
 mod state;
 mod storage;
 mod tiles;
+mod unique;
 mod witness_task;
 mod witnessing;
 mod writer;
@@ -80,8 +84,8 @@ pub use merklog_merkle::Hash;
 pub use merklog_note::SignedCheckpoint;
 pub use round::{AppendReceipt, SealedEntry};
 pub use storage::{
-    ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, ValueWrite,
-    same_checkpoint_body,
+    ALGORITHM_ED25519, KEY_RECORD_LEN, KeyRecord, LogMetadata, LogStore, MemoryStore, RoundWrite,
+    ValueWrite, same_checkpoint_body,
 };
 pub use witnessing::{
     DEFAULT_WITNESS_REFUSAL_LIMIT, DEFAULT_WITNESS_REQUEST_TIMEOUT,

@@ -22,6 +22,9 @@ pub(crate) struct Request {
     pub(crate) entries: Vec<Bytes>,
     /// `hash_leaf` of each entry, computed by the caller (off the sequencer thread).
     pub(crate) leaf_hashes: Vec<Hash>,
+    /// Each entry's unique key, if it has one; empty when no entry has one (boxed:
+    /// the request stays small, and most have none).
+    pub(crate) keys: Box<[Option<Bytes>]>,
     pub(crate) bytes: usize,
     pub(crate) enqueued: Instant,
     pub(crate) reply: oneshot::Sender<Result<RoundReply, LogError>>,
@@ -72,16 +75,16 @@ impl Queue {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Enqueues `request`, or hands it back with `QueueFull` / `ShuttingDown`.
-    pub(crate) fn push(&self, request: Request) -> Result<(), (LogError, Request)> {
+    /// Enqueues `request`, or drops it (unanswered) with `QueueFull` / `ShuttingDown`.
+    pub(crate) fn push(&self, request: Request) -> Result<(), LogError> {
         let mut state = self.lock();
         if state.closed {
-            return Err((LogError::ShuttingDown, request));
+            return Err(LogError::ShuttingDown);
         }
         let held_entries = state.held_entries.saturating_add(request.entries.len());
         let held_bytes = state.held_bytes.saturating_add(request.bytes);
         if held_entries > self.capacity_entries || held_bytes > self.capacity_bytes {
-            return Err((LogError::QueueFull, request));
+            return Err(LogError::QueueFull);
         }
         state.held_entries = held_entries;
         state.held_bytes = held_bytes;
@@ -195,6 +198,7 @@ mod tests {
         (
             Request {
                 leaf_hashes: vec![[0u8; 32].into(); n],
+                keys: Box::default(),
                 bytes: n * bytes_each,
                 entries,
                 enqueued: Instant::now(),
@@ -208,11 +212,11 @@ mod tests {
     fn full_by_entries_or_bytes_is_refused_at_once() {
         let queue = Queue::new(10, 100);
         assert!(queue.push(request(6, 1).0).is_ok());
-        let (err, _) = queue.push(request(5, 1).0).err().unwrap();
+        let err = queue.push(request(5, 1).0).err().unwrap();
         assert_eq!(err, LogError::QueueFull);
         assert!(queue.push(request(4, 1).0).is_ok());
         let queue = Queue::new(10, 100);
-        let (err, _) = queue.push(request(2, 51).0).err().unwrap();
+        let err = queue.push(request(2, 51).0).err().unwrap();
         assert_eq!(err, LogError::QueueFull);
     }
 
@@ -250,7 +254,7 @@ mod tests {
             panic!("not closed")
         };
         assert_eq!(left.len(), 1);
-        let (err, _) = queue.push(request(1, 1).0).err().unwrap();
+        let err = queue.push(request(1, 1).0).err().unwrap();
         assert_eq!(err, LogError::ShuttingDown);
     }
 

@@ -22,7 +22,8 @@ use crate::recovery::{Recovered, recover};
 use crate::round::AssignedSlot;
 use crate::state::Shared;
 use crate::tiles::TreeState;
-use crate::writer::{NewLeaves, Pipeline, Prepared, fail_all};
+use crate::unique::{self, InFlightKeys};
+use crate::writer::{NewLeaves, Pipeline, Prepared, fail_all, fail_refused};
 use crate::{LogError, RoundWrite, SignedCheckpoint, metrics as m};
 
 /// The sequencer thread's state.
@@ -42,6 +43,8 @@ pub(crate) struct Sequencer {
     /// Leaves of rounds handed to the writer that may not be durable yet: the dedup
     /// index cannot know them.
     in_flight: InFlight,
+    /// Unique-key rows of those rounds, likewise.
+    in_flight_keys: InFlightKeys,
     /// The pipeline epoch `tip` belongs to.
     epoch: u64,
     /// Rounds handed to the writer.
@@ -86,6 +89,7 @@ impl Sequencer {
             pipeline: start.pipeline,
             writer: Some(start.writer),
             in_flight: InFlight::default(),
+            in_flight_keys: InFlightKeys::default(),
             epoch,
             sent: 0,
         }
@@ -156,18 +160,39 @@ impl Sequencer {
             );
             return false;
         }
-        self.in_flight.retire(self.shared.durable_size().0);
+        let durable = self.shared.durable_size().0;
+        self.in_flight.retire(durable);
+        self.in_flight_keys.retire(durable);
+        // Unique keys first: a call refused for a conflict takes no part in the round
+        // (no index, no dedup row); it is answered with the round, after its write.
+        let verdicts = match unique::check(&requests, &*self.shared.store, &self.in_flight_keys) {
+            Ok(verdicts) => verdicts,
+            Err(error) => {
+                fail_all(requests, &error);
+                return false;
+            }
+        };
+        let (requests, refused) = unique::split(requests, verdicts);
         match self.prepare(&requests) {
-            Ok((assignments, checkpoint, new)) => self.hand_over(Prepared {
-                epoch: self.epoch,
-                requests,
-                assignments,
-                checkpoint,
-                new,
-                reloaded: false,
-                room,
-                started,
-            }),
+            Ok((assignments, checkpoint, mut new)) => {
+                if let Some(new) = new.as_mut() {
+                    let rows = unique::rows(&requests, &assignments, unix_ms());
+                    self.in_flight_keys.push(checkpoint.size().0, &rows);
+                    new.write.keys = rows;
+                }
+                let refused = unique::refusals(refused, &requests, &assignments);
+                self.hand_over(Prepared {
+                    epoch: self.epoch,
+                    requests,
+                    assignments,
+                    checkpoint,
+                    new,
+                    reloaded: false,
+                    room,
+                    started,
+                    refused,
+                })
+            }
             Err(RoundError { error, reload }) => {
                 if reload {
                     // The tip may be half-extended: drop it; the next round reloads.
@@ -176,6 +201,7 @@ impl Sequencer {
                 }
                 metrics::counter!(m::ROUNDS, "result" => "failed").increment(1);
                 fail_all(requests, &error);
+                unique::fail_unresolved(refused, &error);
                 false
             }
         }
@@ -186,6 +212,7 @@ impl Sequencer {
     fn hand_over(&mut self, round: Prepared) -> bool {
         let Some((sender, _)) = &self.writer else {
             fail_all(round.requests, &LogError::ShuttingDown);
+            fail_refused(round.refused, &LogError::ShuttingDown);
             return false;
         };
         match sender.send(round) {
@@ -196,10 +223,9 @@ impl Sequencer {
             Err(std::sync::mpsc::SendError(round)) => {
                 // The writer thread is gone (it panicked): nothing can be made durable.
                 self.tip = None;
-                fail_all(
-                    round.requests,
-                    &LogError::Unavailable("the writer thread stopped".into()),
-                );
+                let error = LogError::Unavailable("the writer thread stopped".into());
+                fail_all(round.requests, &error);
+                fail_refused(round.refused, &error);
                 false
             }
         }
@@ -213,6 +239,7 @@ impl Sequencer {
     fn reload(&mut self) {
         self.pipeline.wait_finished(self.sent);
         self.in_flight = InFlight::default();
+        self.in_flight_keys = InFlightKeys::default();
         self.tip = None;
         self.epoch = self.pipeline.epoch();
         let shared = self.shared.clone();
@@ -235,6 +262,7 @@ impl Sequencer {
                     reloaded: true,
                     room: (0, 0),
                     started: Instant::now(),
+                    refused: Vec::new(),
                 });
             }
             Ok(Recovered::Refused { reason, .. }) => shared.set_refusal(Some(reason)),
@@ -394,6 +422,7 @@ impl Sequencer {
             bundles: edge.bundles,
             dedup,
             checkpoint: Some((checkpoint.size().0, checkpoint.note().to_vec())),
+            keys: Vec::new(),
         };
         Ok((
             assignments,
@@ -404,6 +433,13 @@ impl Sequencer {
             }),
         ))
     }
+}
+
+/// Now as Unix milliseconds (0 before 1970).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 type PreparedParts = (Vec<AssignedSlot>, Arc<SignedCheckpoint>, Option<NewLeaves>);

@@ -13,8 +13,10 @@
 //! partial tile of every width lives under one key and grows in place, so the width in
 //! an id is what the caller needs (reads) or what the value holds once written (writes).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+
+use bytes::Bytes;
 
 use merklog_merkle::tile::TileId;
 use merklog_merkle::{HASH_SIZE, Hash};
@@ -82,6 +84,54 @@ pub struct RoundWrite {
     pub dedup: Vec<(Hash, u64)>,
     /// The new signed checkpoint: stored under its size and as the latest one.
     pub checkpoint: Option<(u64, Vec<u8>)>,
+    /// New unique-key rows (see [`KeyRecord`]): never one for a key already stored.
+    pub keys: Vec<(Bytes, KeyRecord)>,
+}
+
+/// What the unique-key index holds for a key: which leaf claimed it, and when.
+///
+/// A caller may give an entry an opaque unique key (for signed events, the source
+/// and its sequence number). The log lets at most one leaf hold a key: the same
+/// entry again is a duplicate, a different entry with a claimed key is a conflict
+/// ([`crate::LogError::KeyConflict`]). The log does not interpret keys; it stores
+/// them in the round's synced write, next to the leaves that claimed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Index of the leaf that claimed the key.
+    pub index: u64,
+    /// That leaf's RFC 6962 hash.
+    pub leaf_hash: Hash,
+    /// When the round that stored the claim was prepared: Unix milliseconds.
+    pub recorded_ms: u64,
+}
+
+/// Length of an encoded [`KeyRecord`].
+pub const KEY_RECORD_LEN: usize = 48;
+
+impl KeyRecord {
+    /// `index` (u64 BE) || leaf hash (32) || `recorded_ms` (u64 BE).
+    pub fn encode(&self) -> [u8; KEY_RECORD_LEN] {
+        let mut out = [0u8; KEY_RECORD_LEN];
+        out[..8].copy_from_slice(&self.index.to_be_bytes());
+        out[8..40].copy_from_slice(self.leaf_hash.as_bytes());
+        out[40..].copy_from_slice(&self.recorded_ms.to_be_bytes());
+        out
+    }
+
+    /// Decodes [`KeyRecord::encode`]'s bytes.
+    pub fn decode(bytes: &[u8]) -> Option<KeyRecord> {
+        if bytes.len() != KEY_RECORD_LEN {
+            return None;
+        }
+        let index = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let leaf_hash = Hash::try_from(bytes.get(8..40)?).ok()?;
+        let recorded_ms = u64::from_be_bytes(bytes.get(40..)?.try_into().ok()?);
+        Some(KeyRecord {
+            index,
+            leaf_hash,
+            recorded_ms,
+        })
+    }
 }
 
 /// Storage for one log, sized to what the sequencer and the readers need.
@@ -148,6 +198,25 @@ pub trait LogStore: Send + Sync + 'static {
     fn fenced(&self) -> Option<String> {
         None
     }
+
+    /// Unique-key lookups, in ONE batched read; `result[i]` is the record of
+    /// `keys[i]` if a committed round claimed it. The default refuses: a store
+    /// without the index cannot take keyed entries (plain appends are unaffected).
+    fn lookup_keys(&self, keys: &[Bytes]) -> Result<Vec<Option<KeyRecord>>, StorageError> {
+        let _ = keys;
+        Err(StorageError::new("this store has no unique-key index"))
+    }
+
+    /// Up to `limit` unique-key rows with `start <= key < end`, in key (byte) order.
+    fn scan_keys(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
+        let _ = (start, end, limit);
+        Err(StorageError::new("this store has no unique-key index"))
+    }
 }
 
 /// Whether two signed notes carry the same text (the part before the blank line that
@@ -176,6 +245,7 @@ struct MemoryData {
     checkpoints: HashMap<u64, Vec<u8>>,
     latest: Option<Vec<u8>>,
     published: Option<Vec<u8>>,
+    keys: BTreeMap<Vec<u8>, KeyRecord>,
 }
 
 impl MemoryStore {
@@ -262,6 +332,9 @@ impl LogStore for MemoryStore {
         for (hash, index) in &round.dedup {
             data.dedup.insert(*hash, *index);
         }
+        for (key, record) in &round.keys {
+            data.keys.insert(key.to_vec(), *record);
+        }
         if let Some((size, note)) = &round.checkpoint {
             data.checkpoints.insert(*size, note.clone());
             data.latest = Some(note.clone());
@@ -288,6 +361,32 @@ impl LogStore for MemoryStore {
 
     fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.data()?.published.clone())
+    }
+
+    fn lookup_keys(&self, keys: &[Bytes]) -> Result<Vec<Option<KeyRecord>>, StorageError> {
+        let data = self.data()?;
+        Ok(keys
+            .iter()
+            .map(|key| data.keys.get(key.as_ref()).copied())
+            .collect())
+    }
+
+    fn scan_keys(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let data = self.data()?;
+        Ok(data
+            .keys
+            .range(start.to_vec()..end.to_vec())
+            .take(limit)
+            .map(|(key, record)| (key.clone(), *record))
+            .collect())
     }
 }
 

@@ -45,6 +45,9 @@ pub(crate) struct Prepared {
     /// takes the round.
     pub(crate) room: (usize, usize),
     pub(crate) started: Instant,
+    /// Calls refused for a unique-key conflict, with their answers: given with the
+    /// round's, once the holders they name are durable.
+    pub(crate) refused: Vec<(Request, LogError)>,
 }
 
 /// What a round with new entries writes and proves.
@@ -131,6 +134,7 @@ impl Writer {
             reloaded,
             room,
             started,
+            refused,
         } = round;
         // Taken over: the round no longer counts against the queue, and its room is
         // free before any of its callers is answered.
@@ -139,14 +143,15 @@ impl Writer {
             // Shutting down: a round not yet written is refused like a queued one (it
             // was never written, so retrying elsewhere or later is safe).
             fail_all(requests, &LogError::ShuttingDown);
+            fail_refused(refused, &LogError::ShuttingDown);
             return;
         }
         if epoch != self.pipeline.epoch() {
             // Prepared on top of a round whose write failed: never written.
-            fail_all(
-                requests,
-                &LogError::Unavailable("an earlier round could not be made durable; retry".into()),
-            );
+            let error =
+                LogError::Unavailable("an earlier round could not be made durable; retry".into());
+            fail_all(requests, &error);
+            fail_refused(refused, &error);
             return;
         }
         let proofs = match new {
@@ -175,6 +180,7 @@ impl Writer {
                     self.pipeline.poison();
                     metrics::counter!(m::ROUNDS, "result" => "failed").increment(1);
                     fail_all(requests, &error);
+                    fail_refused(refused, &error);
                     return;
                 }
                 // Durable here: every entry, tile, dedup row and the signed checkpoint
@@ -194,7 +200,12 @@ impl Writer {
             self.shared.set_storage_failure(None);
             metrics::counter!(m::ROUNDS, "result" => "ok").increment(1);
         }
-        let answers = answers(&self.shared, requests, &checkpoint, proofs, assignments);
+        let mut answers = answers(&self.shared, requests, &checkpoint, proofs, assignments);
+        answers.extend(
+            refused
+                .into_iter()
+                .map(|(request, error)| (request.reply, Err(error))),
+        );
         // Steps 8 and 9: publish, answer.
         self.publisher.durable(DurableRound {
             checkpoint,
@@ -210,6 +221,15 @@ pub(crate) fn fail_all(requests: Vec<Request>, error: &LogError) {
     for request in requests {
         let _ = request.reply.send(Err(error.clone()));
     }
+}
+
+/// Answers calls refused for a key conflict with `error` instead: their round was
+/// not written, so the holder they would name may not exist.
+pub(crate) fn fail_refused(refused: Vec<(Request, LogError)>, error: &LogError) {
+    fail_all(
+        refused.into_iter().map(|(request, _)| request).collect(),
+        error,
+    );
 }
 
 /// Builds each caller's answer. Entries that were already in the log before this round

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ServerError;
 use crate::auth::settings::{LimitValues, PrincipalConfig, PrincipalLimits, ReadAccess};
+use crate::sources::settings::EntriesMode;
 use crate::token_cli::TokenCommand;
 
 /// Default data directory (relative to the working directory).
@@ -42,6 +43,8 @@ pub const DEFAULT_WITNESS_RESEND_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Default interval of the tokens file check.
 pub const DEFAULT_TOKENS_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// Default interval of the sources file check.
+pub const DEFAULT_SOURCES_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// Default cap of concurrent calls on one gRPC connection.
 pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 256;
 /// Default cap of a gRPC request's header list (bytes).
@@ -415,6 +418,29 @@ pub struct ServerConfig {
           default_value_t = ServerConfig::default().verify_on_start)]
     pub verify_on_start: VerifyOnStart,
 
+    /// Sources registry: a TOML file of `[[source]]` tables (name, vkey,
+    /// principals, heartbeat-interval; see deploy/sources.toml). Signed events of
+    /// unregistered sources are refused. A missing file registers no source; the
+    /// file is reloaded when it changes and on SIGHUP
+    #[arg(long, env = "MERKLOGD_SOURCES_FILE", value_name = "FILE")]
+    pub sources_file: Option<PathBuf>,
+
+    /// How often the sources file is checked for changes
+    #[arg(long, env = "MERKLOGD_SOURCES_RELOAD_INTERVAL", value_name = "DURATION",
+          default_value_t = ServerConfig::default().sources_reload_interval)]
+    pub sources_reload_interval: ConfigDuration,
+
+    /// Which entries the log accepts: `mixed` (signed source events and unsigned
+    /// entries) or `sources-only` (signed events of registered sources only)
+    #[arg(long, env = "MERKLOGD_ENTRIES", value_name = "MODE",
+          default_value_t = ServerConfig::default().entries)]
+    pub entries: EntriesMode,
+
+    /// URL (http or https) POSTed a JSON alert when a source equivocates (best
+    /// effort: the evidence on disk and the error log line are the record)
+    #[arg(long, env = "MERKLOGD_SOURCE_ALERT_WEBHOOK", value_name = "URL")]
+    pub source_alert_webhook: Option<String>,
+
     /// Principals and their roles and limits: `[[principal]]` tables of the
     /// configuration file only (see `PrincipalConfig`).
     #[arg(skip)]
@@ -482,6 +508,10 @@ impl Default for ServerConfig {
             max_connection_age: None,
             require_origin: false,
             verify_on_start: VerifyOnStart::Root,
+            sources_file: None,
+            sources_reload_interval: ConfigDuration(DEFAULT_SOURCES_RELOAD_INTERVAL),
+            entries: EntriesMode::Mixed,
+            source_alert_webhook: None,
             principal: Vec::new(),
             cluster_bucket: None,
             cluster_lock: None,
@@ -520,6 +550,11 @@ impl ServerConfig {
             crate::keys::check_origin(origin)?;
         }
         crate::cluster::validate(self)?;
+        if self.entries == EntriesMode::SourcesOnly && self.sources_file.is_none() {
+            return Err(ServerError::Config(
+                "entries = \"sources-only\" needs a sources-file (no source could write)".into(),
+            ));
+        }
         let positive = [
             ("witness-timeout", Some(self.witness_timeout)),
             (
@@ -530,6 +565,10 @@ impl ServerConfig {
             ("fail-open-after", self.fail_open_after),
             ("tls-reload-interval", Some(self.tls_reload_interval)),
             ("tokens-reload-interval", Some(self.tokens_reload_interval)),
+            (
+                "sources-reload-interval",
+                Some(self.sources_reload_interval),
+            ),
             (
                 "http2-keepalive-interval",
                 Some(self.http2_keepalive_interval),

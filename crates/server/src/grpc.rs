@@ -28,6 +28,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use crate::auth::limits::{RATE_LIMITED, STREAM_LIMITED};
 use crate::auth::{Authenticator, Caller};
 use crate::health::Health;
+use crate::sources::{AppendError, Sources};
 use crate::status::log_status;
 use crate::telemetry::{self, code_label};
 
@@ -52,6 +53,8 @@ struct Inner {
     health: Health,
     /// Becomes true when the server starts shutting down: streams end.
     shutdown: watch::Receiver<bool>,
+    /// Checks signed source events before they are queued.
+    sources: Arc<Sources>,
 }
 
 impl LogService {
@@ -63,6 +66,7 @@ impl LogService {
         auth: Arc<Authenticator>,
         health: Health,
         shutdown: watch::Receiver<bool>,
+        sources: Arc<Sources>,
     ) -> Self {
         // Detached: it ends when the server shuts down or the log is gone.
         drop(health.follow(&log, shutdown.clone()));
@@ -73,6 +77,7 @@ impl LogService {
                 auth,
                 health,
                 shutdown,
+                sources,
             }),
         }
     }
@@ -117,10 +122,13 @@ impl Inner {
         let include_tlog_proof = batch.include_tlog_proof;
         let leaves: Vec<Hash> = batch.entries.iter().map(|e| hash_leaf(e)).collect();
         let receipt = self
-            .log
-            .append(batch.entries)
+            .sources
+            .append(&caller.principal, batch.entries)
             .await
-            .map_err(|e| self.log_error(e))?;
+            .map_err(|e| match e {
+                AppendError::Refused(status) => status,
+                AppendError::Log(error) => self.log_error(error),
+            })?;
         record_append(caller, &leaves, &receipt);
         append_response(receipt, include_tlog_proof)
     }

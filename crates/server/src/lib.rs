@@ -20,6 +20,12 @@
 //!   limits, and a log line and metric for every accepted append naming its
 //!   principal; `merklogd token create|list|revoke` manages the tokens file.
 //!
+//! - accepts signed source events (see [`sources`]): a registry of sources and
+//!   who may write for them, signature checks before the queue, equivocation
+//!   refused with evidence and an alert, per-source completeness (gaps, silence)
+//!   served by the `merklog.v1.Sources` service and recorded in the log itself
+//!   by log-signed status records.
+//!
 //! What it is not: it holds no Merkle, signing or storage logic of its own (those
 //! live in `merklog-merkle`, `merklog-note`, `merklog-store` and `merklog-log`),
 //! and no credential format of its own (`merklog-auth`).
@@ -96,6 +102,7 @@ pub mod http;
 pub mod keys;
 mod probes;
 mod server;
+pub mod sources;
 pub mod status;
 pub mod telemetry;
 pub mod tls;

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use merklog_daemon::tls::{ALPN_H2, ALPN_HTTP, ReloadingTls, TlsListener};
 use merklog_log::{ALGORITHM_ED25519, Log, LogConfig, LogMetadata, LogStore};
+use merklog_note::Ed25519Signer;
 use merklog_proto::v1::log_server::LogServer;
+use merklog_proto::v1::sources_server::SourcesServer;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -22,6 +24,8 @@ use crate::config::VerifyOnStart;
 use crate::grpc::LogService;
 use crate::health::Health;
 use crate::keys::{self, DB_DIR, KeyPaths};
+use crate::sources::Sources;
+use crate::sources::service::SourcesService;
 use crate::tls::WithPeerCertificates;
 use crate::{ServerConfig, ServerError, auth, fsck, http, probes, telemetry};
 
@@ -94,6 +98,8 @@ impl Listeners {
 pub struct Server {
     config: ServerConfig,
     log: Log,
+    /// The log's key, also for the log-signed source status records.
+    signer: Arc<Ed25519Signer>,
     origin: String,
     vkey: String,
     created: bool,
@@ -180,6 +186,20 @@ impl Server {
             .build_v1alpha()
             .map_err(|e| ServerError::Config(format!("reflection: {e}")))?;
         let reloader = auth.spawn_reloader(&self.config, stop_rx.clone());
+        let sources = Sources::start(
+            &self.config,
+            self.log.clone(),
+            Arc::clone(&self.signer),
+            stop_rx.clone(),
+        )
+        .await?;
+        let sources_service = tower::Layer::layer(
+            &telemetry::RpcMetricsLayer,
+            tower::Layer::layer(
+                &AuthLayer::new(Arc::clone(&auth)),
+                SourcesServer::new(SourcesService::new(Arc::clone(&sources), stop_rx.clone())),
+            ),
+        );
         // Metrics outside access control, so refused calls are counted too.
         let log_service = tower::Layer::layer(
             &telemetry::RpcMetricsLayer,
@@ -191,6 +211,7 @@ impl Server {
                     Arc::clone(&auth),
                     health.clone(),
                     stop_rx.clone(),
+                    Arc::clone(&sources),
                 ))
                 .max_decoding_message_size(limits.max_request_bytes()),
             ),
@@ -211,7 +232,8 @@ impl Server {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(log_service);
+            .add_service(log_service)
+            .add_service(sources_service);
         let grpc_stopped = stopped(stop_rx.clone());
         let grpc: JoinHandle<Result<(), ServerError>> = match &tls {
             Some((grpc_tls, _)) => {
@@ -326,6 +348,7 @@ impl Server {
             reloader.abort();
             let _ = reloader.await;
         }
+        sources.abort();
         self.log.shutdown().await;
         upkeep.abort();
         info!("merklogd stopped");
@@ -402,10 +425,12 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
         key.signer.verifier(),
         log_config.witnessing.is_some(),
     )?;
-    let log = Log::open(store, Arc::new(key.signer), origin.clone(), log_config)?;
+    let signer = Arc::new(key.signer);
+    let log = Log::open(store, signer.clone(), origin.clone(), log_config)?;
     Ok(Server {
         config,
         log,
+        signer,
         origin,
         vkey,
         created: created || key.created,

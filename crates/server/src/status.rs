@@ -34,6 +34,7 @@ pub fn log_error_code(error: &LogError) -> Code {
         | LogError::QuorumTimeout(_) => Code::Unavailable,
         LogError::SigningRefused(_) => Code::FailedPrecondition,
         LogError::DataLoss(_) => Code::DataLoss,
+        LogError::KeyConflict { .. } => Code::AlreadyExists,
         // Start-up errors (`Recovery`, `InvalidConfig`) and future variants never
         // describe a client mistake.
         _ => Code::Internal,

@@ -15,8 +15,17 @@ pub const CF_ENTRIES: &str = "entries";
 pub const CF_DEDUP: &str = "dedup";
 /// Column family of signed checkpoints.
 pub const CF_CHECKPOINTS: &str = "checkpoints";
+/// Column family of the unique-key index (caller's key -> leaf index, leaf hash, time).
+pub const CF_KEYS: &str = "keys";
 /// Every column family this crate uses.
-pub const COLUMN_FAMILIES: [&str; 5] = [CF_META, CF_TILES, CF_ENTRIES, CF_DEDUP, CF_CHECKPOINTS];
+pub const COLUMN_FAMILIES: [&str; 6] = [
+    CF_META,
+    CF_TILES,
+    CF_ENTRIES,
+    CF_DEDUP,
+    CF_CHECKPOINTS,
+    CF_KEYS,
+];
 
 /// Metadata record names (suffixes after the log id in `meta`).
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
@@ -62,6 +71,20 @@ pub fn bundle_key(log: LogId, index: u64) -> [u8; 12] {
 /// `dedup`: log id (4) || RFC 6962 leaf hash (32).
 pub fn dedup_key(log: LogId, leaf_hash: &Hash) -> [u8; 36] {
     prefixed(log, &[leaf_hash.as_bytes()])
+}
+
+/// `keys`: log id (4) || the caller's unique key (opaque bytes).
+pub fn unique_key(log: LogId, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + key.len());
+    out.extend_from_slice(&log.0.to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+/// The caller's key of a `keys` row of `log`, if the row is that log's.
+pub fn parse_unique_key(log: LogId, key: &[u8]) -> Option<&[u8]> {
+    let (found, rest) = split_log(key)?;
+    (found == log).then_some(rest)
 }
 
 /// `checkpoints`: log id (4) || tree size (8).

@@ -10,7 +10,7 @@
 //!
 //! ## Layout (C2SP tlog-tiles shaped)
 //!
-//! Five column families. Every key starts with the log id, a big-endian `u32` (0 for
+//! Six column families. Every key starts with the log id, a big-endian `u32` (0 for
 //! now), so one database can later hold several logs; integers are big-endian so key
 //! order is numeric order.
 //!
@@ -26,10 +26,12 @@
 //! | `checkpoints` | log id ‖ tree size (`u64` BE)         | signed checkpoint note bytes |
 //! | `checkpoints` | log id ‖ `latest`                     | the latest signed checkpoint (same bytes as its size key) |
 //! | `checkpoints` | log id ‖ `published`                  | with a witness policy: the last published checkpoint, cosigned |
+//! | `keys`        | log id ‖ the caller's unique key       | `merklog_log::KeyRecord`: leaf index (`u64` BE) ‖ leaf hash (32) ‖ recorded at, Unix ms (`u64` BE) |
 //!
 //! A tile or bundle at the right edge is stored partial and grows every round; each
 //! stored value is a prefix of the next, so every published size is served by
-//! truncating the value to that size's width. Keys per entry: one dedup row; everything
+//! truncating the value to that size's width. Keys per entry: one dedup row (and one
+//! `keys` row for an entry the caller gave a unique key); everything
 //! else is amortised over 256 entries (plus one checkpoint per round).
 //!
 //! ## The right edge is append-only (format version 2)

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use merklog_log::{LogMetadata, LogStore, RoundWrite, StorageError};
+use bytes::Bytes;
+use merklog_log::{KeyRecord, LogMetadata, LogStore, RoundWrite, StorageError};
 use merklog_merkle::Hash;
 use merklog_merkle::tile::TileId;
 use rocksdb::statistics::{StatsLevel, Ticker};
@@ -15,9 +16,10 @@ use rocksdb::{
 use crate::StoreError;
 use crate::edge::{APPEND_OPERATOR, add_to_batch, append_merge};
 use crate::keys::{
-    CF_CHECKPOINTS, CF_DEDUP, CF_ENTRIES, CF_META, CF_TILES, LogId, META_ALGORITHM,
+    CF_CHECKPOINTS, CF_DEDUP, CF_ENTRIES, CF_KEYS, CF_META, CF_TILES, LogId, META_ALGORITHM,
     META_FORMAT_VERSION, META_ORIGIN, META_VERIFIER_KEY, bundle_key, checkpoint_key, decode_index,
-    dedup_key, encode_index, latest_checkpoint_key, meta_key, published_checkpoint_key, tile_key,
+    dedup_key, encode_index, latest_checkpoint_key, meta_key, parse_unique_key,
+    published_checkpoint_key, tile_key, unique_key,
 };
 
 /// The storage format this build writes. Version 2 stores right-edge growth as merge
@@ -378,6 +380,14 @@ pub(crate) fn cf_options(name: &str, cache: &Cache, store: &StoreOptions) -> Opt
         CF_CHECKPOINTS => {
             options.set_compression_type(DBCompressionType::Lz4);
         }
+        CF_KEYS => {
+            // Like dedup: most lookups are for keys not yet claimed.
+            table.set_bloom_filter(10.0, false);
+            table.set_whole_key_filtering(true);
+            options.set_memtable_prefix_bloom_ratio(0.1);
+            options.set_memtable_whole_key_filtering(true);
+            options.set_compression_type(DBCompressionType::None);
+        }
         _ => options.set_compression_type(DBCompressionType::None),
     }
     options.set_block_based_table_factory(&table);
@@ -453,6 +463,12 @@ impl LogStore for RocksStore {
         for (key, value) in &rows {
             batch.put_cf(dedup, key, value);
         }
+        if !round.keys.is_empty() {
+            let keys = self.cf_for_log(CF_KEYS)?;
+            for (key, record) in &round.keys {
+                batch.put_cf(keys, unique_key(self.log, key), record.encode());
+            }
+        }
         if let Some((size, note)) = &round.checkpoint {
             batch.put_cf(checkpoints, checkpoint_key(self.log, *size), note);
             batch.put_cf(checkpoints, latest_checkpoint_key(self.log), note);
@@ -490,6 +506,52 @@ impl LogStore for RocksStore {
     fn published_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
         self.get(CF_CHECKPOINTS, &published_checkpoint_key(self.log))
     }
+
+    // --- unique keys ---
+
+    fn lookup_keys(&self, keys: &[Bytes]) -> Result<Vec<Option<KeyRecord>>, StorageError> {
+        let rows: Vec<Vec<u8>> = keys.iter().map(|k| unique_key(self.log, k)).collect();
+        self.multi_get(CF_KEYS, &rows)?
+            .into_iter()
+            .map(|value| value.map(|v| decode_record(&v)).transpose())
+            .collect()
+    }
+
+    fn scan_keys(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
+        if start >= end || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let cf = self.cf_for_log(CF_KEYS)?;
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_iterate_upper_bound(unique_key(self.log, end));
+        let first = unique_key(self.log, start);
+        let iter = self.db.iterator_cf_opt(
+            cf,
+            options,
+            rocksdb::IteratorMode::From(&first, rocksdb::Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (key, value) = item.map_err(|e| StorageError::new(e.into_string()))?;
+            let Some(caller_key) = parse_unique_key(self.log, &key) else {
+                break;
+            };
+            out.push((caller_key.to_vec(), decode_record(&value)?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn decode_record(value: &[u8]) -> Result<KeyRecord, StorageError> {
+    KeyRecord::decode(value).ok_or_else(|| StorageError::new("a unique-key record is malformed"))
 }
 
 /// A RocksDB error as the log sees it: a checksum mismatch or another sign of

@@ -16,9 +16,11 @@ use super::input::{collect_entries, read_file, spawn_line_reader};
 use super::output::{
     checkpoint_json, entry_json, entry_text, print_json, print_line, progress_bar,
 };
+use super::source::Session;
 use super::{
     AppendArgs, AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, FsckArgs, HealthArgs,
-    KeyCommand, KeyGenerateArgs, ProveArgs, VerifyArgs, WatchArgs,
+    KeyCommand, KeyGenerateArgs, ProveArgs, SourceCommand, SourceKeyCommand, VerifyArgs,
+    WatchArgs,
 };
 use crate::encoding::b64;
 use crate::error::human_duration;
@@ -147,6 +149,17 @@ impl Context {
         })
     }
 
+    /// What the signed-source commands need.
+    fn session(&self) -> Result<Session, ClientError> {
+        Ok(Session {
+            server: self.server.clone(),
+            trust: self.trust()?,
+            options: self.client_options()?,
+            state: self.state(),
+            json: self.json,
+        })
+    }
+
     async fn connect(&self) -> Result<Client, ClientError> {
         let trust = self.trust()?;
         let options = self.client_options()?;
@@ -214,6 +227,21 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
         Command::Audit(args) => audit(&context, args).await,
         Command::Health(args) => health(&context, args).await,
         Command::Fsck(args) => fsck(&context, args).await,
+        Command::Source(SourceCommand::Key(SourceKeyCommand::Generate(args))) => key_generate(
+            &context,
+            KeyGenerateArgs {
+                name: args.name,
+                key_file: args.out,
+                witness: false,
+            },
+        ),
+        Command::Source(SourceCommand::Status(args)) => {
+            super::source::status(context.session()?, args).await
+        }
+        Command::Source(SourceCommand::Audit(args)) => {
+            super::source::audit(context.session()?, args).await
+        }
+        Command::Emit(args) => super::emit::execute(context.session()?, args).await,
     }
 }
 

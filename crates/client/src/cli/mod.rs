@@ -13,8 +13,15 @@ use clap::{Args, Parser, Subcommand};
 use crate::{ClientError, DEFAULT_SERVER};
 
 mod commands;
+mod emit;
 mod input;
 mod output;
+mod source;
+
+pub use emit::EmitArgs;
+pub use source::{
+    SourceAuditArgs, SourceCommand, SourceKeyCommand, SourceKeyGenerateArgs, SourceStatusArgs,
+};
 
 /// Success.
 pub const EXIT_OK: u8 = 0;
@@ -166,6 +173,12 @@ pub enum Command {
     /// and the root with the signed one; the first bad tile is named (exit 1). For
     /// a data directory on disk use `merklogd fsck --data-dir DIR`.
     Fsck(FsckArgs),
+    /// Signed sources: keys, status, and the audit of a source's events.
+    #[command(subcommand)]
+    Source(SourceCommand),
+    /// Sign each input line as an event of a source, journal it in a spool and
+    /// send it (follows files like a log shipper).
+    Emit(EmitArgs),
 }
 
 /// `merklog fsck`
