@@ -4,7 +4,7 @@
 //! service.
 //!
 //! The path of a call holding signed envelopes (each step says what is durable):
-//! 1. [`ingest::screen`] on the handler's task and [`ingest::verify`] (one batch
+//! 1. `ingest::screen` on the handler's task and `ingest::verify` (one batch
 //!    verification) on a blocking thread; nothing is written on a refusal.
 //! 2. The log appends the call with one unique key per envelope (source, sequence)
 //!    and writes the key rows in the round's synced batch: after the answer, the
