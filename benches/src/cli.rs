@@ -103,6 +103,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub token: bool,
 
+    /// Make every entry a signed source event (docs/event-format.md) whose payload
+    /// is the entry it would be otherwise: the merklogd the hammer starts gets a
+    /// sources registry of the run's sources (one per writer, up to 512) and checks
+    /// each event on ingest
+    #[arg(long, conflicts_with = "server")]
+    pub signed: bool,
+
     /// With an https:// --server: the CA certificate(s) its certificate chains to
     /// [default: the public web roots]
     #[arg(long, value_name = "FILE", requires = "server")]

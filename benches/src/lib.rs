@@ -39,6 +39,7 @@ pub mod procstat;
 pub mod reader;
 pub mod report;
 pub mod rocks;
+pub mod signed;
 pub mod stats;
 pub mod suite;
 pub mod target;

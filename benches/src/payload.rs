@@ -7,6 +7,8 @@
 
 use bytes::Bytes;
 
+use crate::signed::Signing;
+
 /// The bytes every entry starts with: nonce (8) ‖ writer (4) ‖ counter (8).
 pub const HEADER_BYTES: usize = 20;
 
@@ -67,6 +69,7 @@ pub struct EntryMaker {
     counter: u64,
     size: usize,
     rng: Rng,
+    signing: Signing,
 }
 
 impl EntryMaker {
@@ -79,7 +82,15 @@ impl EntryMaker {
             counter: 0,
             size: size.max(HEADER_BYTES),
             rng: Rng::new(nonce ^ (u64::from(writer) << 40) ^ 0x9e37_79b9_7f4a_7c15),
+            signing: None,
         }
+    }
+
+    /// With `signing`, every entry is a signed event envelope whose payload is the
+    /// entry the maker would make otherwise (so it is that much longer).
+    pub fn with_signing(mut self, signing: Signing) -> Self {
+        self.signing = signing;
+        self
     }
 
     /// The next entry.
@@ -91,7 +102,15 @@ impl EntryMaker {
         header[12..20].copy_from_slice(&self.counter.to_be_bytes());
         self.rng.fill(rest);
         self.counter += 1;
-        Bytes::from(entry)
+        match &self.signing {
+            // The hammer's own sources and payloads always make a valid event; a
+            // failure would be a bug in the event crate, shown by the log's refusal.
+            Some(sources) => match sources.sign(self.writer, &entry) {
+                Ok(event) => Bytes::from(event),
+                Err(_) => Bytes::from(entry),
+            },
+            None => Bytes::from(entry),
+        }
     }
 
     /// The next `n` entries.

@@ -21,6 +21,7 @@ use crate::procstat::{self, Machine};
 use crate::reader::{ReadSpec, run_readers};
 use crate::report::{Fill, Report, RunResult, StepResult, System};
 use crate::rocks::{self, RocksSpec};
+use crate::signed::{self, SignedSources, Signing};
 use crate::stats::{Phase, Tally};
 use crate::target::{self, Client, Target};
 use crate::verify::{Checker, Sample};
@@ -35,6 +36,7 @@ struct Bench {
     checker: Arc<Checker>,
     echo: Option<(Target, Vec<Client>)>,
     nonce: u64,
+    signing: Signing,
 }
 
 /// Runs the suite (or the custom step) `args` describes and returns the report.
@@ -54,7 +56,12 @@ pub async fn run_suite(args: RunArgs, command: Vec<String>) -> Result<Report, Be
     .map_err(|e| BenchError::io("creating the work directory", e))?;
     let machine = Machine::describe(work.path());
 
-    let (log, server) = start_log(&args, work.path()).await?;
+    let signing = if args.signed {
+        Some(Arc::new(SignedSources::generate(signed::SOURCES)?))
+    } else {
+        None
+    };
+    let (log, server) = start_log(&args, work.path(), signing.as_deref()).await?;
     let sample = if args.verify_all || (args.quick && args.verify_per_answer.is_none()) {
         Sample::All
     } else {
@@ -91,6 +98,7 @@ pub async fn run_suite(args: RunArgs, command: Vec<String>) -> Result<Report, Be
         checker,
         echo,
         nonce: Rng::seed_from_clock(),
+        signing,
     };
 
     let mut results = Vec::with_capacity(steps.len());
@@ -132,8 +140,19 @@ pub async fn run_suite(args: RunArgs, command: Vec<String>) -> Result<Report, Be
 }
 
 /// Starts (or reaches) the log under test; returns it and a description.
-async fn start_log(args: &RunArgs, work: &Path) -> Result<(Target, String), BenchError> {
+async fn start_log(
+    args: &RunArgs,
+    work: &Path,
+    signing: Option<&SignedSources>,
+) -> Result<(Target, String), BenchError> {
     if let Some(url) = &args.server {
+        if signing.is_some() {
+            return Err(BenchError::Usage(
+                "--signed registers the run's sources with the merklogd the hammer starts; \
+                 it does not work with --server"
+                    .into(),
+            ));
+        }
         let vkey = args
             .vkey
             .as_deref()
@@ -159,18 +178,36 @@ async fn start_log(args: &RunArgs, work: &Path) -> Result<(Target, String), Benc
         None
     };
     let tokens_file = token.as_ref().map(|_| tokens_file.as_path());
+    let sources_file = work.join("sources.toml");
+    let sources_file = match signing {
+        Some(sources) => {
+            sources.write_registry(&sources_file)?;
+            Some(sources_file.as_path())
+        }
+        None => None,
+    };
     let over = match (args.tls, args.token) {
         (true, true) => ", over TLS, every call with a bearer token",
         (true, false) => ", over TLS",
         (false, true) => ", every call with a bearer token",
         (false, false) => "",
     };
+    let over = if signing.is_some() {
+        format!("{over}, every entry a signed source event")
+    } else {
+        over.to_owned()
+    };
+    let options = target::ServeOptions {
+        tls: tls.as_ref(),
+        tokens_file,
+        sources_file,
+    };
     let authenticate = |target: Target| match &token {
         Some(token) => target.with_token(token.clone()),
         None => target,
     };
     if args.in_process {
-        let log = authenticate(Target::in_process_merklogd(work, tls.as_ref(), tokens_file).await?);
+        let log = authenticate(Target::in_process_merklogd(work, &options).await?);
         return Ok((
             log,
             format!("merklog server inside the hammer's process{over}"),
@@ -183,7 +220,7 @@ async fn start_log(args: &RunArgs, work: &Path) -> Result<(Target, String), Benc
                 .into(),
         )
     })?;
-    let log = authenticate(Target::spawn_merklogd(&binary, work, tls.as_ref(), tokens_file).await?);
+    let log = authenticate(Target::spawn_merklogd(&binary, work, &options).await?);
     let description = format!(
         "merklogd child process {} (pid {}){over}, data in {}",
         binary.display(),
@@ -318,6 +355,7 @@ impl Bench {
             phase,
             Arc::clone(&self.checker),
             self.nonce,
+            None,
         )
         .await?;
         let to = tree_size(&self.log_clients).await?;
@@ -356,11 +394,14 @@ impl Bench {
         let phase = self.phase();
         self.nonce = self.nonce.wrapping_add(1);
         let nonce = self.nonce;
+        let signing = self.signing.clone();
         let writers = async {
             match write {
-                Some(spec) => run_writers(clients, spec, phase, Arc::clone(&checker), nonce)
-                    .await
-                    .map(Some),
+                Some(spec) => {
+                    run_writers(clients, spec, phase, Arc::clone(&checker), nonce, signing)
+                        .await
+                        .map(Some)
+                }
                 None => Ok(None),
             }
         };

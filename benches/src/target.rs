@@ -233,6 +233,17 @@ fn spawn_logged(mut command: Command, log: &Path) -> Result<Child, BenchError> {
         .map_err(|e| BenchError::io("starting a server process", e))
 }
 
+/// What the merklogd the hammer starts serves with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions<'a> {
+    /// Serve TLS with this certificate.
+    pub tls: Option<&'a TestCertificates>,
+    /// Authenticate calls against this tokens file.
+    pub tokens_file: Option<&'a Path>,
+    /// Check signed source events against this sources registry.
+    pub sources_file: Option<&'a Path>,
+}
+
 impl Target {
     /// Starts `merklogd` from `binary` on a new data directory `dir/data`, every
     /// listener on a loopback port 0, logging to `dir/merklogd.log`; serving TLS
@@ -240,9 +251,13 @@ impl Target {
     pub async fn spawn_merklogd(
         binary: &Path,
         dir: &Path,
-        tls: Option<&TestCertificates>,
-        tokens_file: Option<&Path>,
+        options: &ServeOptions<'_>,
     ) -> Result<Self, BenchError> {
+        let ServeOptions {
+            tls,
+            tokens_file,
+            sources_file,
+        } = *options;
         let data_dir = dir.join("data");
         let addr_file = dir.join("merklogd.addrs");
         let log = dir.join("merklogd.log");
@@ -260,6 +275,9 @@ impl Target {
             .arg(&addr_file);
         if let Some(tokens_file) = tokens_file {
             command.arg("--tokens-file").arg(tokens_file);
+        }
+        if let Some(sources_file) = sources_file {
+            command.arg("--sources-file").arg(sources_file);
         }
         if let Some(tls) = tls {
             command
@@ -290,9 +308,13 @@ impl Target {
     /// CPU and RSS then cannot be told apart from the client's.
     pub async fn in_process_merklogd(
         dir: &Path,
-        tls: Option<&TestCertificates>,
-        tokens_file: Option<&Path>,
+        options: &ServeOptions<'_>,
     ) -> Result<Self, BenchError> {
+        let ServeOptions {
+            tls,
+            tokens_file,
+            sources_file,
+        } = *options;
         let data_dir = dir.join("data");
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let config = merklog_server::ServerConfig {
@@ -306,6 +328,7 @@ impl Target {
             tls_cert: tls.map(|t| t.cert.clone()),
             tls_key: tls.map(|t| t.key.clone()),
             tokens_file: tokens_file.map(Path::to_owned),
+            sources_file: sources_file.map(Path::to_owned),
             ..merklog_server::ServerConfig::default()
         };
         let listeners = merklog_server::Listeners::bind(&config).await?;

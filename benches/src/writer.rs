@@ -23,6 +23,7 @@ use tonic::Code;
 
 use crate::BenchError;
 use crate::payload::EntryMaker;
+use crate::signed::Signing;
 use crate::stats::{Phase, Tally, code_label};
 use crate::target::Client;
 use crate::verify::Checker;
@@ -114,6 +115,7 @@ struct Ctx {
     recorder: Recorder,
     budget: Budget,
     per_call: usize,
+    signing: Signing,
 }
 
 fn deadline(at: Instant) -> tokio::time::Instant {
@@ -128,6 +130,7 @@ pub async fn run_writers(
     phase: Phase,
     checker: Arc<Checker>,
     nonce: u64,
+    signing: Signing,
 ) -> Result<Tally, BenchError> {
     if clients.is_empty() || spec.writers == 0 || spec.per_call == 0 {
         return Err(BenchError::Usage(
@@ -140,6 +143,7 @@ pub async fn run_writers(
         recorder: Recorder::new()?,
         budget: Budget(spec.budget.map(|b| Arc::new(AtomicU64::new(b)))),
         per_call: spec.per_call,
+        signing,
     };
     match (spec.mode, spec.rate) {
         (Mode::Unary, Some(rate)) => open_loop(clients, spec, rate, &ctx, nonce).await,
@@ -152,7 +156,8 @@ pub async fn run_writers(
             let mut tasks = JoinSet::new();
             for writer in 0..spec.writers {
                 let client = clients[writer % clients.len()].clone();
-                let maker = EntryMaker::new(nonce, writer as u32, spec.entry_bytes);
+                let maker = EntryMaker::new(nonce, writer as u32, spec.entry_bytes)
+                    .with_signing(ctx.signing.clone());
                 let ctx = ctx.clone();
                 match mode {
                     Mode::Unary => tasks.spawn(unary_writer(client, maker, ctx)),
@@ -239,7 +244,8 @@ async fn call_until_answered(
 async fn open_loop(clients: &[Client], spec: &WriteSpec, rate: f64, ctx: &Ctx, nonce: u64) {
     let calls_per_second = (rate / spec.per_call as f64).max(1e-3);
     let permits = Arc::new(Semaphore::new(spec.writers));
-    let mut maker = EntryMaker::new(nonce, u32::MAX, spec.entry_bytes);
+    let mut maker =
+        EntryMaker::new(nonce, u32::MAX, spec.entry_bytes).with_signing(ctx.signing.clone());
     let mut tasks = JoinSet::new();
     let start = Instant::now();
     let mut sent: u64 = 0;
