@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{ClientError, DEFAULT_SERVER};
 
+mod append;
 mod commands;
+mod context;
 mod emit;
 mod input;
 mod output;
