@@ -101,6 +101,7 @@ mod health;
 pub mod http;
 pub mod keys;
 mod probes;
+mod reload;
 mod server;
 pub mod sources;
 pub mod status;

@@ -20,9 +20,10 @@ use std::time::Duration;
 use merklog_auth::{Expiry, FILE_HEADER, Principal, Roles, Token, TokenRecord, TokensFile};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::ServerError;
+use crate::reload::{WatchedFile, spawn_file_watch};
 
 /// Largest tokens file read (a few hundred bytes per token).
 const MAX_TOKENS_FILE_BYTES: u64 = 16 << 20;
@@ -263,62 +264,25 @@ impl LiveTokens {
         &self,
         path: PathBuf,
         interval: Duration,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let live = self.clone();
-        tokio::spawn(async move {
-            let mut last = read_bytes(&path).ok().flatten();
-            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .map_err(|error| warn!(%error, "no SIGHUP reload of the tokens file"))
-                .ok();
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let sighup = async {
-                    match hangup.as_mut() {
-                        Some(signal) => signal.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = sighup => {}
-                    _ = stop.changed() => return,
-                }
-                let bytes = match read_bytes(&path) {
-                    Ok(bytes) => bytes,
-                    Err(error) => {
-                        warn!(%error, "reading the tokens file failed; keeping the tokens loaded");
-                        reload_outcome("error");
-                        continue;
-                    }
-                };
-                if bytes == last {
-                    continue;
-                }
-                let parsed = match &bytes {
-                    Some(bytes) => parse(&path, bytes),
-                    None => Ok(TokensFile::default()),
-                };
-                last = bytes;
-                match parsed {
-                    Ok(file) => {
-                        info!(path = %path.display(), tokens = file.records().len(), "reloaded the tokens file");
-                        live.replace(file);
-                        reload_outcome("ok");
-                    }
-                    Err(error) => {
-                        warn!(%error, "the changed tokens file does not parse; keeping the tokens loaded");
-                        reload_outcome("error");
-                    }
-                }
-            }
+        let file = WatchedFile {
+            what: "the tokens file",
+            metric: "merklog_tokens_reloads_total",
+        };
+        let read = |path: &Path| read_bytes(path).map_err(|e| e.to_string());
+        let shown = path.clone();
+        spawn_file_watch(file, path, interval, stop, read, move |bytes| {
+            let parsed = match bytes {
+                Some(bytes) => parse(&shown, bytes).map_err(|e| e.to_string())?,
+                None => TokensFile::default(),
+            };
+            let records = parsed.records().len();
+            live.replace(parsed);
+            Ok(records)
         })
     }
-}
-
-fn reload_outcome(outcome: &'static str) {
-    metrics::counter!("merklog_tokens_reloads_total", "outcome" => outcome).increment(1);
 }
 
 #[cfg(test)]

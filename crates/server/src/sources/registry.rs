@@ -15,9 +15,9 @@ use merklog_event::SourceKey;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
 
 use crate::ServerError;
+use crate::reload::{WatchedFile, spawn_file_watch};
 
 /// The principal pattern that admits any authenticated principal.
 pub const ANY_PRINCIPAL: &str = "*";
@@ -192,52 +192,23 @@ impl LiveRegistry {
         path: PathBuf,
         origin: String,
         interval: Duration,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let live = self.clone();
-        tokio::spawn(async move {
-            let read = |path: &Path| std::fs::read(path).ok();
-            let mut last = read(&path);
-            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .map_err(|error| warn!(%error, "no SIGHUP reload of the sources file"))
-                .ok();
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let sighup = async {
-                    match hangup.as_mut() {
-                        Some(signal) => signal.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = sighup => {}
-                    _ = stop.changed() => return,
-                }
-                let bytes = read(&path);
-                if bytes == last {
-                    continue;
-                }
-                last = bytes;
-                match Registry::read(&path, &origin) {
-                    Ok(registry) => {
-                        info!(path = %path.display(), sources = registry.sources().len(), "reloaded the sources file");
-                        live.replace(registry);
-                        reload_outcome("ok");
-                    }
-                    Err(reason) => {
-                        error!(%reason, "the changed sources file does not load; keeping the sources registered");
-                        reload_outcome("error");
-                    }
-                }
-            }
+        let file = WatchedFile {
+            what: "the sources file",
+            metric: "merklog_sources_reloads_total",
+        };
+        // A file that cannot be read counts as missing: the registry then says why.
+        let read = |path: &Path| Ok(std::fs::read(path).ok());
+        let shown = path.clone();
+        spawn_file_watch(file, path, interval, stop, read, move |_| {
+            let registry = Registry::read(&shown, &origin)?;
+            let records = registry.sources().len();
+            live.replace(registry);
+            Ok(records)
         })
     }
-}
-
-fn reload_outcome(outcome: &'static str) {
-    metrics::counter!("merklog_sources_reloads_total", "outcome" => outcome).increment(1);
 }
 
 #[cfg(test)]
