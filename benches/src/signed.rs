@@ -54,7 +54,8 @@ impl SignedSources {
                 let mut seed = [0u8; 32];
                 getrandom::fill(&mut seed)
                     .map_err(|e| BenchError::Setup(format!("random source key: {e}")))?;
-                let signer = Ed25519Signer::from_seed(&format!("hammer.example/source-{i}"), &seed)?;
+                let signer =
+                    Ed25519Signer::from_seed(&format!("hammer.example/source-{i}"), &seed)?;
                 Ok((signer, AtomicU64::new(0)))
             })
             .collect::<Result<_, BenchError>>()?;

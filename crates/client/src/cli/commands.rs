@@ -19,8 +19,7 @@ use super::output::{
 use super::source::Session;
 use super::{
     AppendArgs, AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, FsckArgs, HealthArgs,
-    KeyCommand, KeyGenerateArgs, ProveArgs, SourceCommand, SourceKeyCommand, VerifyArgs,
-    WatchArgs,
+    KeyCommand, KeyGenerateArgs, ProveArgs, SourceCommand, SourceKeyCommand, VerifyArgs, WatchArgs,
 };
 use crate::encoding::b64;
 use crate::error::human_duration;
