@@ -1,10 +1,15 @@
 //! The etcd lock backend, through etcd's v3 JSON gateway (`/v3/kv/range`,
 //! `/v3/kv/txn`) over plain HTTP: no gRPC client and no protoc at build time.
 //!
+//! With leader election ([`EtcdLock::with_leadership`]) the swap also compares the
+//! election key's create revision, so only the current term's leader can swap.
+//!
 //! The key's `mod_revision` is the [`Version`]; a swap is one transaction that puts
 //! the new value only if the key's `mod_revision` still equals the expected one (or,
 //! with nothing expected, if the key was never created). The transaction's header
 //! revision is the key's new `mod_revision`.
+
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -13,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::ClusterError;
+use crate::election::{Leadership, election_key};
 use crate::lock::{LockBackend, Locked, SwapError, Version};
 
 /// The lock as one etcd key.
@@ -22,6 +28,49 @@ pub struct EtcdLock {
     /// `http://host:port`, no trailing slash.
     endpoint: String,
     key: String,
+    /// With leader election: swaps only within this node's term.
+    leadership: Option<Arc<Leadership>>,
+}
+
+/// Splits `etcd://host:port/key` into the gateway's `http://host:port` and the key.
+pub(crate) fn parse_address(address: &str) -> Result<(String, String), ClusterError> {
+    let bad = |why: &str| ClusterError::Config(format!("{address}: {why}"));
+    let rest = address
+        .strip_prefix("etcd://")
+        .ok_or_else(|| bad("expected etcd://host:port/key"))?;
+    let (host, key) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("no key after the address"))?;
+    if host.is_empty() || key.is_empty() {
+        return Err(bad("expected etcd://host:port/key"));
+    }
+    Ok((format!("http://{host}"), key.to_owned()))
+}
+
+/// POSTs `body` to the gateway's `path` and parses the JSON answer.
+pub(crate) async fn post_json<T: for<'de> Deserialize<'de>>(
+    http: &reqwest::Client,
+    endpoint: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<T, ClusterError> {
+    let url = format!("{endpoint}{path}");
+    let reply = http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| ClusterError::Lock(format!("{url}: {e}")))?;
+    let status = reply.status();
+    let text = reply
+        .text()
+        .await
+        .map_err(|e| ClusterError::Lock(format!("{url}: {e}")))?;
+    if !status.is_success() {
+        return Err(ClusterError::Lock(format!("{url}: {status}: {text}")));
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| ClusterError::Lock(format!("{url}: unexpected answer ({e}): {text}")))
 }
 
 #[derive(Deserialize)]
@@ -54,25 +103,26 @@ struct TxnReply {
 impl EtcdLock {
     /// Parses `etcd://host:port/key` (the key is the path without its first `/`).
     pub fn open(address: &str) -> Result<Self, ClusterError> {
-        let bad = |why: &str| ClusterError::Config(format!("{address}: {why}"));
-        let rest = address
-            .strip_prefix("etcd://")
-            .ok_or_else(|| bad("expected etcd://host:port/key"))?;
-        let (host, key) = rest
-            .split_once('/')
-            .ok_or_else(|| bad("no key after the address"))?;
-        if host.is_empty() || key.is_empty() {
-            return Err(bad("expected etcd://host:port/key"));
-        }
+        let (endpoint, key) = parse_address(address)?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(5))
             .build()
-            .map_err(|e| bad(&e.to_string()))?;
+            .map_err(|e| ClusterError::Config(format!("{address}: {e}")))?;
         Ok(Self {
             http,
-            endpoint: format!("http://{host}"),
-            key: key.to_owned(),
+            endpoint,
+            key,
+            leadership: None,
         })
+    }
+
+    /// The same lock, swapping only while `leadership` holds a term: the swap's
+    /// transaction also requires the election key to still have the term's create
+    /// revision, so a node whose lease expired (and whose key was deleted or taken by
+    /// another node) loses its swap in etcd even if it does not know yet.
+    pub fn with_leadership(mut self, leadership: Arc<Leadership>) -> Self {
+        self.leadership = Some(leadership);
+        self
     }
 
     async fn post<T: for<'de> Deserialize<'de>>(
@@ -80,24 +130,7 @@ impl EtcdLock {
         call: &str,
         body: serde_json::Value,
     ) -> Result<T, ClusterError> {
-        let url = format!("{}/v3/kv/{call}", self.endpoint);
-        let reply = self
-            .http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| ClusterError::Lock(format!("{url}: {e}")))?;
-        let status = reply.status();
-        let text = reply
-            .text()
-            .await
-            .map_err(|e| ClusterError::Lock(format!("{url}: {e}")))?;
-        if !status.is_success() {
-            return Err(ClusterError::Lock(format!("{url}: {status}: {text}")));
-        }
-        serde_json::from_str(&text)
-            .map_err(|e| ClusterError::Lock(format!("{url}: unexpected answer ({e}): {text}")))
+        post_json(&self.http, &self.endpoint, &format!("/v3/kv/{call}"), body).await
     }
 }
 
@@ -137,14 +170,26 @@ impl LockBackend for EtcdLock {
                     "create_revision": "0",
                 }),
             };
+            let mut compares = vec![compare];
+            if let Some(leadership) = &self.leadership {
+                let Some(term) = leadership.current() else {
+                    return Err(SwapError::Lost(
+                        "this node is not the leader (no live lease)".into(),
+                    ));
+                };
+                compares.push(json!({
+                    "key": B64.encode(election_key(&self.key)), "target": "CREATE",
+                    "result": "EQUAL", "create_revision": term,
+                }));
+            }
             let body = json!({
-                "compare": [compare],
+                "compare": compares,
                 "success": [{ "request_put": { "key": key, "value": B64.encode(new) } }],
             });
             let reply: TxnReply = self.post("txn", body).await.map_err(SwapError::Error)?;
             if !reply.succeeded {
                 return Err(SwapError::Lost(format!(
-                    "etcd key {} is at another revision",
+                    "etcd key {} is at another revision, or this node's term ended",
                     self.key
                 )));
             }
@@ -157,10 +202,12 @@ impl LockBackend for EtcdLock {
     }
 
     fn probe(&self) -> Box<dyn LockBackend> {
+        // The self-test runs before any election: the probe key is never guarded.
         Box::new(Self {
             http: self.http.clone(),
             endpoint: self.endpoint.clone(),
             key: format!("{}.probe", self.key),
+            leadership: None,
         })
     }
 

@@ -29,6 +29,13 @@
 //! stores the cosigned checkpoint, not in step 5, so the bucket never shows a
 //! checkpoint before the witnesses' quorum.
 //!
+//! With leader election ([`ClusterOptions::leadership`]) a signed round is committed
+//! only during this node's term, and its public checkpoint uploaded only if the term
+//! still lasts after the swap; outside a term the store is a standby's cache, which
+//! [`ClusterStore::follow_lock`] keeps at the lock's checkpoint and
+//! [`ClusterStore::take_over`] reconciles again when the node wins. A standby's
+//! start-up replay uploads no public checkpoint: the lock may have moved on by then.
+//!
 //! Start-up ([`ClusterStore::open`]): the lock backend's [`self_test`], then the lock
 //! is compared with the local cache. An empty lock with an empty cache starts a new
 //! log (the first swap creates the lock); the lock at the cache's size must have the
@@ -49,6 +56,7 @@ use merklog_note::{Checkpoint, Verifier, open_checkpoint};
 
 use crate::ClusterError;
 use crate::bucket::{Bucket, CHECKPOINT_PATH};
+use crate::election::Leadership;
 use crate::lock::{LockBackend, SwapError, Version, self_test};
 use crate::staging::{Staged, staging_path};
 
@@ -67,6 +75,10 @@ pub struct ClusterOptions {
     /// The log publishes only witnessed checkpoints: the public `checkpoint` object is
     /// written with the cosigned checkpoint, not after the swap.
     pub witnessed: bool,
+    /// With leader election: this node's term. Signed rounds are committed only while
+    /// it lasts (until then the store is a standby's cache), and the public checkpoint
+    /// is uploaded only while it lasts.
+    pub leadership: Option<Arc<Leadership>>,
 }
 
 /// A `LogStore` that commits every round through the bucket and the lock.
@@ -75,7 +87,7 @@ pub struct ClusterStore {
     bucket: Bucket,
     lock: Arc<dyn LockBackend>,
     runtime: tokio::runtime::Handle,
-    witnessed: bool,
+    options: ClusterOptions,
     state: Mutex<FenceState>,
 }
 
@@ -124,81 +136,51 @@ impl ClusterStore {
         runtime: tokio::runtime::Handle,
     ) -> Result<(Self, Reconciled), ClusterError> {
         self_test(&*lock).await?;
-        let reconciled;
-        let mut state = FenceState::default();
-        let cache = match local.latest_checkpoint()? {
-            Some(note) => Some(open_note(&note, &options)?),
-            None => None,
-        };
-        match lock.load().await? {
-            None => {
-                if let Some(public) = bucket.checkpoint().await? {
-                    return Err(ClusterError::Refused(format!(
-                        "the bucket {} holds a checkpoint ({} bytes) but {} is empty: \
-                         the wrong lock, or a lock that lost its value",
-                        bucket.url(),
-                        public.len(),
-                        lock.describe()
-                    )));
-                }
-                if let Some(cp) = cache.as_ref().filter(|cp| cp.size > 0) {
-                    return Err(ClusterError::Refused(format!(
-                        "the local cache holds a log of size {} but the lock and the bucket are \
-                         empty: start cluster mode from an empty data directory",
-                        cp.size
-                    )));
-                }
-                reconciled = Reconciled::Empty;
-            }
-            Some((note, version)) => {
-                let locked = open_note(&note, &options).map_err(|e| {
-                    ClusterError::Refused(format!("the checkpoint in {}: {e}", lock.describe()))
-                })?;
-                replay(&bucket, &note, options.witnessed).await?;
-                let from = cache.as_ref().map_or(0, |cp| cp.size);
-                reconciled = match &cache {
-                    Some(cp) if cp.size == locked.size => {
-                        if cp.root != locked.root {
-                            return Err(ClusterError::Refused(format!(
-                                "the local cache and {} hold different roots for size {}",
-                                lock.describe(),
-                                cp.size
-                            )));
-                        }
-                        Reconciled::InSync { size: cp.size }
-                    }
-                    Some(cp) if cp.size > locked.size => {
-                        return Err(ClusterError::Refused(format!(
-                            "the local cache (size {}) is ahead of {} (size {}): an old lock or \
-                             another log's cache",
-                            cp.size,
-                            lock.describe(),
-                            locked.size
-                        )));
-                    }
-                    _ => {
-                        rebuild(&*local, &bucket, from, locked.size, &note).await?;
-                        Reconciled::Rebuilt {
-                            from,
-                            to: locked.size,
-                        }
-                    }
-                };
-                state.version = Some(version);
-                state.last = Some(note);
-            }
-        }
+        // A node that may become a standby must not publish: the lock's checkpoint it
+        // loaded may be older than the public one by the time its upload lands.
+        let publish = options.leadership.is_none();
+        let (state, reconciled) = reconcile(&*local, &bucket, &*lock, &options, publish).await?;
         Ok((
             Self {
                 local,
                 bucket,
                 lock,
                 runtime,
-                witnessed: options.witnessed,
+                options,
                 state: Mutex::new(state),
             },
             reconciled,
         ))
+    }
+
+    /// A standby becoming the leader: reconciles the cache with the lock and the bucket
+    /// again (as at start: the lock's round finished from its staging object, a cache
+    /// behind rebuilt from the bucket) and takes the lock's version as the one the next
+    /// swap expects. Call it after winning the election and before signing.
+    pub async fn take_over(&self) -> Result<Reconciled, ClusterError> {
+        let (fresh, reconciled) =
+            reconcile(&*self.local, &self.bucket, &*self.lock, &self.options, true).await?;
+        let mut state = self.state();
+        state.version = fresh.version;
+        state.last = fresh.last;
+        state.pending.clear();
+        Ok(reconciled)
+    }
+
+    /// A standby keeping its cache warm: if the lock holds a larger checkpoint than the
+    /// cache, the cache is rebuilt up to it from the bucket. Returns the new size, or
+    /// `None` if the cache was current. A round whose uploads are not all in the bucket
+    /// yet fails here and is followed at the next call.
+    pub async fn follow_lock(&self) -> Result<Option<u64>, ClusterError> {
+        let Some((note, _)) = self.lock.load().await? else {
+            return Ok(None);
+        };
+        follow(&*self.local, &self.bucket, &note, &self.options).await
+    }
+
+    /// Ends this store's signing for good: a node whose term ended.
+    pub fn fence_for_good(&self, reason: String) {
+        let _ = self.fence(reason);
     }
 
     /// The bucket this store writes.
@@ -271,7 +253,32 @@ impl ClusterStore {
         Ok(objects)
     }
 
+    /// Whether this node may sign: always without election, during its term with it.
+    fn leading(&self) -> bool {
+        self.options
+            .leadership
+            .as_ref()
+            .is_none_or(|leadership| leadership.is_leader())
+    }
+
     fn try_commit(&self, round: &RoundWrite) -> Result<(), StorageError> {
+        if !self.leading() {
+            let empty_start = self.state().last.is_none()
+                && round.dedup.is_empty()
+                && round
+                    .checkpoint
+                    .as_ref()
+                    .is_some_and(|(size, _)| *size == 0);
+            if empty_start {
+                // A standby opening on a new log: its size-0 checkpoint stays in its
+                // cache (the leader's is the same bytes; Ed25519 is deterministic).
+                return self.local.commit(round);
+            }
+            return Err(StorageError::new(
+                "this node is not the leader: it does not sign".to_owned(),
+            ));
+        }
+        let witnessed = self.options.witnessed;
         let (version, last, pending) = {
             let state = self.state();
             if let Some(reason) = &state.fenced {
@@ -284,10 +291,12 @@ impl ClusterStore {
             )
         };
         for path in pending {
-            self.block_on(replay_staging(&self.bucket, &path, !self.witnessed))
-                .map_err(|e| {
-                    StorageError::new(format!("finishing an earlier round's uploads: {e}"))
-                })?;
+            self.block_on(replay_staging(
+                &self.bucket,
+                &path,
+                !witnessed && self.leading(),
+            ))
+            .map_err(|e| StorageError::new(format!("finishing an earlier round's uploads: {e}")))?;
             self.state().pending.retain(|p| *p != path);
         }
         let Some((size, note)) = &round.checkpoint else {
@@ -380,13 +389,126 @@ impl ClusterStore {
             )));
         }
         // Step 5.
-        if let Err(e) = self.block_on(upload(&self.bucket, &staged, !self.witnessed)) {
+        // A term that ended during the round publishes no checkpoint: the next leader's
+        // would be overwritten with this older one.
+        let publish = !witnessed && self.leading();
+        if let Err(e) = self.block_on(upload(&self.bucket, &staged, publish)) {
             self.state().pending.push(path);
             return Err(StorageError::new(format!(
                 "the round is durable but its uploads failed ({e}); retried before the next round"
             )));
         }
         Ok(())
+    }
+}
+
+/// Compares the lock with the local cache and brings the cache to the lock's
+/// checkpoint (see the module documentation); returns the fence state to sign from.
+async fn reconcile(
+    local: &dyn LogStore,
+    bucket: &Bucket,
+    lock: &dyn LockBackend,
+    options: &ClusterOptions,
+    publish: bool,
+) -> Result<(FenceState, Reconciled), ClusterError> {
+    let mut state = FenceState::default();
+    let cache = match local.latest_checkpoint()? {
+        Some(note) => Some(open_note(&note, options)?),
+        None => None,
+    };
+    let reconciled = match lock.load().await? {
+        None => {
+            if let Some(public) = bucket.checkpoint().await? {
+                return Err(ClusterError::Refused(format!(
+                    "the bucket {} holds a checkpoint ({} bytes) but {} is empty: \
+                     the wrong lock, or a lock that lost its value",
+                    bucket.url(),
+                    public.len(),
+                    lock.describe()
+                )));
+            }
+            if let Some(cp) = cache.as_ref().filter(|cp| cp.size > 0) {
+                return Err(ClusterError::Refused(format!(
+                    "the local cache holds a log of size {} but the lock and the bucket are \
+                     empty: start cluster mode from an empty data directory",
+                    cp.size
+                )));
+            }
+            Reconciled::Empty
+        }
+        Some((note, version)) => {
+            let locked = open_note(&note, options).map_err(|e| {
+                ClusterError::Refused(format!("the checkpoint in {}: {e}", lock.describe()))
+            })?;
+            replay(bucket, &note, !options.witnessed && publish).await?;
+            let from = cache.as_ref().map_or(0, |cp| cp.size);
+            let reconciled = match &cache {
+                Some(cp) if cp.size == locked.size => {
+                    if cp.root != locked.root {
+                        return Err(ClusterError::Refused(format!(
+                            "the local cache and {} hold different roots for size {}",
+                            lock.describe(),
+                            cp.size
+                        )));
+                    }
+                    Reconciled::InSync { size: cp.size }
+                }
+                Some(cp) if cp.size > locked.size => {
+                    return Err(ClusterError::Refused(format!(
+                        "the local cache (size {}) is ahead of {} (size {}): an old lock or \
+                         another log's cache",
+                        cp.size,
+                        lock.describe(),
+                        locked.size
+                    )));
+                }
+                _ => {
+                    rebuild(local, bucket, from, locked.size, &note).await?;
+                    Reconciled::Rebuilt {
+                        from,
+                        to: locked.size,
+                    }
+                }
+            };
+            state.version = Some(version);
+            state.last = Some(note);
+            reconciled
+        }
+    };
+    Ok((state, reconciled))
+}
+
+/// Brings the cache up to the signed checkpoint `note` (from the lock, or the bucket's
+/// public checkpoint), if it is ahead: verified with the log's key, then rebuilt from
+/// the bucket. Returns the new size, `None` if the cache was already there. A cache
+/// with another root at that size, or ahead of it, is refused.
+pub async fn follow(
+    local: &dyn LogStore,
+    bucket: &Bucket,
+    note: &[u8],
+    options: &ClusterOptions,
+) -> Result<Option<u64>, ClusterError> {
+    let target = open_note(note, options)?;
+    let cache = match local.latest_checkpoint()? {
+        Some(cached) => Some(open_note(&cached, options)?),
+        None => None,
+    };
+    let from = cache.as_ref().map_or(0, |cp| cp.size);
+    match &cache {
+        Some(cp) if cp.size > target.size => Ok(None),
+        Some(cp) if cp.size == target.size => {
+            if cp.root != target.root {
+                return Err(ClusterError::Refused(format!(
+                    "the local cache and the followed checkpoint hold different roots for size {}",
+                    cp.size
+                )));
+            }
+            Ok(None)
+        }
+        _ => {
+            rebuild(local, bucket, from, target.size, note).await?;
+            Ok(Some(target.size))
+        }
     }
 }
 
@@ -428,11 +550,12 @@ async fn replay_staging(bucket: &Bucket, path: &str, checkpoint: bool) -> Result
 
 /// Finishes the round the lock names, if its staging bundle is there (a sequencer that
 /// died between the swap and its uploads). Create-only puts make it idempotent.
-async fn replay(bucket: &Bucket, note: &[u8], witnessed: bool) -> Result<(), ClusterError> {
+/// `checkpoint`: also upload the public checkpoint.
+async fn replay(bucket: &Bucket, note: &[u8], checkpoint: bool) -> Result<(), ClusterError> {
     let size = checkpoint_size(note)?;
     let path = staging_path(size, note);
     if bucket.get(&path).await?.is_some() {
-        replay_staging(bucket, &path, !witnessed).await?;
+        replay_staging(bucket, &path, checkpoint).await?;
     }
     Ok(())
 }
@@ -581,7 +704,7 @@ impl LogStore for ClusterStore {
     }
     fn store_cosigned_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), StorageError> {
         self.local.store_cosigned_checkpoint(size, note)?;
-        if self.witnessed {
+        if self.options.witnessed {
             self.block_on(
                 self.bucket
                     .put_overwrite(CHECKPOINT_PATH, Bytes::copy_from_slice(note)),

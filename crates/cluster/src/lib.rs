@@ -17,6 +17,8 @@
 //! - [`ClusterStore`]: the fenced commit, a `LogStore` around the node's local store
 //!   (its cache), and the start-up reconciliation of cache, lock and bucket; its
 //!   module documentation says what is durable after each step of a round.
+//! - [`Election`]: leader election through an etcd lease; [`Leadership`] is this
+//!   node's term, which the etcd lock's swap and the store's commits check.
 //! - [`staging`]: the staging bundle that lets a new sequencer finish a round whose
 //!   swap landed but whose uploads did not.
 //!
@@ -27,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod bucket;
+pub mod election;
 mod error;
 pub mod etcd;
 pub mod fenced;
@@ -34,7 +37,8 @@ pub mod lock;
 pub mod staging;
 
 pub use bucket::Bucket;
+pub use election::{Campaign, Election, Leadership};
 pub use error::ClusterError;
 pub use etcd::EtcdLock;
-pub use fenced::{ClusterOptions, ClusterStore, Reconciled};
+pub use fenced::{ClusterOptions, ClusterStore, Reconciled, follow};
 pub use lock::{LockBackend, Locked, ObjectStoreLock, SwapError, Version, self_test};

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use merklog_cluster::staging::{Staged, staging_path};
 use merklog_cluster::{
-    Bucket, ClusterError, ClusterOptions, ClusterStore, LockBackend, Locked, ObjectStoreLock,
-    Reconciled, SwapError, Version,
+    Bucket, ClusterError, ClusterOptions, ClusterStore, Leadership, LockBackend, Locked,
+    ObjectStoreLock, Reconciled, SwapError, Version,
 };
 use merklog_log::{
     ALGORITHM_ED25519, Log, LogConfig, LogError, LogMetadata, LogStore, MemoryStore,
@@ -69,6 +69,7 @@ impl Cluster {
             origin: ORIGIN.into(),
             verifier: Arc::new(signer().verifier()),
             witnessed: false,
+            leadership: None,
         };
         let (store, reconciled) = ClusterStore::open(
             cache,
@@ -338,6 +339,7 @@ async fn a_cache_that_disagrees_with_the_lock_is_refused() {
             origin: ORIGIN.into(),
             verifier: Arc::new(signer().verifier()),
             witnessed: false,
+            leadership: None,
         },
         tokio::runtime::Handle::current(),
     )
@@ -414,6 +416,7 @@ async fn a_swap_with_an_unknown_outcome_is_settled_by_loading_the_lock() {
             origin: ORIGIN.into(),
             verifier: Arc::new(signer().verifier()),
             witnessed: false,
+            leadership: None,
         },
         tokio::runtime::Handle::current(),
     )
@@ -477,4 +480,60 @@ async fn a_round_not_built_on_the_lock_is_refused_unwritten() {
     // The log goes on.
     log.append(vec![entry(2)]).await.unwrap();
     log.shutdown().await;
+}
+
+/// A node without a term (a standby): it signs nothing, its cache follows the lock
+/// from the bucket, and `take_over` reconciles it; its log then publishes the
+/// followed checkpoint and keeps the followed entries' indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_signs_nothing_and_follows_the_lock() {
+    let cluster = Cluster::new();
+    let (leader_store, _) = cluster
+        .node(Arc::new(MemoryStore::new(metadata())))
+        .await
+        .unwrap();
+    let leader = open_log(&leader_store).unwrap();
+    let first: Vec<Bytes> = (0..300).map(entry).collect();
+    leader.append(first.clone()).await.unwrap();
+
+    let cache = Arc::new(MemoryStore::new(metadata()));
+    let (standby, reconciled) = ClusterStore::open(
+        cache.clone(),
+        cluster.bucket(),
+        cluster.lock(),
+        ClusterOptions {
+            origin: ORIGIN.into(),
+            verifier: Arc::new(signer().verifier()),
+            witnessed: false,
+            leadership: Some(Leadership::new()),
+        },
+        tokio::runtime::Handle::current(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reconciled, Reconciled::Rebuilt { from: 0, to: 300 });
+    let standby = Arc::new(standby);
+    let log = open_log(&standby).unwrap();
+    // Without a term its rounds are refused, unwritten and unpublished.
+    let refused = log.append(vec![entry(9999)]).await.unwrap_err();
+    assert!(
+        matches!(&refused, LogError::Unavailable(m) if m.contains("not the leader")),
+        "{refused}"
+    );
+    assert_eq!(cluster.read_log().await.1, 300);
+
+    let second: Vec<Bytes> = (300..500).map(entry).collect();
+    leader.append(second).await.unwrap();
+    assert_eq!(standby.follow_lock().await.unwrap(), Some(500));
+    assert_eq!(standby.follow_lock().await.unwrap(), None);
+    let followed = tokio::task::block_in_place(|| log.follow()).unwrap();
+    assert_eq!(followed.map(|s| s.0), Some(500));
+    assert_eq!(log.latest().note(), leader.latest().note());
+    assert_eq!(
+        standby.take_over().await.unwrap(),
+        Reconciled::InSync { size: 500 }
+    );
+    // Dedup knows the followed entries.
+    let leaves = cache.lookup_leaves(&[hash_leaf(&entry(450))]).unwrap();
+    assert_eq!(leaves, vec![Some(450)]);
 }

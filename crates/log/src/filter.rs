@@ -155,8 +155,26 @@ pub(crate) fn fill(
     store: &dyn LogStore,
     size: u64,
 ) -> Result<(), StorageError> {
+    add_range(filter, store, 0, size)?;
+    filter
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .set_complete();
+    Ok(())
+}
+
+/// Adds the leaf hashes of leaves `from..size` (whole level-0 tiles: a few before
+/// `from` are added again, which is harmless). Used when the store grew underneath
+/// the log (another node sequenced; this one follows): the filter must never miss a
+/// leaf, or a duplicate would be appended again.
+pub(crate) fn add_range(
+    filter: &Mutex<LeafFilter>,
+    store: &dyn LogStore,
+    from: u64,
+    size: u64,
+) -> Result<(), StorageError> {
     let tiles = size.div_ceil(u64::from(TILE_WIDTH));
-    let mut first = 0;
+    let mut first = from / u64::from(TILE_WIDTH);
     while first < tiles {
         let last = first.saturating_add(TILES_PER_READ).min(tiles);
         let keys: Vec<TileId> = (first..last)
@@ -179,10 +197,6 @@ pub(crate) fn fill(
         }
         first = last;
     }
-    filter
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .set_complete();
     Ok(())
 }
 

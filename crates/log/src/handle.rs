@@ -53,14 +53,22 @@ fn fill_filter(filter: &Mutex<LeafFilter>, store: &dyn LogStore, size: u64) {
 /// handle is dropped (or at [`shutdown`](Log::shutdown)).
 #[derive(Clone)]
 pub struct Log {
-    inner: Arc<Handle>,
+    pub(crate) inner: Arc<Handle>,
 }
 
-struct Handle {
-    shared: Arc<Shared>,
+pub(crate) struct Handle {
+    pub(crate) shared: Arc<Shared>,
     /// The log's own key, to open the checkpoints it stored.
-    verifier: Arc<dyn Verifier>,
+    pub(crate) verifier: Arc<dyn Verifier>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Why appends are turned away at once, if they are: this node does not sequence
+    /// (a standby of a cluster, or a reader).
+    pub(crate) standby: Mutex<Option<String>>,
+    /// The sequencer's leaf filter: [`Log::follow`] adds the leaves it finds.
+    pub(crate) filter: Arc<Mutex<LeafFilter>>,
+    pub(crate) pipeline: Arc<Pipeline>,
+    /// The tree size whose leaves the filter holds (as far as `follow` is concerned).
+    pub(crate) followed: Mutex<u64>,
 }
 
 impl Drop for Handle {
@@ -95,7 +103,17 @@ impl Log {
         config: LogConfig,
     ) -> Result<Log, LogError> {
         config.validate()?;
-        let verifier = check_identity(&*store, &*signer, &origin)?;
+        let verifier = check_identity(&*store, Some(&*signer), &origin)?;
+        Self::start(store, signer, verifier, origin, config)
+    }
+
+    pub(crate) fn start(
+        store: Arc<dyn LogStore>,
+        signer: Arc<dyn Signer>,
+        verifier: Arc<dyn Verifier>,
+        origin: String,
+        config: LogConfig,
+    ) -> Result<Log, LogError> {
         let runtime = match &config.witnessing {
             Some(_) => Some(tokio::runtime::Handle::try_current().map_err(|_| {
                 LogError::InvalidConfig(
@@ -157,6 +175,8 @@ impl Log {
             })?;
         }
         let pipeline = Arc::new(Pipeline::default());
+        let handle_filter = filter.clone();
+        let handle_pipeline = pipeline.clone();
         let (to_writer, rounds) = std::sync::mpsc::sync_channel(0);
         let writer = Writer {
             shared: shared.clone(),
@@ -180,11 +200,15 @@ impl Log {
                 shared,
                 verifier,
                 thread: Mutex::new(Some(thread)),
+                standby: Mutex::new(None),
+                filter: handle_filter,
+                pipeline: handle_pipeline,
+                followed: Mutex::new(size),
             }),
         })
     }
 
-    fn shared(&self) -> &Shared {
+    pub(crate) fn shared(&self) -> &Shared {
         &self.inner.shared
     }
 
@@ -313,6 +337,10 @@ impl Log {
                 checkpoint: self.latest(),
                 entries: Vec::new(),
             });
+        }
+        if let Some(reason) = self.standby() {
+            metrics::counter!(m::APPEND_REFUSED, "reason" => "standby").increment(1);
+            return Err(LogError::Unavailable(reason));
         }
         if let Some(reason) = shared.refusal() {
             return Err(LogError::SigningRefused(reason));

@@ -61,6 +61,7 @@ mod collector;
 mod config;
 mod error;
 mod filter;
+mod follower;
 mod handle;
 pub mod metrics;
 mod proofs;

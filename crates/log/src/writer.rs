@@ -94,7 +94,7 @@ impl Pipeline {
     /// A write failed: rounds prepared in the current epoch are never written. Called
     /// before the failed round's callers are answered, so a caller that retries at once
     /// is prepared in the new epoch.
-    fn poison(&self) {
+    pub(crate) fn poison(&self) {
         let mut state = self.lock();
         state.epoch += 1;
         self.changed.notify_all();

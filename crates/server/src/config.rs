@@ -40,6 +40,8 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7802";
 pub const DEFAULT_WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default idle re-send interval of the latest checkpoint to the witnesses.
 pub const DEFAULT_WITNESS_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+/// Default TTL of the cluster election lease.
+pub const DEFAULT_CLUSTER_LEASE_TTL: Duration = Duration::from_secs(5);
 
 /// Default interval of the tokens file check.
 pub const DEFAULT_TOKENS_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
@@ -458,6 +460,25 @@ pub struct ServerConfig {
     /// bucket's conditional update; the default) or `etcd://HOST:PORT/KEY`
     #[arg(long, env = "MERKLOGD_CLUSTER_LOCK", value_name = "LOCK")]
     pub cluster_lock: Option<String>,
+
+    /// Cluster mode with an etcd lock: the TTL of the election lease (whole
+    /// seconds). A leader that cannot renew it within the TTL stops signing, and a
+    /// standby takes over once it expired
+    #[arg(long, env = "MERKLOGD_CLUSTER_LEASE_TTL", value_name = "DURATION",
+          default_value_t = ServerConfig::default().cluster_lease_ttl)]
+    pub cluster_lease_ttl: ConfigDuration,
+
+    /// Cluster mode with an etcd lock: the gRPC URL this node advertises while it
+    /// leads; standbys name it when they turn an append away. Default: http:// and
+    /// the bound gRPC address
+    #[arg(long, env = "MERKLOGD_CLUSTER_ADVERTISE", value_name = "URL")]
+    pub cluster_advertise: Option<String>,
+
+    /// Cluster mode: serve the log from the bucket without signing (no key, no
+    /// lock): reads and the tiles HTTP API from the data directory as a cache that
+    /// follows the bucket's public checkpoint; appends are turned away
+    #[arg(long, env = "MERKLOGD_READ_ONLY")]
+    pub read_only: bool,
 }
 
 impl Default for ServerConfig {
@@ -515,6 +536,9 @@ impl Default for ServerConfig {
             principal: Vec::new(),
             cluster_bucket: None,
             cluster_lock: None,
+            cluster_lease_ttl: ConfigDuration(DEFAULT_CLUSTER_LEASE_TTL),
+            cluster_advertise: None,
+            read_only: false,
         }
     }
 }
@@ -578,6 +602,7 @@ impl ServerConfig {
                 Some(self.http2_keepalive_timeout),
             ),
             ("max-connection-age", self.max_connection_age),
+            ("cluster-lease-ttl", Some(self.cluster_lease_ttl)),
         ];
         if self.witness_refusal_limit == 0 {
             return Err(ServerError::Config(

@@ -95,6 +95,7 @@ pub mod auth;
 pub mod backup;
 mod cluster;
 pub mod config;
+mod failover;
 pub mod fsck;
 mod grpc;
 mod health;

@@ -98,11 +98,14 @@ impl Listeners {
 pub struct Server {
     config: ServerConfig,
     log: Log,
-    /// The log's key, also for the log-signed source status records.
-    signer: Arc<Ed25519Signer>,
+    /// The log's key, also for the log-signed source status records; `None` on a
+    /// read-only node.
+    signer: Option<Arc<Ed25519Signer>>,
     origin: String,
     vkey: String,
     created: bool,
+    /// Cluster mode: what the follow-or-lead task drives.
+    role: Option<crate::failover::Role>,
 }
 
 impl Server {
@@ -189,10 +192,18 @@ impl Server {
         let sources = Sources::start(
             &self.config,
             self.log.clone(),
-            Arc::clone(&self.signer),
+            self.signer.clone(),
             stop_rx.clone(),
         )
         .await?;
+        let role_task = self.role.map(|role| {
+            let advertise = self
+                .config
+                .cluster_advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", addrs.grpc));
+            crate::failover::spawn(role, self.log.clone(), advertise, stop_rx.clone())
+        });
         let sources_service = tower::Layer::layer(
             &telemetry::RpcMetricsLayer,
             tower::Layer::layer(
@@ -341,6 +352,12 @@ impl Server {
                 aborts.iter().for_each(tokio::task::AbortHandle::abort);
             }
         }
+        if let Some(task) = role_task {
+            // It resigns (leader) or stops following on the stop flag.
+            if tokio::time::timeout(DRAIN_TIMEOUT, task).await.is_err() {
+                warn!("the cluster role task did not stop in time");
+            }
+        }
         // The watcher waits for a refusal that may never come.
         refusal_watch.abort();
         let _ = refusal_watch.await;
@@ -364,6 +381,9 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
     })?;
     let store = merklog_store::RocksStore::open(config.data_dir.join(DB_DIR))?;
     let paths = KeyPaths::new(&config.data_dir);
+    if config.read_only {
+        return open_reader(config, store, &paths);
+    }
     let stored = store.metadata().map_err(|e| ServerError::Log(e.into()))?;
     let (origin, key, created) = match stored {
         Some(metadata) => {
@@ -418,7 +438,7 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
         info!(%report, "verify-on-start=full");
     }
     let store: Arc<dyn LogStore> = Arc::new(store);
-    let store = crate::cluster::store(
+    let (store, node) = crate::cluster::store(
         &config,
         store,
         &origin,
@@ -427,13 +447,47 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
     )?;
     let signer = Arc::new(key.signer);
     let log = Log::open(store, signer.clone(), origin.clone(), log_config)?;
+    let role = node.and_then(|node| {
+        let election = node.election?;
+        // Nothing is appended before the election says this node leads.
+        log.set_standby(Some(
+            "this node is a standby and has not found the leader yet; retry another node".into(),
+        ));
+        Some(crate::failover::Role::Elect {
+            store: node.store,
+            election,
+        })
+    });
     Ok(Server {
         config,
         log,
-        signer,
+        signer: Some(signer),
         origin,
         vkey,
         created: created || key.created,
+        role,
+    })
+}
+
+/// Opens a read-only node: the cache brought to the bucket's public checkpoint, the
+/// log opened without a key.
+fn open_reader(
+    config: ServerConfig,
+    store: merklog_store::RocksStore,
+    paths: &KeyPaths,
+) -> Result<Server, ServerError> {
+    let (origin, vkey, verifier) = crate::cluster::reader_identity(&config, &store, &paths.vkey)?;
+    let store: Arc<dyn LogStore> = Arc::new(store);
+    let reader = crate::cluster::reader(&config, store.clone(), &origin, verifier)?;
+    let log = Log::open_reader(store, origin.clone(), config.log_config())?;
+    Ok(Server {
+        config,
+        log,
+        signer: None,
+        origin,
+        vkey,
+        created: false,
+        role: Some(crate::failover::Role::Read(reader)),
     })
 }
 

@@ -94,7 +94,7 @@ impl Announcer {
     /// Starts the task; `next` is the first sequence number to use.
     pub(crate) fn start(
         log: Log,
-        signer: Arc<Ed25519Signer>,
+        signer: Option<Arc<Ed25519Signer>>,
         next: u64,
         mut stop: watch::Receiver<bool>,
     ) -> (Announcer, JoinHandle<()>) {
@@ -116,7 +116,10 @@ impl Announcer {
                         continue;
                     }
                 };
-                next = append_record(&log, &signer, next, &payload, at).await;
+                // A read-only node holds no key: it never records a status change.
+                if let Some(signer) = &signer {
+                    next = append_record(&log, signer, next, &payload, at).await;
+                }
             }
         });
         (Announcer { tx }, task)

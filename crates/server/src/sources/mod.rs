@@ -93,7 +93,7 @@ impl Sources {
     pub(crate) async fn start(
         config: &ServerConfig,
         log: Log,
-        signer: Arc<Ed25519Signer>,
+        signer: Option<Arc<Ed25519Signer>>,
         stop: watch::Receiver<bool>,
     ) -> Result<Arc<Sources>, ServerError> {
         let origin = log.origin().to_owned();
