@@ -164,7 +164,7 @@ impl Election {
         ttl: Duration,
         leadership: Arc<Leadership>,
     ) -> Result<Self, ClusterError> {
-        let (endpoint, key) = crate::etcd::parse_address(address)?;
+        let (endpoint, key) = crate::gateway::parse_address(address)?;
         if ttl < Duration::from_secs(1) {
             return Err(ClusterError::Config(format!(
                 "the lease TTL must be at least 1 s, not {ttl:?}"
@@ -204,7 +204,7 @@ impl Election {
         path: &str,
         body: serde_json::Value,
     ) -> Result<T, ClusterError> {
-        crate::etcd::post_json(&self.http, &self.endpoint, path, body).await
+        crate::gateway::post_json(&self.http, &self.endpoint, path, body).await
     }
 
     /// The current leader's advertised address, `None` if nobody leads.

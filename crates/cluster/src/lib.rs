@@ -33,6 +33,7 @@ pub mod election;
 mod error;
 pub mod etcd;
 pub mod fenced;
+mod gateway;
 pub mod lock;
 pub mod staging;
 

@@ -573,7 +573,6 @@ impl ServerConfig {
         if let Some(origin) = &self.origin {
             crate::keys::check_origin(origin)?;
         }
-        crate::cluster::validate(self)?;
         if self.entries == EntriesMode::SourcesOnly && self.sources_file.is_none() {
             return Err(ServerError::Config(
                 "entries = \"sources-only\" needs a sources-file (no source could write)".into(),

@@ -115,6 +115,7 @@ impl Server {
     /// refuses a different configured origin.
     pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
         config.validate()?;
+        crate::cluster::validate(&config)?;
         tokio::task::spawn_blocking(move || open_blocking(config))
             .await
             .map_err(|e| ServerError::Config(format!("start-up task failed: {e}")))?

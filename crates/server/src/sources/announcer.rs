@@ -22,8 +22,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::sources::ingest::unique_key;
-use crate::sources::tracker::Change;
+use super::ingest::unique_key;
+use super::tracker::Change;
 
 /// Records waiting to be appended; beyond this they are dropped with an error log.
 const QUEUE: usize = 1024;

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::sources::tracker::Evidence;
+use super::tracker::Evidence;
 
 /// The evidence directory inside the data directory.
 pub(crate) const EVIDENCE_DIR: &str = "source-evidence";

@@ -14,8 +14,8 @@ use merklog_auth::Principal;
 use merklog_event::{Event, EventKind, looks_like_event, verify_batch};
 use tonic::Status;
 
-use crate::sources::registry::{RegisteredSource, Registry};
-use crate::sources::settings::EntriesMode;
+use super::registry::{RegisteredSource, Registry};
+use super::settings::EntriesMode;
 
 /// A signed entry of a call that passed the cheap checks.
 pub(crate) struct SignedEntry {

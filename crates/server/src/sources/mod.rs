@@ -40,13 +40,13 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tonic::Status;
 
-use crate::sources::announcer::Announcer;
-use crate::sources::ingest::{Screened, SignedEntry, parse_unique_key};
-use crate::sources::registry::LiveRegistry;
-use crate::sources::settings::EntriesMode;
-use crate::sources::tracker::{Change, Evidence, IndexedEvent, Tracker};
-use crate::sources::webhook::Webhook;
 use crate::{ServerConfig, ServerError};
+use announcer::Announcer;
+use ingest::{Screened, SignedEntry, parse_unique_key};
+use registry::LiveRegistry;
+use settings::EntriesMode;
+use tracker::{Change, Evidence, IndexedEvent, Tracker};
+use webhook::Webhook;
 
 /// Key-index rows read per storage call while rebuilding at start.
 const SCAN_PAGE: usize = 4096;

@@ -14,9 +14,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::ingest::unique_key;
+use super::ranges::RangeSet;
 use crate::sources::Sources;
-use crate::sources::ingest::unique_key;
-use crate::sources::ranges::RangeSet;
 use crate::status::log_status;
 
 /// Most sequence numbers one `GetSourceEvents` page covers.

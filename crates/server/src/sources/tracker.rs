@@ -16,8 +16,8 @@ use bytes::Bytes;
 use merklog_event::EventKind;
 use merklog_proto::v1;
 
-use crate::sources::ranges::{RangeSet, difference};
-use crate::sources::registry::RegisteredSource;
+use super::ranges::{RangeSet, difference};
+use super::registry::RegisteredSource;
 
 /// Gap ranges listed in a `SourceStatus` (the count is always complete).
 const STATUS_MAX_GAPS: usize = 64;
