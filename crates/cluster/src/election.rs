@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::ClusterError;
+use crate::gateway::{RangeReply, TxnReply};
 
 /// This node's current term as leader, shared by the election, the lock and the store.
 #[derive(Debug, Default)]
@@ -111,12 +112,6 @@ pub struct Election {
 }
 
 #[derive(Deserialize)]
-struct Header {
-    #[serde(default)]
-    revision: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct Grant {
     #[serde(rename = "ID", default)]
     id: Option<String>,
@@ -130,25 +125,6 @@ struct Grant {
 struct KeepAlive {
     #[serde(default)]
     result: Option<Grant>,
-}
-
-#[derive(Deserialize)]
-struct Kv {
-    #[serde(default)]
-    value: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RangeReply {
-    #[serde(default)]
-    kvs: Vec<Kv>,
-}
-
-#[derive(Deserialize)]
-struct TxnReply {
-    header: Header,
-    #[serde(default)]
-    succeeded: bool,
 }
 
 /// The election key of a lock at `etcd://host:port/KEY`: `KEY.leader`.

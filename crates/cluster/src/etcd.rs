@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::ClusterError;
 use crate::election::{Leadership, election_key};
-use crate::gateway::{parse_address, post_json};
+use crate::gateway::{RangeReply, TxnReply, parse_address, post_json};
 use crate::lock::{LockBackend, Locked, SwapError, Version};
 
 /// The lock as one etcd key.
@@ -31,33 +31,6 @@ pub struct EtcdLock {
     key: String,
     /// With leader election: swaps only within this node's term.
     leadership: Option<Arc<Leadership>>,
-}
-
-#[derive(Deserialize)]
-struct Header {
-    #[serde(default)]
-    revision: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Kv {
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    mod_revision: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RangeReply {
-    #[serde(default)]
-    kvs: Vec<Kv>,
-}
-
-#[derive(Deserialize)]
-struct TxnReply {
-    header: Header,
-    #[serde(default)]
-    succeeded: bool,
 }
 
 impl EtcdLock {

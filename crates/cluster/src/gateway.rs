@@ -45,3 +45,35 @@ pub(crate) async fn post_json<T: for<'de> Deserialize<'de>>(
     serde_json::from_str(&text)
         .map_err(|e| ClusterError::Lock(format!("{url}: unexpected answer ({e}): {text}")))
 }
+
+/// A response header; `revision` is the store's revision after the call.
+#[derive(Deserialize)]
+pub(crate) struct Header {
+    #[serde(default)]
+    pub(crate) revision: Option<String>,
+}
+
+/// One key-value of a range answer (numbers come as decimal strings, bytes as
+/// base64).
+#[derive(Deserialize)]
+pub(crate) struct Kv {
+    #[serde(default)]
+    pub(crate) value: Option<String>,
+    #[serde(default)]
+    pub(crate) mod_revision: Option<String>,
+}
+
+/// The answer to `/v3/kv/range`.
+#[derive(Deserialize)]
+pub(crate) struct RangeReply {
+    #[serde(default)]
+    pub(crate) kvs: Vec<Kv>,
+}
+
+/// The answer to `/v3/kv/txn`.
+#[derive(Deserialize)]
+pub(crate) struct TxnReply {
+    pub(crate) header: Header,
+    #[serde(default)]
+    pub(crate) succeeded: bool,
+}
