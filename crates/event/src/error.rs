@@ -63,4 +63,12 @@ pub enum EventError {
     /// A key could not be parsed or used (the key parser's message).
     #[error("source key: {0}")]
     Key(String),
+    /// An entry does not conform to the audit-event profile.
+    #[error("audit event field {field} does not conform: {reason}")]
+    Profile {
+        /// The field, as a dotted path (`actor.id`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -24,6 +24,7 @@ mod envelope;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod profile;
 mod reserved;
 
 pub use batch::{BatchFailure, verify_batch};
