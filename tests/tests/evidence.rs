@@ -199,7 +199,8 @@ fn evidence_packs_verify_offline_name_the_gaps_and_catch_every_flipped_byte() {
     let data_dir = dir.path().join("log-data");
     let log_vkey = prepare_log_key(&data_dir, ORIGIN);
     let witness_setup = WitnessSetup::create(dir.path(), "w1", WITNESS, ORIGIN, &log_vkey);
-    let witness = WitnessProcess::start(&witness_setup, "127.0.0.1:0".parse::<SocketAddr>().unwrap());
+    let witness =
+        WitnessProcess::start(&witness_setup, "127.0.0.1:0".parse::<SocketAddr>().unwrap());
     let policy = dir.path().join("policy.txt");
     std::fs::write(
         &policy,
@@ -210,7 +211,9 @@ fn evidence_packs_verify_offline_name_the_gaps_and_catch_every_flipped_byte() {
     let sources = dir.path().join("sources.toml");
     std::fs::write(
         &sources,
-        format!("[[source]]\nname = \"{SOURCE}\"\nvkey = \"{source_vkey}\"\nprincipals = [\"*\"]\n"),
+        format!(
+            "[[source]]\nname = \"{SOURCE}\"\nvkey = \"{source_vkey}\"\nprincipals = [\"*\"]\n"
+        ),
     )
     .unwrap();
     let daemon = Daemon::start(
@@ -239,7 +242,11 @@ fn evidence_packs_verify_offline_name_the_gaps_and_catch_every_flipped_byte() {
     append(&cli.url, sent(0..=14));
     let first = dir.path().join("first");
     let out = cli.export(&first, &[]);
-    assert!(text(&out).contains("INCOMPLETE, missing 5, 12..=13"), "{}", text(&out));
+    assert!(
+        text(&out).contains("INCOMPLETE, missing 5, 12..=13"),
+        "{}",
+        text(&out)
+    );
 
     // Second batch; the whole range as a directory, a time window as a zip.
     append(&cli.url, sent(15..=30));
@@ -273,17 +280,25 @@ fn evidence_packs_verify_offline_name_the_gaps_and_catch_every_flipped_byte() {
         let said = text(&out);
         assert!(out.status.success(), "{}: {said}", pack.display());
         assert!(
-            said.contains(&format!("INCOMPLETE: of sequence numbers {span}, {missing}")),
+            said.contains(&format!(
+                "INCOMPLETE: of sequence numbers {span}, {missing}"
+            )),
             "{}: {said}",
             pack.display()
         );
-        assert!(said.contains("taken from the pack (not independently pinned)"), "{said}");
+        assert!(
+            said.contains("taken from the pack (not independently pinned)"),
+            "{said}"
+        );
     }
     // The full pack links the first pack's checkpoint to its own.
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(full.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["earlier_checkpoints"].as_array().unwrap().len(), 1);
-    assert_eq!(manifest["checkpoint"]["cosignatures"][0]["witness"], WITNESS);
+    assert_eq!(
+        manifest["checkpoint"]["cosignatures"][0]["witness"],
+        WITNESS
+    );
     assert_eq!(
         manifest["completeness"]["declared_unused"],
         serde_json::json!([{"first": 25, "last": 26}])
@@ -305,7 +320,12 @@ fn evidence_packs_verify_offline_name_the_gaps_and_catch_every_flipped_byte() {
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("pinned by the auditor"), "{said}");
-    assert!(said.contains(&format!("witness quorum of the pinned policy met by {WITNESS}")), "{said}");
+    assert!(
+        said.contains(&format!(
+            "witness quorum of the pinned policy met by {WITNESS}"
+        )),
+        "{said}"
+    );
     let (_, other_log) = merklog_note::generate_ed25519(ORIGIN).unwrap();
     let out = verify(&full, &["--log-key", &other_log]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -382,17 +402,28 @@ fn render_in_chromium(report: &Path, dir: &Path) {
         .arg(&url)
         .output()
         .unwrap();
-    let png = std::fs::read(&screenshot)
-        .unwrap_or_else(|_| panic!("no screenshot: {}", text(&out)));
+    let png =
+        std::fs::read(&screenshot).unwrap_or_else(|_| panic!("no screenshot: {}", text(&out)));
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    assert!(png.len() > 20_000, "a screenshot of {} bytes is blank", png.len());
+    assert!(
+        png.len() > 20_000,
+        "a screenshot of {} bytes is blank",
+        png.len()
+    );
     if let Some(keep) = std::env::var_os("MERKLOG_EVIDENCE_SCREENSHOT") {
         std::fs::copy(&screenshot, keep).unwrap();
     }
-    let out = base("chromium-dom").arg("--dump-dom").arg(&url).output().unwrap();
+    let out = base("chromium-dom")
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(dom.contains("id=\"summary\""), "{dom}");
     assert!(dom.contains("INCOMPLETE"), "{dom}");
-    assert!(dom.contains("Missing sequence numbers (4): 5, 12..=13, 21"), "{dom}");
+    assert!(
+        dom.contains("Missing sequence numbers (4): 5, 12..=13, 21"),
+        "{dom}"
+    );
     assert!(dom.contains("<svg"), "{dom}");
 }

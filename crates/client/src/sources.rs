@@ -165,7 +165,11 @@ fn bad_event(sequence: u64, reason: impl std::fmt::Display) -> ClientError {
 
 /// Parses an envelope and checks it is the source's, numbered `sequence`, signed
 /// by `key`.
-pub(crate) fn verified_event(bytes: &[u8], sequence: u64, key: &SourceKey) -> Result<Event, ClientError> {
+pub(crate) fn verified_event(
+    bytes: &[u8],
+    sequence: u64,
+    key: &SourceKey,
+) -> Result<Event, ClientError> {
     let event = Event::parse(bytes).map_err(|e| bad_event(sequence, e))?;
     if event.sequence() != sequence {
         return Err(bad_event(

@@ -98,8 +98,16 @@ pub(super) async fn export(context: &Context, args: EvidenceExportArgs) -> Resul
         source: args.source.clone(),
         from_sequence: args.from_seq,
         to_sequence: args.to_seq,
-        since_ms: args.since.as_deref().map(|t| parse_time("--since", t)).transpose()?,
-        until_ms: args.until.as_deref().map(|t| parse_time("--until", t)).transpose()?,
+        since_ms: args
+            .since
+            .as_deref()
+            .map(|t| parse_time("--since", t))
+            .transpose()?,
+        until_ms: args
+            .until
+            .as_deref()
+            .map(|t| parse_time("--until", t))
+            .transpose()?,
         source_key: args
             .source_vkey
             .as_deref()

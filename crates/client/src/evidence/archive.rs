@@ -71,10 +71,12 @@ fn read_dir(
     let dir = root.join(prefix);
     for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
         let entry = entry.map_err(io(&dir))?;
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|n| bad(format!("{prefix}{}", n.to_string_lossy()), "not a UTF-8 name"))?;
+        let name = entry.file_name().into_string().map_err(|n| {
+            bad(
+                format!("{prefix}{}", n.to_string_lossy()),
+                "not a UTF-8 name",
+            )
+        })?;
         let inner = format!("{prefix}{name}");
         let kind = entry.file_type().map_err(io(&entry.path()))?;
         if kind.is_dir() {

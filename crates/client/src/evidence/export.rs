@@ -99,10 +99,13 @@ impl Client {
         let mut checkpoint = None;
         let mut next = from;
         loop {
-            let size = checkpoint.as_ref().map_or(0, |c: &merklog_note::SignedCheckpoint| c.size().0);
+            let size = checkpoint
+                .as_ref()
+                .map_or(0, |c: &merklog_note::SignedCheckpoint| c.size().0);
             let page = self.source_page(&key, next, to, size).await?;
             if let Some(first) = &checkpoint
-                && (page.checkpoint.size() != first.size() || page.checkpoint.root() != first.root())
+                && (page.checkpoint.size() != first.size()
+                    || page.checkpoint.root() != first.root())
             {
                 return Err(ClientError::Malformed(format!(
                     "a page asked for against size {} came against size {}",
@@ -116,7 +119,14 @@ impl Client {
                     Some(seen) if seen.event.as_bytes() != event.as_bytes() => others.push(event),
                     Some(_) => {}
                     None => {
-                        scanned.insert(sequence, PackEvent { event, index, proof });
+                        scanned.insert(
+                            sequence,
+                            PackEvent {
+                                event,
+                                index,
+                                proof,
+                            },
+                        );
                     }
                 }
             }
@@ -177,7 +187,9 @@ impl Client {
                 if a > b || uncovered(a, b, known(&events)).is_empty() {
                     continue;
                 }
-                let Some(own) = claim_last.checked_add(1) else { continue };
+                let Some(own) = claim_last.checked_add(1) else {
+                    continue;
+                };
                 if lookups >= MAX_DECLARATION_LOOKUPS || events.contains_key(&own) {
                     continue;
                 }
@@ -190,7 +202,14 @@ impl Client {
                         && r.first <= last
                         && r.last >= first
                     {
-                        events.insert(event.sequence(), PackEvent { event, index, proof });
+                        events.insert(
+                            event.sequence(),
+                            PackEvent {
+                                event,
+                                index,
+                                proof,
+                            },
+                        );
                     }
                 }
             }

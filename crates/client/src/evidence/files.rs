@@ -73,7 +73,10 @@ fn ranges(ranges: &[SequenceRange]) -> Vec<Range> {
 /// Every file of the pack, by path, the manifest last built.
 pub fn build(pack: &Pack, findings: &Findings) -> BTreeMap<String, Vec<u8>> {
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    files.insert(LOG_VKEY.into(), format!("{}\n", pack.log_key_vkey()).into_bytes());
+    files.insert(
+        LOG_VKEY.into(),
+        format!("{}\n", pack.log_key_vkey()).into_bytes(),
+    );
     files.insert(
         SOURCE_VKEY.into(),
         format!("{}\n", pack.source_key.to_vkey()).into_bytes(),

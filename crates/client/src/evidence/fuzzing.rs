@@ -10,6 +10,14 @@ pub fn manifest(data: &[u8]) {
         return;
     };
     let again = Manifest::parse(&manifest.to_bytes());
-    assert_eq!(again.ok().map(|m| Manifest { self_sha256: String::new(), ..m }),
-        Some(Manifest { self_sha256: String::new(), ..manifest }));
+    assert_eq!(
+        again.ok().map(|m| Manifest {
+            self_sha256: String::new(),
+            ..m
+        }),
+        Some(Manifest {
+            self_sha256: String::new(),
+            ..manifest
+        })
+    );
 }

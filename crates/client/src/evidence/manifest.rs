@@ -253,8 +253,9 @@ impl Manifest {
                 manifest.format
             )));
         }
-        let computed = self_digest(bytes)
-            .ok_or_else(|| ManifestError("the self_sha256 member is not where it belongs".into()))?;
+        let computed = self_digest(bytes).ok_or_else(|| {
+            ManifestError("the self_sha256 member is not where it belongs".into())
+        })?;
         if computed != manifest.self_sha256 {
             return Err(ManifestError(format!(
                 "self_sha256 is {}, but the manifest's bytes give {computed}: the manifest was \

@@ -267,10 +267,7 @@ pub fn cosigners(
 }
 
 /// Derives the findings from a pack's (verified) contents.
-pub fn analyze(
-    pack: &Pack,
-    policy: Option<&Policy>,
-) -> Result<Findings, (Option<u64>, String)> {
+pub fn analyze(pack: &Pack, policy: Option<&Policy>) -> Result<Findings, (Option<u64>, String)> {
     let events: BTreeMap<u64, Event> = pack
         .events
         .iter()

@@ -115,9 +115,21 @@ fn summary(out: &mut String, pack: &Pack, findings: &Findings) {
         out.push_str("<p id=\"missing\" class=\"ok\">Missing sequence numbers: none</p>\n");
     }
     out.push_str("<table>");
-    row(out, "Log origin", &format!("<code>{}</code>", escape(pack.checkpoint.origin())));
-    row(out, "Log key", &format!("<code>{}</code>", escape(&pack.log_key_vkey())));
-    row(out, "Checkpoint size", &pack.checkpoint.size().0.to_string());
+    row(
+        out,
+        "Log origin",
+        &format!("<code>{}</code>", escape(pack.checkpoint.origin())),
+    );
+    row(
+        out,
+        "Log key",
+        &format!("<code>{}</code>", escape(&pack.log_key_vkey())),
+    );
+    row(
+        out,
+        "Checkpoint size",
+        &pack.checkpoint.size().0.to_string(),
+    );
     row(
         out,
         "Checkpoint root",
@@ -139,7 +151,11 @@ fn summary(out: &mut String, pack: &Pack, findings: &Findings) {
             .collect::<Vec<_>>()
             .join("<br>")
     };
-    row(out, "Witnesses that cosigned (verified under the pack's policy)", &cosigned);
+    row(
+        out,
+        "Witnesses that cosigned (verified under the pack's policy)",
+        &cosigned,
+    );
     if !findings.unverified_signers.is_empty() {
         row(
             out,
@@ -152,8 +168,9 @@ fn summary(out: &mut String, pack: &Pack, findings: &Findings) {
         "As of",
         &match findings.as_of() {
             Some(s) => format!("{} (latest verified cosignature)", time_text(s * 1000)),
-            None => "no verified cosignature time; the checkpoint carries no time of its own"
-                .to_owned(),
+            None => {
+                "no verified cosignature time; the checkpoint carries no time of its own".to_owned()
+            }
         },
     );
     let earlier = if pack.earlier.is_empty() {
@@ -165,8 +182,16 @@ fn summary(out: &mut String, pack: &Pack, findings: &Findings) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    row(out, "Earlier checkpoints proven consistent with it", &earlier);
-    row(out, "Source", &format!("<code>{}</code>", escape(&selection.source)));
+    row(
+        out,
+        "Earlier checkpoints proven consistent with it",
+        &earlier,
+    );
+    row(
+        out,
+        "Source",
+        &format!("<code>{}</code>", escape(&selection.source)),
+    );
     row(
         out,
         "Source key",
@@ -266,7 +291,13 @@ fn chart(out: &mut String, pack: &Pack, findings: &Findings) {
             *gaps.entry(bucket(e.event.timestamp_ms())).or_default() += to - from + 1;
         }
     }
-    let top = events.values().chain(gaps.values()).copied().max().unwrap_or(1).max(1);
+    let top = events
+        .values()
+        .chain(gaps.values())
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let (w, h, left, bottom) = (900u64, 240u64, 50u64, 40u64);
     let plot_w = w - left - 10;
     let plot_h = h - bottom - 10;

@@ -83,8 +83,11 @@ pub fn verify_files(
         Manifest::parse(manifest_bytes).map_err(|e| fail(MANIFEST, "manifest", e.to_string()))?;
 
     // 2. Exactly the listed files, each with its digest.
-    let listed: BTreeMap<&str, &super::manifest::FileEntry> =
-        manifest.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let listed: BTreeMap<&str, &super::manifest::FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
     if listed.len() != manifest.files.len() {
         return Err(fail(MANIFEST, "file list", "a file is listed twice"));
     }
@@ -130,7 +133,13 @@ pub fn verify_files(
     }
     let policy_text = match &manifest.log.policy_file {
         Some(path) if path == POLICY => Some(text(files, POLICY)?.to_owned()),
-        Some(path) => return Err(fail(MANIFEST, "policy file", format!("{path:?} is not {POLICY}"))),
+        Some(path) => {
+            return Err(fail(
+                MANIFEST,
+                "policy file",
+                format!("{path:?} is not {POLICY}"),
+            ));
+        }
         None => None,
     };
     let policy = policy_text
@@ -146,7 +155,10 @@ pub fn verify_files(
         return Err(fail(
             SOURCE_VKEY,
             "pinned source key",
-            format!("the pack's source key is not the pinned {}", pinned.to_vkey()),
+            format!(
+                "the pack's source key is not the pinned {}",
+                pinned.to_vkey()
+            ),
         ));
     }
     let selection = Selection {
@@ -171,7 +183,11 @@ pub fn verify_files(
     // 4. The checkpoint: the log's signature, the policies' quorums.
     let checkpoint_file = checkpoint_path(manifest.checkpoint.size);
     if manifest.checkpoint.file != checkpoint_file {
-        return Err(fail(MANIFEST, "checkpoint", "the checkpoint file is misnamed"));
+        return Err(fail(
+            MANIFEST,
+            "checkpoint",
+            "the checkpoint file is misnamed",
+        ));
     }
     let open = |path: &str| -> Result<SignedCheckpoint, ClientError> {
         let note = files
@@ -195,13 +211,21 @@ pub fn verify_files(
     };
     let checkpoint = open(&checkpoint_file)?;
     if checkpoint.size().0 != manifest.checkpoint.size {
-        return Err(fail(&checkpoint_file, "size", "not the size the manifest names"));
+        return Err(fail(
+            &checkpoint_file,
+            "size",
+            "not the size the manifest names",
+        ));
     }
     let mut pinned_cosigners = Vec::new();
     if let Some(pinned) = &pins.policy {
-        let checked = pinned
-            .check_witnesses(checkpoint.clone())
-            .map_err(|e| fail(&checkpoint_file, "witness quorum (pinned policy)", e.to_string()))?;
+        let checked = pinned.check_witnesses(checkpoint.clone()).map_err(|e| {
+            fail(
+                &checkpoint_file,
+                "witness quorum (pinned policy)",
+                e.to_string(),
+            )
+        })?;
         pinned_cosigners = checked.cosigners().to_vec();
     }
 
@@ -211,17 +235,31 @@ pub fn verify_files(
         let path = checkpoint_path(entry.size);
         let proof_file = consistency_path(entry.size, checkpoint.size().0);
         if entry.file != path || entry.consistency_file != proof_file {
-            return Err(fail(MANIFEST, "earlier checkpoint", "its files are misnamed"));
+            return Err(fail(
+                MANIFEST,
+                "earlier checkpoint",
+                "its files are misnamed",
+            ));
         }
         let old = open(&path)?;
         if old.size().0 != entry.size || old.size() >= checkpoint.size() {
-            return Err(fail(&path, "size", "not an earlier, smaller tree as the manifest says"));
+            return Err(fail(
+                &path,
+                "size",
+                "not an earlier, smaller tree as the manifest says",
+            ));
         }
         let proof = hashes(text(files, &proof_file)?)
             .map_err(|reason| fail(&proof_file, "format", reason))?;
         if old.size().0 > 0 {
-            verify_consistency(old.size(), checkpoint.size(), &proof, &old.root(), &checkpoint.root())
-                .map_err(|e| fail(&proof_file, "consistency proof", e.to_string()))?;
+            verify_consistency(
+                old.size(),
+                checkpoint.size(),
+                &proof,
+                &old.root(),
+                &checkpoint.root(),
+            )
+            .map_err(|e| fail(&proof_file, "consistency proof", e.to_string()))?;
         }
         earlier.push(EarlierCheckpoint {
             checkpoint: old,
@@ -239,7 +277,11 @@ pub fn verify_files(
             .ok_or_else(|| fail(path, "name", "not events/<20-digit number>.mlev"))?;
         let event = Event::parse(bytes).map_err(|e| fail(path, "envelope", e.to_string()))?;
         if event.sequence() != sequence {
-            return Err(fail(path, "envelope", format!("carries number {}", event.sequence())));
+            return Err(fail(
+                path,
+                "envelope",
+                format!("carries number {}", event.sequence()),
+            ));
         }
         event
             .verify(&pack_source_key)
@@ -251,7 +293,11 @@ pub fn verify_files(
         let proof = TlogProof::parse(proof_bytes)
             .map_err(|e| fail(&proof_file, "tlog-proof", e.to_string()))?;
         if proof.checkpoint != checkpoint.note().as_ref() {
-            return Err(fail(&proof_file, "checkpoint", "not against the pack's checkpoint"));
+            return Err(fail(
+                &proof_file,
+                "checkpoint",
+                "not against the pack's checkpoint",
+            ));
         }
         merklog_merkle::verify_inclusion(
             &hash_leaf(bytes),
@@ -312,10 +358,11 @@ pub fn verify_files(
 
     // 8. Completeness and the rest, recomputed; then every file rebuilt and compared
     // (the manifest's and the report's claims included).
-    let findings = analyze(&pack, policy.as_ref()).map_err(|(sequence, reason)| match sequence {
-        Some(n) => fail(event_path(n), "selection", reason),
-        None => fail(&checkpoint_file, "cosignatures", reason),
-    })?;
+    let findings =
+        analyze(&pack, policy.as_ref()).map_err(|(sequence, reason)| match sequence {
+            Some(n) => fail(event_path(n), "selection", reason),
+            None => fail(&checkpoint_file, "cosignatures", reason),
+        })?;
     let rebuilt = files::build(&pack, &findings);
     for (path, bytes) in files {
         if rebuilt.get(path) != Some(bytes) {
@@ -327,7 +374,11 @@ pub fn verify_files(
         }
     }
     if let Some(path) = rebuilt.keys().find(|p| !files.contains_key(*p)) {
-        return Err(fail(path, "present", "the verified contents call for this file"));
+        return Err(fail(
+            path,
+            "present",
+            "the verified contents call for this file",
+        ));
     }
     Ok(Verified {
         pack,
@@ -344,8 +395,7 @@ pub fn verify_files(
 fn hashes(text: &str) -> Result<Vec<Hash>, String> {
     text.lines()
         .map(|line| {
-            crate::encoding::parse_hash(line)
-                .map_err(|_| format!("{line:?} is not a base64 hash"))
+            crate::encoding::parse_hash(line).map_err(|_| format!("{line:?} is not a base64 hash"))
         })
         .collect()
 }
