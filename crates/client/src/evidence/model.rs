@@ -190,12 +190,10 @@ pub fn span_of(selection: &Selection, events: &BTreeMap<u64, Event>) -> Option<S
         return (selection.from_sequence <= selection.to_sequence)
             .then_some((selection.from_sequence, selection.to_sequence));
     }
-    let mut selected = events
-        .range(selection.from_sequence..=selection.to_sequence)
-        .filter(|(_, e)| selection.in_window(e.timestamp_ms()))
-        .map(|(n, _)| *n);
-    let first = selected.next()?;
-    let last = selected.last().unwrap_or(first);
+    let in_window = |(n, e): (&u64, &Event)| selection.in_window(e.timestamp_ms()).then_some(*n);
+    let range = selection.from_sequence..=selection.to_sequence;
+    let first = events.range(range.clone()).find_map(in_window)?;
+    let last = events.range(range).rev().find_map(in_window)?;
     Some((first, last))
 }
 

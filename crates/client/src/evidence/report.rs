@@ -73,9 +73,9 @@ pub fn render(pack: &Pack, findings: &Findings) -> String {
          <title>Evidence pack: {}</title><style>{STYLE}</style></head><body>\n",
         escape(source)
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h1>Evidence pack for source <code>{}</code></h1>\n",
+        "<h1>Evidence pack for source <code>{}</code></h1>",
         escape(source)
     );
     summary(&mut out, pack, findings);
@@ -100,14 +100,11 @@ fn summary(out: &mut String, pack: &Pack, findings: &Findings) {
     } else {
         ("bad", "INCOMPLETE")
     };
-    let _ = write!(
-        out,
-        "<p id=\"status\" class=\"status {class}\">{word}</p>\n"
-    );
+    let _ = writeln!(out, "<p id=\"status\" class=\"status {class}\">{word}</p>");
     if !findings.missing.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p id=\"missing\" class=\"bad\">Missing sequence numbers ({}): {}</p>\n",
+            "<p id=\"missing\" class=\"bad\">Missing sequence numbers ({}): {}</p>",
             findings.missing_count(),
             escape(&ranges_text(&findings.missing))
         );
@@ -325,10 +322,10 @@ fn chart(out: &mut String, pack: &Pack, findings: &Findings) {
         let x = left as f64 + slot * b as f64;
         if let Some(count) = events.get(&b) {
             let bh = bar(*count);
-            let _ = write!(
+            let _ = writeln!(
                 out,
                 "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" \
-                 fill=\"#2f6fdf\"><title>{}: {count} events</title></rect>\n",
+                 fill=\"#2f6fdf\"><title>{}: {count} events</title></rect>",
                 x,
                 10.0 + plot_h as f64 - bh,
                 (slot * 0.45).max(0.5),
@@ -338,10 +335,10 @@ fn chart(out: &mut String, pack: &Pack, findings: &Findings) {
         }
         if let Some(count) = gaps.get(&b) {
             let bh = bar(*count);
-            let _ = write!(
+            let _ = writeln!(
                 out,
                 "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" \
-                 fill=\"#d92d20\"><title>{}: {count} missing numbers</title></rect>\n",
+                 fill=\"#d92d20\"><title>{}: {count} missing numbers</title></rect>",
                 x + slot * 0.5,
                 10.0 + plot_h as f64 - bh,
                 (slot * 0.45).max(0.5),
@@ -372,11 +369,11 @@ fn chart(out: &mut String, pack: &Pack, findings: &Findings) {
         left + 314,
         h - 5
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<p class=\"note\">One bar per {width_hours} hour(s) of the events' signed source \
          timestamps (UTC). Missing numbers have no timestamp; each gap is drawn at the time \
-         of the first event after it (or the last before it).</p>\n"
+         of the first event after it (or the last before it).</p>"
     );
 }
 
@@ -453,10 +450,10 @@ fn table(out: &mut String, pack: &Pack, findings: &Findings) {
     let total = pack.events.len();
     let shown: Vec<(&u64, &super::model::PackEvent)> = if total > MAX_TABLE_ROWS {
         let half = MAX_TABLE_ROWS / 2;
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<p class=\"note\">The first {half} and the last {half} of {total} events are \
-             listed; every event is in <code>events/</code>.</p>\n"
+             listed; every event is in <code>events/</code>.</p>"
         );
         pack.events
             .iter()
