@@ -120,16 +120,19 @@ fn read_zip(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, ClientError> {
         if !check_name(&name) {
             return Err(bad(name, "not a plain relative path"));
         }
-        let declared = entry.size();
-        total = total.saturating_add(declared);
-        if declared > MAX_FILE_LEN || total > MAX_PACK_LEN {
-            return Err(bad(name, "the pack is larger than a pack may be"));
+        if entry.size() > MAX_FILE_LEN {
+            return Err(bad(name, "larger than a pack's file may be"));
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+        // The declared size is the archive's claim; count what inflates.
+        let mut bytes = Vec::new();
         (&mut entry)
             .take(MAX_FILE_LEN + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| bad(&name, format!("cannot be read from the archive: {e}")))?;
+        total = total.saturating_add(bytes.len() as u64);
+        if bytes.len() as u64 > MAX_FILE_LEN || total > MAX_PACK_LEN {
+            return Err(bad(name, "the pack is larger than a pack may be"));
+        }
         if files.insert(name.clone(), bytes).is_some() {
             return Err(bad(name, "in the archive twice"));
         }

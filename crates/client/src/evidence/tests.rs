@@ -259,3 +259,42 @@ fn the_fuzz_seed_corpus_replays_without_panics() {
     }
     assert!(seeds >= 3, "the corpus in {} is missing", dir.display());
 }
+
+#[test]
+fn a_second_signed_envelope_for_a_number_is_an_equivocation() {
+    let mut pack = pack(all());
+    pack.equivocations
+        .push(event(3, "text/plain", b"another story"));
+    let files = built(&pack);
+    let verified = verify_files(&files, &Pins::default()).unwrap();
+    assert_eq!(verified.findings.equivocations, vec![3]);
+    assert!(!verified.findings.is_complete());
+    // The same envelope again is no equivocation: the pack is refused.
+    let mut same = pack.clone();
+    same.equivocations = vec![pack.events[&3].event.clone()];
+    let files = built(&same);
+    assert_eq!(
+        failure(&files),
+        (files::equivocation_path(3, 0), "equivocation")
+    );
+}
+
+#[test]
+fn packs_round_trip_through_a_directory_and_a_zip_archive() {
+    let files = built(&pack(all()));
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["pack", "pack.zip"] {
+        let path = dir.path().join(name);
+        super::archive::write_pack(&path, &files).unwrap();
+        assert_eq!(super::archive::read_pack(&path).unwrap(), files);
+        // Never overwritten.
+        assert!(super::archive::write_pack(&path, &files).is_err());
+    }
+    // The same pack gives the same archive bytes.
+    let again = dir.path().join("again.zip");
+    super::archive::write_pack(&again, &files).unwrap();
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(dir.path().join("pack.zip")).unwrap()
+    );
+}
