@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::ClientError;
+
 /// The `format` member of every version 1 manifest.
 pub const FORMAT: &str = "merklog-evidence/v1";
 /// Manifests larger than this are refused before parsing.
@@ -183,13 +185,12 @@ pub struct Manifest {
     pub self_sha256: String,
 }
 
-/// Why a manifest was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestError(pub String);
-
-impl std::fmt::Display for ManifestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// Why a manifest was refused: an evidence failure naming `manifest.json`.
+fn refused(reason: String) -> ClientError {
+    ClientError::Evidence {
+        file: "manifest.json".into(),
+        check: "manifest",
+        reason,
     }
 }
 
@@ -238,26 +239,25 @@ impl Manifest {
 
     /// Parses a manifest strictly (unknown members refused) and checks its format and
     /// self digest.
-    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ClientError> {
         if bytes.len() > MAX_MANIFEST_LEN {
-            return Err(ManifestError(format!(
+            return Err(refused(format!(
                 "{} bytes, more than the {MAX_MANIFEST_LEN} accepted",
                 bytes.len()
             )));
         }
         let manifest: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| ManifestError(format!("not a valid manifest: {e}")))?;
+            .map_err(|e| refused(format!("not a valid manifest: {e}")))?;
         if manifest.format != FORMAT {
-            return Err(ManifestError(format!(
+            return Err(refused(format!(
                 "format {:?} is not {FORMAT:?}",
                 manifest.format
             )));
         }
-        let computed = self_digest(bytes).ok_or_else(|| {
-            ManifestError("the self_sha256 member is not where it belongs".into())
-        })?;
+        let computed = self_digest(bytes)
+            .ok_or_else(|| refused("the self_sha256 member is not where it belongs".into()))?;
         if computed != manifest.self_sha256 {
-            return Err(ManifestError(format!(
+            return Err(refused(format!(
                 "self_sha256 is {}, but the manifest's bytes give {computed}: the manifest was \
                  changed",
                 manifest.self_sha256

@@ -79,8 +79,7 @@ pub fn verify_files(
     let manifest_bytes = files
         .get(MANIFEST)
         .ok_or_else(|| fail(MANIFEST, "present", "the pack has no manifest"))?;
-    let manifest =
-        Manifest::parse(manifest_bytes).map_err(|e| fail(MANIFEST, "manifest", e.to_string()))?;
+    let manifest = Manifest::parse(manifest_bytes)?;
 
     // 2. Exactly the listed files, each with its digest.
     let listed: BTreeMap<&str, &super::manifest::FileEntry> = manifest
