@@ -296,6 +296,16 @@ pub enum ClientError {
     Input(String),
 
     // ---- verification failures: the server (or a proof) is not to be trusted ----
+    /// An evidence pack failed a check: the file and the check are named.
+    #[error("evidence pack: {file}: {check}: {reason}")]
+    Evidence {
+        /// The pack's file (path inside the pack) that failed.
+        file: String,
+        /// The check that failed.
+        check: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A checkpoint's signature, origin or witness quorum did not verify.
     #[error("checkpoint rejected: {source}")]
     Checkpoint {
@@ -374,6 +384,7 @@ impl ClientError {
                 | ClientError::Fsck(_)
                 | ClientError::BadEvent { .. }
                 | ClientError::Incomplete { .. }
+                | ClientError::Evidence { .. }
         )
     }
 

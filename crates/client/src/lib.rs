@@ -23,6 +23,8 @@
 //!   crash loses nothing it accepted and reuses no number (`docs/event-format.md`);
 //!   and [`Client::audit_source`], which verifies a source's events in the log and
 //!   names what is missing, equivocated or silent.
+//! - [`evidence`]: evidence packs of a source's events for auditors, exported from the
+//!   log and verified offline, byte for byte.
 //! - [`cli`], the `merklog` command line built on the above.
 //!
 //! Every verification failure is a [`ClientError`] for which
@@ -42,6 +44,7 @@ pub mod cli;
 mod client;
 mod encoding;
 mod error;
+pub mod evidence;
 pub mod fsck;
 pub mod health;
 pub mod offline;

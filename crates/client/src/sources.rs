@@ -98,7 +98,7 @@ impl SourceAudit {
 }
 
 /// Merges inclusive ranges.
-fn merge(mut ranges: Vec<SequenceRange>) -> Vec<SequenceRange> {
+pub(crate) fn merge(mut ranges: Vec<SequenceRange>) -> Vec<SequenceRange> {
     ranges.sort_unstable();
     let mut merged: Vec<SequenceRange> = Vec::new();
     for (first, last) in ranges {
@@ -165,7 +165,11 @@ fn bad_event(sequence: u64, reason: impl std::fmt::Display) -> ClientError {
 
 /// Parses an envelope and checks it is the source's, numbered `sequence`, signed
 /// by `key`.
-fn verified_event(bytes: &[u8], sequence: u64, key: &SourceKey) -> Result<Event, ClientError> {
+pub(crate) fn verified_event(
+    bytes: &[u8],
+    sequence: u64,
+    key: &SourceKey,
+) -> Result<Event, ClientError> {
     let event = Event::parse(bytes).map_err(|e| bad_event(sequence, e))?;
     if event.sequence() != sequence {
         return Err(bad_event(
@@ -178,12 +182,15 @@ fn verified_event(bytes: &[u8], sequence: u64, key: &SourceKey) -> Result<Event,
 }
 
 /// One page of GetSourceEvents, verified.
-struct Page {
-    checkpoint: SignedCheckpoint,
-    events: Vec<(Event, u64)>,
-    declared_unused: Vec<SequenceRange>,
-    equivocations: Vec<v1::Equivocation>,
-    next: Option<u64>,
+pub(crate) struct Page {
+    pub(crate) checkpoint: SignedCheckpoint,
+    /// Each event with its index.
+    pub(crate) events: Vec<(Event, u64)>,
+    /// The verified inclusion proof of each event (same order), against `checkpoint`.
+    pub(crate) proofs: Vec<Vec<merklog_merkle::Hash>>,
+    pub(crate) declared_unused: Vec<SequenceRange>,
+    pub(crate) equivocations: Vec<v1::Equivocation>,
+    pub(crate) next: Option<u64>,
 }
 
 impl Client {
@@ -202,7 +209,7 @@ impl Client {
     /// Fetches and verifies one page of a source's events: the checkpoint (and its
     /// consistency with everything seen before), each envelope's signature under
     /// `key`, each inclusion proof against the checkpoint.
-    async fn source_page(
+    pub(crate) async fn source_page(
         &mut self,
         key: &SourceKey,
         from: u64,
@@ -229,6 +236,7 @@ impl Client {
         let checkpoint = self.trust.open_wire(wire)?;
         self.observe(&checkpoint, tree_size == 0).await?;
         let mut events = Vec::with_capacity(response.events.len());
+        let mut proofs = Vec::with_capacity(response.events.len());
         for served in response.events {
             if served.sequence < from || served.sequence > to {
                 return Err(ClientError::Malformed(format!(
@@ -246,6 +254,7 @@ impl Client {
                 &checkpoint,
             )?;
             events.push((event, served.index));
+            proofs.push(proof);
         }
         if let Some(next) = response.next_sequence
             && (next <= from || next > to)
@@ -257,6 +266,7 @@ impl Client {
         Ok(Page {
             checkpoint,
             events,
+            proofs,
             declared_unused: response
                 .declared_unused
                 .iter()

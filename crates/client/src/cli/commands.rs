@@ -70,6 +70,12 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
             super::source::audit(context.session()?, args).await
         }
         Command::Emit(args) => super::emit::execute(context.session()?, args).await,
+        Command::Evidence(super::EvidenceCommand::Export(args)) => {
+            super::evidence::export(&context, args).await
+        }
+        Command::Evidence(super::EvidenceCommand::Verify(args)) => {
+            super::evidence::verify(&context, args)
+        }
     }
 }
 

@@ -16,11 +16,13 @@ mod append;
 mod commands;
 mod context;
 mod emit;
+mod evidence;
 mod input;
 mod output;
 mod source;
 
 pub use emit::EmitArgs;
+pub use evidence::{EvidenceCommand, EvidenceExportArgs, EvidenceVerifyArgs};
 pub use source::{
     SourceAuditArgs, SourceCommand, SourceKeyCommand, SourceKeyGenerateArgs, SourceStatusArgs,
 };
@@ -181,6 +183,10 @@ pub enum Command {
     /// Sign each input line as an event of a source, journal it in a spool and
     /// send it (follows files like a log shipper).
     Emit(EmitArgs),
+    /// Evidence packs for auditors: export a source's events with every proof, and
+    /// verify a pack offline.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
 }
 
 /// `merklog fsck`
