@@ -190,6 +190,20 @@ impl PublicKey {
             .build()
     }
 
+    /// [`PublicKey::to_cose_key`], encoded.
+    pub fn to_cose_key_bytes(&self) -> Result<Vec<u8>, ReceiptError> {
+        self.to_cose_key()
+            .to_vec()
+            .map_err(|e| ReceiptError::malformed("COSE key", e.to_string()))
+    }
+
+    /// Reads an encoded COSE_Key ([`PublicKey::from_cose_key`]).
+    pub fn from_cose_key_bytes(bytes: &[u8]) -> Result<Self, ReceiptError> {
+        let key = CoseKey::from_slice(bytes)
+            .map_err(|e| ReceiptError::malformed("COSE key", e.to_string()))?;
+        Self::from_cose_key(&key)
+    }
+
     /// Reads an OKP Ed25519 or EC2 P-256 public COSE_Key.
     pub fn from_cose_key(key: &CoseKey) -> Result<Self, ReceiptError> {
         let param = |label: i64| {
