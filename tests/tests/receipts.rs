@@ -105,7 +105,11 @@ async fn receipts_from_prove_and_get_receipt_verify_in_python() {
         let out = merklog(&["append", entry]);
         assert!(out.status.success(), "{out:?}");
     }
-    let (status, key_set) = get(&format!("http://{}/.well-known/scitt-keys", daemon.addrs.http)).await;
+    let (status, key_set) = get(&format!(
+        "http://{}/.well-known/scitt-keys",
+        daemon.addrs.http
+    ))
+    .await;
     assert_eq!(status, 200);
     let keys = PublicKey::decode_key_set(&key_set).unwrap();
     assert_eq!(keys.len(), 1);
@@ -132,7 +136,10 @@ async fn receipts_from_prove_and_get_receipt_verify_in_python() {
         let out = merklog(&args);
         assert!(out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("COSE receipt verified with the pinned"), "{stdout}");
+        assert!(
+            stdout.contains("COSE receipt verified with the pinned"),
+            "{stdout}"
+        );
 
         let (ok, text) = python(&[&"verify", &key_set_file, &entry_file, &out_file]);
         assert!(ok, "{text}");
@@ -158,7 +165,14 @@ async fn receipts_from_prove_and_get_receipt_verify_in_python() {
     let other = merklog_receipt::SecretKey::from_bytes(merklog_receipt::Algorithm::EdDsa, &[1; 32])
         .unwrap();
     let other_text = merklog_receipt::ReceiptSigner::public_key(&other).to_text();
-    let out = merklog(&["prove", "--format", "cose", "--receipt-key", &other_text, "0"]);
+    let out = merklog(&[
+        "prove",
+        "--format",
+        "cose",
+        "--receipt-key",
+        &other_text,
+        "0",
+    ]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("not the pinned receipt key"),
@@ -178,12 +192,18 @@ async fn receipts_from_prove_and_get_receipt_verify_in_python() {
         .unwrap()
         .into_inner();
     assert_eq!((latest.index, latest.tree_size), (3, 7));
-    assert_eq!(PublicKey::from_cose_key_bytes(&latest.receipt_key).unwrap(), keys[0]);
+    assert_eq!(
+        PublicKey::from_cose_key_bytes(&latest.receipt_key).unwrap(),
+        keys[0]
+    );
     let verified = Receipt::parse(&latest.receipt)
         .unwrap()
         .verify_entry(entries[3].as_bytes(), &keys[0])
         .unwrap();
-    assert_eq!(verified.root.as_bytes().as_slice(), &latest.checkpoint.unwrap().root[..]);
+    assert_eq!(
+        verified.root.as_bytes().as_slice(),
+        &latest.checkpoint.unwrap().root[..]
+    );
     // Each append was its own round, so size 4 has a checkpoint.
     let older = rpc
         .get_receipt(v1::GetReceiptRequest {
@@ -302,7 +322,12 @@ async fn scitt_statements_register_over_scrapi_with_es256_receipts() {
         ]);
         assert!(ok, "{text}");
         let statement = std::fs::read(&statement_file).unwrap();
-        let response = post(&format!("{base}/entries"), "application/cose", statement.clone()).await;
+        let response = post(
+            &format!("{base}/entries"),
+            "application/cose",
+            statement.clone(),
+        )
+        .await;
         assert_eq!(response.status(), 201, "{response:?}");
         assert_eq!(response.headers()["content-type"], "application/cose");
         let location = response.headers()["location"].to_str().unwrap().to_owned();
@@ -322,7 +347,10 @@ async fn scitt_statements_register_over_scrapi_with_es256_receipts() {
         registered.push((statement_file, statement));
     }
     // GET /entries/{id}, by leaf hash and by index, at the latest size.
-    for (id, n) in [(hash_leaf(&registered[0].1).to_string(), 0usize), ("1".to_owned(), 1)] {
+    for (id, n) in [
+        (hash_leaf(&registered[0].1).to_string(), 0usize),
+        ("1".to_owned(), 1),
+    ] {
         let (status, receipt) = get(&format!("{base}/entries/{id}")).await;
         assert_eq!(status, 200);
         let verified = Receipt::parse(&receipt)
@@ -345,9 +373,19 @@ async fn scitt_statements_register_over_scrapi_with_es256_receipts() {
     let (ok, text) = python(&[&"keygen", &"ed25519", &stranger_key]);
     assert!(ok, "{text}");
     let cases: Vec<(&str, PathBuf, &str, &str)> = vec![
-        ("unknown issuer", stranger_key.clone(), "https://stranger.example", "Unknown issuer"),
+        (
+            "unknown issuer",
+            stranger_key.clone(),
+            "https://stranger.example",
+            "Unknown issuer",
+        ),
         // The registered issuer's name with someone else's key.
-        ("forged issuer", stranger_key.clone(), issuer, "Invalid signature"),
+        (
+            "forged issuer",
+            stranger_key.clone(),
+            issuer,
+            "Invalid signature",
+        ),
     ];
     let mut rpc = connect(&daemon.grpc_url()).await.unwrap();
     for (what, key, iss, title) in cases {
@@ -355,7 +393,12 @@ async fn scitt_statements_register_over_scrapi_with_es256_receipts() {
         let (ok, text) = python(&[&"sign", &key, &iss, &"pkg:x", &"evil", &file]);
         assert!(ok, "{text}");
         let statement = std::fs::read(&file).unwrap();
-        let response = post(&format!("{base}/entries"), "application/cose", statement.clone()).await;
+        let response = post(
+            &format!("{base}/entries"),
+            "application/cose",
+            statement.clone(),
+        )
+        .await;
         assert_eq!(response.status(), 400, "{what}");
         assert_eq!(
             response.headers()["content-type"],
@@ -376,9 +419,19 @@ async fn scitt_statements_register_over_scrapi_with_es256_receipts() {
         assert_eq!(status.code(), tonic::Code::NotFound, "{what}");
     }
     // Not COSE at all, and the wrong media type.
-    let response = post(&format!("{base}/entries"), "application/cose", b"not cbor".to_vec()).await;
+    let response = post(
+        &format!("{base}/entries"),
+        "application/cose",
+        b"not cbor".to_vec(),
+    )
+    .await;
     assert_eq!(response.status(), 400);
-    let response = post(&format!("{base}/entries"), "text/plain", registered[0].1.clone()).await;
+    let response = post(
+        &format!("{base}/entries"),
+        "text/plain",
+        registered[0].1.clone(),
+    )
+    .await;
     assert_eq!(response.status(), 415);
     let checkpoint = rpc
         .get_checkpoint(v1::GetCheckpointRequest {})

@@ -64,7 +64,8 @@ impl InclusionProof {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, ReceiptError> {
-        let bad = |reason: &str| ReceiptError::malformed(WHAT, format!("inclusion proof: {reason}"));
+        let bad =
+            |reason: &str| ReceiptError::malformed(WHAT, format!("inclusion proof: {reason}"));
         let value = decode_value(bytes).map_err(|e| bad(&e))?;
         let Value::Array(items) = value else {
             return Err(bad("not an array"));

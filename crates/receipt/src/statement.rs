@@ -3,14 +3,14 @@
 //! subject (`sub`, claim 2), and an attached payload.
 
 use coset::{
-    AsCborValue as _, CoseSign1,
-    CoseSign1Builder, HeaderBuilder, Label, TaggedCborSerializable as _,
+    AsCborValue as _, CoseSign1, CoseSign1Builder, HeaderBuilder, Label,
+    TaggedCborSerializable as _,
 };
 
 use crate::ReceiptError;
-use coset::cwt::{ClaimsSet, ClaimsSetBuilder};
 use crate::key::{Algorithm, PublicKey, ReceiptSigner};
 use crate::receipt::{parse_sign1, refuse_crit};
+use coset::cwt::{ClaimsSet, ClaimsSetBuilder};
 
 /// Header label of CWT claims.
 pub const HEADER_CWT_CLAIMS: i64 = 15;

@@ -17,7 +17,12 @@ fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
         })
         .collect();
     out.sort();
-    assert!(out.len() >= 5, "only {} seeds in {}", out.len(), dir.display());
+    assert!(
+        out.len() >= 5,
+        "only {} seeds in {}",
+        out.len(),
+        dir.display()
+    );
     out
 }
 
@@ -67,12 +72,13 @@ fn write_seed_corpora() {
             let head = SignedTreeHead::sign(&secret, TreeSize(size), proofs.root()).unwrap();
             let index = LeafIndex(size - 1);
             let path = proofs.inclusion_proof(index).unwrap();
-            r.push(head.receipt(&leaves[index.0 as usize], index, &path).unwrap());
+            r.push(
+                head.receipt(&leaves[index.0 as usize], index, &path)
+                    .unwrap(),
+            );
         }
         s.push(sign_statement(&secret, "issuer.example", "subject", "text/plain", b"hi").unwrap());
-        s.push(
-            sign_statement(&secret, &format!("i{n}"), "s", "application/json", b"{}").unwrap(),
-        );
+        s.push(sign_statement(&secret, &format!("i{n}"), "s", "application/json", b"{}").unwrap());
     }
     r.push(b"".to_vec());
     r.push(vec![0xd2, 0x84, 0x40, 0xa0, 0xf6, 0x40]);

@@ -15,7 +15,9 @@ fn key(algorithm: Algorithm, seed: u8) -> SecretKey {
 }
 
 fn tree(size: u64) -> (Vec<Vec<u8>>, BatchProofs) {
-    let entries: Vec<Vec<u8>> = (0..size).map(|i| format!("entry {i}").into_bytes()).collect();
+    let entries: Vec<Vec<u8>> = (0..size)
+        .map(|i| format!("entry {i}").into_bytes())
+        .collect();
     let leaves: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
     let proofs = BatchProofs::new(&CompactRange::new(), &leaves).unwrap();
     (entries, proofs)
@@ -130,7 +132,10 @@ fn tampering_is_refused_with_evidence() {
             .unwrap()
             .verify_entry(&entry, &public)
             .unwrap_err();
-        assert!(matches!(err, ReceiptError::ReceiptSignature { .. }), "{err}");
+        assert!(
+            matches!(err, ReceiptError::ReceiptSignature { .. }),
+            "{err}"
+        );
 
         // A changed leaf index (same path length): a different root.
         let tampered = with_proof(&bytes, |items| items[1] = Value::from(3u64));

@@ -1134,11 +1134,15 @@ mod receipt_settings_tests {
         assert_eq!(config.receipt_algorithm, ReceiptAlgorithm::Es256);
         assert_eq!(config.scitt_issuer[0].name, "https://issuer.example");
 
-        let twice = format!("{file}[[scitt-issuer]]\nname = \"https://issuer.example\"\nkey = \"{key}\"\n");
+        let twice =
+            format!("{file}[[scitt-issuer]]\nname = \"https://issuer.example\"\nkey = \"{key}\"\n");
         let err = load(&[], Some(&twice)).unwrap_err().to_string();
         assert!(err.contains("appears twice"), "{err}");
         let bad = "[[scitt-issuer]]\nname = \"x\"\nkey = \"ed25519:AAAA\"\n";
         let err = load(&[], Some(bad)).unwrap_err().to_string();
-        assert!(err.contains("scitt-issuer") && err.contains("\"x\""), "{err}");
+        assert!(
+            err.contains("scitt-issuer") && err.contains("\"x\""),
+            "{err}"
+        );
     }
 }

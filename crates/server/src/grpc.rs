@@ -324,8 +324,8 @@ impl v1::log_server::Log for LogService {
             &self.inner.log,
             request.into_inner(),
         )
-            .await
-            .map(Response::new)
+        .await
+        .map(Response::new)
     }
 
     type WatchCheckpointsStream = BoxStream<v1::Checkpoint>;

@@ -221,15 +221,17 @@ impl Server {
             &telemetry::RpcMetricsLayer,
             tower::Layer::layer(
                 &AuthLayer::new(Arc::clone(&auth)),
-                LogServer::new(LogService::new(
-                    self.log.clone(),
-                    limits,
-                    Arc::clone(&auth),
-                    health.clone(),
-                    stop_rx.clone(),
-                    Arc::clone(&sources),
+                LogServer::new(
+                    LogService::new(
+                        self.log.clone(),
+                        limits,
+                        Arc::clone(&auth),
+                        health.clone(),
+                        stop_rx.clone(),
+                        Arc::clone(&sources),
+                    )
+                    .with_receipts(self.receipts.clone()),
                 )
-                .with_receipts(self.receipts.clone()))
                 .max_decoding_message_size(limits.max_request_bytes()),
             ),
         );

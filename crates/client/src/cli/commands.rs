@@ -14,7 +14,8 @@ use super::output::{
 };
 use super::{
     AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, FsckArgs, HealthArgs, KeyCommand,
-    KeyGenerateArgs, ProveArgs, ProveFormat, SourceCommand, SourceKeyCommand, VerifyArgs, WatchArgs,
+    KeyGenerateArgs, ProveArgs, ProveFormat, SourceCommand, SourceKeyCommand, VerifyArgs,
+    WatchArgs,
 };
 use crate::encoding::b64;
 use crate::error::human_duration;

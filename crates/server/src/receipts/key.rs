@@ -62,7 +62,10 @@ pub fn load_or_create(
     } else {
         return Ok(None);
     };
-    write_public(&data_dir.join(RECEIPT_PUB_FILE), &key.public_key().to_text())?;
+    write_public(
+        &data_dir.join(RECEIPT_PUB_FILE),
+        &key.public_key().to_text(),
+    )?;
     Ok(Some(key))
 }
 

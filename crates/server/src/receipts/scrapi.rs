@@ -124,12 +124,20 @@ fn status_problem(kind: &'static str, title: &str, status: &Status) -> Response 
     response
 }
 
-fn cose(kind: &'static str, status: StatusCode, location: Option<&Hash>, body: Vec<u8>) -> Response {
+fn cose(
+    kind: &'static str,
+    status: StatusCode,
+    location: Option<&Hash>,
+    body: Vec<u8>,
+) -> Response {
     count(kind, status);
     let mut response = (
         status,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(COSE_CONTENT_TYPE)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(COSE_CONTENT_TYPE),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         body,
@@ -162,7 +170,10 @@ async fn keys(State(scrapi): State<Scrapi>) -> Response {
                         header::CONTENT_TYPE,
                         HeaderValue::from_static(KEY_SET_CONTENT_TYPE),
                     ),
-                    (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")),
+                    (
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=60"),
+                    ),
                 ],
                 bytes,
             )
@@ -183,7 +194,9 @@ fn parse_id(id: &str) -> Result<Leaf, String> {
         let hash: Hash = id
             .parse()
             .map_err(|_| format!("{id:?} is not a lower-case hex leaf hash"))?;
-        return Ok(Leaf::LeafHash(bytes::Bytes::copy_from_slice(hash.as_bytes())));
+        return Ok(Leaf::LeafHash(bytes::Bytes::copy_from_slice(
+            hash.as_bytes(),
+        )));
     }
     if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
         return id
@@ -288,14 +301,15 @@ async fn register(State(scrapi): State<Scrapi>, request: Request) -> Response {
             );
         }
     };
-    if let Err(response) = check_statement(&scrapi, &statement_bytes) {
-        return response;
+    if let Err((title, detail)) = check_statement(&scrapi, &statement_bytes) {
+        return problem(KIND, StatusCode::BAD_REQUEST, title, &detail);
     }
-    if let Err(status) = scrapi.auth.limiter.check_append(
-        &caller.principal,
-        1,
-        statement_bytes.len(),
-    ) {
+    if let Err(status) =
+        scrapi
+            .auth
+            .limiter
+            .check_append(&caller.principal, 1, statement_bytes.len())
+    {
         telemetry::record_auth_rejection(crate::auth::limits::RATE_LIMITED);
         return status_problem(KIND, "Rate limited", &status);
     }
@@ -358,36 +372,22 @@ async fn register(State(scrapi): State<Scrapi>, request: Request) -> Response {
 }
 
 /// Parses the statement and checks its issuer is registered and its signature
-/// verifies with that issuer's key.
-fn check_statement(scrapi: &Scrapi, bytes: &[u8]) -> Result<(), Response> {
-    const KIND: &str = "register";
-    let statement = SignedStatement::parse(bytes).map_err(|e| {
-        problem(
-            KIND,
-            StatusCode::BAD_REQUEST,
-            "Malformed signed statement",
-            &e.to_string(),
-        )
-    })?;
+/// verifies with that issuer's key; a refusal is the problem's title and detail.
+fn check_statement(scrapi: &Scrapi, bytes: &[u8]) -> Result<(), (&'static str, String)> {
+    let statement =
+        SignedStatement::parse(bytes).map_err(|e| ("Malformed signed statement", e.to_string()))?;
     let key = scrapi.issuers.get(statement.issuer()).ok_or_else(|| {
-        problem(
-            KIND,
-            StatusCode::BAD_REQUEST,
+        (
             "Unknown issuer",
-            &format!(
+            format!(
                 "issuer {:?} is not registered with this log ([[scitt-issuer]])",
                 statement.issuer()
             ),
         )
     })?;
-    statement.verify(key).map_err(|e| {
-        problem(
-            KIND,
-            StatusCode::BAD_REQUEST,
-            "Invalid signature",
-            &e.to_string(),
-        )
-    })
+    statement
+        .verify(key)
+        .map_err(|e| ("Invalid signature", e.to_string()))
 }
 
 fn see_other(leaf_hash: &Hash) -> Response {
@@ -413,7 +413,13 @@ mod tests {
         assert!(matches!(parse_id("17"), Ok(Leaf::Index(17))));
         let hash = hash_leaf(b"x").to_string();
         assert!(matches!(parse_id(&hash), Ok(Leaf::LeafHash(_))));
-        for bad in ["", "-1", "1x", &hash.to_uppercase(), "99999999999999999999999"] {
+        for bad in [
+            "",
+            "-1",
+            "1x",
+            &hash.to_uppercase(),
+            "99999999999999999999999",
+        ] {
             assert!(parse_id(bad).is_err(), "{bad:?}");
         }
     }
