@@ -1,6 +1,6 @@
 //! COSE receipts (RFC 9942) of the log's entries, and the SCITT registration API.
 //!
-//! [`Receipts`] holds the receipt key (see [`key`]) and issues receipts against
+//! `Receipts` holds the receipt key (see [`key`]) and issues receipts against
 //! checkpointed tree sizes: one COSE signature per tree head, cached for the last few
 //! sizes, serves every entry's receipt at that size. The `GetReceipt` RPC and the
 //! SCRAPI routes (`scrapi`) both go through it. The format is in `docs/receipts.md`.
