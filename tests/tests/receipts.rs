@@ -441,3 +441,106 @@ async fn scitt_statements_register_over_scrapi_with_es256_receipts() {
     assert_eq!(checkpoint.size, 3, "a refused statement was written");
     daemon.terminate();
 }
+
+/// With a witness policy whose witness is down, a registration outlasts the short
+/// wait: 303 to `/entries/<leaf hash>` with Retry-After; that URL is 404 (with
+/// Retry-After) until the witness comes up and cosigns, then it serves the receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_waiting_for_witnesses_answers_see_other() {
+    use merklog_e2e::witness_binary;
+    use merklog_e2e::witnesses::{WitnessProcess, WitnessSetup, policy_all_of, prepare_log_key};
+    use merklog_receipt::{Algorithm, ReceiptSigner as _, SecretKey, sign_statement};
+
+    let _ = merklogd_binary();
+    let _ = witness_binary();
+    const ORIGIN: &str = "scitt-wait.example/log";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log-data");
+    let log_vkey = prepare_log_key(&data, ORIGIN);
+    let setup = WitnessSetup::create(dir.path(), "w1", "w1.example/witness", ORIGIN, &log_vkey);
+    // A free port nobody listens on yet: the witness starts there later.
+    let witness_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.txt",
+        policy_all_of(&log_vkey, &[(&setup, format!("http://{witness_addr}"))]).as_bytes(),
+    );
+    let issuer = SecretKey::from_bytes(Algorithm::EdDsa, &[42; 32]).unwrap();
+    let config = issuer_config(
+        dir.path(),
+        "https://issuer.example",
+        &issuer.public_key().to_text(),
+    );
+    let daemon = Daemon::start(
+        &data,
+        &[
+            "--origin",
+            ORIGIN,
+            "--config",
+            config.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--witness-timeout",
+            "500ms",
+            "--witness-resend-interval",
+            "300ms",
+            "--append-timeout",
+            "30s",
+        ],
+    );
+    let base = format!("http://{}", daemon.addrs.http);
+    let statement = sign_statement(
+        &issuer,
+        "https://issuer.example",
+        "pkg:example/waiting",
+        "text/plain",
+        b"waiting for a witness",
+    )
+    .unwrap();
+    let leaf = hash_leaf(&statement);
+    let response = post(
+        &format!("{base}/entries"),
+        "application/cose",
+        statement.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 303, "{response:?}");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/entries/{leaf}"));
+    assert!(response.headers().contains_key("retry-after"));
+    let pending = reqwest::Client::new()
+        .get(format!("{base}{location}"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pending.status(), 404);
+    assert!(pending.headers().contains_key("retry-after"));
+
+    // The witness comes up; the log's resends reach the quorum and publish.
+    let _witness = WitnessProcess::start(&setup, witness_addr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let receipt = loop {
+        let (status, body) = get(&format!("{base}{location}")).await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receipt never appeared at {location}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (_, key_set) = get(&format!("{base}/.well-known/scitt-keys")).await;
+    let key = PublicKey::decode_key_set(&key_set).unwrap().remove(0);
+    let verified = Receipt::parse(&receipt)
+        .unwrap()
+        .verify_entry(&statement, &key)
+        .unwrap();
+    assert_eq!(verified.leaf_index.0, 0);
+    daemon.terminate();
+}
