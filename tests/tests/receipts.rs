@@ -544,3 +544,78 @@ async fn a_registration_waiting_for_witnesses_answers_see_other() {
     assert_eq!(verified.leaf_index.0, 0);
     daemon.terminate();
 }
+
+/// Creates a token of `principal` with `role` in the tokens file.
+fn create_token(tokens: &Path, principal: &str, role: &str) -> String {
+    let out = Command::new(merklogd_binary())
+        .env_clear()
+        .args(["token", "create", "--principal", principal, "--role", role])
+        .arg("--tokens-file")
+        .arg(tokens)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// With authentication on, `POST /entries` needs the append role: no credential is
+/// 401, a reader's token 403 (both as problem details, nothing written), a writer's
+/// token 201.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_needs_the_append_role() {
+    use merklog_receipt::{Algorithm, ReceiptSigner as _, SecretKey, sign_statement};
+
+    let _ = merklogd_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    let reader = create_token(&tokens, "auditor", "read");
+    let writer = create_token(&tokens, "builder", "append");
+    let issuer = SecretKey::from_bytes(Algorithm::Es256, &[5; 32]).unwrap();
+    let config = issuer_config(dir.path(), "issuer.example", &issuer.public_key().to_text());
+    let daemon = Daemon::start(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--tokens-file",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    let url = format!("http://{}/entries", daemon.addrs.http);
+    let statement =
+        sign_statement(&issuer, "issuer.example", "s", "text/plain", b"authorized").unwrap();
+    let send = |token: Option<&str>| {
+        let mut request = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/cose")
+            .body(statement.clone())
+            .timeout(Duration::from_secs(20));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for (token, status) in [(None, 401), (Some(reader.as_str()), 403)] {
+        let response = send(token).await.unwrap();
+        assert_eq!(response.status(), status);
+        let body = response.bytes().await.unwrap();
+        let (title, _) = parse_problem_details(&body).unwrap();
+        assert_eq!(title, "Not allowed");
+    }
+    let mut rpc = connect(&daemon.grpc_url()).await.unwrap();
+    let size = |rpc: &mut merklog_proto::v1::log_client::LogClient<tonic::transport::Channel>| {
+        let mut rpc = rpc.clone();
+        async move {
+            rpc.get_checkpoint(v1::GetCheckpointRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .size
+        }
+    };
+    assert_eq!(size(&mut rpc).await, 0);
+    let response = send(Some(&writer)).await.unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(size(&mut rpc).await, 1);
+    daemon.terminate();
+}
