@@ -161,6 +161,23 @@ async fn receipts_from_prove_and_get_receipt_verify_in_python() {
         assert!(receipt.verify_entry(b"other", &keys[0]).is_err());
     }
 
+    // One signature served all seven receipts at size 7 (and the key set's fetch signs
+    // nothing).
+    let (_, metrics) = get(&format!("http://{}/metrics", daemon.addrs.metrics)).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    let signed = |cached: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("merklog_receipt_signatures_total")
+                    && l.contains(&format!("cached=\"{cached}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|n| n.parse::<u64>().unwrap())
+    };
+    assert_eq!(signed("false"), Some(1), "{metrics}");
+    assert_eq!(signed("true"), Some(6), "{metrics}");
+
     // A wrong pinned key is refused.
     let other = merklog_receipt::SecretKey::from_bytes(merklog_receipt::Algorithm::EdDsa, &[1; 32])
         .unwrap();
