@@ -194,6 +194,13 @@ impl v1::log_server::Log for Echo {
         }))
     }
 
+    async fn get_receipt(
+        &self,
+        _request: Request<v1::GetReceiptRequest>,
+    ) -> Result<Response<v1::GetReceiptResponse>, Status> {
+        Err(Status::unimplemented("the echo server issues no receipts"))
+    }
+
     async fn get_consistency_proof(
         &self,
         request: Request<v1::GetConsistencyProofRequest>,

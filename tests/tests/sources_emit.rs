@@ -558,6 +558,13 @@ impl v1::log_server::Log for Front {
             .get_inclusion_proof(request.into_inner())
             .await
     }
+    async fn get_receipt(
+        &self,
+        _request: tonic::Request<v1::GetReceiptRequest>,
+    ) -> Result<tonic::Response<v1::GetReceiptResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the front issues no receipts"))
+    }
+
     async fn get_consistency_proof(
         &self,
         request: tonic::Request<v1::GetConsistencyProofRequest>,

@@ -49,6 +49,7 @@ pub mod fsck;
 pub mod health;
 pub mod offline;
 mod probe;
+mod receipt;
 pub mod source;
 mod sources;
 mod state;
@@ -65,6 +66,7 @@ pub use error::{
     code_name,
 };
 pub use merklog_note::SignedCheckpoint;
+pub use receipt::{CoseReceipt, ReceiptLeaf};
 pub use source::{EmitItem, Recovery, SendSummary, Source, SourceOptions};
 pub use sources::{EquivocationFinding, SequenceRange, SilentPeriod, SourceAudit};
 pub use state::{StateFile, default_state_path};

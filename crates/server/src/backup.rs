@@ -4,7 +4,8 @@
 //! The database is copied through a RocksDB secondary instance (see
 //! `merklog_store::backup` for why not the checkpoint API: it needs the primary
 //! handle, which the running server holds). The log key and its verifier key are
-//! copied next to it (the key with mode 0600), and the configuration files in use
+//! copied next to it (the key with mode 0600), so is the receipt key (`receipt.key`,
+//! `receipt.pub`), and the configuration files in use
 //! (`--config`, the policy, the tokens file) into `config/` of the copy.
 //!
 //! Restore is a copy back with merklogd stopped. A restored copy that is older than
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ServerError;
 use crate::keys::{DB_DIR, KeyPaths};
+use crate::receipts::key::{RECEIPT_KEY_FILE, RECEIPT_PUB_FILE};
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> ServerError {
     move |source| ServerError::Io { context, source }
@@ -54,6 +56,17 @@ pub fn backup(data_dir: &Path, to: &Path, config_files: &[PathBuf]) -> Result<St
         to.join(DB_DIR).display()
     )];
     lines.push(format!("log key and verifier key -> {}", to.display()));
+    // The receipt key is as much the log's identity to receipt verifiers.
+    let receipt_key = data_dir.join(RECEIPT_KEY_FILE);
+    if receipt_key.is_file() {
+        copy_private(&receipt_key, &to.join(RECEIPT_KEY_FILE))?;
+        let public = data_dir.join(RECEIPT_PUB_FILE);
+        if public.is_file() {
+            fs::copy(&public, to.join(RECEIPT_PUB_FILE))
+                .map_err(io(format!("copying {}", public.display())))?;
+        }
+        lines.push(format!("receipt key -> {}", to.display()));
+    }
     if !config_files.is_empty() {
         let dir = to.join("config");
         fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ServerError;
 use crate::auth::settings::{LimitValues, PrincipalConfig, PrincipalLimits, ReadAccess};
+use crate::receipts::settings::{IssuerConfig, ReceiptAlgorithm};
 use crate::sources::settings::EntriesMode;
 use crate::token_cli::TokenCommand;
 
@@ -479,6 +480,18 @@ pub struct ServerConfig {
     /// follows the bucket's public checkpoint; appends are turned away
     #[arg(long, env = "MERKLOGD_READ_ONLY")]
     pub read_only: bool,
+
+    /// Algorithm of the receipt key (`<data-dir>/receipt.key`) generated on first
+    /// start: `ed25519` (COSE EdDSA) or `es256`. An existing key must match
+    #[arg(long, env = "MERKLOGD_RECEIPT_ALGORITHM", value_name = "ALG",
+          default_value_t = ServerConfig::default().receipt_algorithm)]
+    pub receipt_algorithm: ReceiptAlgorithm,
+
+    /// SCITT issuers whose signed statements `POST /entries` registers:
+    /// `[[scitt-issuer]]` tables (`name`, `key`) of the configuration file only
+    #[arg(skip)]
+    #[serde(default)]
+    pub scitt_issuer: Vec<IssuerConfig>,
 }
 
 impl Default for ServerConfig {
@@ -539,6 +552,8 @@ impl Default for ServerConfig {
             cluster_lease_ttl: ConfigDuration(DEFAULT_CLUSTER_LEASE_TTL),
             cluster_advertise: None,
             read_only: false,
+            receipt_algorithm: ReceiptAlgorithm::Ed25519,
+            scitt_issuer: Vec::new(),
         }
     }
 }
@@ -621,6 +636,7 @@ impl ServerConfig {
             ));
         }
         self.default_limits()?;
+        crate::receipts::settings::issuer_registry(&self.scitt_issuer)?;
         let mut names = std::collections::HashSet::new();
         for table in &self.principal {
             let (principal, _) = table.identity()?;
@@ -1076,5 +1092,57 @@ mod tests {
             let err = load(&[], Some(bad)).unwrap_err().to_string();
             assert!(err.contains(needle), "{bad}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod receipt_settings_tests {
+    use super::*;
+
+    fn load(args: &[&str], file: Option<&str>) -> Result<ServerConfig, ServerError> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut argv = vec!["merklogd".to_owned()];
+        if let Some(text) = file {
+            let path = dir.path().join("merklogd.toml");
+            std::fs::write(&path, text).unwrap();
+            argv.push("--config".to_owned());
+            argv.push(path.display().to_string());
+        }
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        let config = Cli::try_load_from(argv)?.settings;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn receipt_algorithm_and_issuers() {
+        assert_eq!(
+            load(&[], None).unwrap().receipt_algorithm,
+            ReceiptAlgorithm::Ed25519
+        );
+        assert_eq!(
+            load(&["--receipt-algorithm", "es256"], None)
+                .unwrap()
+                .receipt_algorithm,
+            ReceiptAlgorithm::Es256
+        );
+        let key = "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+        let file = format!(
+            "receipt-algorithm = \"es256\"\n[[scitt-issuer]]\nname = \"https://issuer.example\"\nkey = \"{key}\"\n"
+        );
+        let config = load(&[], Some(&file)).unwrap();
+        assert_eq!(config.receipt_algorithm, ReceiptAlgorithm::Es256);
+        assert_eq!(config.scitt_issuer[0].name, "https://issuer.example");
+
+        let twice =
+            format!("{file}[[scitt-issuer]]\nname = \"https://issuer.example\"\nkey = \"{key}\"\n");
+        let err = load(&[], Some(&twice)).unwrap_err().to_string();
+        assert!(err.contains("appears twice"), "{err}");
+        let bad = "[[scitt-issuer]]\nname = \"x\"\nkey = \"ed25519:AAAA\"\n";
+        let err = load(&[], Some(bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("scitt-issuer") && err.contains("\"x\""),
+            "{err}"
+        );
     }
 }

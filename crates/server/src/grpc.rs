@@ -28,6 +28,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use crate::auth::limits::{RATE_LIMITED, STREAM_LIMITED};
 use crate::auth::{Authenticator, Caller};
 use crate::health::Health;
+use crate::receipts::Receipts;
 use crate::sources::{AppendError, Sources};
 use crate::status::log_status;
 use crate::telemetry::{self, code_label};
@@ -44,6 +45,8 @@ const PAGE_MAX_BYTES: usize = 3 << 20;
 #[derive(Clone)]
 pub(crate) struct LogService {
     inner: Arc<Inner>,
+    /// Issues COSE receipts; `None` without a receipt key.
+    receipts: Option<Arc<Receipts>>,
 }
 
 struct Inner {
@@ -79,7 +82,14 @@ impl LogService {
                 shutdown,
                 sources,
             }),
+            receipts: None,
         }
+    }
+
+    /// Serves `GetReceipt` with this issuer (called once, before serving).
+    pub(crate) fn with_receipts(mut self, receipts: Option<Arc<Receipts>>) -> Self {
+        self.receipts = receipts;
+        self
     }
 }
 
@@ -303,6 +313,19 @@ impl v1::log_server::Log for LogService {
         request: Request<v1::GetEntriesRequest>,
     ) -> Result<Response<v1::GetEntriesResponse>, Status> {
         self.entries(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn get_receipt(
+        &self,
+        request: Request<v1::GetReceiptRequest>,
+    ) -> Result<Response<v1::GetReceiptResponse>, Status> {
+        crate::receipts::get_receipt(
+            self.receipts.as_deref(),
+            &self.inner.log,
+            request.into_inner(),
+        )
+        .await
+        .map(Response::new)
     }
 
     type WatchCheckpointsStream = BoxStream<v1::Checkpoint>;

@@ -24,6 +24,8 @@ use crate::config::VerifyOnStart;
 use crate::grpc::LogService;
 use crate::health::Health;
 use crate::keys::{self, DB_DIR, KeyPaths};
+use crate::receipts::Receipts;
+use crate::receipts::scrapi::{self, Scrapi};
 use crate::sources::Sources;
 use crate::sources::service::SourcesService;
 use crate::tls::WithPeerCertificates;
@@ -106,6 +108,8 @@ pub struct Server {
     created: bool,
     /// Cluster mode: what the follow-or-lead task drives.
     role: Option<crate::failover::Role>,
+    /// The receipt issuer; `None` on a read-only node without `receipt.key`.
+    receipts: Option<Arc<Receipts>>,
 }
 
 impl Server {
@@ -217,14 +221,17 @@ impl Server {
             &telemetry::RpcMetricsLayer,
             tower::Layer::layer(
                 &AuthLayer::new(Arc::clone(&auth)),
-                LogServer::new(LogService::new(
-                    self.log.clone(),
-                    limits,
-                    Arc::clone(&auth),
-                    health.clone(),
-                    stop_rx.clone(),
-                    Arc::clone(&sources),
-                ))
+                LogServer::new(
+                    LogService::new(
+                        self.log.clone(),
+                        limits,
+                        Arc::clone(&auth),
+                        health.clone(),
+                        stop_rx.clone(),
+                        Arc::clone(&sources),
+                    )
+                    .with_receipts(self.receipts.clone()),
+                )
                 .max_decoding_message_size(limits.max_request_bytes()),
             ),
         );
@@ -261,8 +268,20 @@ impl Server {
                 spawn_grpc(routes.serve_with_incoming_shutdown(incoming, grpc_stopped))
             }
         };
-        // The probes are merged after the access layer, so they stay open.
+        let scrapi = Scrapi {
+            log: self.log.clone(),
+            receipts: self.receipts.clone(),
+            issuers: Arc::new(crate::receipts::settings::issuer_registry(
+                &config.scitt_issuer,
+            )?),
+            sources: Arc::clone(&sources),
+            auth: Arc::clone(&auth),
+            max_entry_bytes: config.max_entry_bytes,
+        };
+        // The probes are merged after the access layer, so they stay open; SCITT
+        // registration checks the append role itself.
         let http_routes = http::router(self.log.clone(), health.clone())
+            .merge(scrapi::read_router(scrapi.clone()))
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&auth),
                 auth::http_layer::require_read,
@@ -271,6 +290,7 @@ impl Server {
                 Arc::clone(&auth),
                 config.tokens_file.clone(),
             ))
+            .merge(scrapi::register_router(scrapi))
             .merge(probes::router(health.clone()));
         let http = match &tls {
             Some((_, http_tls)) => {
@@ -447,6 +467,7 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
         log_config.witnessing.is_some(),
     )?;
     let signer = Arc::new(key.signer);
+    let receipts = receipts(&config, true)?;
     let log = Log::open(store, signer.clone(), origin.clone(), log_config)?;
     let role = node.and_then(|node| {
         let election = node.election?;
@@ -467,7 +488,18 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
         vkey,
         created: created || key.created,
         role,
+        receipts,
     })
+}
+
+/// The receipt key, loaded (or, when `create` is set, generated on first start).
+fn receipts(config: &ServerConfig, create: bool) -> Result<Option<Arc<Receipts>>, ServerError> {
+    let key = crate::receipts::key::load_or_create(
+        &config.data_dir,
+        config.receipt_algorithm.algorithm(),
+        create,
+    )?;
+    Ok(key.map(|key| Arc::new(Receipts::new(key))))
 }
 
 /// Opens a read-only node: the cache brought to the bucket's public checkpoint, the
@@ -481,6 +513,7 @@ fn open_reader(
     let store: Arc<dyn LogStore> = Arc::new(store);
     let reader = crate::cluster::reader(&config, store.clone(), &origin, verifier)?;
     let log = Log::open_reader(store, origin.clone(), config.log_config())?;
+    let receipts = receipts(&config, false)?;
     Ok(Server {
         config,
         log,
@@ -489,6 +522,7 @@ fn open_reader(
         vkey,
         created: false,
         role: Some(crate::failover::Role::Read(reader)),
+        receipts,
     })
 }
 

@@ -14,7 +14,8 @@ use super::output::{
 };
 use super::{
     AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, FsckArgs, HealthArgs, KeyCommand,
-    KeyGenerateArgs, ProveArgs, SourceCommand, SourceKeyCommand, VerifyArgs, WatchArgs,
+    KeyGenerateArgs, ProveArgs, ProveFormat, SourceCommand, SourceKeyCommand, VerifyArgs,
+    WatchArgs,
 };
 use crate::encoding::b64;
 use crate::error::human_duration;
@@ -259,6 +260,9 @@ async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
         (None, Some(file)) => Some(hash_leaf(&read_file(file, MAX_ENTRY_FILE_LEN)?)),
         (None, None) => None,
     };
+    if args.format == ProveFormat::Cose {
+        return super::receipt::prove_cose(context, args, leaf_hash).await;
+    }
     let mut client = context.connect().await?;
     let result = match (leaf_hash, args.index) {
         (Some(hash), _) => client.prove_leaf_hash(&hash).await,

@@ -19,6 +19,7 @@ mod emit;
 mod evidence;
 mod input;
 mod output;
+mod receipt;
 mod source;
 
 pub use emit::EmitArgs;
@@ -277,9 +278,28 @@ pub struct ProveArgs {
     /// A file holding the entry's exact bytes.
     #[arg(long, value_name = "FILE")]
     pub entry: Option<PathBuf>,
-    /// Where to write the tlog-proof (`-` for stdout) [default: ./INDEX.tlog-proof].
+    /// Where to write the tlog-proof (`-` for stdout) [default: ./INDEX.tlog-proof,
+    /// or ./INDEX.cose with --format cose].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// What to write: a C2SP tlog-proof, or `cose`, an RFC 9942 COSE receipt signed by
+    /// the log's receipt key (verified here first).
+    #[arg(long, value_enum, default_value_t = ProveFormat::TlogProof)]
+    pub format: ProveFormat,
+    /// With --format cose: the receipt public key to pin (`ed25519:<base64>` or
+    /// `es256:<base64>`, or a file holding it, such as the server's receipt.pub).
+    /// Without it the key the server sends verifies the receipt (reported unpinned).
+    #[arg(long, value_name = "KEY")]
+    pub receipt_key: Option<String>,
+}
+
+/// `merklog prove --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProveFormat {
+    /// c2sp.org/tlog-proof@v1.
+    TlogProof,
+    /// A COSE receipt (RFC 9942, RFC9162_SHA256).
+    Cose,
 }
 
 /// `merklog verify`

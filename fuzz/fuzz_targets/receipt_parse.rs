@@ -1,0 +1,6 @@
+//! Fuzz target: see `merklog_receipt::fuzzing::receipt_parse_target`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    merklog_receipt::fuzzing::receipt_parse_target(data);
+});
