@@ -23,6 +23,9 @@
 //!   crash loses nothing it accepted and reuses no number (`docs/event-format.md`);
 //!   and [`Client::audit_source`], which verifies a source's events in the log and
 //!   names what is missing, equivocated or silent.
+//! - [`Client::query_events`], verified queries over audit events (every entry's
+//!   proof, and that it matches), and [`Client::query_completeness`], which checks
+//!   per source that the query left nothing out.
 //! - [`cli`], the `merklog` command line built on the above.
 //!
 //! Every verification failure is a [`ClientError`] for which
@@ -46,6 +49,7 @@ pub mod fsck;
 pub mod health;
 pub mod offline;
 mod probe;
+mod query;
 pub mod source;
 mod sources;
 mod state;
@@ -62,6 +66,7 @@ pub use error::{
     code_name,
 };
 pub use merklog_note::SignedCheckpoint;
+pub use query::{QueriedEvent, QueryAnswer, QueryFilter, SourceCompleteness};
 pub use source::{EmitItem, Recovery, SendSummary, Source, SourceOptions};
 pub use sources::{EquivocationFinding, SequenceRange, SilentPeriod, SourceAudit};
 pub use state::{StateFile, default_state_path};

@@ -178,12 +178,13 @@ fn verified_event(bytes: &[u8], sequence: u64, key: &SourceKey) -> Result<Event,
 }
 
 /// One page of GetSourceEvents, verified.
-struct Page {
-    checkpoint: SignedCheckpoint,
-    events: Vec<(Event, u64)>,
+pub(crate) struct Page {
+    pub(crate) checkpoint: SignedCheckpoint,
+    /// Each verified event with its index.
+    pub(crate) events: Vec<(Event, u64)>,
     declared_unused: Vec<SequenceRange>,
     equivocations: Vec<v1::Equivocation>,
-    next: Option<u64>,
+    pub(crate) next: Option<u64>,
 }
 
 impl Client {
@@ -202,7 +203,7 @@ impl Client {
     /// Fetches and verifies one page of a source's events: the checkpoint (and its
     /// consistency with everything seen before), each envelope's signature under
     /// `key`, each inclusion proof against the checkpoint.
-    async fn source_page(
+    pub(crate) async fn source_page(
         &mut self,
         key: &SourceKey,
         from: u64,

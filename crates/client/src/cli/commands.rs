@@ -70,6 +70,7 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
             super::source::audit(context.session()?, args).await
         }
         Command::Emit(args) => super::emit::execute(context.session()?, args).await,
+        Command::Query(args) => super::query::execute(context.session()?, args).await,
     }
 }
 

@@ -18,9 +18,11 @@ mod context;
 mod emit;
 mod input;
 mod output;
+mod query;
 mod source;
 
 pub use emit::EmitArgs;
+pub use query::QueryArgs;
 pub use source::{
     SourceAuditArgs, SourceCommand, SourceKeyCommand, SourceKeyGenerateArgs, SourceStatusArgs,
 };
@@ -181,6 +183,9 @@ pub enum Command {
     /// Sign each input line as an event of a source, journal it in a spool and
     /// send it (follows files like a log shipper).
     Emit(EmitArgs),
+    /// Find audit events by actor, model, action, source and time, each verified
+    /// in the log (what this does and does not prove: `merklog query --help`).
+    Query(QueryArgs),
 }
 
 /// `merklog fsck`

@@ -127,7 +127,7 @@ fn ranges_json(ranges: &[(u64, u64)]) -> Value {
     )
 }
 
-fn ranges_text(ranges: &[(u64, u64)]) -> String {
+pub(super) fn ranges_text(ranges: &[(u64, u64)]) -> String {
     ranges
         .iter()
         .map(|(first, last)| {
@@ -237,7 +237,7 @@ pub(super) async fn status(session: Session, args: SourceStatusArgs) -> Result<(
 }
 
 /// Reads a source verifier key given as its text or as a file holding it.
-fn source_key(value: &str) -> Result<SourceKey, ClientError> {
+pub(super) fn source_key(value: &str) -> Result<SourceKey, ClientError> {
     if let Ok(key) = SourceKey::parse(value) {
         return Ok(key);
     }
