@@ -39,6 +39,11 @@ fn doc(actor: &str, action: &str, model: Option<&str>, time_ms: u64) -> String {
     )
 }
 
+/// An event as `merklog --json query` prints it: index, actor, action, model, time.
+type Printed = (u64, String, String, String, u64);
+/// What a document says: actor, action, model, time.
+type Said = (String, String, String, u64);
+
 struct Setup {
     dir: PathBuf,
     url: String,
@@ -61,7 +66,7 @@ impl Setup {
 
     /// `merklog --json query ARGS`: the events' (index, actor, action, model, time)
     /// and the completeness line, if any. Panics unless it exits 0.
-    fn query(&self, args: &[&str]) -> (Vec<(u64, String, String, String, u64)>, Option<Value>) {
+    fn query(&self, args: &[&str]) -> (Vec<Printed>, Option<Value>) {
         let mut all = vec!["--json", "query"];
         all.extend_from_slice(args);
         let out = self.merklog(&all).output().unwrap();
@@ -112,21 +117,18 @@ fn start(dir: &Path, vkey: &str) -> Daemon {
 }
 
 /// What the documents appended below say, as (actor, action, model, time).
-struct Expected(Vec<(String, String, String, u64)>);
+struct Expected(Vec<Said>);
 
 impl Expected {
     /// The (actor, action, model, time) of the matches, in time order.
-    fn select(
-        &self,
-        keep: impl Fn(&(String, String, String, u64)) -> bool,
-    ) -> Vec<(String, String, String, u64)> {
+    fn select(&self, keep: impl Fn(&Said) -> bool) -> Vec<Said> {
         let mut out: Vec<_> = self.0.iter().filter(|e| keep(e)).cloned().collect();
         out.sort_by_key(|e| e.3);
         out
     }
 }
 
-fn strip(events: &[(u64, String, String, String, u64)]) -> Vec<(String, String, String, u64)> {
+fn strip(events: &[Printed]) -> Vec<Said> {
     events
         .iter()
         .map(|(_, a, b, c, d)| (a.clone(), b.clone(), c.clone(), *d))

@@ -12,8 +12,6 @@
 //! Rows are written only for entries new to the log: a duplicate (of a stored entry,
 //! or of an earlier entry of the same round) writes none, so its first terms stand.
 
-use std::collections::HashSet;
-
 use bytes::Bytes;
 use merklog_merkle::{HASH_SIZE, Hash};
 
@@ -114,7 +112,6 @@ pub(crate) fn rows(
     if requests.iter().all(|r| r.terms.is_empty()) {
         return Vec::new();
     }
-    let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut rows = Vec::new();
     let mut slots = assignments.iter();
     for request in requests {
@@ -124,10 +121,9 @@ pub(crate) fn rows(
                 continue;
             }
             for term in terms {
+                // A term given twice for one entry makes the same row twice: one
+                // put overwrites the other with the same value.
                 let key = term_key(&term.term, term.time_ms.unwrap_or(recorded_ms), hash);
-                if !seen.insert(key.clone()) {
-                    continue;
-                }
                 rows.push((
                     key,
                     KeyRecord {
