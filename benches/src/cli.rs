@@ -199,6 +199,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 256, value_name = "B")]
     pub bytes: usize,
 
+    /// Custom step: every entry an ai-audit/v1 profile document of --bytes bytes (16
+    /// actors, 4 models), which the server parses and indexes (actor, model, action
+    /// rows in the round's batch); compare with the same step without it
+    #[arg(long)]
+    pub profile: bool,
+
     /// Custom step: open loop at this many entries/s (unary only)
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,

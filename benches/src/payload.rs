@@ -70,6 +70,7 @@ pub struct EntryMaker {
     size: usize,
     rng: Rng,
     signing: Signing,
+    profile: bool,
 }
 
 impl EntryMaker {
@@ -83,7 +84,46 @@ impl EntryMaker {
             size: size.max(HEADER_BYTES),
             rng: Rng::new(nonce ^ (u64::from(writer) << 40) ^ 0x9e37_79b9_7f4a_7c15),
             signing: None,
+            profile: false,
         }
+    }
+
+    /// With `profile`, every entry is an ai-audit/v1 profile document of `size`
+    /// bytes (or the smallest such document, if larger): 16 actors (by writer), 4
+    /// models, one action, times spread over a day; the unique header and the
+    /// filler go, as hex, into its `resource` field. The server files each under
+    /// its actor, model and action.
+    pub fn with_profile(mut self, profile: bool) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// The next entry's bytes as a profile document.
+    fn profile_document(&self, raw: &[u8]) -> Vec<u8> {
+        let second = self.counter % 86_400;
+        let head = format!(
+            r#"{{"profile":"ai-audit/v1","time":"2026-03-01T{:02}:{:02}:{:02}Z","actor":{{"id":"actor-{}","kind":"agent"}},"action":"chat","model":{{"id":"model-{}"}},"resource":""#,
+            second / 3600,
+            second / 60 % 60,
+            second % 60,
+            self.writer % 16,
+            self.counter % 4,
+        );
+        let mut doc = head.into_bytes();
+        // The header's hex comes first, so every document is unique.
+        let room = self
+            .size
+            .saturating_sub(doc.len() + 2)
+            .max(HEADER_BYTES * 2);
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hex = raw
+            .iter()
+            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+            .cycle()
+            .take(room);
+        doc.extend(hex);
+        doc.extend_from_slice(b"\"}");
+        doc
     }
 
     /// With `signing`, every entry is a signed event envelope whose payload is the
@@ -101,6 +141,9 @@ impl EntryMaker {
         header[8..12].copy_from_slice(&self.writer.to_be_bytes());
         header[12..20].copy_from_slice(&self.counter.to_be_bytes());
         self.rng.fill(rest);
+        if self.profile {
+            entry = self.profile_document(&entry);
+        }
         self.counter += 1;
         match &self.signing {
             // The hammer's own sources and payloads always make a valid event; a
@@ -138,6 +181,15 @@ mod tests {
         // The filler is not a repeated byte (it would compress to nothing).
         let filler = &batch[0][HEADER_BYTES..];
         assert!(filler.iter().any(|b| *b != filler[0]));
+        // Profile documents: the asked size, unique, each a valid document.
+        let mut p = EntryMaker::new(7, 3, 400).with_profile(true);
+        let docs = p.next_batch(50);
+        assert!(docs.iter().all(|d| d.len() == 400), "{}", docs[0].len());
+        let unique: std::collections::HashSet<_> = docs.iter().collect();
+        assert_eq!(unique.len(), 50);
+        let event = merklog_event::profile::AuditEvent::from_document(&docs[1]).unwrap();
+        assert_eq!(event.actor.id, "actor-3");
+        assert_eq!(event.model.unwrap().id.as_deref(), Some("model-1"));
         // Too small a size is raised to the header.
         assert_eq!(EntryMaker::new(1, 0, 3).next_entry().len(), HEADER_BYTES);
     }

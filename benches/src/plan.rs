@@ -64,6 +64,7 @@ pub(crate) fn closed(writers: usize, entry_bytes: usize, per_call: usize, mode: 
         mode,
         rate: None,
         budget: None,
+        profile: false,
     }
 }
 
@@ -256,11 +257,17 @@ fn custom_plan(args: &RunArgs, mode: CustomMode) -> Result<StepPlan, BenchError>
             };
             s.write = Some(WriteSpec {
                 rate: args.rate,
+                profile: args.profile,
                 ..closed(args.writers, args.bytes, args.per_call, mode)
             });
             s.title = format!(
-                "{} B, {} {:?} writers × {}/call{}",
+                "{} B{}, {} {:?} writers × {}/call{}",
                 args.bytes,
+                if args.profile {
+                    " profile documents"
+                } else {
+                    ""
+                },
                 args.writers,
                 mode,
                 args.per_call,

@@ -62,6 +62,8 @@ pub struct WriteSpec {
     /// Stop after sending this many entries (for filling a tree); `None`: until the
     /// window closes.
     pub budget: Option<u64>,
+    /// Every entry an ai-audit/v1 profile document (indexed by the server).
+    pub profile: bool,
 }
 
 /// A shared tally, locked briefly per answer.
@@ -157,6 +159,7 @@ pub async fn run_writers(
             for writer in 0..spec.writers {
                 let client = clients[writer % clients.len()].clone();
                 let maker = EntryMaker::new(nonce, writer as u32, spec.entry_bytes)
+                    .with_profile(spec.profile)
                     .with_signing(ctx.signing.clone());
                 let ctx = ctx.clone();
                 match mode {
@@ -244,8 +247,9 @@ async fn call_until_answered(
 async fn open_loop(clients: &[Client], spec: &WriteSpec, rate: f64, ctx: &Ctx, nonce: u64) {
     let calls_per_second = (rate / spec.per_call as f64).max(1e-3);
     let permits = Arc::new(Semaphore::new(spec.writers));
-    let mut maker =
-        EntryMaker::new(nonce, u32::MAX, spec.entry_bytes).with_signing(ctx.signing.clone());
+    let mut maker = EntryMaker::new(nonce, u32::MAX, spec.entry_bytes)
+        .with_profile(spec.profile)
+        .with_signing(ctx.signing.clone());
     let mut tasks = JoinSet::new();
     let start = Instant::now();
     let mut sent: u64 = 0;

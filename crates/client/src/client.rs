@@ -10,7 +10,8 @@ use merklog_merkle::{Hash, LeafIndex, TreeSize, hash_leaf, verify_consistency, v
 use merklog_note::TlogProof;
 use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1::{
-    self, get_inclusion_proof_request::Leaf, log_client::LogClient, sources_client::SourcesClient,
+    self, get_inclusion_proof_request::Leaf, log_client::LogClient, query_client::QueryClient,
+    sources_client::SourcesClient,
 };
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -218,6 +219,8 @@ pub struct Client {
     pub(crate) rpc: LogClient<InterceptedService<Channel, Credentials>>,
     /// The same connection's `Sources` service.
     pub(crate) sources: SourcesClient<InterceptedService<Channel, Credentials>>,
+    /// The same connection's `Query` service.
+    pub(crate) query: QueryClient<InterceptedService<Channel, Credentials>>,
     pub(crate) trust: TrustedLog,
     pub(crate) options: ClientOptions,
     /// The server address, for messages.
@@ -389,12 +392,16 @@ impl Client {
         let sources = SourcesClient::with_interceptor(channel.clone(), credentials.clone())
             .max_decoding_message_size(options.max_message_bytes)
             .max_encoding_message_size(options.max_message_bytes);
+        let query = QueryClient::with_interceptor(channel.clone(), credentials.clone())
+            .max_decoding_message_size(options.max_message_bytes)
+            .max_encoding_message_size(options.max_message_bytes);
         let rpc = LogClient::with_interceptor(channel, credentials)
             .max_decoding_message_size(options.max_message_bytes)
             .max_encoding_message_size(options.max_message_bytes);
         let mut client = Self {
             rpc,
             sources,
+            query,
             trust,
             options,
             server: "the server".to_owned(),

@@ -25,6 +25,9 @@
 //!   names what is missing, equivocated or silent.
 //! - [`evidence`]: evidence packs of a source's events for auditors, exported from the
 //!   log and verified offline, byte for byte.
+//! - [`Client::query_events`], verified queries over audit events (every entry's
+//!   proof, and that it matches), and [`Client::query_completeness`], which checks
+//!   per source that the query left nothing out.
 //! - [`cli`], the `merklog` command line built on the above.
 //!
 //! Every verification failure is a [`ClientError`] for which
@@ -49,6 +52,7 @@ pub mod fsck;
 pub mod health;
 pub mod offline;
 mod probe;
+mod query;
 mod receipt;
 pub mod source;
 mod sources;
@@ -66,6 +70,7 @@ pub use error::{
     code_name,
 };
 pub use merklog_note::SignedCheckpoint;
+pub use query::{QueriedEvent, QueryAnswer, QueryFilter, SourceCompleteness};
 pub use receipt::{CoseReceipt, ReceiptLeaf};
 pub use source::{EmitItem, Recovery, SendSummary, Source, SourceOptions};
 pub use sources::{EquivocationFinding, SequenceRange, SilentPeriod, SourceAudit};

@@ -699,6 +699,17 @@ impl LogStore for ClusterStore {
     ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
         self.local.scan_keys(start, end, limit)
     }
+    fn lookup_terms(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<KeyRecord>>, StorageError> {
+        self.local.lookup_terms(keys)
+    }
+    fn scan_terms(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
+        self.local.scan_terms(start, end, limit)
+    }
     fn commit(&self, round: &RoundWrite) -> Result<(), StorageError> {
         self.try_commit(round)
     }

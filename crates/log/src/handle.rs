@@ -300,6 +300,39 @@ impl Log {
         entries: Vec<Bytes>,
         keys: Vec<Option<Bytes>>,
     ) -> Result<AppendReceipt, LogError> {
+        self.append_indexed(entries, keys, Vec::new()).await
+    }
+
+    /// [`Log::append_keyed`] with index terms per entry (`terms` empty, or one list
+    /// per entry, each list possibly empty; see [`IndexTerm`]). Each new entry's terms
+    /// are stored with its leaf, in the same synced write: once the call is answered
+    /// the entry and its index rows are durable together, and a crash before leaves
+    /// neither. A duplicate entry writes no rows. A bad term (empty, NUL byte, longer
+    /// than [`MAX_TERM_LEN`](crate::MAX_TERM_LEN)) refuses the whole call.
+    ///
+    /// [`IndexTerm`]: crate::IndexTerm
+    pub async fn append_indexed(
+        &self,
+        entries: Vec<Bytes>,
+        keys: Vec<Option<Bytes>>,
+        terms: Vec<Vec<crate::IndexTerm>>,
+    ) -> Result<AppendReceipt, LogError> {
+        if !terms.is_empty() && terms.len() != entries.len() {
+            return Err(LogError::InvalidEntry {
+                index: terms.len().min(entries.len()),
+                reason: format!(
+                    "{} index term lists for {} entries; give one per entry or none",
+                    terms.len(),
+                    entries.len()
+                ),
+            });
+        }
+        for (index, list) in terms.iter().enumerate() {
+            for term in list {
+                crate::terms::check_term(&term.term)
+                    .map_err(|reason| LogError::InvalidEntry { index, reason })?;
+            }
+        }
         let shared = self.shared();
         if !keys.is_empty() && keys.len() != entries.len() {
             return Err(LogError::InvalidEntry {
@@ -361,11 +394,17 @@ impl Log {
         } else {
             keys.into_boxed_slice()
         };
+        let terms = if terms.iter().all(Vec::is_empty) {
+            Box::default()
+        } else {
+            terms.into_boxed_slice()
+        };
         let request = Request {
             bytes,
             entries,
             leaf_hashes,
             keys,
+            terms,
             enqueued: Instant::now(),
             reply,
         };
@@ -433,7 +472,7 @@ impl Log {
     }
 
     /// Runs a storage read on a blocking thread.
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn LogStore) -> Result<T, LogError> + Send + 'static,
     ) -> Result<T, LogError> {

@@ -48,6 +48,9 @@
 //! - Unique keys ([`Log::append_keyed`], [`KeyRecord`]): an optional opaque key per
 //!   entry that at most one leaf may hold; a different entry under a held key refuses
 //!   its call. The key rows go into the round's synced write.
+//! - Index terms ([`Log::append_indexed`], [`IndexTerm`]): zero or more opaque terms
+//!   per entry, each filed at a time; the rows go into the round's synced write, and
+//!   [`Log::scan_terms`] reads one term's rows by time window.
 //! - Metrics through the `metrics` facade (names in [`metrics`]).
 //!
 //! What it is not: no transport (gRPC, HTTP and the witness HTTP client live in
@@ -66,12 +69,14 @@ mod handle;
 pub mod metrics;
 mod proofs;
 mod publish;
+mod query;
 mod queue;
 mod recovery;
 mod round;
 mod sequencer;
 mod state;
 mod storage;
+mod terms;
 mod tiles;
 mod unique;
 mod witness_task;
@@ -88,6 +93,7 @@ pub use storage::{
     ALGORITHM_ED25519, KEY_RECORD_LEN, KeyRecord, LogMetadata, LogStore, MemoryStore, RoundWrite,
     ValueWrite, same_checkpoint_body,
 };
+pub use terms::{IndexTerm, MAX_TERM_LEN, TermHit, parse_term_key, term_key, term_range};
 pub use witnessing::{
     DEFAULT_WITNESS_REFUSAL_LIMIT, DEFAULT_WITNESS_REQUEST_TIMEOUT,
     DEFAULT_WITNESS_RESEND_INTERVAL, WitnessClient, WitnessReply, WitnessRequest, Witnessing,

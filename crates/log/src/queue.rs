@@ -25,6 +25,8 @@ pub(crate) struct Request {
     /// Each entry's unique key, if it has one; empty when no entry has one (boxed:
     /// the request stays small, and most have none).
     pub(crate) keys: Box<[Option<Bytes>]>,
+    /// Each entry's index terms; empty when no entry has any (boxed, like `keys`).
+    pub(crate) terms: Box<[Vec<crate::IndexTerm>]>,
     pub(crate) bytes: usize,
     pub(crate) enqueued: Instant,
     pub(crate) reply: oneshot::Sender<Result<RoundReply, LogError>>,
@@ -199,6 +201,7 @@ mod tests {
             Request {
                 leaf_hashes: vec![[0u8; 32].into(); n],
                 keys: Box::default(),
+                terms: Box::default(),
                 bytes: n * bytes_each,
                 entries,
                 enqueued: Instant::now(),

@@ -21,6 +21,7 @@ use crate::queue::{Batch, Request};
 use crate::recovery::{Recovered, recover};
 use crate::round::AssignedSlot;
 use crate::state::Shared;
+use crate::terms;
 use crate::tiles::TreeState;
 use crate::unique::{self, InFlightKeys};
 use crate::writer::{NewLeaves, Pipeline, Prepared, fail_all, fail_refused};
@@ -176,9 +177,13 @@ impl Sequencer {
         match self.prepare(&requests) {
             Ok((assignments, checkpoint, mut new)) => {
                 if let Some(new) = new.as_mut() {
-                    let rows = unique::rows(&requests, &assignments, unix_ms());
+                    let now = unix_ms();
+                    let rows = unique::rows(&requests, &assignments, now);
                     self.in_flight_keys.push(checkpoint.size().0, &rows);
                     new.write.keys = rows;
+                    // Index rows ride in the same write: no conflict check, no
+                    // in-flight tracking (a row is unique to its entry).
+                    new.write.terms = terms::rows(&requests, &assignments, now);
                 }
                 let refused = unique::refusals(refused, &requests, &assignments);
                 self.hand_over(Prepared {
@@ -423,6 +428,7 @@ impl Sequencer {
             dedup,
             checkpoint: Some((checkpoint.size().0, checkpoint.note().to_vec())),
             keys: Vec::new(),
+            terms: Vec::new(),
         };
         Ok((
             assignments,

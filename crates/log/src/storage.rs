@@ -86,6 +86,10 @@ pub struct RoundWrite {
     pub checkpoint: Option<(u64, Vec<u8>)>,
     /// New unique-key rows (see [`KeyRecord`]): never one for a key already stored.
     pub keys: Vec<(Bytes, KeyRecord)>,
+    /// New index-term rows: the key ([`term_key`](crate::term_key): term, time, leaf
+    /// hash) and the entry's record. Unique per entry, so they never overwrite
+    /// another entry's row.
+    pub terms: Vec<(Vec<u8>, KeyRecord)>,
 }
 
 /// What the unique-key index holds for a key: which leaf claimed it, and when.
@@ -217,6 +221,26 @@ pub trait LogStore: Send + Sync + 'static {
         let _ = (start, end, limit);
         Err(StorageError::new("this store has no unique-key index"))
     }
+
+    /// Index-term lookups (keys as [`term_key`](crate::term_key) builds them), in ONE
+    /// batched read. The default refuses: a store without the term index cannot take
+    /// entries with terms (plain appends are unaffected).
+    fn lookup_terms(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<KeyRecord>>, StorageError> {
+        let _ = keys;
+        Err(StorageError::new("this store has no index of terms"))
+    }
+
+    /// Up to `limit` index-term rows with `start <= key < end`, in key (byte) order:
+    /// for one term's range ([`term_range`](crate::term_range)), in time order.
+    fn scan_terms(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
+        let _ = (start, end, limit);
+        Err(StorageError::new("this store has no index of terms"))
+    }
 }
 
 /// Whether two signed notes carry the same text (the part before the blank line that
@@ -246,6 +270,7 @@ struct MemoryData {
     latest: Option<Vec<u8>>,
     published: Option<Vec<u8>>,
     keys: BTreeMap<Vec<u8>, KeyRecord>,
+    terms: BTreeMap<Vec<u8>, KeyRecord>,
 }
 
 impl MemoryStore {
@@ -335,6 +360,9 @@ impl LogStore for MemoryStore {
         for (key, record) in &round.keys {
             data.keys.insert(key.to_vec(), *record);
         }
+        for (key, record) in &round.terms {
+            data.terms.insert(key.clone(), *record);
+        }
         if let Some((size, note)) = &round.checkpoint {
             data.checkpoints.insert(*size, note.clone());
             data.latest = Some(note.clone());
@@ -383,6 +411,32 @@ impl LogStore for MemoryStore {
         let data = self.data()?;
         Ok(data
             .keys
+            .range(start.to_vec()..end.to_vec())
+            .take(limit)
+            .map(|(key, record)| (key.clone(), *record))
+            .collect())
+    }
+
+    fn lookup_terms(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<KeyRecord>>, StorageError> {
+        let data = self.data()?;
+        Ok(keys
+            .iter()
+            .map(|key| data.terms.get(key).copied())
+            .collect())
+    }
+
+    fn scan_terms(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let data = self.data()?;
+        Ok(data
+            .terms
             .range(start.to_vec()..end.to_vec())
             .take(limit)
             .map(|(key, record)| (key.clone(), *record))

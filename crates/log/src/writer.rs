@@ -156,8 +156,8 @@ impl Writer {
         }
         let proofs = match new {
             Some(NewLeaves { write, proofs }) => {
-                // Step 6: ONE synced write batch: tiles, bundles, dedup rows, the
-                // checkpoint by size and as latest.
+                // Step 6: ONE synced write batch: tiles, bundles, dedup rows, unique-key
+                // and index-term rows, the checkpoint by size and as latest.
                 let commit_started = Instant::now();
                 if let Err(e) = self.shared.store.commit(&write) {
                     // Crash or failure before this returns: after recovery either all
@@ -183,9 +183,10 @@ impl Writer {
                     fail_refused(refused, &error);
                     return;
                 }
-                // Durable here: every entry, tile, dedup row and the signed checkpoint
-                // of the round. A crash from now on restarts from this checkpoint; the
-                // callers were not answered and get their indexes back as duplicates.
+                // Durable here: every entry, tile, dedup row, key and term row and the
+                // signed checkpoint of the round. A crash from now on restarts from
+                // this checkpoint; the callers were not answered and get their
+                // indexes back as duplicates (their index rows are already stored).
                 metrics::histogram!(m::COMMIT_SECONDS)
                     .record(commit_started.elapsed().as_secs_f64());
                 Some(proofs)

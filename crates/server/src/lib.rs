@@ -102,6 +102,7 @@ mod health;
 pub mod http;
 pub mod keys;
 mod probes;
+mod query;
 pub mod receipts;
 mod reload;
 mod server;

@@ -10,6 +10,7 @@ use merklog_daemon::tls::{ALPN_H2, ALPN_HTTP, ReloadingTls, TlsListener};
 use merklog_log::{ALGORITHM_ED25519, Log, LogConfig, LogMetadata, LogStore};
 use merklog_note::Ed25519Signer;
 use merklog_proto::v1::log_server::LogServer;
+use merklog_proto::v1::query_server::QueryServer;
 use merklog_proto::v1::sources_server::SourcesServer;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -24,6 +25,7 @@ use crate::config::VerifyOnStart;
 use crate::grpc::LogService;
 use crate::health::Health;
 use crate::keys::{self, DB_DIR, KeyPaths};
+use crate::query::service::QueryService;
 use crate::receipts::Receipts;
 use crate::receipts::scrapi::{self, Scrapi};
 use crate::sources::Sources;
@@ -216,6 +218,13 @@ impl Server {
                 SourcesServer::new(SourcesService::new(Arc::clone(&sources), stop_rx.clone())),
             ),
         );
+        let query_service = tower::Layer::layer(
+            &telemetry::RpcMetricsLayer,
+            tower::Layer::layer(
+                &AuthLayer::new(Arc::clone(&auth)),
+                QueryServer::new(QueryService::new(self.log.clone())),
+            ),
+        );
         // Metrics outside access control, so refused calls are counted too.
         let log_service = tower::Layer::layer(
             &telemetry::RpcMetricsLayer,
@@ -252,7 +261,8 @@ impl Server {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(log_service)
-            .add_service(sources_service);
+            .add_service(sources_service)
+            .add_service(query_service);
         let grpc_stopped = stopped(stop_rx.clone());
         let grpc: JoinHandle<Result<(), ServerError>> = match &tls {
             Some((grpc_tls, _)) => {

@@ -17,14 +17,18 @@ pub const CF_DEDUP: &str = "dedup";
 pub const CF_CHECKPOINTS: &str = "checkpoints";
 /// Column family of the unique-key index (caller's key -> leaf index, leaf hash, time).
 pub const CF_KEYS: &str = "keys";
+/// Column family of the index of terms (term, time, leaf hash -> leaf index, leaf
+/// hash, time).
+pub const CF_TERMS: &str = "terms";
 /// Every column family this crate uses.
-pub const COLUMN_FAMILIES: [&str; 6] = [
+pub const COLUMN_FAMILIES: [&str; 7] = [
     CF_META,
     CF_TILES,
     CF_ENTRIES,
     CF_DEDUP,
     CF_CHECKPOINTS,
     CF_KEYS,
+    CF_TERMS,
 ];
 
 /// Metadata record names (suffixes after the log id in `meta`).
@@ -85,6 +89,17 @@ pub fn unique_key(log: LogId, key: &[u8]) -> Vec<u8> {
 pub fn parse_unique_key(log: LogId, key: &[u8]) -> Option<&[u8]> {
     let (found, rest) = split_log(key)?;
     (found == log).then_some(rest)
+}
+
+/// `terms`: log id (4) || the log's term key (term || 0x00 || time (`u64` BE) ||
+/// leaf hash, see `merklog_log::term_key`).
+pub fn term_row_key(log: LogId, key: &[u8]) -> Vec<u8> {
+    unique_key(log, key)
+}
+
+/// The log's term key of a `terms` row of `log`, if the row is that log's.
+pub fn parse_term_row_key(log: LogId, key: &[u8]) -> Option<&[u8]> {
+    parse_unique_key(log, key)
 }
 
 /// `checkpoints`: log id (4) || tree size (8).

@@ -10,7 +10,7 @@
 //!
 //! ## Layout (C2SP tlog-tiles shaped)
 //!
-//! Six column families. Every key starts with the log id, a big-endian `u32` (0 for
+//! Seven column families. Every key starts with the log id, a big-endian `u32` (0 for
 //! now), so one database can later hold several logs; integers are big-endian so key
 //! order is numeric order.
 //!
@@ -27,11 +27,13 @@
 //! | `checkpoints` | log id ‖ `latest`                     | the latest signed checkpoint (same bytes as its size key) |
 //! | `checkpoints` | log id ‖ `published`                  | with a witness policy: the last published checkpoint, cosigned |
 //! | `keys`        | log id ‖ the caller's unique key       | `merklog_log::KeyRecord`: leaf index (`u64` BE) ‖ leaf hash (32) ‖ recorded at, Unix ms (`u64` BE) |
+//! | `terms`       | log id ‖ term ‖ `0x00` ‖ time, Unix ms (`u64` BE) ‖ leaf hash (32) | `merklog_log::KeyRecord`, as in `keys` |
 //!
 //! A tile or bundle at the right edge is stored partial and grows every round; each
 //! stored value is a prefix of the next, so every published size is served by
 //! truncating the value to that size's width. Keys per entry: one dedup row (and one
-//! `keys` row for an entry the caller gave a unique key); everything
+//! `keys` row for an entry the caller gave a unique key, one `terms` row per index
+//! term it was given); everything
 //! else is amortised over 256 entries (plus one checkpoint per round).
 //!
 //! ## The right edge is append-only (format version 2)

@@ -17,7 +17,7 @@ use rocksdb::{Cache, ColumnFamilyDescriptor, DB, IteratorMode, WriteBatch, Write
 
 use crate::StoreError;
 use crate::keys::COLUMN_FAMILIES;
-use crate::rocks::{StoreOptions, cf_options, db_options};
+use crate::rocks::{StoreOptions, cf_options, db_options, existing_families};
 
 /// Flush the copy every this many bytes of rows.
 const BATCH_BYTES: usize = 4 << 20;
@@ -66,9 +66,12 @@ fn secondary_dir(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}.secondary"))
 }
 
-fn descriptors(cache: &Cache) -> impl Iterator<Item = ColumnFamilyDescriptor> + '_ {
+fn descriptors<'a>(
+    cache: &'a Cache,
+    names: &'a [&'static str],
+) -> impl Iterator<Item = ColumnFamilyDescriptor> + 'a {
     let options = StoreOptions::default();
-    COLUMN_FAMILIES
+    names
         .iter()
         .map(move |name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache, &options)))
 }
@@ -80,18 +83,21 @@ fn copy(source: &Path, scratch: &Path, dest: &Path) -> Result<BackupSummary, Sto
     // A secondary must keep every table file open: the primary may delete a file
     // (after a compaction) that this view still reads.
     secondary_options.set_max_open_files(-1);
+    // A directory of an older build may lack newer families: copy those it has (the
+    // copy gets every family, the missing ones empty).
+    let present = existing_families(source);
     let from = DB::open_cf_descriptors_as_secondary(
         &secondary_options,
         source,
         scratch,
-        descriptors(&cache),
+        descriptors(&cache, &present),
     )?;
     from.try_catch_up_with_primary()?;
-    let to = DB::open_cf_descriptors(&db_options(), dest, descriptors(&cache))?;
+    let to = DB::open_cf_descriptors(&db_options(), dest, descriptors(&cache, &COLUMN_FAMILIES))?;
     let mut summary = BackupSummary::default();
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
-    for name in COLUMN_FAMILIES {
+    for name in present {
         let (Some(from_cf), Some(to_cf)) = (from.cf_handle(name), to.cf_handle(name)) else {
             return Err(StoreError::Corrupt(format!(
                 "column family {name} is missing"

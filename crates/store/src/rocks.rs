@@ -16,10 +16,10 @@ use rocksdb::{
 use crate::StoreError;
 use crate::edge::{APPEND_OPERATOR, add_to_batch, append_merge};
 use crate::keys::{
-    CF_CHECKPOINTS, CF_DEDUP, CF_ENTRIES, CF_KEYS, CF_META, CF_TILES, LogId, META_ALGORITHM,
-    META_FORMAT_VERSION, META_ORIGIN, META_VERIFIER_KEY, bundle_key, checkpoint_key, decode_index,
-    dedup_key, encode_index, latest_checkpoint_key, meta_key, parse_unique_key,
-    published_checkpoint_key, tile_key, unique_key,
+    CF_CHECKPOINTS, CF_DEDUP, CF_ENTRIES, CF_KEYS, CF_META, CF_TERMS, CF_TILES, LogId,
+    META_ALGORITHM, META_FORMAT_VERSION, META_ORIGIN, META_VERIFIER_KEY, bundle_key,
+    checkpoint_key, decode_index, dedup_key, encode_index, latest_checkpoint_key, meta_key,
+    parse_term_row_key, published_checkpoint_key, term_row_key, tile_key, unique_key,
 };
 
 /// The storage format this build writes. Version 2 stores right-edge growth as merge
@@ -122,9 +122,11 @@ impl RocksStore {
         }
         let options = StoreOptions::default();
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
-        let descriptors = crate::keys::COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &cache, &options)));
+        // Only the families the directory has: an older build's lacks the newer ones
+        // (their reads then fail naming the family).
+        let descriptors = existing_families(&path)
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name, &cache, &options)));
         let mut db_options = db_options();
         db_options.create_if_missing(false);
         db_options.create_missing_column_families(false);
@@ -285,6 +287,17 @@ impl RocksStore {
     }
 }
 
+/// The column families a directory holds, of those this crate uses: a directory
+/// written by an older build may lack the newer ones, which a read-only or secondary
+/// open cannot create.
+pub(crate) fn existing_families(path: &std::path::Path) -> Vec<&'static str> {
+    let found = DB::list_cf(&Options::default(), path).unwrap_or_default();
+    crate::keys::COLUMN_FAMILIES
+        .into_iter()
+        .filter(|name| found.iter().any(|f| f == name))
+        .collect()
+}
+
 fn check_same(stored: &LogMetadata, given: &LogMetadata) -> Result<(), StoreError> {
     let fields = [
         ("origin", &stored.origin, &given.origin),
@@ -380,6 +393,10 @@ pub(crate) fn cf_options(name: &str, cache: &Cache, store: &StoreOptions) -> Opt
         CF_CHECKPOINTS => {
             options.set_compression_type(DBCompressionType::Lz4);
         }
+        CF_TERMS => {
+            // Read by range scans of one term; terms repeat, so blocks compress.
+            options.set_compression_type(DBCompressionType::Lz4);
+        }
         CF_KEYS => {
             // Like dedup: most lookups are for keys not yet claimed.
             table.set_bloom_filter(10.0, false);
@@ -469,6 +486,14 @@ impl LogStore for RocksStore {
                 batch.put_cf(keys, unique_key(self.log, key), record.encode());
             }
         }
+        // Index-term rows in the same batch: after the sync below the entries and
+        // their rows are durable together; a crash before leaves neither.
+        if !round.terms.is_empty() {
+            let terms = self.cf_for_log(CF_TERMS)?;
+            for (key, record) in &round.terms {
+                batch.put_cf(terms, term_row_key(self.log, key), record.encode());
+            }
+        }
         if let Some((size, note)) = &round.checkpoint {
             batch.put_cf(checkpoints, checkpoint_key(self.log, *size), note);
             batch.put_cf(checkpoints, latest_checkpoint_key(self.log), note);
@@ -523,10 +548,43 @@ impl LogStore for RocksStore {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
+        self.scan_rows(CF_KEYS, start, end, limit)
+    }
+
+    // --- index of terms ---
+
+    fn lookup_terms(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<KeyRecord>>, StorageError> {
+        let rows: Vec<Vec<u8>> = keys.iter().map(|k| term_row_key(self.log, k)).collect();
+        self.multi_get(CF_TERMS, &rows)?
+            .into_iter()
+            .map(|value| value.map(|v| decode_record(&v)).transpose())
+            .collect()
+    }
+
+    fn scan_terms(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
+        self.scan_rows(CF_TERMS, start, end, limit)
+    }
+}
+
+impl RocksStore {
+    /// Up to `limit` rows of `cf` with `start <= key < end` (keys without the log id),
+    /// in key order.
+    fn scan_rows(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
         if start >= end || limit == 0 {
             return Ok(Vec::new());
         }
-        let cf = self.cf_for_log(CF_KEYS)?;
+        let cf = self.cf_for_log(cf)?;
         let mut options = rocksdb::ReadOptions::default();
         options.set_iterate_upper_bound(unique_key(self.log, end));
         let first = unique_key(self.log, start);
@@ -537,8 +595,8 @@ impl LogStore for RocksStore {
         );
         let mut out = Vec::new();
         for item in iter {
-            let (key, value) = item.map_err(|e| StorageError::new(e.into_string()))?;
-            let Some(caller_key) = parse_unique_key(self.log, &key) else {
+            let (key, value) = item.map_err(storage_error)?;
+            let Some(caller_key) = parse_term_row_key(self.log, &key) else {
                 break;
             };
             out.push((caller_key.to_vec(), decode_record(&value)?));

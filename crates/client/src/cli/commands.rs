@@ -77,6 +77,7 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
         Command::Evidence(super::EvidenceCommand::Verify(args)) => {
             super::evidence::verify(&context, args)
         }
+        Command::Query(args) => super::query::execute(context.session()?, args).await,
     }
 }
 

@@ -19,11 +19,13 @@ mod emit;
 mod evidence;
 mod input;
 mod output;
+mod query;
 mod receipt;
 mod source;
 
 pub use emit::EmitArgs;
 pub use evidence::{EvidenceCommand, EvidenceExportArgs, EvidenceVerifyArgs};
+pub use query::QueryArgs;
 pub use source::{
     SourceAuditArgs, SourceCommand, SourceKeyCommand, SourceKeyGenerateArgs, SourceStatusArgs,
 };
@@ -188,6 +190,9 @@ pub enum Command {
     /// verify a pack offline.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Find audit events by actor, model, action, source and time, each verified
+    /// in the log (what this does and does not prove: `merklog query --help`).
+    Query(QueryArgs),
 }
 
 /// `merklog fsck`

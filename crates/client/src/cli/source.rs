@@ -127,7 +127,7 @@ fn ranges_json(ranges: &[(u64, u64)]) -> Value {
     )
 }
 
-fn ranges_text(ranges: &[(u64, u64)]) -> String {
+pub(super) fn ranges_text(ranges: &[(u64, u64)]) -> String {
     ranges
         .iter()
         .map(|(first, last)| {

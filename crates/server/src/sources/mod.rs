@@ -7,8 +7,9 @@
 //! 1. `ingest::screen` on the handler's task and `ingest::verify` (one batch
 //!    verification) on a blocking thread; nothing is written on a refusal.
 //! 2. The log appends the call with one unique key per envelope (source, sequence)
-//!    and writes the key rows in the round's synced batch: after the answer, the
-//!    events and their per-source index rows are durable together; a crash before
+//!    and the index terms of its audit events (`crate::query`), and writes the key
+//!    and term rows in the round's synced batch: after the answer, the events and
+//!    their per-source and query index rows are durable together; a crash before
 //!    leaves neither.
 //! 3. The tracker is updated from the durable answer (in memory; rebuilt from the
 //!    key index at start), and status changes are queued for a log-signed record.
@@ -156,8 +157,15 @@ impl Sources {
         let registry = self.registry.get();
         let screened = ingest::screen(&registry, self.mode, principal, &entries)
             .map_err(AppendError::Refused)?;
+        // Index terms of audit events, here on the handler's task: the sequencer
+        // only stores them, in the round's synced batch.
+        let terms = crate::query::terms::call_terms(&entries);
         if screened.signed.is_empty() {
-            return self.log.append(entries).await.map_err(AppendError::Log);
+            return self
+                .log
+                .append_indexed(entries, Vec::new(), terms)
+                .await
+                .map_err(AppendError::Log);
         }
         let screened = tokio::task::spawn_blocking(move || {
             ingest::verify(&screened.signed).map(|()| screened)
@@ -168,7 +176,7 @@ impl Sources {
         // On its own task: the tracker and the evidence are updated even if the
         // caller goes away while the round is written.
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.append_signed(entries, screened).await })
+        tokio::spawn(async move { this.append_signed(entries, screened, terms).await })
             .await
             .map_err(|e| AppendError::Refused(Status::internal(format!("append task: {e}"))))?
     }
@@ -177,9 +185,10 @@ impl Sources {
         &self,
         entries: Vec<Bytes>,
         screened: Screened,
+        terms: Vec<Vec<merklog_log::IndexTerm>>,
     ) -> Result<AppendReceipt, AppendError> {
         let Screened { keys, signed } = screened;
-        match self.log.append_keyed(entries.clone(), keys).await {
+        match self.log.append_indexed(entries.clone(), keys, terms).await {
             Ok(receipt) => {
                 self.recorded(&signed, &receipt);
                 Ok(receipt)
