@@ -268,6 +268,8 @@ impl Target {
             .args(["--listen", "127.0.0.1:0"])
             .args(["--http-listen", "127.0.0.1:0"])
             .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+            .args(["--otlp-http-addr", "127.0.0.1:0"])
             .args(["--origin", BENCH_ORIGIN])
             .args(["--max-entries-per-call", &MAX_ENTRIES_PER_CALL.to_string()])
             .args(["--log-level", "warn"])
@@ -322,6 +324,8 @@ impl Target {
             listen: loopback,
             http_listen: loopback,
             metrics_listen: loopback,
+            otlp_grpc_addr: merklog_server::otlp::settings::OtlpListen(Some(loopback)),
+            otlp_http_addr: merklog_server::otlp::settings::OtlpListen(Some(loopback)),
             origin: Some(BENCH_ORIGIN.to_owned()),
             max_entries_per_call: MAX_ENTRIES_PER_CALL,
             log_level: "warn".to_owned(),

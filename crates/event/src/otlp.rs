@@ -198,7 +198,10 @@ fn attributes(list: &[KeyValue], path: &str) -> Result<Value, EventError> {
         let field = format!("{path}[{:?}]", kv.key);
         let value = any_value(&kv.value, &field)?;
         if map.insert(kv.key.clone(), value).is_some() {
-            return Err(invalid(field, "the key appears twice in one attribute list"));
+            return Err(invalid(
+                field,
+                "the key appears twice in one attribute list",
+            ));
         }
     }
     Ok(Value::Object(map))
@@ -264,10 +267,7 @@ impl OtlpLog {
             record.observed_time_unix_nano.to_string().into(),
         );
         top.insert("severity_number".into(), record.severity_number.into());
-        top.insert(
-            "severity_text".into(),
-            record.severity_text.as_str().into(),
-        );
+        top.insert("severity_text".into(), record.severity_text.as_str().into());
         top.insert("body".into(), any_value(&record.body, "body")?);
         top.insert(
             "attributes".into(),
@@ -419,9 +419,10 @@ mod tests {
         }
         assert_eq!(duplicate_keys(&log.record.attributes), vec!["n"]);
         let mut log = sample();
-        log.scope.attributes = vec![
-            kv("k", AnyValue::KvList(vec![kv("a", AnyValue::Empty), kv("a", AnyValue::Empty)])),
-        ];
+        log.scope.attributes = vec![kv(
+            "k",
+            AnyValue::KvList(vec![kv("a", AnyValue::Empty), kv("a", AnyValue::Empty)]),
+        )];
         match log.to_leaf() {
             Err(EventError::Otlp { field, .. }) => {
                 assert_eq!(field, r#"scope.attributes["k"]["a"]"#)

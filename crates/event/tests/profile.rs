@@ -74,7 +74,10 @@ fn an_otlp_record_maps_to_the_profile() {
         "oversight":{"reviewer":"alice","approved":true},
         "policy":{"id":"refunds","version":"3"},
         "trace_id":"abababababababababababababababab","span_id":"cdcdcdcdcdcdcdcd"}"#;
-    assert_eq!(event, AuditEvent::from_document(expected.as_bytes()).unwrap());
+    assert_eq!(
+        event,
+        AuditEvent::from_document(expected.as_bytes()).unwrap()
+    );
     assert_eq!(event.time_unix_ms(), Some(1_772_366_400_123));
 }
 
@@ -95,7 +98,11 @@ fn record_attributes_win_and_actor_kind_overrides() {
     assert_eq!(event.actor.kind, ActorKind::Human);
     let change = event.config_change.unwrap();
     assert_eq!(
-        (change.setting.as_str(), change.old.as_deref(), change.new.as_deref()),
+        (
+            change.setting.as_str(),
+            change.old.as_deref(),
+            change.new.as_deref()
+        ),
         ("safety.level", Some("high"), Some("low"))
     );
 }
@@ -110,11 +117,15 @@ fn a_non_conforming_record_names_the_field() {
     log.resource.attributes.pop();
     assert_eq!(field_of(&log), "actor.id");
     let mut log = genai_record();
-    log.record.attributes.retain(|a| a.key != "gen_ai.operation.name");
+    log.record
+        .attributes
+        .retain(|a| a.key != "gen_ai.operation.name");
     assert_eq!(field_of(&log), "action");
     log.record.event_name = "agent.step".into();
     assert_eq!(
-        AuditEvent::from_leaf(&log.to_leaf().unwrap()).unwrap().action,
+        AuditEvent::from_leaf(&log.to_leaf().unwrap())
+            .unwrap()
+            .action,
         "agent.step"
     );
     let mut log = genai_record();
@@ -158,7 +169,10 @@ fn a_signed_event_carries_a_document() {
         Err(EventError::Profile { field, .. }) => assert_eq!(field, "media_type"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(AuditEvent::from_leaf(&sign("application/json", b"{}")), None);
+    assert_eq!(
+        AuditEvent::from_leaf(&sign("application/json", b"{}")),
+        None
+    );
 }
 
 /// Documents both checks must judge alike: (document, conforms).
@@ -239,7 +253,10 @@ fn the_json_schema_and_the_rust_checks_agree() {
             "Rust check of {doc}"
         );
     }
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ai-audit-v1.schema.json");
+    let schema = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/ai-audit-v1.schema.json"
+    );
     let script = r#"
 import json, sys
 try:

@@ -256,10 +256,16 @@ impl AuditEvent {
             })
         };
         if !sha256(self.model.as_ref().and_then(|m| m.digest.as_ref())) {
-            return Err(bad("model.digest", "must be sha256: and lowercase hex digits"));
+            return Err(bad(
+                "model.digest",
+                "must be sha256: and lowercase hex digits",
+            ));
         }
         if !sha256(self.prompt_hash.as_ref()) {
-            return Err(bad("prompt_hash", "must be sha256: and lowercase hex digits"));
+            return Err(bad(
+                "prompt_hash",
+                "must be sha256: and lowercase hex digits",
+            ));
         }
         if let Some(tool) = self.tool_calls.iter().position(|t| t.name.is_empty()) {
             return Err(bad(
@@ -286,7 +292,11 @@ impl AuditEvent {
 fn null_member(value: &serde_json::Value, path: String) -> Option<String> {
     use serde_json::Value;
     match value {
-        Value::Null => Some(if path.is_empty() { "document".into() } else { path }),
+        Value::Null => Some(if path.is_empty() {
+            "document".into()
+        } else {
+            path
+        }),
         Value::Array(items) => items
             .iter()
             .enumerate()

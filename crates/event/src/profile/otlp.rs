@@ -41,7 +41,11 @@ impl<'a> Attributes<'a> {
         let list = |v: Option<&'a Value>| v.and_then(Value::as_object);
         let nested = |outer: &str| list(leaf.get(outer).and_then(|o| o.get("attributes")));
         Self {
-            lists: [list(leaf.get("attributes")), nested("scope"), nested("resource")],
+            lists: [
+                list(leaf.get("attributes")),
+                nested("scope"),
+                nested("resource"),
+            ],
         }
     }
 
@@ -72,7 +76,12 @@ impl<'a> Attributes<'a> {
 
     /// A string or an array of strings.
     fn strings(&self, key: &str, field: &str) -> Result<Vec<String>, EventError> {
-        let wrong = || bad(field, format!("attribute {key} must be a string or an array of strings"));
+        let wrong = || {
+            bad(
+                field,
+                format!("attribute {key} must be a string or an array of strings"),
+            )
+        };
         match self.get(key) {
             None => Ok(Vec::new()),
             Some(Value::String(s)) => Ok(vec![s.clone()]),
@@ -99,7 +108,12 @@ fn record_time(leaf: &Map<String, Value>) -> Result<String, EventError> {
     };
     let n = nanos("time_unix_nano")
         .or_else(|| nanos("observed_time_unix_nano"))
-        .ok_or_else(|| bad("time", "the record has neither time_unix_nano nor observed_time_unix_nano"))?;
+        .ok_or_else(|| {
+            bad(
+                "time",
+                "the record has neither time_unix_nano nor observed_time_unix_nano",
+            )
+        })?;
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(n);
     Ok(humantime::format_rfc3339_nanos(t).to_string())
 }
@@ -130,7 +144,10 @@ pub(super) fn from_otlp(leaf: &Map<String, Value>) -> Result<AuditEvent, EventEr
     })?;
     if let Some(kind) = a.string("merklog.actor.kind", "actor.kind")? {
         actor.kind = serde_json::from_value(Value::String(kind)).map_err(|_| {
-            bad("actor.kind", "attribute merklog.actor.kind must be human, agent or service")
+            bad(
+                "actor.kind",
+                "attribute merklog.actor.kind must be human, agent or service",
+            )
         })?;
     }
     let mut action = None;
