@@ -39,6 +39,9 @@ fn any_value(value: Option<pb::AnyValue>) -> Result<AnyValue, &'static str> {
 fn key_values(list: Vec<pb::KeyValue>) -> Result<Vec<KeyValue>, &'static str> {
     list.into_iter()
         .map(|kv| {
+            if kv.key_strindex != 0 {
+                return Err(STRINDEX);
+            }
             Ok(KeyValue {
                 key: kv.key,
                 value: any_value(kv.value)?,
