@@ -55,6 +55,9 @@ pub enum CustomMode {
     Stream,
     /// Readers only.
     Read,
+    /// OpenTelemetry `LogsService/Export` calls of `--per-call` records (gzip) on the
+    /// OTLP/gRPC port, one record per entry of `--bytes`
+    Otlp,
 }
 
 /// Reader proof kinds on the command line.

@@ -33,6 +33,7 @@
 pub mod cli;
 pub mod echo;
 pub mod metrics;
+pub mod otlp;
 pub mod payload;
 pub mod plan;
 pub mod procstat;

@@ -31,6 +31,8 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 struct AddrFile {
     grpc: SocketAddr,
     metrics: Option<SocketAddr>,
+    #[serde(default)]
+    otlp_grpc: Option<SocketAddr>,
 }
 
 enum Kind {
@@ -138,6 +140,8 @@ pub struct Target {
     pub data_dir: Option<PathBuf>,
     /// Its Prometheus endpoint, when known.
     pub metrics: Option<SocketAddr>,
+    /// Its OTLP/gRPC port, when known.
+    pub otlp_grpc: Option<SocketAddr>,
     /// The bearer token every call carries, if any.
     token: Option<String>,
     kind: Kind,
@@ -301,6 +305,7 @@ impl Target {
             pid: Some(child.id()),
             data_dir: Some(data_dir),
             metrics: addrs.metrics,
+            otlp_grpc: addrs.otlp_grpc,
             token: None,
             kind: Kind::Child(child),
         })
@@ -356,6 +361,7 @@ impl Target {
             pid: None,
             data_dir: Some(data_dir),
             metrics: Some(addrs.metrics),
+            otlp_grpc: addrs.otlp_grpc,
             token: None,
             kind: Kind::InProcess {
                 stop: Some(stop),
@@ -386,6 +392,7 @@ impl Target {
             pid: Some(child.id()),
             data_dir: None,
             metrics: None,
+            otlp_grpc: None,
             token: None,
             kind: Kind::Child(child),
         })
@@ -414,6 +421,7 @@ impl Target {
             pid: None,
             data_dir: None,
             metrics: None,
+            otlp_grpc: None,
             token: None,
             kind: Kind::InProcess {
                 stop: Some(stop),
@@ -449,6 +457,7 @@ impl Target {
             pid: None,
             data_dir: None,
             metrics: None,
+            otlp_grpc: None,
             token: None,
             kind: Kind::External,
         })
