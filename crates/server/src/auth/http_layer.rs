@@ -29,7 +29,7 @@ pub(crate) async fn require_read(
     };
     match authorize(&auth, &request, role) {
         Ok(_) => next.run(request).await,
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -41,7 +41,7 @@ pub(crate) fn authorize(
     auth: &Authenticator,
     request: &Request,
     role: Role,
-) -> Result<Caller, Response> {
+) -> Result<Caller, Box<Response>> {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -71,6 +71,6 @@ pub(crate) fn authorize(
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            response
+            Box::new(response)
         })
 }

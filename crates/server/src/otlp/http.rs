@@ -54,7 +54,7 @@ enum Encoding {
 async fn export(State(ingest): State<Arc<OtlpIngest>>, request: Request) -> Response {
     let caller = match crate::auth::http_layer::authorize(&ingest.auth, &request, Role::Append) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (parts, body) = request.into_parts();
     let encoding = match content_type(&parts.headers) {
