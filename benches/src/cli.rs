@@ -17,7 +17,7 @@ use crate::reader::ReadKind;
     long_about = "Load generator for merklog.\n\n\
         With no arguments it starts its own merklogd (the release binary of this build when \
         there is one) on a temporary data directory, starts the gRPC echo baseline as a \
-        child process, runs the workloads W1-W6 of issue 8 with the raw RocksDB and echo \
+        child process, runs the workloads W1-W6 with the raw RocksDB and echo \
         baselines next to each, checks every checkpoint signature and the inclusion proofs \
         of acknowledged entries, and prints a Markdown table. Every loop is bounded in \
         time; all traffic goes to 127.0.0.1.\n\n\
@@ -55,6 +55,9 @@ pub enum CustomMode {
     Stream,
     /// Readers only.
     Read,
+    /// OpenTelemetry `LogsService/Export` calls of `--per-call` records (gzip) on the
+    /// OTLP/gRPC port, one record per entry of `--bytes`
+    Otlp,
 }
 
 /// Reader proof kinds on the command line.

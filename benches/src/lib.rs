@@ -16,7 +16,7 @@
 //!   writes of the same bytes with the same batch sizes and `sync` ([`rocks`], the
 //!   storage ceiling), and a gRPC echo server that stores nothing and answers the same
 //!   messages in the same call pattern ([`echo`], the transport ceiling);
-//! - the workloads W1 to W6 of issue 8 ([`plan`], run by [`suite`]), reported as a Markdown table and
+//! - the workloads W1 to W6 ([`plan`], run by [`suite`]), reported as a Markdown table and
 //!   JSON ([`report`]) with entries/s, latency percentiles (HdrHistogram), proofs/s,
 //!   server CPU and peak RSS (from `/proc/<pid>` of the server it spawned) and disk
 //!   bytes per entry.
@@ -33,6 +33,7 @@
 pub mod cli;
 pub mod echo;
 pub mod metrics;
+pub mod otlp;
 pub mod payload;
 pub mod plan;
 pub mod procstat;

@@ -1,4 +1,4 @@
-//! The workloads of issue 8: which steps a run has and what each one sends.
+//! The benchmark workloads: which steps a run has and what each one sends.
 //!
 //! | step | entries | pattern |
 //! | --- | --- | --- |
@@ -247,13 +247,13 @@ fn custom_plan(args: &RunArgs, mode: CustomMode) -> Result<StepPlan, BenchError>
             s.read = Some(read(args.readers.unwrap_or(64)));
             s.title = format!("{:?} readers", args.read_kind);
         }
-        CustomMode::Unary | CustomMode::Stream => {
-            let mode = if mode == CustomMode::Unary {
-                Mode::Unary
-            } else {
-                Mode::Stream {
+        CustomMode::Unary | CustomMode::Stream | CustomMode::Otlp => {
+            let mode = match mode {
+                CustomMode::Unary => Mode::Unary,
+                CustomMode::Otlp => Mode::Otlp,
+                _ => Mode::Stream {
                     window: args.window,
-                }
+                },
             };
             s.write = Some(WriteSpec {
                 rate: args.rate,

@@ -356,6 +356,7 @@ impl Bench {
             Arc::clone(&self.checker),
             self.nonce,
             None,
+            None,
         )
         .await?;
         let to = tree_size(&self.log_clients).await?;
@@ -397,11 +398,17 @@ impl Bench {
         let signing = self.signing.clone();
         let writers = async {
             match write {
-                Some(spec) => {
-                    run_writers(clients, spec, phase, Arc::clone(&checker), nonce, signing)
-                        .await
-                        .map(Some)
-                }
+                Some(spec) => run_writers(
+                    clients,
+                    spec,
+                    phase,
+                    Arc::clone(&checker),
+                    nonce,
+                    signing,
+                    target.otlp_grpc,
+                )
+                .await
+                .map(Some),
                 None => Ok(None),
             }
         };

@@ -31,6 +31,8 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 struct AddrFile {
     grpc: SocketAddr,
     metrics: Option<SocketAddr>,
+    #[serde(default)]
+    otlp_grpc: Option<SocketAddr>,
 }
 
 enum Kind {
@@ -138,6 +140,8 @@ pub struct Target {
     pub data_dir: Option<PathBuf>,
     /// Its Prometheus endpoint, when known.
     pub metrics: Option<SocketAddr>,
+    /// Its OTLP/gRPC port, when known.
+    pub otlp_grpc: Option<SocketAddr>,
     /// The bearer token every call carries, if any.
     token: Option<String>,
     kind: Kind,
@@ -268,6 +272,8 @@ impl Target {
             .args(["--listen", "127.0.0.1:0"])
             .args(["--http-listen", "127.0.0.1:0"])
             .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+            .args(["--otlp-http-addr", "127.0.0.1:0"])
             .args(["--origin", BENCH_ORIGIN])
             .args(["--max-entries-per-call", &MAX_ENTRIES_PER_CALL.to_string()])
             .args(["--log-level", "warn"])
@@ -299,6 +305,7 @@ impl Target {
             pid: Some(child.id()),
             data_dir: Some(data_dir),
             metrics: addrs.metrics,
+            otlp_grpc: addrs.otlp_grpc,
             token: None,
             kind: Kind::Child(child),
         })
@@ -322,6 +329,8 @@ impl Target {
             listen: loopback,
             http_listen: loopback,
             metrics_listen: loopback,
+            otlp_grpc_addr: merklog_server::otlp::settings::OtlpListen(Some(loopback)),
+            otlp_http_addr: merklog_server::otlp::settings::OtlpListen(Some(loopback)),
             origin: Some(BENCH_ORIGIN.to_owned()),
             max_entries_per_call: MAX_ENTRIES_PER_CALL,
             log_level: "warn".to_owned(),
@@ -352,6 +361,7 @@ impl Target {
             pid: None,
             data_dir: Some(data_dir),
             metrics: Some(addrs.metrics),
+            otlp_grpc: addrs.otlp_grpc,
             token: None,
             kind: Kind::InProcess {
                 stop: Some(stop),
@@ -382,6 +392,7 @@ impl Target {
             pid: Some(child.id()),
             data_dir: None,
             metrics: None,
+            otlp_grpc: None,
             token: None,
             kind: Kind::Child(child),
         })
@@ -410,6 +421,7 @@ impl Target {
             pid: None,
             data_dir: None,
             metrics: None,
+            otlp_grpc: None,
             token: None,
             kind: Kind::InProcess {
                 stop: Some(stop),
@@ -445,6 +457,7 @@ impl Target {
             pid: None,
             data_dir: None,
             metrics: None,
+            otlp_grpc: None,
             token: None,
             kind: Kind::External,
         })

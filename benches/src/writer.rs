@@ -44,6 +44,9 @@ pub enum Mode {
         /// Requests in flight per stream.
         window: usize,
     },
+    /// OpenTelemetry `LogsService/Export` calls on the OTLP/gRPC port (see
+    /// [`crate::otlp`]).
+    Otlp,
 }
 
 /// What the writers of one run do.
@@ -118,6 +121,9 @@ struct Ctx {
     budget: Budget,
     per_call: usize,
     signing: Signing,
+    /// The OTLP/gRPC port, for [`Mode::Otlp`].
+    otlp: Option<std::net::SocketAddr>,
+    entry_bytes: usize,
 }
 
 fn deadline(at: Instant) -> tokio::time::Instant {
@@ -133,6 +139,7 @@ pub async fn run_writers(
     checker: Arc<Checker>,
     nonce: u64,
     signing: Signing,
+    otlp: Option<std::net::SocketAddr>,
 ) -> Result<Tally, BenchError> {
     if clients.is_empty() || spec.writers == 0 || spec.per_call == 0 {
         return Err(BenchError::Usage(
@@ -146,10 +153,12 @@ pub async fn run_writers(
         budget: Budget(spec.budget.map(|b| Arc::new(AtomicU64::new(b)))),
         per_call: spec.per_call,
         signing,
+        otlp,
+        entry_bytes: spec.entry_bytes,
     };
     match (spec.mode, spec.rate) {
         (Mode::Unary, Some(rate)) => open_loop(clients, spec, rate, &ctx, nonce).await,
-        (Mode::Stream { .. }, Some(_)) => {
+        (Mode::Stream { .. } | Mode::Otlp, Some(_)) => {
             return Err(BenchError::Usage(
                 "open-loop rates are for unary writers".into(),
             ));
@@ -166,6 +175,13 @@ pub async fn run_writers(
                     Mode::Unary => tasks.spawn(unary_writer(client, maker, ctx)),
                     Mode::Stream { window } => {
                         tasks.spawn(stream_writer(client, maker, window.max(1), ctx))
+                    }
+                    Mode::Otlp => {
+                        let addr = ctx.otlp.ok_or_else(|| {
+                            BenchError::Usage("the server has no OTLP/gRPC port".into())
+                        })?;
+                        let client = crate::otlp::client(addr).await?;
+                        tasks.spawn(otlp_writer(client, maker, ctx))
                     }
                 };
             }
@@ -196,6 +212,32 @@ async fn unary_writer(mut client: Client, mut maker: EntryMaker, ctx: Ctx) {
         }
         let entries = maker.next_batch(n);
         call_until_answered(&mut client, entries, Instant::now(), &ctx).await;
+    }
+}
+
+async fn otlp_writer(
+    mut client: opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient<
+        tonic::transport::Channel,
+    >,
+    mut maker: EntryMaker,
+    ctx: Ctx,
+) {
+    while ctx.phase.open() {
+        let n = ctx.budget.take(ctx.per_call);
+        if n == 0 {
+            break;
+        }
+        let entries = maker.next_batch(n);
+        let request = crate::otlp::request(&entries, ctx.entry_bytes);
+        crate::otlp::export_until_answered(
+            &mut client,
+            request,
+            entries.len() as u64,
+            Instant::now(),
+            &ctx.phase,
+            &ctx.recorder,
+        )
+        .await;
     }
 }
 

@@ -120,6 +120,8 @@ impl Daemon {
             .args(["--listen", "127.0.0.1:0"])
             .args(["--http-listen", "127.0.0.1:0"])
             .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+            .args(["--otlp-http-addr", "127.0.0.1:0"])
             .arg("--addr-file")
             .arg(&addr_file)
             .args(extra)

@@ -74,6 +74,9 @@ async fn stop(daemon: Daemon) {
 fn merklogd(args: &[&str]) -> Output {
     Command::new(merklogd_binary())
         .env_clear()
+        // No fixed OTLP ports: tests run in parallel.
+        .env("MERKLOGD_OTLP_GRPC_ADDR", "off")
+        .env("MERKLOGD_OTLP_HTTP_ADDR", "off")
         .args(args)
         .output()
         .unwrap()

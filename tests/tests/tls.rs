@@ -503,6 +503,9 @@ async fn the_witness_pipeline_and_the_follower_work_over_https() {
 fn exits_at_start(binary: &Path, args: &[&str]) -> Output {
     let mut child = Command::new(binary)
         .env_clear()
+        // No fixed OTLP ports (merklogd; the witness ignores them): tests run in parallel.
+        .env("MERKLOGD_OTLP_GRPC_ADDR", "off")
+        .env("MERKLOGD_OTLP_HTTP_ADDR", "off")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -524,6 +527,9 @@ fn exits_at_start(binary: &Path, args: &[&str]) -> Output {
 fn starts(binary: &Path, args: &[&str], addr_file: &Path) {
     let mut child = Command::new(binary)
         .env_clear()
+        // No fixed OTLP ports (merklogd; the witness ignores them): tests run in parallel.
+        .env("MERKLOGD_OTLP_GRPC_ADDR", "off")
+        .env("MERKLOGD_OTLP_HTTP_ADDR", "off")
         .args(args)
         .arg("--addr-file")
         .arg(addr_file)

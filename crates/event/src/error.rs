@@ -71,4 +71,12 @@ pub enum EventError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An OpenTelemetry log record cannot be encoded as a leaf.
+    #[error("log record field {field} is invalid: {reason}")]
+    Otlp {
+        /// The field, as a path (`attributes["gen_ai.agent.id"]`, `trace_id`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -33,3 +33,46 @@ pub fn event_parse_target(data: &[u8]) {
         assert!(verify_batch(&[(&event, &key)]).is_err());
     }
 }
+
+/// Reads arbitrary bytes as a log entry for the audit-event profile (an OTLP leaf,
+/// a profile document or a signed event), and builds an OTLP leaf around them.
+/// An extracted event must conform and survive its document form; an encoded leaf
+/// must be deterministic, parse back as an OTLP leaf, and never panic the profile.
+pub fn otlp_leaf_target(data: &[u8]) {
+    use crate::otlp::{AnyValue, KeyValue, LogRecord, OtlpLog};
+    use crate::profile::AuditEvent;
+
+    if let Some(event) = AuditEvent::from_leaf(data) {
+        let document = serde_json::to_vec(&event).unwrap_or_default();
+        assert_eq!(AuditEvent::from_document(&document).ok(), Some(event));
+    }
+    // The bytes as attribute keys and values of a record.
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\u{0}');
+    let mut attributes = Vec::new();
+    while let (Some(key), Some(value)) = (parts.next(), parts.next()) {
+        let value = match value.parse::<i64>() {
+            Ok(n) => AnyValue::Int(n),
+            Err(_) => AnyValue::String(value.to_owned()),
+        };
+        attributes.push(KeyValue {
+            key: key.to_owned(),
+            value,
+        });
+    }
+    let log = OtlpLog {
+        principal: Some(text.chars().take(8).collect()),
+        record: LogRecord {
+            time_unix_nano: data.len() as u64,
+            body: AnyValue::Bytes(data.to_vec()),
+            attributes,
+            ..LogRecord::default()
+        },
+        ..OtlpLog::default()
+    };
+    if let Ok(leaf) = log.to_leaf() {
+        assert_eq!(log.to_leaf().ok(), Some(leaf.clone()));
+        assert!(crate::otlp::parse_leaf(&leaf).is_some());
+        let _ = AuditEvent::from_entry(&leaf);
+    }
+}

@@ -13,6 +13,10 @@
 //! The format is specified in `docs/event-format.md` in the repository, independently
 //! of this code; its test vectors live in this crate's `tests/vectors/`.
 //!
+//! An OpenTelemetry log record is logged as the canonical JSON leaf of [`otlp`]; the
+//! AI audit-event profile ([`profile`]) reads the same fields out of documents,
+//! signed events and those leaves.
+//!
 //! This crate is pure: no I/O, no async, no networking. It does not know which sources
 //! exist or which principals may write for them (the server's registry does), nor does
 //! it track sequence numbers (the server's per-source index and the client's `Source`).
@@ -24,6 +28,7 @@ mod envelope;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod otlp;
 pub mod profile;
 mod reserved;
 

@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ServerError;
 use crate::auth::settings::{LimitValues, PrincipalConfig, PrincipalLimits, ReadAccess};
+use crate::otlp::settings::{DEFAULT_OTLP_GRPC_ADDR, DEFAULT_OTLP_HTTP_ADDR, OtlpListen};
 use crate::receipts::settings::{IssuerConfig, ReceiptAlgorithm};
+use crate::schema::Schema;
 use crate::sources::settings::EntriesMode;
 use crate::token_cli::TokenCommand;
 
@@ -207,6 +209,22 @@ pub struct ServerConfig {
     #[arg(long, env = "MERKLOGD_METRICS_LISTEN", value_name = "ADDR",
           default_value_t = ServerConfig::default().metrics_listen)]
     pub metrics_listen: SocketAddr,
+
+    /// OTLP/gRPC listen address (opentelemetry.proto.collector.logs.v1.LogsService,
+    /// gzip accepted), or `off`
+    #[arg(long, env = "MERKLOGD_OTLP_GRPC_ADDR", value_name = "ADDR|off",
+          default_value_t = ServerConfig::default().otlp_grpc_addr)]
+    pub otlp_grpc_addr: OtlpListen,
+
+    /// OTLP/HTTP listen address (POST /v1/logs, protobuf or JSON), or `off`
+    #[arg(long, env = "MERKLOGD_OTLP_HTTP_ADDR", value_name = "ADDR|off",
+          default_value_t = ServerConfig::default().otlp_http_addr)]
+    pub otlp_http_addr: OtlpListen,
+
+    /// Require every entry to be an audit event of this profile (`ai-audit/v1`):
+    /// a call with one that does not conform is refused whole. Unset: any entry
+    #[arg(long, env = "MERKLOGD_SCHEMA", value_name = "PROFILE")]
+    pub schema: Option<Schema>,
 
     /// The log's origin (checkpoint first line and key name), fixed at first start
     /// [default: HOSTNAME/merklog]. Later starts refuse a different value.
@@ -504,6 +522,9 @@ impl Default for ServerConfig {
             listen: default_addr(DEFAULT_LISTEN, 7800),
             http_listen: default_addr(DEFAULT_HTTP_LISTEN, 7801),
             metrics_listen: default_addr(DEFAULT_METRICS_LISTEN, 7802),
+            otlp_grpc_addr: OtlpListen::default_of(DEFAULT_OTLP_GRPC_ADDR, 4317),
+            otlp_http_addr: OtlpListen::default_of(DEFAULT_OTLP_HTTP_ADDR, 4318),
+            schema: None,
             origin: None,
             max_batch_entries: log.max_batch_entries,
             max_batch_wait: ConfigDuration(log.max_batch_wait),
@@ -674,7 +695,17 @@ impl ServerConfig {
         if self.insecure || self.tls_cert.is_some() || self.has_authentication() {
             return Ok(());
         }
-        for (name, addr) in [("listen", self.listen), ("http-listen", self.http_listen)] {
+        let otlp = [
+            ("otlp-grpc-addr", self.otlp_grpc_addr.0),
+            ("otlp-http-addr", self.otlp_http_addr.0),
+        ];
+        let otlp = otlp
+            .into_iter()
+            .filter_map(|(name, addr)| Some((name, addr?)));
+        for (name, addr) in [("listen", self.listen), ("http-listen", self.http_listen)]
+            .into_iter()
+            .chain(otlp)
+        {
             if !addr.ip().is_loopback() {
                 return Err(ServerError::Config(format!(
                     "refusing to serve {name} = {addr}, a non-loopback address, without TLS \
@@ -1029,7 +1060,12 @@ mod tests {
             load(&["--listen", listen], None).unwrap();
         }
         load(&["--metrics-listen", "0.0.0.0:0"], None).unwrap();
-        for flag in ["--listen", "--http-listen"] {
+        for flag in [
+            "--listen",
+            "--http-listen",
+            "--otlp-grpc-addr",
+            "--otlp-http-addr",
+        ] {
             let err = load(&[flag, "0.0.0.0:7800"], None).unwrap_err().to_string();
             for needle in ["0.0.0.0:7800", "tls-cert", "tls-client-ca", "--insecure"] {
                 assert!(err.contains(needle), "{flag}: {needle}: {err}");
@@ -1092,6 +1128,26 @@ mod tests {
             let err = load(&[], Some(bad)).unwrap_err().to_string();
             assert!(err.contains(needle), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn otlp_listeners_and_schema_mode() {
+        let config = load(&[], None).unwrap();
+        assert_eq!(config.otlp_grpc_addr.to_string(), "127.0.0.1:4317");
+        assert_eq!(config.otlp_http_addr.to_string(), "127.0.0.1:4318");
+        assert_eq!(config.schema, None);
+        let config = load(
+            &["--otlp-http-addr", "127.0.0.1:9318"],
+            Some("otlp-grpc-addr = \"off\"\nschema = \"ai-audit/v1\"\n"),
+        )
+        .unwrap();
+        assert_eq!(config.otlp_grpc_addr, OtlpListen(None));
+        assert_eq!(config.otlp_http_addr.to_string(), "127.0.0.1:9318");
+        assert_eq!(config.schema, Some(Schema::AiAuditV1));
+        let err = load(&["--schema", "ai-audit/v9"], None).unwrap_err();
+        assert!(err.to_string().contains("ai-audit/v9"), "{err}");
+        let err = load(&["--otlp-grpc-addr", "nowhere"], None).unwrap_err();
+        assert!(err.to_string().contains("nowhere"), "{err}");
     }
 }
 

@@ -26,6 +26,11 @@
 //!   served by the `merklog.v1.Sources` service and recorded in the log itself
 //!   by log-signed status records.
 //!
+//! - ingests OpenTelemetry logs (see [`otlp`]): OTLP/gRPC and OTLP/HTTP on their
+//!   own ports (127.0.0.1:4317 and :4318 by default, `off` to disable), each
+//!   record one entry; with `schema = "ai-audit/v1"` ([`schema`]) every entry of
+//!   every call must be an audit event of that profile.
+//!
 //! What it is not: it holds no Merkle, signing or storage logic of its own (those
 //! live in `merklog-merkle`, `merklog-note`, `merklog-store` and `merklog-log`),
 //! and no credential format of its own (`merklog-auth`).
@@ -101,10 +106,12 @@ mod grpc;
 mod health;
 pub mod http;
 pub mod keys;
+pub mod otlp;
 mod probes;
 mod query;
 pub mod receipts;
 mod reload;
+pub mod schema;
 mod server;
 pub mod sources;
 pub mod status;

@@ -51,6 +51,10 @@ pub struct Listeners {
     pub http: TcpListener,
     /// Prometheus metrics.
     pub metrics: TcpListener,
+    /// OTLP/gRPC, unless `off`.
+    pub otlp_grpc: Option<TcpListener>,
+    /// OTLP/HTTP, unless `off`.
+    pub otlp_http: Option<TcpListener>,
 }
 
 /// The addresses the listeners are bound to (port 0 resolved).
@@ -62,6 +66,12 @@ pub struct BoundAddrs {
     pub http: SocketAddr,
     /// Prometheus metrics.
     pub metrics: SocketAddr,
+    /// OTLP/gRPC, unless `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_grpc: Option<SocketAddr>,
+    /// OTLP/HTTP, unless `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_http: Option<SocketAddr>,
 }
 
 impl Listeners {
@@ -75,10 +85,23 @@ impl Listeners {
                     source,
                 })
         }
+        let grpc = one("gRPC", config.listen).await?;
+        let http = one("HTTP", config.http_listen).await?;
+        let metrics = one("metrics", config.metrics_listen).await?;
+        let otlp_grpc = match config.otlp_grpc_addr.0 {
+            Some(addr) => Some(one("OTLP/gRPC", addr).await?),
+            None => None,
+        };
+        let otlp_http = match config.otlp_http_addr.0 {
+            Some(addr) => Some(one("OTLP/HTTP", addr).await?),
+            None => None,
+        };
         Ok(Self {
-            grpc: one("gRPC", config.listen).await?,
-            http: one("HTTP", config.http_listen).await?,
-            metrics: one("metrics", config.metrics_listen).await?,
+            grpc,
+            http,
+            metrics,
+            otlp_grpc,
+            otlp_http,
         })
     }
 
@@ -94,6 +117,8 @@ impl Listeners {
             grpc: addr(&self.grpc)?,
             http: addr(&self.http)?,
             metrics: addr(&self.metrics)?,
+            otlp_grpc: self.otlp_grpc.as_ref().map(addr).transpose()?,
+            otlp_http: self.otlp_http.as_ref().map(addr).transpose()?,
         })
     }
 }
@@ -271,11 +296,17 @@ impl Server {
                         context: "serving TLS on the gRPC listener".into(),
                         source,
                     })?;
-                spawn_grpc(routes.serve_with_incoming_shutdown(incoming, grpc_stopped))
+                spawn_grpc(
+                    "grpc",
+                    routes.serve_with_incoming_shutdown(incoming, grpc_stopped),
+                )
             }
             None => {
                 let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
-                spawn_grpc(routes.serve_with_incoming_shutdown(incoming, grpc_stopped))
+                spawn_grpc(
+                    "grpc",
+                    routes.serve_with_incoming_shutdown(incoming, grpc_stopped),
+                )
             }
         };
         let scrapi = Scrapi {
@@ -329,12 +360,29 @@ impl Server {
             telemetry::router(prometheus, clock),
             &stop_rx,
         );
+        let otlp = crate::otlp::spawn(
+            crate::otlp::OtlpListeners {
+                grpc: listeners.otlp_grpc,
+                http: listeners.otlp_http,
+            },
+            Arc::new(crate::otlp::OtlpIngest::new(
+                Arc::clone(&sources),
+                Arc::clone(&auth),
+                limits,
+                config.schema,
+            )),
+            tls.clone(),
+            reload_interval,
+            &stop_rx,
+        )?;
 
         info!(
             origin = %self.origin,
             grpc = %addrs.grpc,
             http = %addrs.http,
             metrics = %addrs.metrics,
+            otlp_grpc = ?addrs.otlp_grpc,
+            otlp_http = ?addrs.otlp_http,
             tree_size = self.log.latest().size().0,
             "merklogd serving"
         );
@@ -348,7 +396,8 @@ impl Server {
             write_addr_file(path, &addrs)?;
         }
 
-        let mut servers = [grpc, http, metrics];
+        let mut servers = vec![grpc, http, metrics];
+        servers.extend(otlp);
         let early = tokio::select! {
             () = shutdown => None,
             (result, index, _) = futures::future::select_all(servers.iter_mut()) => {
@@ -587,22 +636,23 @@ fn watch_signing_refusal(log: &Log, health: Health) -> JoinHandle<()> {
 }
 
 /// Completes once the stop flag is set (or its sender is gone).
-async fn stopped(mut stop: watch::Receiver<bool>) {
+pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-fn spawn_grpc(
+pub(crate) fn spawn_grpc(
+    listener: &'static str,
     serve: impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
 ) -> JoinHandle<Result<(), ServerError>> {
     tokio::spawn(async move {
         serve.await.map_err(|e| ServerError::Serve {
-            listener: "grpc",
+            listener,
             message: e.to_string(),
         })
     })
 }
 
-fn spawn_axum(
+pub(crate) fn spawn_axum(
     listener_name: &'static str,
     listener: TcpListener,
     router: axum::Router,

@@ -15,8 +15,8 @@ use tonic::transport::Channel;
 /// The origin of [`test_config`].
 pub const ORIGIN: &str = "test.example/log";
 
-/// The configuration tests start from: `data_dir`, every listener on loopback
-/// port 0, origin [`ORIGIN`], defaults for the rest.
+/// The configuration tests start from: `data_dir`, every listener (OTLP too) on
+/// loopback port 0, origin [`ORIGIN`], defaults for the rest.
 pub fn test_config(data_dir: &Path) -> ServerConfig {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     ServerConfig {
@@ -24,6 +24,8 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
         listen: any,
         http_listen: any,
         metrics_listen: any,
+        otlp_grpc_addr: merklog_server::otlp::settings::OtlpListen(Some(any)),
+        otlp_http_addr: merklog_server::otlp::settings::OtlpListen(Some(any)),
         origin: Some(ORIGIN.to_owned()),
         ..ServerConfig::default()
     }

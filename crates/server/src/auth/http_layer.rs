@@ -12,7 +12,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::Authenticator;
+use merklog_auth::Role;
+
+use crate::auth::{Authenticator, Caller};
 use crate::telemetry;
 use crate::tls::PeerCertificates;
 
@@ -25,19 +27,33 @@ pub(crate) async fn require_read(
     let Some(role) = auth.read_role() else {
         return next.run(request).await;
     };
+    match authorize(&auth, &request, role) {
+        Ok(_) => next.run(request).await,
+        Err(response) => *response,
+    }
+}
+
+/// Authenticates an HTTP request's caller and checks it has `role`, as the gRPC
+/// layer does: a bearer token in `Authorization`, else over TLS the connection's
+/// client certificate. A refusal is the HTTP answer to send (401 with
+/// `WWW-Authenticate: Bearer`, or 403).
+pub(crate) fn authorize(
+    auth: &Authenticator,
+    request: &Request,
+    role: Role,
+) -> Result<Caller, Box<Response>> {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
     // Over TLS the listener hands each request its connection's verified
-    // client chain, so certificate principals read tiles as they read on gRPC.
+    // client chain, so certificate principals are known here as on gRPC.
     let chain: Option<Vec<&[u8]>> = request
         .extensions()
         .get::<PeerCertificates>()
         .map(|certs| certs.0.iter().map(|der| der.as_ref()).collect());
-    match auth.authorize(authorization, chain.as_deref(), role) {
-        Ok(_) => next.run(request).await,
-        Err(rejection) => {
+    auth.authorize(authorization, chain.as_deref(), role)
+        .map_err(|rejection| {
             telemetry::record_auth_rejection(rejection.reason());
             let status = if rejection.is_denial() {
                 StatusCode::FORBIDDEN
@@ -55,7 +71,6 @@ pub(crate) async fn require_read(
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            response
-        }
-    }
+            Box::new(response)
+        })
 }

@@ -79,6 +79,8 @@ pub(crate) struct Sources {
     log: Log,
     registry: LiveRegistry,
     mode: EntriesMode,
+    /// The profile every entry must conform to, if any.
+    schema: Option<crate::schema::Schema>,
     tracker: Tracker,
     evidence_dir: PathBuf,
     webhook: Webhook,
@@ -127,6 +129,7 @@ impl Sources {
             log,
             registry,
             mode: config.entries,
+            schema: config.schema,
             tracker,
             evidence_dir,
             webhook,
@@ -147,13 +150,14 @@ impl Sources {
         }
     }
 
-    /// Appends a call's entries for `principal`, checking its signed envelopes
-    /// first (all or nothing).
+    /// Appends a call's entries for `principal`, checking the log's schema and
+    /// its signed envelopes first (all or nothing).
     pub(crate) async fn append(
         self: &Arc<Self>,
         principal: &Principal,
         entries: Vec<Bytes>,
     ) -> Result<AppendReceipt, AppendError> {
+        crate::schema::check_entries(self.schema, &entries).map_err(AppendError::Refused)?;
         let registry = self.registry.get();
         let screened = ingest::screen(&registry, self.mode, principal, &entries)
             .map_err(AppendError::Refused)?;

@@ -12,6 +12,9 @@ fn merklogd() -> Command {
     let mut command = Command::new(BIN);
     // Only what the test sets: no MERKLOGD_* from the developer's shell.
     command.env_clear();
+    // No fixed OTLP ports: tests run in parallel.
+    command.env("MERKLOGD_OTLP_GRPC_ADDR", "off");
+    command.env("MERKLOGD_OTLP_HTTP_ADDR", "off");
     command
 }
 
@@ -40,6 +43,9 @@ fn help_documents_every_flag_and_its_environment_variable() {
             "MERKLOGD_WITNESS_RESEND_INTERVAL",
         ),
         ("--append-timeout", "MERKLOGD_APPEND_TIMEOUT"),
+        ("--otlp-grpc-addr", "MERKLOGD_OTLP_GRPC_ADDR"),
+        ("--otlp-http-addr", "MERKLOGD_OTLP_HTTP_ADDR"),
+        ("--schema", "MERKLOGD_SCHEMA"),
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
         assert!(help.contains(env), "--help lacks {env}");

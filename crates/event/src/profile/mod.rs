@@ -4,11 +4,22 @@
 //! A profile document is a JSON object with `"profile": "ai-audit/v1"`; the fields are
 //! those of [`AuditEvent`], with `time` as RFC 3339 (UTC, `Z`). The same fields are
 //! extracted from other entry shapes by [`AuditEvent::from_leaf`], so queries and rules
-//! see one shape whatever the entry's form.
+//! see one shape whatever the entry's form: a profile document, a signed source
+//! event whose media type is `application/json` and whose payload is a profile
+//! document, or an OpenTelemetry log record leaf (`merklog.otlp-log/v1`, mapped
+//! from GenAI semantic-convention and `merklog.*` attributes; see `otlp`).
+//!
+//! `docs/ai-audit-v1.schema.json` states the document form as a JSON Schema; a test
+//! checks that it and [`AuditEvent::from_document`] agree.
+
+mod otlp;
 
 use serde::{Deserialize, Serialize};
 
-use crate::EventError;
+use crate::{Event, EventError, looks_like_event};
+
+/// The media type of a signed source event whose payload is a profile document.
+pub const MEDIA_TYPE_JSON: &str = "application/json";
 
 /// The profile's name and version, the value of a document's `profile` field.
 pub const PROFILE_AI_AUDIT_V1: &str = "ai-audit/v1";
@@ -152,17 +163,49 @@ impl AuditEvent {
     /// Parses and checks a profile document (a JSON object with
     /// `"profile": "ai-audit/v1"`), naming the first field that does not conform.
     pub fn from_document(bytes: &[u8]) -> Result<AuditEvent, EventError> {
-        let event: AuditEvent = serde_json::from_slice(bytes).map_err(|e| EventError::Profile {
+        let document = |e: serde_json::Error| EventError::Profile {
             field: "document".into(),
             reason: e.to_string(),
-        })?;
+        };
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(document)?;
+        if let Some(field) = null_member(&value, String::new()) {
+            return Err(EventError::Profile {
+                field,
+                reason: "null is not a value; leave the member out".into(),
+            });
+        }
+        let event: AuditEvent = serde_json::from_value(value).map_err(document)?;
         event.check()?;
         Ok(event)
     }
 
-    /// The audit event an entry carries, if it is one: a profile document.
+    /// The audit event an entry carries, if it is one: a profile document, a
+    /// signed source event with a profile document as its JSON payload, or an
+    /// OpenTelemetry log record leaf whose attributes conform.
     pub fn from_leaf(leaf: &[u8]) -> Option<AuditEvent> {
-        AuditEvent::from_document(leaf).ok()
+        AuditEvent::from_entry(leaf).ok()
+    }
+
+    /// Like [`AuditEvent::from_leaf`], but says why an entry does not conform,
+    /// naming the profile field (and for OTLP records the attribute it maps from).
+    pub fn from_entry(entry: &[u8]) -> Result<AuditEvent, EventError> {
+        if looks_like_event(entry) {
+            let event = Event::parse(entry)?;
+            if event.media_type() != MEDIA_TYPE_JSON {
+                return Err(EventError::Profile {
+                    field: "media_type".into(),
+                    reason: format!(
+                        "a signed event carries a profile document as {MEDIA_TYPE_JSON}, not {}",
+                        event.media_type()
+                    ),
+                });
+            }
+            return AuditEvent::from_document(event.payload());
+        }
+        match crate::otlp::parse_leaf(entry) {
+            Some(leaf) => otlp::from_otlp(&leaf),
+            None => AuditEvent::from_document(entry),
+        }
     }
 
     /// When it happened, as Unix milliseconds.
@@ -203,7 +246,70 @@ impl AuditEvent {
         if !hex(&self.span_id, 16) {
             return Err(bad("span_id", "must be 16 lowercase hex digits"));
         }
+        let sha256 = |v: Option<&String>| {
+            v.is_none_or(|s| {
+                s.strip_prefix("sha256:").is_some_and(|h| {
+                    !h.is_empty()
+                        && h.bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                })
+            })
+        };
+        if !sha256(self.model.as_ref().and_then(|m| m.digest.as_ref())) {
+            return Err(bad(
+                "model.digest",
+                "must be sha256: and lowercase hex digits",
+            ));
+        }
+        if !sha256(self.prompt_hash.as_ref()) {
+            return Err(bad(
+                "prompt_hash",
+                "must be sha256: and lowercase hex digits",
+            ));
+        }
+        if let Some(tool) = self.tool_calls.iter().position(|t| t.name.is_empty()) {
+            return Err(bad(
+                &format!("tool_calls[{tool}].name"),
+                "must not be empty",
+            ));
+        }
+        if self.policy.as_ref().is_some_and(|p| p.id.is_empty()) {
+            return Err(bad("policy.id", "must not be empty"));
+        }
+        if self
+            .config_change
+            .as_ref()
+            .is_some_and(|c| c.setting.is_empty())
+        {
+            return Err(bad("config_change.setting", "must not be empty"));
+        }
         Ok(())
+    }
+}
+
+/// The path of the first null member or item, if any (serde would read a null
+/// as an absent optional member; the JSON Schema does not allow it).
+fn null_member(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::Null => Some(if path.is_empty() {
+            "document".into()
+        } else {
+            path
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| null_member(v, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let path = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            null_member(v, path)
+        }),
+        _ => None,
     }
 }
 
