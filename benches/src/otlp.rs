@@ -18,8 +18,7 @@ use tonic::Code;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 
-use crate::stats::{Phase, code_label};
-use crate::writer::Recorder;
+use crate::stats::{Phase, Recorder, code_label};
 
 /// Pause after RESOURCE_EXHAUSTED before trying again.
 const BACKOFF: Duration = Duration::from_millis(1);

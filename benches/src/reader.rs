@@ -15,10 +15,9 @@ use tokio::task::JoinSet;
 
 use crate::BenchError;
 use crate::payload::Rng;
-use crate::stats::{Phase, Tally, code_label};
+use crate::stats::{Phase, Recorder, Tally, code_label};
 use crate::target::Client;
 use crate::verify::Checker;
-use crate::writer::Recorder;
 
 /// Which proofs readers fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -2,6 +2,7 @@
 //! (HdrHistogram, microseconds) and per-run tallies.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -102,6 +103,27 @@ impl Phase {
     /// True while new calls may start.
     pub fn open(&self) -> bool {
         Instant::now() < self.measure_to
+    }
+}
+
+/// A shared tally, locked briefly per answer.
+#[derive(Debug, Clone)]
+pub struct Recorder(Arc<Mutex<Tally>>);
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Result<Self, BenchError> {
+        Ok(Self(Arc::new(Mutex::new(Tally::new()?))))
+    }
+
+    /// Runs `f` on the tally.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Tally) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The tally so far.
+    pub fn snapshot(&self) -> Tally {
+        self.with(|t| t.clone())
     }
 }
 

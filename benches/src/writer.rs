@@ -9,8 +9,8 @@
 //! [`Checker`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use tonic::Code;
 use crate::BenchError;
 use crate::payload::EntryMaker;
 use crate::signed::Signing;
-use crate::stats::{Phase, Tally, code_label};
+use crate::stats::{Phase, Recorder, Tally, code_label};
 use crate::target::Client;
 use crate::verify::Checker;
 
@@ -67,27 +67,6 @@ pub struct WriteSpec {
     pub budget: Option<u64>,
     /// Every entry an ai-audit/v1 profile document (indexed by the server).
     pub profile: bool,
-}
-
-/// A shared tally, locked briefly per answer.
-#[derive(Debug, Clone)]
-pub struct Recorder(Arc<Mutex<Tally>>);
-
-impl Recorder {
-    /// An empty recorder.
-    pub fn new() -> Result<Self, BenchError> {
-        Ok(Self(Arc::new(Mutex::new(Tally::new()?))))
-    }
-
-    /// Runs `f` on the tally.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Tally) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// The tally so far.
-    pub fn snapshot(&self) -> Tally {
-        self.with(|t| t.clone())
-    }
 }
 
 /// Entries still to send, when a run has a budget.

@@ -112,6 +112,7 @@ mod query;
 pub mod receipts;
 mod reload;
 pub mod schema;
+mod serve;
 mod server;
 pub mod sources;
 pub mod status;

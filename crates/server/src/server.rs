@@ -28,6 +28,7 @@ use crate::keys::{self, DB_DIR, KeyPaths};
 use crate::query::service::QueryService;
 use crate::receipts::Receipts;
 use crate::receipts::scrapi::{self, Scrapi};
+use crate::serve::{spawn_axum, spawn_grpc, stopped};
 use crate::sources::Sources;
 use crate::sources::service::SourcesService;
 use crate::tls::WithPeerCertificates;
@@ -632,41 +633,6 @@ fn watch_signing_refusal(log: &Log, health: Health) -> JoinHandle<()> {
             warn!(%reason, "the log refuses to sign: serving reads only");
             health.signing_refused();
         }
-    })
-}
-
-/// Completes once the stop flag is set (or its sender is gone).
-pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
-pub(crate) fn spawn_grpc(
-    listener: &'static str,
-    serve: impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
-) -> JoinHandle<Result<(), ServerError>> {
-    tokio::spawn(async move {
-        serve.await.map_err(|e| ServerError::Serve {
-            listener,
-            message: e.to_string(),
-        })
-    })
-}
-
-pub(crate) fn spawn_axum(
-    listener_name: &'static str,
-    listener: TcpListener,
-    router: axum::Router,
-    stop: &watch::Receiver<bool>,
-) -> JoinHandle<Result<(), ServerError>> {
-    let stop = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stopped(stop))
-            .await
-            .map_err(|e| ServerError::Serve {
-                listener: listener_name,
-                message: e.to_string(),
-            })
     })
 }
 

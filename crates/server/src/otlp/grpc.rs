@@ -64,7 +64,7 @@ pub(super) fn spawn(
         tower::Layer::layer(&AuthLayer::new(auth), service),
     );
     let routes = tonic::transport::Server::builder().add_service(service);
-    let stopped = crate::server::stopped(stop.clone());
+    let stopped = crate::serve::stopped(stop.clone());
     Ok(match tls {
         Some(tls) => {
             let incoming = TlsListener::new(listener, tls, reload_interval).map_err(|source| {
@@ -73,14 +73,14 @@ pub(super) fn spawn(
                     source,
                 }
             })?;
-            crate::server::spawn_grpc(
+            crate::serve::spawn_grpc(
                 "otlp-grpc",
                 routes.serve_with_incoming_shutdown(incoming, stopped),
             )
         }
         None => {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            crate::server::spawn_grpc(
+            crate::serve::spawn_grpc(
                 "otlp-grpc",
                 routes.serve_with_incoming_shutdown(incoming, stopped),
             )

@@ -173,7 +173,7 @@ pub(crate) fn spawn(
                 let service = crate::tls::WithPeerCertificates(router);
                 tokio::spawn(async move {
                     axum::serve(listener, service)
-                        .with_graceful_shutdown(crate::server::stopped(stop))
+                        .with_graceful_shutdown(crate::serve::stopped(stop))
                         .await
                         .map_err(|e| ServerError::Serve {
                             listener: "otlp-http",
@@ -181,7 +181,7 @@ pub(crate) fn spawn(
                         })
                 })
             }
-            None => crate::server::spawn_axum("otlp-http", listener, router, stop),
+            None => crate::serve::spawn_axum("otlp-http", listener, router, stop),
         };
         tasks.push(task);
     }
