@@ -118,7 +118,15 @@ fn both_daemons_write_json_lines_of_one_shape() {
     let serving = shape(
         &log_lines,
         "merklogd serving",
-        &["origin", "grpc", "http", "metrics", "tree_size"],
+        &[
+            "origin",
+            "grpc",
+            "http",
+            "metrics",
+            "otlp_grpc",
+            "otlp_http",
+            "tree_size",
+        ],
     );
     let listening = shape(&witness_lines, "witness listening", &["addr", "vkey"]);
     assert_eq!(serving, listening);
