@@ -1057,6 +1057,7 @@ mod tests {
                 "GetConsistencyProof",
                 "GetEntries",
                 "GetInclusionProof",
+                "GetReceipt",
                 "WatchCheckpoints"
             ]
         );
