@@ -260,6 +260,22 @@ pub struct MemoryStore {
     data: Mutex<MemoryData>,
 }
 
+/// Up to `limit` records of `map` with keys in `start..end`, in key order.
+fn scan_range(
+    map: &BTreeMap<Vec<u8>, KeyRecord>,
+    start: &[u8],
+    end: &[u8],
+    limit: usize,
+) -> Vec<(Vec<u8>, KeyRecord)> {
+    if start >= end {
+        return Vec::new();
+    }
+    map.range(start.to_vec()..end.to_vec())
+        .take(limit)
+        .map(|(key, record)| (key.clone(), *record))
+        .collect()
+}
+
 #[derive(Debug, Default)]
 struct MemoryData {
     /// By tile level and index.
@@ -405,16 +421,7 @@ impl LogStore for MemoryStore {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let data = self.data()?;
-        Ok(data
-            .keys
-            .range(start.to_vec()..end.to_vec())
-            .take(limit)
-            .map(|(key, record)| (key.clone(), *record))
-            .collect())
+        Ok(scan_range(&self.data()?.keys, start, end, limit))
     }
 
     fn lookup_terms(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<KeyRecord>>, StorageError> {
@@ -431,16 +438,7 @@ impl LogStore for MemoryStore {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, KeyRecord)>, StorageError> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let data = self.data()?;
-        Ok(data
-            .terms
-            .range(start.to_vec()..end.to_vec())
-            .take(limit)
-            .map(|(key, record)| (key.clone(), *record))
-            .collect())
+        Ok(scan_range(&self.data()?.terms, start, end, limit))
     }
 }
 

@@ -10,7 +10,7 @@ use super::append::append;
 use super::context::{Context, count, finish};
 use super::input::read_file;
 use super::output::{
-    checkpoint_json, entry_json, entry_text, print_json, print_line, progress_bar,
+    checkpoint_json, entry_json, entry_text, print_json, print_line, progress_bar, write_verified,
 };
 use super::{
     AuditArgs, CheckpointArgs, Cli, Command, ConsistencyArgs, FsckArgs, HealthArgs, KeyCommand,
@@ -277,42 +277,16 @@ async fn prove(context: &Context, args: ProveArgs) -> Result<(), ClientError> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}.tlog-proof", receipt.index.0)));
-    let to_stdout = out == Path::new("-");
-    if to_stdout {
-        use std::io::Write as _;
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(&bytes)
-            .and_then(|()| stdout.flush())
-            .map_err(|source| ClientError::Io {
-                path: out.clone(),
-                source,
-            })?;
-    } else {
-        write_atomically(&out, &bytes)?;
-    }
-    let message = format!(
-        "entry {} (leaf hash {}) is in {}: inclusion proof verified{}",
+    let mut value = checkpoint_json(&receipt.checkpoint);
+    value["index"] = json!(receipt.index.0);
+    value["leaf_hash"] = json!(receipt.leaf_hash.to_string());
+    let verified = format!(
+        "entry {} (leaf hash {}) is in {}: inclusion proof verified",
         receipt.index.0,
         receipt.leaf_hash,
         receipt.checkpoint.summary(),
-        if to_stdout {
-            String::new()
-        } else {
-            format!("; wrote {}", out.display())
-        }
     );
-    if to_stdout {
-        eprintln!("merklog: {message}");
-    } else if context.json {
-        let mut value = checkpoint_json(&receipt.checkpoint);
-        value["index"] = json!(receipt.index.0);
-        value["leaf_hash"] = json!(receipt.leaf_hash.to_string());
-        value["proof_file"] = json!(out);
-        print_json(&value);
-    } else {
-        print_line(&message);
-    }
+    write_verified(context.json, &out, &bytes, &verified, value, "proof_file")?;
     Ok(())
 }
 

@@ -1,12 +1,14 @@
 //! Printing: human lines, JSON objects, entries, progress bars.
 
 use std::io::Write as _;
+use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::SignedCheckpoint;
 use crate::encoding::b64;
+use crate::state::write_atomically;
+use crate::{ClientError, SignedCheckpoint};
 
 /// Prints one JSON value as a line on stdout. A closed stdout (e.g. `| head`)
 /// is not an error worth reporting.
@@ -19,6 +21,41 @@ pub(super) fn print_json(value: &Value) {
 pub(super) fn print_line(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
+}
+
+/// Writes a verified proof or receipt to `out` (`-`: stdout) and says so. `verified`
+/// tells what was checked; `value` is the JSON answer, completed with the file under
+/// `file_field`. When the bytes went to stdout the message goes to stderr, so the
+/// output stays exactly the file.
+pub(super) fn write_verified(
+    json_output: bool,
+    out: &Path,
+    bytes: &[u8],
+    verified: &str,
+    mut value: Value,
+    file_field: &str,
+) -> Result<(), ClientError> {
+    let to_stdout = out == Path::new("-");
+    if to_stdout {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(bytes)
+            .and_then(|()| stdout.flush())
+            .map_err(|source| ClientError::Io {
+                path: out.to_path_buf(),
+                source,
+            })?;
+        eprintln!("merklog: {verified}");
+    } else {
+        write_atomically(out, bytes)?;
+        if json_output {
+            value[file_field] = json!(out);
+            print_json(&value);
+        } else {
+            print_line(&format!("{verified}; wrote {}", out.display()));
+        }
+    }
+    Ok(())
 }
 
 /// The JSON description of a checkpoint.

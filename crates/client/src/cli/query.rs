@@ -6,7 +6,8 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::output::{print_json, print_line};
-use super::source::{Session, ranges_text, source_key};
+use super::source::{Session, source_key};
+use crate::evidence::model::ranges_text;
 use crate::{ClientError, QueriedEvent, QueryFilter, SourceCompleteness};
 
 /// `merklog query`

@@ -9,8 +9,7 @@ use serde_json::json;
 
 use super::ProveArgs;
 use super::context::{Context, finish};
-use super::output::{checkpoint_json, print_json, print_line};
-use crate::state::write_atomically;
+use super::output::{checkpoint_json, write_verified};
 use crate::{ClientError, ReceiptLeaf};
 
 /// A receipt key file is one line of text.
@@ -52,20 +51,6 @@ pub(super) async fn prove_cose(
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}.cose", receipt.index.0)));
-    let to_stdout = out == Path::new("-");
-    if to_stdout {
-        use std::io::Write as _;
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(&receipt.bytes)
-            .and_then(|()| stdout.flush())
-            .map_err(|source| ClientError::Io {
-                path: out.clone(),
-                source,
-            })?;
-    } else {
-        write_atomically(&out, &receipt.bytes)?;
-    }
     let key_note = if receipt.key_pinned {
         format!("pinned receipt key {}", receipt.key.to_text())
     } else {
@@ -74,29 +59,24 @@ pub(super) async fn prove_cose(
             receipt.key.to_text()
         )
     };
-    let message = format!(
-        "entry {} (leaf hash {}) is in {}: COSE receipt verified with the {key_note}{}",
+    let verified = format!(
+        "entry {} (leaf hash {}) is in {}: COSE receipt verified with the {key_note}",
         receipt.index.0,
         receipt.leaf_hash,
         receipt.checkpoint.summary(),
-        if to_stdout {
-            String::new()
-        } else {
-            format!("; wrote {}", out.display())
-        }
     );
-    if to_stdout {
-        eprintln!("merklog: {message}");
-    } else if context.json {
-        let mut value = checkpoint_json(&receipt.checkpoint);
-        value["index"] = json!(receipt.index.0);
-        value["leaf_hash"] = json!(receipt.leaf_hash.to_string());
-        value["receipt_file"] = json!(out);
-        value["receipt_key"] = json!(receipt.key.to_text());
-        value["receipt_key_pinned"] = json!(receipt.key_pinned);
-        print_json(&value);
-    } else {
-        print_line(&message);
-    }
+    let mut value = checkpoint_json(&receipt.checkpoint);
+    value["index"] = json!(receipt.index.0);
+    value["leaf_hash"] = json!(receipt.leaf_hash.to_string());
+    value["receipt_key"] = json!(receipt.key.to_text());
+    value["receipt_key_pinned"] = json!(receipt.key_pinned);
+    write_verified(
+        context.json,
+        &out,
+        &receipt.bytes,
+        &verified,
+        value,
+        "receipt_file",
+    )?;
     Ok(())
 }

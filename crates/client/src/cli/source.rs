@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::output::{print_json, print_line};
 use super::parse_duration;
 use crate::encoding::b64;
+use crate::evidence::model::ranges_text;
 use crate::{Client, ClientError, ClientOptions, SourceAudit, StateFile, TrustedLog};
 
 /// Largest source verifier key file read.
@@ -125,20 +126,6 @@ fn ranges_json(ranges: &[(u64, u64)]) -> Value {
             .map(|(first, last)| json!({"first": first, "last": last}))
             .collect(),
     )
-}
-
-pub(super) fn ranges_text(ranges: &[(u64, u64)]) -> String {
-    ranges
-        .iter()
-        .map(|(first, last)| {
-            if first == last {
-                first.to_string()
-            } else {
-                format!("{first}..={last}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn status_json(status: &v1::SourceStatus) -> Value {
