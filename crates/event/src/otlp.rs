@@ -134,155 +134,289 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> EventError {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
+/// Where a value sits in a record, rendered only when an error names it (building
+/// the text for every value would cost more than encoding the value).
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    Root(&'static str),
+    Key(&'a Place<'a>, &'a str),
+    Index(&'a Place<'a>, usize),
 }
 
-fn double(v: f64) -> Value {
-    if v.is_nan() {
-        Value::from("NaN")
-    } else if v == f64::INFINITY {
-        Value::from("Infinity")
-    } else if v == f64::NEG_INFINITY {
-        Value::from("-Infinity")
-    } else if v == 0.0 && v.is_sign_negative() {
-        // JCS writes -0 as 0; keep the two apart.
-        Value::from("-0")
-    } else {
-        serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
-    }
-}
-
-fn tagged(tag: &str, value: Value) -> Value {
-    let mut map = Map::with_capacity(1);
-    map.insert(tag.to_owned(), value);
-    Value::Object(map)
-}
-
-fn any_value(value: &AnyValue, path: &str) -> Result<Value, EventError> {
-    use base64::Engine as _;
-    Ok(match value {
-        AnyValue::Empty => Value::Null,
-        AnyValue::String(s) => Value::from(s.as_str()),
-        AnyValue::Bool(b) => Value::Bool(*b),
-        AnyValue::Int(i) => tagged("int", Value::from(i.to_string())),
-        AnyValue::Double(d) => tagged("double", double(*d)),
-        AnyValue::Bytes(b) => tagged(
-            "bytes",
-            Value::from(base64::engine::general_purpose::STANDARD.encode(b)),
-        ),
-        AnyValue::Array(items) => tagged(
-            "array",
-            Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| any_value(v, &format!("{path}[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            ),
-        ),
-        AnyValue::KvList(list) => tagged("kvlist", attributes(list, path)?),
-    })
-}
-
-/// An attribute list as an object; a key named twice is refused.
-fn attributes(list: &[KeyValue], path: &str) -> Result<Value, EventError> {
-    let mut map = Map::new();
-    for kv in list {
-        let field = format!("{path}[{:?}]", kv.key);
-        let value = any_value(&kv.value, &field)?;
-        if map.insert(kv.key.clone(), value).is_some() {
-            return Err(invalid(
-                field,
-                "the key appears twice in one attribute list",
-            ));
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Root(name) => f.write_str(name),
+            Place::Key(parent, key) => write!(f, "{parent}[{key:?}]"),
+            Place::Index(parent, i) => write!(f, "{parent}[{i}]"),
         }
     }
-    Ok(Value::Object(map))
 }
 
-fn id(bytes: &[u8], len: usize, field: &str) -> Result<Value, EventError> {
+/// A JSON string as RFC 8785 writes it: serde_json escapes exactly what JCS
+/// escapes (`"`, `\` and the C0 controls, as `\b \t \n \f \r` or lowercase
+/// `\u00xx`) and writes everything else as UTF-8.
+fn string(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail; an error would mean serde_json changed.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn decimal(out: &mut Vec<u8>, n: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = write!(out, "{n}");
+}
+
+fn quoted_decimal(out: &mut Vec<u8>, n: u64) {
+    out.push(b'"');
+    decimal(out, n);
+    out.push(b'"');
+}
+
+fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+}
+
+fn double(out: &mut Vec<u8>, v: f64) -> Result<(), EventError> {
+    let special = if v.is_nan() {
+        Some("NaN")
+    } else if v == f64::INFINITY {
+        Some("Infinity")
+    } else if v == f64::NEG_INFINITY {
+        Some("-Infinity")
+    } else if v == 0.0 && v.is_sign_negative() {
+        // JCS writes -0 as 0; keep the two apart.
+        Some("-0")
+    } else {
+        None
+    };
+    match special {
+        Some(text) => string(out, text),
+        // JCS numbers are ECMAScript's shortest round-trip form, which the
+        // canonicaliser implements.
+        None => out.extend_from_slice(
+            &serde_json_canonicalizer::to_vec(&v)
+                .map_err(|e| invalid("record", format!("canonical JSON number: {e}")))?,
+        ),
+    }
+    Ok(())
+}
+
+fn any_value(out: &mut Vec<u8>, value: &AnyValue, place: &Place<'_>) -> Result<(), EventError> {
+    use base64::Engine as _;
+    match value {
+        AnyValue::Empty => out.extend_from_slice(b"null"),
+        AnyValue::String(s) => string(out, s),
+        AnyValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        AnyValue::Int(i) => {
+            out.extend_from_slice(br#"{"int":""#);
+            decimal(out, i);
+            out.extend_from_slice(br#""}"#);
+        }
+        AnyValue::Double(d) => {
+            out.extend_from_slice(br#"{"double":"#);
+            double(out, *d)?;
+            out.push(b'}');
+        }
+        AnyValue::Bytes(b) => {
+            out.extend_from_slice(br#"{"bytes":""#);
+            let start = out.len();
+            let len = base64::encoded_len(b.len(), true)
+                .ok_or_else(|| invalid(place.to_string(), "too many bytes"))?;
+            out.resize(start + len, 0);
+            base64::engine::general_purpose::STANDARD
+                .encode_slice(b, &mut out[start..])
+                .map_err(|e| invalid(place.to_string(), e.to_string()))?;
+            out.extend_from_slice(br#""}"#);
+        }
+        AnyValue::Array(items) => {
+            out.extend_from_slice(br#"{"array":["#);
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                any_value(out, item, &Place::Index(place, i))?;
+            }
+            out.extend_from_slice(b"]}");
+        }
+        AnyValue::KvList(list) => {
+            out.extend_from_slice(br#"{"kvlist":"#);
+            attributes(out, list, place)?;
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+/// An attribute list as an object whose members are sorted as RFC 8785 sorts
+/// them (by UTF-16 code units, which differs from UTF-8 byte order above the
+/// surrogate range); a key named twice is refused.
+fn attributes(out: &mut Vec<u8>, list: &[KeyValue], place: &Place<'_>) -> Result<(), EventError> {
+    let mut sorted: Vec<&KeyValue> = list.iter().collect();
+    sorted.sort_by(|a, b| {
+        if a.key.is_ascii() && b.key.is_ascii() {
+            a.key.cmp(&b.key)
+        } else {
+            a.key.encode_utf16().cmp(b.key.encode_utf16())
+        }
+    });
+    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].key == pair[1].key) {
+        return Err(invalid(
+            Place::Key(place, &pair[0].key).to_string(),
+            "the key appears twice in one attribute list",
+        ));
+    }
+    out.push(b'{');
+    for (i, kv) in sorted.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, &kv.key);
+        out.push(b':');
+        any_value(out, &kv.value, &Place::Key(place, &kv.key))?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn id(out: &mut Vec<u8>, bytes: &[u8], len: usize, field: &str) -> Result<(), EventError> {
     if !bytes.is_empty() && bytes.len() != len {
         return Err(invalid(
             field,
             format!("must be empty or {len} bytes, not {}", bytes.len()),
         ));
     }
-    Ok(Value::from(hex(bytes)))
+    out.push(b'"');
+    hex(out, bytes);
+    out.push(b'"');
+    Ok(())
+}
+
+/// What every record of one `ScopeLogs` shares in its leaf (the principal, the
+/// resource and the scope), encoded once for all of them.
+#[derive(Debug, Clone)]
+pub struct LeafContext {
+    principal: Vec<u8>,
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+}
+
+impl LeafContext {
+    /// Encodes the shared members, or names the attribute that is invalid.
+    pub fn new(
+        principal: Option<&str>,
+        resource: &Resource,
+        scope: &Scope,
+    ) -> Result<LeafContext, EventError> {
+        let mut p = Vec::new();
+        match principal {
+            Some(principal) => string(&mut p, principal),
+            None => p.extend_from_slice(b"null"),
+        }
+        // Members in RFC 8785 order (all keys ASCII, so byte order).
+        let mut r = Vec::new();
+        r.extend_from_slice(br#"{"attributes":"#);
+        attributes(
+            &mut r,
+            &resource.attributes,
+            &Place::Root("resource.attributes"),
+        )?;
+        r.extend_from_slice(br#","dropped_attributes_count":"#);
+        decimal(&mut r, resource.dropped_attributes_count);
+        r.extend_from_slice(br#","schema_url":"#);
+        string(&mut r, &resource.schema_url);
+        r.push(b'}');
+        let mut s = Vec::new();
+        s.extend_from_slice(br#"{"attributes":"#);
+        attributes(&mut s, &scope.attributes, &Place::Root("scope.attributes"))?;
+        s.extend_from_slice(br#","dropped_attributes_count":"#);
+        decimal(&mut s, scope.dropped_attributes_count);
+        s.extend_from_slice(br#","name":"#);
+        string(&mut s, &scope.name);
+        s.extend_from_slice(br#","schema_url":"#);
+        string(&mut s, &scope.schema_url);
+        s.extend_from_slice(br#","version":"#);
+        string(&mut s, &scope.version);
+        s.push(b'}');
+        Ok(LeafContext {
+            principal: p,
+            resource: r,
+            scope: s,
+        })
+    }
+
+    /// The leaf bytes of `record` in this context (see the module documentation),
+    /// or which field is invalid: a key named twice in one attribute list, or a
+    /// trace or span id of the wrong length.
+    pub fn leaf(&self, record: &LogRecord) -> Result<Vec<u8>, EventError> {
+        let mut out = Vec::with_capacity(
+            self.resource.len() + self.scope.len() + 512 + 2 * record_hint(record),
+        );
+        // Members in RFC 8785 order (all keys ASCII, so byte order).
+        out.extend_from_slice(br#"{"attributes":"#);
+        attributes(&mut out, &record.attributes, &Place::Root("attributes"))?;
+        out.extend_from_slice(br#","body":"#);
+        any_value(&mut out, &record.body, &Place::Root("body"))?;
+        out.extend_from_slice(br#","dropped_attributes_count":"#);
+        decimal(&mut out, record.dropped_attributes_count);
+        out.extend_from_slice(br#","event_name":"#);
+        string(&mut out, &record.event_name);
+        out.extend_from_slice(br#","flags":"#);
+        decimal(&mut out, record.flags);
+        out.extend_from_slice(br#","observed_time_unix_nano":"#);
+        quoted_decimal(&mut out, record.observed_time_unix_nano);
+        out.extend_from_slice(br#","principal":"#);
+        out.extend_from_slice(&self.principal);
+        out.extend_from_slice(br#","resource":"#);
+        out.extend_from_slice(&self.resource);
+        out.extend_from_slice(br#","scope":"#);
+        out.extend_from_slice(&self.scope);
+        out.extend_from_slice(br#","severity_number":"#);
+        decimal(&mut out, record.severity_number);
+        out.extend_from_slice(br#","severity_text":"#);
+        string(&mut out, &record.severity_text);
+        out.extend_from_slice(br#","span_id":"#);
+        id(&mut out, &record.span_id, 8, "span_id")?;
+        out.extend_from_slice(br#","time_unix_nano":"#);
+        quoted_decimal(&mut out, record.time_unix_nano);
+        out.extend_from_slice(br#","trace_id":"#);
+        id(&mut out, &record.trace_id, 16, "trace_id")?;
+        out.extend_from_slice(br#","type":"#);
+        string(&mut out, OTLP_LOG_TYPE);
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+/// A rough size of a record's variable text, to size the leaf's buffer once.
+fn record_hint(record: &LogRecord) -> usize {
+    fn value(v: &AnyValue) -> usize {
+        match v {
+            AnyValue::String(s) => s.len(),
+            AnyValue::Bytes(b) => b.len() * 4 / 3,
+            AnyValue::Array(items) => items.iter().map(value).sum(),
+            AnyValue::KvList(list) => list.iter().map(|kv| kv.key.len() + value(&kv.value)).sum(),
+            _ => 16,
+        }
+    }
+    value(&record.body)
+        + record
+            .attributes
+            .iter()
+            .map(|kv| kv.key.len() + value(&kv.value))
+            .sum::<usize>()
 }
 
 impl OtlpLog {
     /// The leaf bytes (see the module documentation), or which field is invalid:
     /// a key named twice in one attribute list, or a trace or span id of the wrong
-    /// length.
+    /// length. Records sharing a resource and scope are faster through one
+    /// [`LeafContext`].
     pub fn to_leaf(&self) -> Result<Vec<u8>, EventError> {
-        let OtlpLog {
-            principal,
-            resource,
-            scope,
-            record,
-        } = self;
-        let mut r = Map::new();
-        r.insert(
-            "attributes".into(),
-            attributes(&resource.attributes, "resource.attributes")?,
-        );
-        r.insert(
-            "dropped_attributes_count".into(),
-            resource.dropped_attributes_count.into(),
-        );
-        r.insert("schema_url".into(), resource.schema_url.as_str().into());
-        let mut s = Map::new();
-        s.insert("name".into(), scope.name.as_str().into());
-        s.insert("version".into(), scope.version.as_str().into());
-        s.insert(
-            "attributes".into(),
-            attributes(&scope.attributes, "scope.attributes")?,
-        );
-        s.insert(
-            "dropped_attributes_count".into(),
-            scope.dropped_attributes_count.into(),
-        );
-        s.insert("schema_url".into(), scope.schema_url.as_str().into());
-        let mut top = Map::new();
-        top.insert("type".into(), OTLP_LOG_TYPE.into());
-        top.insert(
-            "principal".into(),
-            principal.as_deref().map_or(Value::Null, Value::from),
-        );
-        top.insert("resource".into(), Value::Object(r));
-        top.insert("scope".into(), Value::Object(s));
-        top.insert(
-            "time_unix_nano".into(),
-            record.time_unix_nano.to_string().into(),
-        );
-        top.insert(
-            "observed_time_unix_nano".into(),
-            record.observed_time_unix_nano.to_string().into(),
-        );
-        top.insert("severity_number".into(), record.severity_number.into());
-        top.insert("severity_text".into(), record.severity_text.as_str().into());
-        top.insert("body".into(), any_value(&record.body, "body")?);
-        top.insert(
-            "attributes".into(),
-            attributes(&record.attributes, "attributes")?,
-        );
-        top.insert(
-            "dropped_attributes_count".into(),
-            record.dropped_attributes_count.into(),
-        );
-        top.insert("flags".into(), record.flags.into());
-        top.insert("trace_id".into(), id(&record.trace_id, 16, "trace_id")?);
-        top.insert("span_id".into(), id(&record.span_id, 8, "span_id")?);
-        top.insert("event_name".into(), record.event_name.as_str().into());
-        serde_json_canonicalizer::to_vec(&Value::Object(top))
-            .map_err(|e| invalid("record", format!("canonical JSON: {e}")))
+        LeafContext::new(self.principal.as_deref(), &self.resource, &self.scope)?.leaf(&self.record)
     }
 }
 
@@ -312,6 +446,204 @@ pub fn duplicate_keys(list: &[KeyValue]) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A second encoder, built the obvious way (a `serde_json::Value` tree through
+    /// the RFC 8785 canonicaliser), for checking the direct one; `None` where the
+    /// record is invalid.
+    fn reference_leaf(log: &OtlpLog) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        fn tagged(tag: &str, value: Value) -> Value {
+            let mut map = Map::new();
+            map.insert(tag.to_owned(), value);
+            Value::Object(map)
+        }
+        fn any(value: &AnyValue) -> Option<Value> {
+            Some(match value {
+                AnyValue::Empty => Value::Null,
+                AnyValue::String(s) => Value::from(s.as_str()),
+                AnyValue::Bool(b) => Value::Bool(*b),
+                AnyValue::Int(i) => tagged("int", Value::from(i.to_string())),
+                AnyValue::Double(d) => tagged(
+                    "double",
+                    if d.is_nan() {
+                        Value::from("NaN")
+                    } else if d.is_infinite() {
+                        Value::from(if *d > 0.0 { "Infinity" } else { "-Infinity" })
+                    } else if *d == 0.0 && d.is_sign_negative() {
+                        Value::from("-0")
+                    } else {
+                        Value::Number(serde_json::Number::from_f64(*d)?)
+                    },
+                ),
+                AnyValue::Bytes(b) => tagged(
+                    "bytes",
+                    Value::from(base64::engine::general_purpose::STANDARD.encode(b)),
+                ),
+                AnyValue::Array(items) => tagged(
+                    "array",
+                    Value::Array(items.iter().map(any).collect::<Option<_>>()?),
+                ),
+                AnyValue::KvList(list) => tagged("kvlist", attrs(list)?),
+            })
+        }
+        fn attrs(list: &[KeyValue]) -> Option<Value> {
+            let mut map = Map::new();
+            for kv in list {
+                if map.insert(kv.key.clone(), any(&kv.value)?).is_some() {
+                    return None;
+                }
+            }
+            Some(Value::Object(map))
+        }
+        let id = |bytes: &[u8], len: usize| {
+            (bytes.is_empty() || bytes.len() == len)
+                .then(|| Value::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        };
+        let (r, sc, rec) = (&log.resource, &log.scope, &log.record);
+        let value = serde_json::json!({
+            "type": OTLP_LOG_TYPE,
+            "principal": log.principal,
+            "resource": {
+                "attributes": attrs(&r.attributes)?,
+                "dropped_attributes_count": r.dropped_attributes_count,
+                "schema_url": r.schema_url,
+            },
+            "scope": {
+                "name": sc.name, "version": sc.version,
+                "attributes": attrs(&sc.attributes)?,
+                "dropped_attributes_count": sc.dropped_attributes_count,
+                "schema_url": sc.schema_url,
+            },
+            "time_unix_nano": rec.time_unix_nano.to_string(),
+            "observed_time_unix_nano": rec.observed_time_unix_nano.to_string(),
+            "severity_number": rec.severity_number,
+            "severity_text": rec.severity_text,
+            "body": any(&rec.body)?,
+            "attributes": attrs(&rec.attributes)?,
+            "dropped_attributes_count": rec.dropped_attributes_count,
+            "flags": rec.flags,
+            "trace_id": id(&rec.trace_id, 16)?,
+            "span_id": id(&rec.span_id, 8)?,
+            "event_name": rec.event_name,
+        });
+        serde_json_canonicalizer::to_vec(&value).ok()
+    }
+
+    /// Keys that sort differently by UTF-8 bytes and by UTF-16 code units
+    /// (U+E000..U+FFFF against astral characters), plus escapes and look-alikes.
+    fn key() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "a",
+            "b",
+            "aa",
+            "A",
+            "",
+            "\u{e9}",
+            "\u{ff61}",
+            "\u{1f600}",
+            "\u{10000}",
+            "\u{e000}",
+            "\"",
+            "\\",
+            "\n",
+            "\u{1}",
+            "\u{7f}",
+            "gen_ai.agent.id",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn any_value() -> impl Strategy<Value = AnyValue> {
+        let leaf = prop_oneof![
+            Just(AnyValue::Empty),
+            key().prop_map(AnyValue::String),
+            any::<bool>().prop_map(AnyValue::Bool),
+            any::<i64>().prop_map(AnyValue::Int),
+            any::<f64>().prop_map(AnyValue::Double),
+            prop::sample::select(vec![
+                0.0,
+                -0.0,
+                1e21,
+                1e-7,
+                123456789012345680000.0,
+                5e-324,
+                0.1,
+                1.0 / 3.0,
+                f64::MAX,
+                f64::NAN,
+                f64::INFINITY,
+            ])
+            .prop_map(AnyValue::Double),
+            prop::collection::vec(any::<u8>(), 0..8).prop_map(AnyValue::Bytes),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(AnyValue::Array),
+                prop::collection::vec((key(), inner), 0..4).prop_map(|kvs| {
+                    AnyValue::KvList(
+                        kvs.into_iter()
+                            .map(|(key, value)| KeyValue { key, value })
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    fn key_values() -> impl Strategy<Value = Vec<KeyValue>> {
+        prop::collection::vec((key(), any_value()), 0..5).prop_map(|kvs| {
+            kvs.into_iter()
+                .map(|(key, value)| KeyValue { key, value })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn the_direct_encoder_agrees_with_the_canonicaliser(
+            principal in prop::option::of(key()),
+            resource_attributes in key_values(),
+            scope_attributes in key_values(),
+            attributes in key_values(),
+            body in any_value(),
+            times in (any::<u64>(), any::<u64>()),
+            numbers in (any::<i32>(), any::<u32>(), any::<u32>()),
+            text in (key(), key(), key()),
+            ids in (prop::collection::vec(any::<u8>(), 0..17), prop::collection::vec(any::<u8>(), 0..9)),
+        ) {
+            let log = OtlpLog {
+                principal,
+                resource: Resource {
+                    attributes: resource_attributes,
+                    dropped_attributes_count: numbers.1,
+                    schema_url: text.0.clone(),
+                },
+                scope: Scope {
+                    name: text.1.clone(),
+                    version: text.2.clone(),
+                    attributes: scope_attributes,
+                    dropped_attributes_count: numbers.2,
+                    schema_url: text.0,
+                },
+                record: LogRecord {
+                    time_unix_nano: times.0,
+                    observed_time_unix_nano: times.1,
+                    severity_number: numbers.0,
+                    severity_text: text.1,
+                    body,
+                    attributes,
+                    dropped_attributes_count: numbers.1,
+                    flags: numbers.2,
+                    trace_id: ids.0,
+                    span_id: ids.1,
+                    event_name: text.2,
+                },
+            };
+            prop_assert_eq!(log.to_leaf().ok(), reference_leaf(&log));
+        }
+    }
 
     fn kv(key: &str, value: AnyValue) -> KeyValue {
         KeyValue {

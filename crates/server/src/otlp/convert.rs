@@ -1,15 +1,35 @@
-//! OTLP wire messages into the plain records of `merklog_event::otlp`, each named
-//! by its place in the request (`resource_logs[0].scope_logs[1].log_records[2]`).
+//! OTLP wire messages into leaves: each record with its resource and scope through
+//! `merklog_event::otlp`, the shared members encoded once per `ScopeLogs`. A record
+//! is named by its place in the request (`resource_logs[0].scope_logs[1].log_records[2]`).
 
-use merklog_event::otlp::{AnyValue, KeyValue, LogRecord, OtlpLog, Resource, Scope};
+use std::fmt;
+
+use merklog_event::otlp::{AnyValue, KeyValue, LeafContext, LogRecord, Resource, Scope};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1 as pb;
 
-/// One record of a request with its context, and where it was in the request.
-pub(crate) struct Located {
-    /// `resource_logs[i].scope_logs[j].log_records[k]`.
-    pub(crate) path: String,
-    pub(crate) log: OtlpLog,
+/// Where a record was in its request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Place {
+    resource: usize,
+    scope: usize,
+    record: usize,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "resource_logs[{}].scope_logs[{}].log_records[{}]",
+            self.resource, self.scope, self.record
+        )
+    }
+}
+
+/// One record's leaf, and where the record was.
+pub(crate) struct Leaf {
+    pub(crate) place: Place,
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// Why a value cannot be logged (it names no field: the caller adds the path).
@@ -50,13 +70,24 @@ fn key_values(list: Vec<pb::KeyValue>) -> Result<Vec<KeyValue>, &'static str> {
         .collect()
 }
 
-/// Every record of `request`, in request order, with `principal` as its sender;
-/// or the first value that cannot be logged, with its place.
-pub(crate) fn records(
+/// How many log records `request` holds (counted before any is converted, so an
+/// oversized request costs nothing more).
+pub(crate) fn record_count(request: &ExportLogsServiceRequest) -> usize {
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum()
+}
+
+/// The leaf of every record of `request`, in request order, with `principal` as
+/// its sender; or the first value that cannot be logged, with its place.
+pub(crate) fn leaves(
     request: ExportLogsServiceRequest,
     principal: Option<&str>,
-) -> Result<Vec<Located>, String> {
-    let mut out = Vec::new();
+) -> Result<Vec<Leaf>, String> {
+    let mut out = Vec::with_capacity(record_count(&request));
     for (i, resource_logs) in request.resource_logs.into_iter().enumerate() {
         let at = |path: String| move |e: &str| format!("{path}: {e}");
         let resource = resource_logs.resource.unwrap_or_default();
@@ -77,32 +108,42 @@ pub(crate) fn records(
                 dropped_attributes_count: scope.dropped_attributes_count,
                 schema_url: scope_logs.schema_url,
             };
+            if scope_logs.log_records.is_empty() {
+                continue;
+            }
+            // A bad resource or scope is reported at the first record it would
+            // have been logged with.
+            let first = Place {
+                resource: i,
+                scope: j,
+                record: 0,
+            };
+            let context = LeafContext::new(principal, &resource, &scope)
+                .map_err(|e| format!("{first}: {e}"))?;
             for (k, record) in scope_logs.log_records.into_iter().enumerate() {
-                let path = format!("resource_logs[{i}].scope_logs[{j}].log_records[{k}]");
-                let body = any_value(record.body).map_err(at(format!("{path}.body")))?;
-                let attributes =
-                    key_values(record.attributes).map_err(at(format!("{path}.attributes")))?;
-                out.push(Located {
-                    path,
-                    log: OtlpLog {
-                        principal: principal.map(str::to_owned),
-                        resource: resource.clone(),
-                        scope: scope.clone(),
-                        record: LogRecord {
-                            time_unix_nano: record.time_unix_nano,
-                            observed_time_unix_nano: record.observed_time_unix_nano,
-                            severity_number: record.severity_number,
-                            severity_text: record.severity_text,
-                            body,
-                            attributes,
-                            dropped_attributes_count: record.dropped_attributes_count,
-                            flags: record.flags,
-                            trace_id: record.trace_id,
-                            span_id: record.span_id,
-                            event_name: record.event_name,
-                        },
-                    },
-                });
+                let place = Place {
+                    resource: i,
+                    scope: j,
+                    record: k,
+                };
+                let body = any_value(record.body).map_err(|e| format!("{place}.body: {e}"))?;
+                let attributes = key_values(record.attributes)
+                    .map_err(|e| format!("{place}.attributes: {e}"))?;
+                let record = LogRecord {
+                    time_unix_nano: record.time_unix_nano,
+                    observed_time_unix_nano: record.observed_time_unix_nano,
+                    severity_number: record.severity_number,
+                    severity_text: record.severity_text,
+                    body,
+                    attributes,
+                    dropped_attributes_count: record.dropped_attributes_count,
+                    flags: record.flags,
+                    trace_id: record.trace_id,
+                    span_id: record.span_id,
+                    event_name: record.event_name,
+                };
+                let bytes = context.leaf(&record).map_err(|e| format!("{place}: {e}"))?;
+                out.push(Leaf { place, bytes });
             }
         }
     }

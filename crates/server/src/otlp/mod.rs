@@ -70,38 +70,33 @@ impl OtlpIngest {
             .auth
             .is_enabled()
             .then(|| caller.principal.as_str().to_owned());
-        let records =
-            convert::records(request, principal.as_deref()).map_err(Status::invalid_argument)?;
         let max_records = self.limits.max_entries_per_call();
-        if records.len() > max_records {
+        let count = convert::record_count(&request);
+        if count > max_records {
             return Err(Status::invalid_argument(format!(
-                "the request holds {} log records, more than max-entries-per-call ({max_records}); \
-                 send smaller batches",
-                records.len()
+                "the request holds {count} log records, more than max-entries-per-call ({max_records}); \
+                 send smaller batches"
             )));
         }
+        let leaves =
+            convert::leaves(request, principal.as_deref()).map_err(Status::invalid_argument)?;
         let max_bytes = self.limits.max_entry_bytes();
-        let mut entries = Vec::with_capacity(records.len());
-        for located in records {
-            let path = &located.path;
-            let leaf = located
-                .log
-                .to_leaf()
-                .map_err(|e| Status::invalid_argument(format!("{path}: {e}")))?;
-            if leaf.len() > max_bytes {
+        let mut entries = Vec::with_capacity(leaves.len());
+        for convert::Leaf { place, bytes } in leaves {
+            if bytes.len() > max_bytes {
                 return Err(Status::invalid_argument(format!(
-                    "{path}: the record is {} bytes as a log entry, more than max-entry-bytes ({max_bytes})",
-                    leaf.len()
+                    "{place}: the record is {} bytes as a log entry, more than max-entry-bytes ({max_bytes})",
+                    bytes.len()
                 )));
             }
             if let Some(schema) = self.schema {
-                schema::check_entry(schema, &leaf).map_err(|e| {
+                schema::check_entry(schema, &bytes).map_err(|e| {
                     Status::invalid_argument(format!(
-                        "{path}: not a {schema} audit event: {e} (this log has schema = \"{schema}\")"
+                        "{place}: not a {schema} audit event: {e} (this log has schema = \"{schema}\")"
                     ))
                 })?;
             }
-            entries.push(Bytes::from(leaf));
+            entries.push(Bytes::from(bytes));
         }
         Ok(entries)
     }
