@@ -2,7 +2,8 @@
 //! exporters (gRPC with gzip, HTTP/protobuf) and a hand-made OTLP JSON request send
 //! GenAI-attributed records with a bearer token; every record is in the log as a
 //! leaf whose bytes equal the documented encoding as the Python side computes it
-//! from what it sent. Malformed and unauthenticated Exports are refused whole, and
+//! from what it sent, and `merklog query` finds every GenAI record with a verified
+//! inclusion proof. Malformed and unauthenticated Exports are refused whole, and
 //! a `schema = "ai-audit/v1"` log refuses a non-conforming record naming the field.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use merklog_e2e::{Daemon, connect, merklogd_binary, read_all_entries};
+use merklog_e2e::{Daemon, client_binary, connect, merklogd_binary, read_all_entries};
 use merklog_proto::v1;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
@@ -210,6 +211,48 @@ async fn the_python_sdk_exports_and_every_record_is_its_documented_leaf() {
     // Every SDK record maps to the profile (agent id from the resource).
     let first = std::str::from_utf8(&logged[0]).unwrap();
     assert!(first.contains(r#""principal":"otel-writer""#), "{first}");
+
+    // `merklog query` finds exactly the SDK records (the ones naming the model), each
+    // with its inclusion proof verified against one checkpoint (else it exits non-zero).
+    let in_log = read_all_entries(&mut client, size).await.unwrap();
+    let mut sdk_indexes: Vec<u64> = (0..size)
+        .filter(|&i| {
+            let leaf = &in_log[usize::try_from(i).unwrap()];
+            std::str::from_utf8(leaf).is_ok_and(|l| l.contains(r#""gen_ai.request.model":"gpt-x""#))
+        })
+        .collect();
+    assert_eq!(sdk_indexes.len(), 16);
+    let out = Command::new(client_binary())
+        .env_clear()
+        .arg("--server")
+        .arg(daemon.grpc_url())
+        .arg("--log-key")
+        .arg(dir.path().join("log").join("log.vkey"))
+        .args([
+            "--no-state",
+            "--timeout",
+            "20s",
+            "--json",
+            "query",
+            "--model",
+            "gpt-x",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "merklog query: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut found: Vec<u64> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|v| v.get("index").and_then(serde_json::Value::as_u64))
+        .collect();
+    found.sort_unstable();
+    sdk_indexes.sort_unstable();
+    assert_eq!(found, sdk_indexes, "merklog query --model gpt-x:\n{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
