@@ -59,21 +59,8 @@ fn comparable(output: &str) -> Vec<String> {
     output
         .lines()
         .filter(|line| !line.starts_with("— "))
-        .map(without_round)
+        .map(str::to_owned)
         .collect()
-}
-
-/// Which round seals an entry depends on timing (lines piped in may be sealed
-/// together or one by one), so the checkpoint of an `#N appended` line is not
-/// compared; the summary line still names the final tree.
-fn without_round(line: &str) -> String {
-    const MARK: &str = "  checkpoint ";
-    if let (true, Some(at)) = (line.starts_with('#'), line.find(MARK)) {
-        let rest = &line[at + MARK.len()..];
-        let end = rest.find(' ').unwrap_or(rest.len());
-        return format!("{}{MARK}*{}", &line[..at], &rest[end..]);
-    }
-    line.to_owned()
 }
 
 /// Runs one block in `dir` with bash; stdout and stderr together, in order.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt as _;
 use indicatif::ProgressBar;
 use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;
@@ -210,7 +211,11 @@ pub(super) async fn append(context: &Context, args: AppendArgs) -> Result<(), Cl
                 Arc::clone(lines),
             );
             client
-                .append_stream(ReceiverStream::new(reader), &options, &mut on_receipt)
+                .append_stream(
+                    ReceiverStream::new(reader).flat_map(futures::stream::iter),
+                    &options,
+                    &mut on_receipt,
+                )
                 .await
                 .map(|_| ())
         }

@@ -1,6 +1,6 @@
 //! Reading entries: from files, from arguments, and line by line from stdin.
 
-use std::io::{BufRead, Read as _};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -80,26 +80,40 @@ pub(super) fn collect_entries(
     Ok(entries)
 }
 
+/// Lines handed on together at most (bounds the read-ahead with the channel's
+/// capacity).
+const CHUNK_LINES: usize = 256;
+
 /// Reads entries from `reader` one per line on a thread of its own: an entry is
 /// the line's exact bytes without its `\n` (a `\r` stays). Empty lines are
 /// skipped and counted. The first bad line or read error ends the stream with
 /// that error. The line number of each entry is added to `sent_lines` before the
 /// entry is handed on.
-pub(super) fn spawn_line_reader(
-    mut reader: impl BufRead + Send + 'static,
+///
+/// Lines are handed on in chunks: every line already in the reader's buffer goes
+/// with the one before it, so input that is all there (a file, a short pipe) is
+/// sent in as few calls as the batch limits allow, whatever the thread timing.
+pub(super) fn spawn_line_reader<R: Read + Send + 'static>(
+    mut reader: BufReader<R>,
     skipped: std::sync::Arc<std::sync::atomic::AtomicU64>,
     sent_lines: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<u64>>>,
-) -> mpsc::Receiver<Result<Bytes, ClientError>> {
-    let (sender, receiver) = mpsc::channel(READ_AHEAD);
+) -> mpsc::Receiver<Vec<Result<Bytes, ClientError>>> {
+    let (sender, receiver) = mpsc::channel(READ_AHEAD / CHUNK_LINES);
     std::thread::spawn(move || {
         let mut line_number = 0u64;
+        let mut chunk = Vec::new();
         loop {
             let mut line = Vec::new();
             // A line longer than the entry limit is read only up to just past it.
             let limit = MAX_ENTRY_BYTES_CAP as u64 + 2;
             let read = (&mut reader).take(limit).read_until(b'\n', &mut line);
             let item = match read {
-                Ok(0) => return,
+                Ok(0) => {
+                    if !chunk.is_empty() {
+                        let _ = sender.blocking_send(chunk);
+                    }
+                    return;
+                }
                 Ok(_) => {
                     line_number += 1;
                     let complete = line.last() == Some(&b'\n');
@@ -127,8 +141,13 @@ pub(super) fn spawn_line_reader(
             if !failed && let Ok(mut lines) = sent_lines.lock() {
                 lines.push_back(line_number);
             }
-            if sender.blocking_send(item).is_err() || failed {
-                return;
+            chunk.push(item);
+            // Hand on when the next line would need another read (which may
+            // block on a pipe), when the chunk is full, or after an error.
+            if failed || chunk.len() >= CHUNK_LINES || reader.buffer().is_empty() {
+                if sender.blocking_send(std::mem::take(&mut chunk)).is_err() || failed {
+                    return;
+                }
             }
         }
     });
@@ -146,13 +165,13 @@ mod tests {
         let skipped = Arc::new(AtomicU64::new(0));
         let lines = Arc::default();
         let mut receiver = spawn_line_reader(
-            std::io::Cursor::new(input),
+            BufReader::new(std::io::Cursor::new(input)),
             Arc::clone(&skipped),
             Arc::clone(&lines),
         );
         let mut items = Vec::new();
-        while let Some(item) = receiver.blocking_recv() {
-            items.push(item);
+        while let Some(chunk) = receiver.blocking_recv() {
+            items.extend(chunk);
         }
         (items, skipped.load(Ordering::Relaxed))
     }
@@ -167,6 +186,19 @@ mod tests {
         );
         assert_eq!(skipped, 3);
         assert!(read_lines(Vec::new()).0.is_empty());
+    }
+
+    #[test]
+    fn buffered_lines_are_handed_on_together() {
+        let skipped = Arc::new(AtomicU64::new(0));
+        let mut receiver = spawn_line_reader(
+            BufReader::new(std::io::Cursor::new(b"a\nb\n\nc\n".to_vec())),
+            skipped,
+            Arc::default(),
+        );
+        let first = receiver.blocking_recv().unwrap();
+        assert_eq!(first.len(), 3, "one chunk for input that is all there");
+        assert!(receiver.blocking_recv().is_none());
     }
 
     #[test]
