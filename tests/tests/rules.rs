@@ -5,7 +5,8 @@
 //! receiver within one second of its acknowledgement, and the log then holds an
 //! alert entry naming the rule and the leaf index, signed by the alert key and
 //! proven included; a non-matching event raises nothing; a rule that fails on an
-//! event leaves ingest alone (appends acknowledged, the error counted on /metrics).
+//! event leaves ingest alone (appends acknowledged, the error counted on /metrics);
+//! after a restart the alert entries' numbers continue where they stopped.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -368,8 +369,46 @@ async fn a_rule_fires_on_the_watcher_the_webhook_and_in_the_log_within_a_second(
     )
     .await;
     assert!(matches >= 2.0, "matches {matches}");
+    // Alert entries are written in order: every earlier one is in the log by now.
+    let highest = alert_sequences(&mut client)
+        .await
+        .into_iter()
+        .max()
+        .unwrap();
     drop(watcher);
     assert!(daemon.terminate().success());
+
+    // After a restart, alert numbers continue where they stopped.
+    let daemon = Daemon::start(
+        &data,
+        &["--origin", ORIGIN, "--config", config.to_str().unwrap()],
+    );
+    let mut client = connect(&daemon.grpc_url()).await.unwrap();
+    let (again, _) = append(&mut client, doc("agent-3", Some("sha256:cccc"), 103)).await;
+    let (_, event, _) = find_alert_entry(&mut client, "unapproved-model", again).await;
+    event.verify(&alert_key(&data)).unwrap();
+    assert_eq!(event.sequence(), highest + 1);
+    assert!(daemon.terminate().success());
+}
+
+/// The sequence numbers of every alert entry in the log.
+async fn alert_sequences(
+    client: &mut v1::log_client::LogClient<tonic::transport::Channel>,
+) -> Vec<u64> {
+    let size = client
+        .get_checkpoint(v1::GetCheckpointRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .size;
+    merklog_e2e::read_all_entries(client, size)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|entry| Event::parse(entry).ok())
+        .filter(|event| event.source() == "merklog.alerts")
+        .map(|event| event.sequence())
+        .collect()
 }
 
 #[test]
