@@ -12,12 +12,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log_proto = proto_root.join("merklog/v1/log.proto");
     let sources_proto = proto_root.join("merklog/v1/sources.proto");
     let query_proto = proto_root.join("merklog/v1/query.proto");
+    let alerts_proto = proto_root.join("merklog/v1/alerts.proto");
     println!("cargo:rerun-if-changed={}", proto_root.display());
     println!("cargo:rerun-if-changed={}", log_proto.display());
     println!("cargo:rerun-if-changed={}", sources_proto.display());
     println!("cargo:rerun-if-changed={}", query_proto.display());
+    println!("cargo:rerun-if-changed={}", alerts_proto.display());
 
-    let fds = protox::compile([&log_proto, &sources_proto, &query_proto], [&proto_root])?;
+    let fds = protox::compile(
+        [&log_proto, &sources_proto, &query_proto, &alerts_proto],
+        [&proto_root],
+    )?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("merklog_descriptor.bin"), fds.encode_to_vec())?;
 

@@ -28,6 +28,8 @@
 //! - [`Client::query_events`], verified queries over audit events (every entry's
 //!   proof, and that it matches), and [`Client::query_completeness`], which checks
 //!   per source that the query left nothing out.
+//! - [`alerts`], the stream of alerts raised by the log's rules
+//!   (`merklog alerts watch`).
 //! - [`cli`], the `merklog` command line built on the above.
 //!
 //! Every verification failure is a [`ClientError`] for which
@@ -41,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alerts;
 mod append;
 mod audit;
 pub mod cli;

@@ -4,8 +4,8 @@
 //! The database is copied through a RocksDB secondary instance (see
 //! `merklog_store::backup` for why not the checkpoint API: it needs the primary
 //! handle, which the running server holds). The log key and its verifier key are
-//! copied next to it (the key with mode 0600), so is the receipt key (`receipt.key`,
-//! `receipt.pub`), and the configuration files in use
+//! copied next to it (the key with mode 0600), so are the receipt key (`receipt.key`,
+//! `receipt.pub`) and the alert key (`alert.key`, `alert.vkey`), and the configuration files in use
 //! (`--config`, the policy, the tokens file) into `config/` of the copy.
 //!
 //! Restore is a copy back with merklogd stopped. A restored copy that is older than
@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::ServerError;
 use crate::keys::{DB_DIR, KeyPaths};
 use crate::receipts::key::{RECEIPT_KEY_FILE, RECEIPT_PUB_FILE};
+use crate::rules::entry::{ALERT_KEY_FILE, ALERT_VKEY_FILE};
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> ServerError {
     move |source| ServerError::Io { context, source }
@@ -66,6 +67,17 @@ pub fn backup(data_dir: &Path, to: &Path, config_files: &[PathBuf]) -> Result<St
                 .map_err(io(format!("copying {}", public.display())))?;
         }
         lines.push(format!("receipt key -> {}", to.display()));
+    }
+    // The alert key signs the alert entries: their verifiers need it back too.
+    let alert_key = data_dir.join(ALERT_KEY_FILE);
+    if alert_key.is_file() {
+        copy_private(&alert_key, &to.join(ALERT_KEY_FILE))?;
+        let public = data_dir.join(ALERT_VKEY_FILE);
+        if public.is_file() {
+            fs::copy(&public, to.join(ALERT_VKEY_FILE))
+                .map_err(io(format!("copying {}", public.display())))?;
+        }
+        lines.push(format!("alert key -> {}", to.display()));
     }
     if !config_files.is_empty() {
         let dir = to.join("config");

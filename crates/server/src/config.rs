@@ -27,6 +27,7 @@ use crate::ServerError;
 use crate::auth::settings::{LimitValues, PrincipalConfig, PrincipalLimits, ReadAccess};
 use crate::otlp::settings::{DEFAULT_OTLP_GRPC_ADDR, DEFAULT_OTLP_HTTP_ADDR, OtlpListen};
 use crate::receipts::settings::{IssuerConfig, ReceiptAlgorithm};
+use crate::rules::rule::RuleConfig;
 use crate::schema::Schema;
 use crate::sources::settings::EntriesMode;
 use crate::token_cli::TokenCommand;
@@ -50,6 +51,8 @@ pub const DEFAULT_CLUSTER_LEASE_TTL: Duration = Duration::from_secs(5);
 pub const DEFAULT_TOKENS_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// Default interval of the sources file check.
 pub const DEFAULT_SOURCES_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// Default timeout of one rule alert webhook attempt.
+pub const DEFAULT_ALERT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default cap of concurrent calls on one gRPC connection.
 pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 256;
 /// Default cap of a gRPC request's header list (bytes).
@@ -510,6 +513,23 @@ pub struct ServerConfig {
     #[arg(skip)]
     #[serde(default)]
     pub scitt_issuer: Vec<IssuerConfig>,
+
+    /// Rules over audit events: `[[rule]]` tables (`name`, `when`, and for
+    /// windowed counts `count-by`, `threshold`, `window`) of the configuration
+    /// file only; see docs/rules.md
+    #[arg(skip)]
+    #[serde(default)]
+    pub rule: Vec<RuleConfig>,
+
+    /// URL (http or https) POSTed a JSON alert each time a rule fires (retried with
+    /// backoff; the alert entry in the log is the record)
+    #[arg(long, env = "MERKLOGD_ALERT_WEBHOOK", value_name = "URL")]
+    pub alert_webhook: Option<String>,
+
+    /// Timeout of one attempt to deliver a rule alert to the webhook
+    #[arg(long, env = "MERKLOGD_ALERT_WEBHOOK_TIMEOUT", value_name = "DURATION",
+          default_value_t = ServerConfig::default().alert_webhook_timeout)]
+    pub alert_webhook_timeout: ConfigDuration,
 }
 
 impl Default for ServerConfig {
@@ -575,6 +595,9 @@ impl Default for ServerConfig {
             read_only: false,
             receipt_algorithm: ReceiptAlgorithm::Ed25519,
             scitt_issuer: Vec::new(),
+            rule: Vec::new(),
+            alert_webhook: None,
+            alert_webhook_timeout: ConfigDuration(DEFAULT_ALERT_WEBHOOK_TIMEOUT),
         }
     }
 }
@@ -658,6 +681,13 @@ impl ServerConfig {
         }
         self.default_limits()?;
         crate::receipts::settings::issuer_registry(&self.scitt_issuer)?;
+        // Every rule's CEL compiles, or the server does not start.
+        crate::rules::rule::compile_all(&self.rule).map_err(ServerError::Config)?;
+        if self.alert_webhook_timeout.get().is_zero() {
+            return Err(ServerError::Config(
+                "alert-webhook-timeout must be more than 0".into(),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for table in &self.principal {
             let (principal, _) = table.identity()?;

@@ -26,6 +26,11 @@
 //!   served by the `merklog.v1.Sources` service and recorded in the log itself
 //!   by log-signed status records.
 //!
+//! - runs rules over audit events (see [`rules`]): CEL expressions from
+//!   `[[rule]]` tables, evaluated after each entry is durable and off the append
+//!   path; an alert goes to the `merklog.v1.Alerts` watch stream, a webhook, a
+//!   counter and an alert entry in the log signed by the alert key.
+//!
 //! - ingests OpenTelemetry logs (see [`otlp`]): OTLP/gRPC and OTLP/HTTP on their
 //!   own ports (127.0.0.1:4317 and :4318 by default, `off` to disable), each
 //!   record one entry; with `schema = "ai-audit/v1"` ([`schema`]) every entry of
@@ -111,6 +116,7 @@ mod probes;
 mod query;
 pub mod receipts;
 mod reload;
+pub mod rules;
 pub mod schema;
 mod serve;
 mod server;
@@ -119,6 +125,7 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 pub mod token_cli;
+mod webhook;
 pub mod witness_client;
 pub mod witnessing;
 

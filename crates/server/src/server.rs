@@ -9,6 +9,7 @@ use std::time::Duration;
 use merklog_daemon::tls::{ALPN_H2, ALPN_HTTP, ReloadingTls, TlsListener};
 use merklog_log::{ALGORITHM_ED25519, Log, LogConfig, LogMetadata, LogStore};
 use merklog_note::Ed25519Signer;
+use merklog_proto::v1::alerts_server::AlertsServer;
 use merklog_proto::v1::log_server::LogServer;
 use merklog_proto::v1::query_server::QueryServer;
 use merklog_proto::v1::sources_server::SourcesServer;
@@ -28,6 +29,8 @@ use crate::keys::{self, DB_DIR, KeyPaths};
 use crate::query::service::QueryService;
 use crate::receipts::Receipts;
 use crate::receipts::scrapi::{self, Scrapi};
+use crate::rules::Rules;
+use crate::rules::service::AlertsService;
 use crate::serve::{spawn_axum, spawn_grpc, stopped};
 use crate::sources::Sources;
 use crate::sources::service::SourcesService;
@@ -138,6 +141,8 @@ pub struct Server {
     role: Option<crate::failover::Role>,
     /// The receipt issuer; `None` on a read-only node without `receipt.key`.
     receipts: Option<Arc<Receipts>>,
+    /// The alert entries' key; `None` on a read-only node.
+    alert_signer: Option<Arc<Ed25519Signer>>,
 }
 
 impl Server {
@@ -222,10 +227,20 @@ impl Server {
             .build_v1alpha()
             .map_err(|e| ServerError::Config(format!("reflection: {e}")))?;
         let reloader = auth.spawn_reloader(&self.config, stop_rx.clone());
+        let rules = Arc::new(
+            Rules::start(
+                &self.config,
+                self.log.clone(),
+                self.alert_signer.clone(),
+                stop_rx.clone(),
+            )
+            .await?,
+        );
         let sources = Sources::start(
             &self.config,
             self.log.clone(),
             self.signer.clone(),
+            Arc::clone(&rules),
             stop_rx.clone(),
         )
         .await?;
@@ -242,6 +257,13 @@ impl Server {
             tower::Layer::layer(
                 &AuthLayer::new(Arc::clone(&auth)),
                 SourcesServer::new(SourcesService::new(Arc::clone(&sources), stop_rx.clone())),
+            ),
+        );
+        let alerts_service = tower::Layer::layer(
+            &telemetry::RpcMetricsLayer,
+            tower::Layer::layer(
+                &AuthLayer::new(Arc::clone(&auth)),
+                AlertsServer::new(AlertsService::new(Arc::clone(&rules), stop_rx.clone())),
             ),
         );
         let query_service = tower::Layer::layer(
@@ -288,7 +310,8 @@ impl Server {
             .add_service(reflection_v1alpha)
             .add_service(log_service)
             .add_service(sources_service)
-            .add_service(query_service);
+            .add_service(query_service)
+            .add_service(alerts_service);
         let grpc_stopped = stopped(stop_rx.clone());
         let grpc: JoinHandle<Result<(), ServerError>> = match &tls {
             Some((grpc_tls, _)) => {
@@ -528,6 +551,7 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
     )?;
     let signer = Arc::new(key.signer);
     let receipts = receipts(&config, true)?;
+    let alert_signer = Arc::new(crate::rules::entry::load_or_create(&config.data_dir)?);
     let log = Log::open(store, signer.clone(), origin.clone(), log_config)?;
     let role = node.and_then(|node| {
         let election = node.election?;
@@ -549,6 +573,7 @@ fn open_blocking(config: ServerConfig) -> Result<Server, ServerError> {
         created: created || key.created,
         role,
         receipts,
+        alert_signer: Some(alert_signer),
     })
 }
 
@@ -583,6 +608,7 @@ fn open_reader(
         created: false,
         role: Some(crate::failover::Role::Read(reader)),
         receipts,
+        alert_signer: None,
     })
 }
 

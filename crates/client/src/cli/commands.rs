@@ -78,6 +78,9 @@ pub(super) async fn execute(cli: Cli) -> Result<(), ClientError> {
             super::evidence::verify(&context, args)
         }
         Command::Query(args) => super::query::execute(context.session()?, args).await,
+        Command::Alerts(super::AlertsCommand::Watch(args)) => {
+            super::alerts::watch(&context, args).await
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{ClientError, DEFAULT_SERVER};
 
+mod alerts;
 mod append;
 mod commands;
 mod context;
@@ -23,6 +24,7 @@ mod query;
 mod receipt;
 mod source;
 
+pub use alerts::{AlertsCommand, AlertsWatchArgs};
 pub use emit::EmitArgs;
 pub use evidence::{EvidenceCommand, EvidenceExportArgs, EvidenceVerifyArgs};
 pub use query::QueryArgs;
@@ -193,6 +195,10 @@ pub enum Command {
     /// Find audit events by actor, model, action, source and time, each verified
     /// in the log (what this does and does not prove: `merklog query --help`).
     Query(QueryArgs),
+    /// Alerts raised by the log's rules: `merklog alerts watch` prints them as
+    /// they come.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
 }
 
 /// `merklog fsck`

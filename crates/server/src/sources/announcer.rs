@@ -118,7 +118,9 @@ impl Announcer {
                 };
                 // A read-only node holds no key: it never records a status change.
                 if let Some(signer) = &signer {
-                    next = append_record(&log, signer, next, &payload, at).await;
+                    next =
+                        append_record(&log, signer, MEDIA_TYPE_SOURCE_STATUS, next, &payload, at)
+                            .await;
                 }
             }
         });
@@ -133,58 +135,60 @@ impl Announcer {
     }
 }
 
-/// Appends one record under number `sequence` (or the next free one after a
-/// conflict); returns the next number to use.
-async fn append_record(
+/// Appends one record signed by `signer`, as an event of the source its key names,
+/// under number `sequence` (or the next free one after a conflict); returns the
+/// next number to use. Status records and alert entries are both written so.
+pub(crate) async fn append_record(
     log: &Log,
     signer: &Ed25519Signer,
+    media_type: &str,
     mut sequence: u64,
     payload: &[u8],
     at: u64,
 ) -> u64 {
-    let origin = log.origin().to_owned();
+    let source = merklog_note::Signer::name(signer).to_owned();
     let mut attempt = 0;
     loop {
         let event = match Event::sign(
             signer,
             &EventDraft {
-                source: &origin,
+                source: &source,
                 sequence,
                 timestamp_ms: at,
-                media_type: MEDIA_TYPE_SOURCE_STATUS,
+                media_type,
                 payload,
             },
         ) {
             Ok(event) => event,
             Err(error) => {
-                tracing::error!(%error, "signing a source status record");
+                tracing::error!(%error, source, "signing a log-signed record");
                 return sequence;
             }
         };
-        let key = unique_key(&origin, sequence);
+        let key = unique_key(&source, sequence);
         match log
             .append_keyed(vec![Bytes::from(event.into_bytes())], vec![Some(key)])
             .await
         {
             Ok(receipt) => {
                 let index = receipt.entries.first().map(|e| e.index.0);
-                tracing::info!(sequence, index, "appended a source status record");
+                tracing::info!(source, sequence, index, "appended a log-signed record");
                 return sequence + 1;
             }
             Err(LogError::KeyConflict { .. }) => {
                 // Another record holds the number (only if something else writes
-                // under the log's name): take the next one.
+                // under this name): take the next one.
                 sequence += 1;
             }
             Err(LogError::ShuttingDown) => return sequence,
             Err(error) => {
                 attempt += 1;
                 if attempt >= ATTEMPTS {
-                    tracing::error!(%error, sequence, "giving up a source status record");
+                    tracing::error!(%error, source, sequence, "giving up a log-signed record");
                     // The number may or may not be in the log: never reuse it.
                     return sequence + 1;
                 }
-                tracing::warn!(%error, sequence, "appending a source status record failed; retrying");
+                tracing::warn!(%error, source, sequence, "appending a log-signed record failed; retrying");
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
             }
         }

@@ -16,8 +16,10 @@
 //! 4. A key conflict (equivocation) refuses the call; the evidence is written to
 //!    disk and synced before the caller is answered, then counted, logged and sent
 //!    to the webhook (best effort).
+//! 5. The new entries of a durable answer, signed or not, are handed to the rules
+//!    (`crate::rules`) without waiting; nothing the rules do reaches the caller.
 
-mod announcer;
+pub(crate) mod announcer;
 mod evidence;
 pub(crate) mod ingest;
 mod ranges;
@@ -25,7 +27,6 @@ pub mod registry;
 pub(crate) mod service;
 pub mod settings;
 mod tracker;
-mod webhook;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,13 +42,13 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tonic::Status;
 
+use crate::webhook::{Retry, Webhook};
 use crate::{ServerConfig, ServerError};
 use announcer::Announcer;
 use ingest::{Screened, SignedEntry, parse_unique_key};
 use registry::LiveRegistry;
 use settings::EntriesMode;
 use tracker::{Change, Evidence, IndexedEvent, Tracker};
-use webhook::Webhook;
 
 /// Key-index rows read per storage call while rebuilding at start.
 const SCAN_PAGE: usize = 4096;
@@ -87,6 +88,8 @@ pub(crate) struct Sources {
     announcer: Announcer,
     /// Names of sources whose status changed (gap, silence, equivocation).
     changes: broadcast::Sender<String>,
+    /// Rules over the new entries of each durable answer.
+    rules: Arc<crate::rules::Rules>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -97,14 +100,20 @@ impl Sources {
         config: &ServerConfig,
         log: Log,
         signer: Option<Arc<Ed25519Signer>>,
+        rules: Arc<crate::rules::Rules>,
         stop: watch::Receiver<bool>,
     ) -> Result<Arc<Sources>, ServerError> {
         let origin = log.origin().to_owned();
         let registry = LiveRegistry::load(config.sources_file.as_deref(), &origin)?;
         let webhook = match &config.source_alert_webhook {
-            Some(url) => {
-                Webhook::start(url, WEBHOOK_TIMEOUT, "source alert").map_err(ServerError::Config)?
-            }
+            Some(url) => Webhook::start(
+                url,
+                WEBHOOK_TIMEOUT,
+                "source alert",
+                Retry::ONCE,
+                "merklog_source_alert_webhook_failures_total",
+            )
+            .map_err(ServerError::Config)?,
             None => Webhook::disabled(),
         };
         let tracker = Tracker::new(unix_ms());
@@ -135,6 +144,7 @@ impl Sources {
             webhook,
             announcer,
             changes,
+            rules,
             tasks,
         });
         let silence = tokio::spawn(watch_silence(Arc::downgrade(&sources), stop));
@@ -148,6 +158,7 @@ impl Sources {
         for task in &self.tasks {
             task.abort();
         }
+        self.rules.abort();
     }
 
     /// Appends a call's entries for `principal`, checking the log's schema and
@@ -164,12 +175,18 @@ impl Sources {
         // Index terms of audit events, here on the handler's task: the sequencer
         // only stores them, in the round's synced batch.
         let terms = crate::query::terms::call_terms(&entries);
+        // Only what the answer says is durable reaches the rules, after it is.
+        let for_rules = self.rules.enabled().then(|| entries.clone());
         if screened.signed.is_empty() {
-            return self
+            let receipt = self
                 .log
                 .append_indexed(entries, Vec::new(), terms)
                 .await
-                .map_err(AppendError::Log);
+                .map_err(AppendError::Log)?;
+            if let Some(entries) = for_rules {
+                self.rules.submit(principal, &entries, &receipt);
+            }
+            return Ok(receipt);
         }
         let screened = tokio::task::spawn_blocking(move || {
             ingest::verify(&screened.signed).map(|()| screened)
@@ -180,9 +197,16 @@ impl Sources {
         // On its own task: the tracker and the evidence are updated even if the
         // caller goes away while the round is written.
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.append_signed(entries, screened, terms).await })
-            .await
-            .map_err(|e| AppendError::Refused(Status::internal(format!("append task: {e}"))))?
+        let receipt =
+            tokio::spawn(async move { this.append_signed(entries, screened, terms).await })
+                .await
+                .map_err(|e| {
+                    AppendError::Refused(Status::internal(format!("append task: {e}")))
+                })??;
+        if let Some(entries) = for_rules {
+            self.rules.submit(principal, &entries, &receipt);
+        }
+        Ok(receipt)
     }
 
     async fn append_signed(

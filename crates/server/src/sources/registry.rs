@@ -89,6 +89,11 @@ impl Registry {
                     key.name()
                 )));
             }
+            if table.name == crate::rules::entry::ALERT_SOURCE {
+                return Err(at(
+                    "the name is reserved for the log's own alert entries".into()
+                ));
+            }
             if table.name == origin {
                 return Err(at(
                     "the log's origin is the source name of the log's own status records".into(),
