@@ -447,7 +447,11 @@ fn render_in_chromium(report: &Path, dir: &Path) {
 /// a multiple of 3 (else `bob`), model `m-even` or `m-odd`.
 fn audit_event(n: u64) -> Vec<u8> {
     let actor = if n.is_multiple_of(3) { "alice" } else { "bob" };
-    let model = if n.is_multiple_of(2) { "m-even" } else { "m-odd" };
+    let model = if n.is_multiple_of(2) {
+        "m-even"
+    } else {
+        "m-odd"
+    };
     let time = humantime::format_rfc3339_millis(
         std::time::UNIX_EPOCH + Duration::from_millis(BASE_MS + n * MINUTE_MS),
     );
