@@ -38,6 +38,21 @@ pub enum ReceiptLeaf {
     Hash(Hash),
 }
 
+/// The key a receipt is verified with: the pinned one, which the server must name,
+/// or else the one it sends.
+fn receipt_key(served: &[u8], pinned: Option<&PublicKey>) -> Result<PublicKey, ClientError> {
+    let served = PublicKey::from_cose_key_bytes(served)
+        .map_err(|e| ClientError::Malformed(format!("receipt_key: {e}")))?;
+    match pinned {
+        Some(pinned) if *pinned != served => Err(ClientError::WrongKey(format!(
+            "the server's receipt key {} is not the pinned receipt key {}",
+            served.to_text(),
+            pinned.to_text()
+        ))),
+        _ => Ok(served),
+    }
+}
+
 impl Client {
     /// Fetches and verifies the COSE receipt of an entry at the latest checkpoint.
     /// With `pinned`, the receipt must verify with that key and the server must name
@@ -83,19 +98,8 @@ impl Client {
             }
             ReceiptLeaf::Hash(hash) => hash,
         };
-        let served_key = PublicKey::from_cose_key_bytes(&response.receipt_key)
-            .map_err(|e| ClientError::Malformed(format!("receipt_key: {e}")))?;
-        let (key, key_pinned) = match pinned {
-            Some(pinned) if *pinned != served_key => {
-                return Err(ClientError::WrongKey(format!(
-                    "the server's receipt key {} is not the pinned receipt key {}",
-                    served_key.to_text(),
-                    pinned.to_text()
-                )));
-            }
-            Some(pinned) => (pinned.clone(), true),
-            None => (served_key, false),
-        };
+        let key = receipt_key(&response.receipt_key, pinned)?;
+        let key_pinned = pinned.is_some();
         let receipt = Receipt::parse(&response.receipt)
             .map_err(|e| ClientError::Malformed(format!("receipt of entry {}: {e}", index.0)))?;
         let verified = receipt
@@ -147,18 +151,7 @@ impl Client {
             }),
         )
         .await?;
-        let served_key = PublicKey::from_cose_key_bytes(&response.receipt_key)
-            .map_err(|e| ClientError::Malformed(format!("receipt_key: {e}")))?;
-        let key = match pinned {
-            Some(pinned) if *pinned != served_key => {
-                return Err(ClientError::WrongKey(format!(
-                    "the server's receipt key {} is not the pinned receipt key {}",
-                    served_key.to_text(),
-                    pinned.to_text()
-                )));
-            }
-            _ => served_key,
-        };
+        let key = receipt_key(&response.receipt_key, pinned)?;
         let receipt = Receipt::parse(&response.receipt)
             .map_err(|e| ClientError::Malformed(format!("receipt of entry {}: {e}", index.0)))?;
         let (verified, head) = receipt

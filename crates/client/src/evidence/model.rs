@@ -11,6 +11,7 @@ use merklog_merkle::Hash;
 use merklog_note::{Ed25519Verifier, Note, Policy, SignedCheckpoint, Verifier as _};
 
 use crate::SequenceRange;
+use crate::query::QueryFilter;
 use crate::sources::{merge, uncovered};
 
 /// Which of a source's events a pack is about.
@@ -51,18 +52,14 @@ impl QueryTerms {
     /// Whether the event's payload is an audit event matching every term. Events
     /// without one (heartbeats, declarations, other payloads) never match.
     pub fn matches(&self, event: &Event) -> bool {
-        let Some(audit) = AuditEvent::from_leaf(event.payload()) else {
-            return false;
+        let filter = QueryFilter {
+            actor: self.actor.clone(),
+            model: self.model.clone(),
+            action: self.action.clone(),
+            ..QueryFilter::default()
         };
-        let same = |want: &Option<String>, have: Option<&str>| {
-            want.as_deref().is_none_or(|w| have == Some(w))
-        };
-        same(&self.actor, Some(&audit.actor.id))
-            && same(&self.action, Some(&audit.action))
-            && same(
-                &self.model,
-                audit.model.as_ref().and_then(|m| m.id.as_deref()),
-            )
+        AuditEvent::from_leaf(event.payload())
+            .is_some_and(|audit| filter.matches(&audit, None, audit.time_unix_ms().unwrap_or(0)))
     }
 
     /// `actor = "a", model = "m"`, for people.
