@@ -9,6 +9,12 @@
 //!   naming that file;
 //! - pinned keys are reported as pinned; a wrong pinned key fails;
 //! - report.html renders in headless chromium (screenshot and DOM).
+//!
+//! And packs selected by query: a source whose payloads are ai-audit/v1 audit events,
+//! exported by actor and by model; they verify offline with only matching events
+//! selected and say that a query proves no completeness; every event's COSE receipt
+//! verifies (by the verifier, and here with merklog-receipt alone), a pinned receipt
+//! key is checked, and a flipped byte in a receipt fails naming it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -20,6 +26,7 @@ use merklog_e2e::witnesses::{
     WitnessProcess, WitnessSetup, client_binary, copy_dir, policy_all_of, prepare_log_key,
 };
 use merklog_e2e::{Daemon, connect};
+use merklog_event::profile::MEDIA_TYPE_JSON;
 use merklog_event::{Event, EventDraft, MEDIA_TYPE_HEARTBEAT, MEDIA_TYPE_UNUSED, UnusedRange};
 use merklog_note::Ed25519Signer;
 use merklog_proto::v1;
@@ -137,6 +144,11 @@ impl Cli {
 /// Runs `merklog evidence verify` with no server to talk to; inside a network
 /// namespace without interfaces when `unshare -n` works here.
 fn verify(pack: &Path, pins: &[&str]) -> Output {
+    verify_with(pack, pins, &[])
+}
+
+/// [`verify`] with options of `evidence verify` itself after the pack.
+fn verify_with(pack: &Path, pins: &[&str], options: &[&str]) -> Output {
     let mut command = if namespaces_work() {
         let mut c = Command::new("unshare");
         c.arg("-n").arg(client_binary());
@@ -151,6 +163,7 @@ fn verify(pack: &Path, pins: &[&str]) -> Output {
         .args(pins)
         .args(["evidence", "verify"])
         .arg(pack)
+        .args(options)
         .output()
         .unwrap()
 }
@@ -428,4 +441,241 @@ fn render_in_chromium(report: &Path, dir: &Path) {
         "{dom}"
     );
     assert!(dom.contains("<svg"), "{dom}");
+}
+
+/// The audit source's event `n`: an ai-audit/v1 document of actor `alice` when `n` is
+/// a multiple of 3 (else `bob`), model `m-even` or `m-odd`.
+fn audit_event(n: u64) -> Vec<u8> {
+    let actor = if n.is_multiple_of(3) { "alice" } else { "bob" };
+    let model = if n.is_multiple_of(2) {
+        "m-even"
+    } else {
+        "m-odd"
+    };
+    let time = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(BASE_MS + n * MINUTE_MS),
+    );
+    let doc = format!(
+        r#"{{"profile":"ai-audit/v1","time":"{time}","actor":{{"id":"{actor}","kind":"agent"}},"action":"chat","model":{{"id":"{model}"}}}}"#
+    );
+    Event::sign(
+        &signer(),
+        &EventDraft {
+            source: SOURCE,
+            sequence: n,
+            timestamp_ms: BASE_MS + n * MINUTE_MS,
+            media_type: MEDIA_TYPE_JSON,
+            payload: doc.as_bytes(),
+        },
+    )
+    .unwrap()
+    .into_bytes()
+}
+
+/// Numbers of the audit source never sent.
+const AUDIT_SKIPPED: [u64; 2] = [4, 9];
+
+#[test]
+fn packs_selected_by_query_verify_say_they_prove_no_completeness_and_carry_receipts() {
+    client_binary();
+    merklog_e2e::merklogd_binary();
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("log-data");
+    let source_vkey = signer().verifier().to_vkey();
+    let sources = dir.path().join("sources.toml");
+    std::fs::write(
+        &sources,
+        format!(
+            "[[source]]\nname = \"{SOURCE}\"\nvkey = \"{source_vkey}\"\nprincipals = [\"*\"]\n"
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(
+        &data_dir,
+        &[
+            "--origin",
+            ORIGIN,
+            "--log-level",
+            "warn",
+            "--sources-file",
+            sources.to_str().unwrap(),
+        ],
+    );
+    let url = daemon.grpc_url();
+    append(
+        &url,
+        (0..=20)
+            .filter(|n| !AUDIT_SKIPPED.contains(n))
+            .map(audit_event)
+            .collect(),
+    );
+    let log_vkey = data_dir.join("log.vkey");
+    let receipt_pub = data_dir.join("receipt.pub");
+    let export = |out: &Path, extra: &[&str]| {
+        let output = Command::new(client_binary())
+            .env_clear()
+            .args([
+                "--timeout",
+                "20s",
+                "--no-state",
+                "--server",
+                &url,
+                "--log-key",
+            ])
+            .arg(&log_vkey)
+            .args(["evidence", "export", "--source", SOURCE, "--out"])
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "export {extra:?}: {}",
+            text(&output)
+        );
+        text(&output)
+    };
+    let by_actor = dir.path().join("alice");
+    let said = export(&by_actor, &["--actor", "alice"]);
+    assert!(said.contains("a query cannot prove"), "{said}");
+    let by_model = dir.path().join("odd.zip");
+    export(
+        &by_model,
+        &["--model", "m-odd", "--actor", "bob", "--from-seq", "2"],
+    );
+    let receipt_key = std::fs::read_to_string(&receipt_pub).unwrap();
+    drop(daemon);
+
+    // alice: 0, 3, 6, 12, 15, 18 (9 was never sent); bob with m-odd from 2 on: 5, 7,
+    // 11, 13, 17, 19 (4 and 9 never sent).
+    let cases: [(&Path, &[u64], &str); 2] = [
+        (
+            &by_actor,
+            &[0, 3, 6, 12, 15, 18],
+            "0..=18, missing 4, 9 (2 numbers)",
+        ),
+        (
+            &by_model,
+            &[5, 7, 11, 13, 17, 19],
+            "5..=19, missing 9 (1 numbers)",
+        ),
+    ];
+    for (pack, selected, judged) in cases {
+        let out = verify_with(pack, &[], &["--receipt-key", receipt_key.trim()]);
+        let said = text(&out);
+        assert!(out.status.success(), "{}: {said}", pack.display());
+        assert!(
+            said.contains(&format!("INCOMPLETE: of sequence numbers {judged}")),
+            "{}: {said}",
+            pack.display()
+        );
+        assert!(said.contains("a query cannot prove"), "{said}");
+        assert!(said.contains("COSE receipts (RFC 9942) verified"), "{said}");
+        assert!(said.contains("pinned by the auditor"), "{said}");
+        let files = read_pack(pack);
+        let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+        assert_eq!(manifest["format"], "merklog-evidence/v2");
+        assert_eq!(
+            manifest["counts"]["selected"].as_u64().unwrap(),
+            selected.len() as u64
+        );
+        assert!(
+            manifest["completeness"]["caveat"]
+                .as_str()
+                .unwrap()
+                .contains("a query cannot prove that no matching event was left out"),
+            "{manifest}"
+        );
+        let report = String::from_utf8(files["report.html"].clone()).unwrap();
+        assert!(
+            report.contains("id=\"caveat\""),
+            "report without the caveat"
+        );
+        assert!(report.contains("a query cannot prove that no matching event was left out"));
+        // Each receipt verifies on its own against the checkpoint's root.
+        let key = merklog_receipt::PublicKey::from_text(receipt_key.trim()).unwrap();
+        let root = manifest["checkpoint"]["root"].as_str().unwrap();
+        let events: Vec<&String> = files.keys().filter(|p| p.starts_with("events/")).collect();
+        assert_eq!(
+            manifest["receipts"]["count"].as_u64().unwrap(),
+            events.len() as u64
+        );
+        for event in events {
+            let receipt = event
+                .replace("events/", "receipts/")
+                .replace(".mlev", ".cose");
+            let parsed = merklog_receipt::Receipt::parse(&files[&receipt]).unwrap();
+            let verified = parsed.verify_entry(&files[event], &key).unwrap();
+            let hex: String = verified
+                .root
+                .as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(hex, root, "{receipt}");
+        }
+    }
+    // Only matching events are selected.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read_pack(&by_actor)["manifest.json"]).unwrap();
+    assert_eq!(manifest["selection"]["query"]["actor"], "alice");
+    // 0..=18 without 4 and 9: 17 events, 6 of them alice's.
+    assert_eq!(manifest["counts"]["context"].as_u64().unwrap(), 11);
+
+    // A wrong pinned receipt key fails on keys/receipt.pub; a flipped byte of a
+    // receipt fails naming that receipt.
+    let secret =
+        merklog_receipt::SecretKey::from_bytes(merklog_receipt::Algorithm::EdDsa, &[8; 32])
+            .unwrap();
+    let other = merklog_receipt::ReceiptSigner::public_key(&secret).to_text();
+    let out = verify_with(&by_actor, &[], &["--receipt-key", &other]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("keys/receipt.pub"), "{}", text(&out));
+    for receipt in [
+        "receipts/00000000000000000003.cose",
+        "receipts/00000000000000000005.cose",
+    ] {
+        let copy = dir.path().join("flipped");
+        let _ = std::fs::remove_dir_all(&copy);
+        copy_dir(&by_actor, &copy);
+        let target = copy.join(receipt);
+        let mut bytes = std::fs::read(&target).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x01;
+        std::fs::write(&target, bytes).unwrap();
+        let out = verify(&copy, &[]);
+        assert_eq!(out.status.code(), Some(1), "{receipt}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("evidence pack: {receipt}: ")),
+            "{receipt}: {}",
+            text(&out)
+        );
+    }
+    assert!(started.elapsed() < DEADLINE, "took {:?}", started.elapsed());
+}
+
+/// A pack's files by path, from a directory or a zip (through the client's reader).
+fn read_pack(pack: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    if pack.is_dir() {
+        let mut names = Vec::new();
+        all_files(pack, "", &mut names);
+        return names
+            .into_iter()
+            .map(|n| {
+                let bytes = std::fs::read(pack.join(&n)).unwrap();
+                (n, bytes)
+            })
+            .collect();
+    }
+    let out = pack.with_extension("unzipped");
+    let status = Command::new("unzip")
+        .arg("-q")
+        .arg(pack)
+        .arg("-d")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "unzip {}", pack.display());
+    read_pack(&out)
 }

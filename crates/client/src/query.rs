@@ -122,7 +122,12 @@ impl QueryFilter {
     }
 
     /// Whether an audit event (and its envelope) filed at `time_ms` matches.
-    fn matches(&self, event: &AuditEvent, envelope: Option<&Event>, time_ms: u64) -> bool {
+    pub(crate) fn matches(
+        &self,
+        event: &AuditEvent,
+        envelope: Option<&Event>,
+        time_ms: u64,
+    ) -> bool {
         let same = |want: &Option<String>, have: Option<&str>| {
             want.as_deref().is_none_or(|w| have == Some(w))
         };

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use merklog_merkle::{Hash, LeafIndex, hash_leaf};
 use merklog_note::SignedCheckpoint;
 use merklog_proto::v1;
-use merklog_receipt::{PublicKey, Receipt};
+use merklog_receipt::{PublicKey, Receipt, SignedTreeHead};
 
 use crate::client::call;
 use crate::{Client, ClientError};
@@ -36,6 +36,21 @@ pub enum ReceiptLeaf {
     Index(LeafIndex),
     /// By RFC 6962 leaf hash.
     Hash(Hash),
+}
+
+/// The key a receipt is verified with: the pinned one, which the server must name,
+/// or else the one it sends.
+fn receipt_key(served: &[u8], pinned: Option<&PublicKey>) -> Result<PublicKey, ClientError> {
+    let served = PublicKey::from_cose_key_bytes(served)
+        .map_err(|e| ClientError::Malformed(format!("receipt_key: {e}")))?;
+    match pinned {
+        Some(pinned) if *pinned != served => Err(ClientError::WrongKey(format!(
+            "the server's receipt key {} is not the pinned receipt key {}",
+            served.to_text(),
+            pinned.to_text()
+        ))),
+        _ => Ok(served),
+    }
 }
 
 impl Client {
@@ -83,19 +98,8 @@ impl Client {
             }
             ReceiptLeaf::Hash(hash) => hash,
         };
-        let served_key = PublicKey::from_cose_key_bytes(&response.receipt_key)
-            .map_err(|e| ClientError::Malformed(format!("receipt_key: {e}")))?;
-        let (key, key_pinned) = match pinned {
-            Some(pinned) if *pinned != served_key => {
-                return Err(ClientError::WrongKey(format!(
-                    "the server's receipt key {} is not the pinned receipt key {}",
-                    served_key.to_text(),
-                    pinned.to_text()
-                )));
-            }
-            Some(pinned) => (pinned.clone(), true),
-            None => (served_key, false),
-        };
+        let key = receipt_key(&response.receipt_key, pinned)?;
+        let key_pinned = pinned.is_some();
         let receipt = Receipt::parse(&response.receipt)
             .map_err(|e| ClientError::Malformed(format!("receipt of entry {}: {e}", index.0)))?;
         let verified = receipt
@@ -123,5 +127,50 @@ impl Client {
             key,
             key_pinned,
         })
+    }
+}
+
+impl Client {
+    /// The receipt key and the receipt-signed tree head of `checkpoint` (already
+    /// verified): one receipt is fetched for `entry` at `index`, at the checkpoint's
+    /// size, and verified; every other receipt at that size reuses its signature.
+    pub async fn receipt_tree_head(
+        &mut self,
+        checkpoint: &SignedCheckpoint,
+        index: LeafIndex,
+        entry: &[u8],
+        pinned: Option<&PublicKey>,
+    ) -> Result<(PublicKey, SignedTreeHead), ClientError> {
+        let response = call(
+            "GetReceipt",
+            &self.server,
+            self.options.request_timeout,
+            self.rpc.get_receipt(v1::GetReceiptRequest {
+                leaf: Some(v1::get_receipt_request::Leaf::Index(index.0)),
+                tree_size: Some(checkpoint.size().0),
+            }),
+        )
+        .await?;
+        let key = receipt_key(&response.receipt_key, pinned)?;
+        let receipt = Receipt::parse(&response.receipt)
+            .map_err(|e| ClientError::Malformed(format!("receipt of entry {}: {e}", index.0)))?;
+        let (verified, head) = receipt
+            .verified_tree_head(&hash_leaf(entry), &key)
+            .map_err(|e| ClientError::Malformed(format!("receipt of entry {}: {e}", index.0)))?;
+        if verified.leaf_index != index
+            || verified.tree_size != checkpoint.size()
+            || verified.root != checkpoint.root()
+        {
+            return Err(ClientError::Malformed(format!(
+                "asked for the receipt of entry {} in {}, got one of entry {} at size {} with \
+                 root {}",
+                index.0,
+                checkpoint.summary(),
+                verified.leaf_index.0,
+                verified.tree_size.0,
+                verified.root
+            )));
+        }
+        Ok((key, head))
     }
 }

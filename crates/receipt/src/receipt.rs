@@ -207,6 +207,35 @@ impl SignedTreeHead {
     }
 }
 
+impl SignedTreeHead {
+    /// Checks a receipt against this (already verified) tree head: its proof must
+    /// lead from `leaf` to the signed root at the signed size, and it must carry the
+    /// very bytes that were signed and the very signature. That is what
+    /// [`Receipt::verify`] establishes, one signature check cheaper.
+    pub fn check(&self, receipt: &Receipt, leaf: &Hash) -> Result<VerifiedReceipt, ReceiptError> {
+        let proof = &receipt.proof;
+        let root = proof.root(leaf)?;
+        let signed = |sign1: &CoseSign1| sign1.tbs_detached_data(self.root.as_bytes(), b"");
+        if proof.tree_size != self.tree_size.0
+            || root != self.root
+            || receipt.sign1.signature != self.template.signature
+            || signed(&receipt.sign1) != signed(&self.template)
+        {
+            return Err(ReceiptError::ReceiptSignature {
+                leaf: *leaf,
+                leaf_index: proof.leaf_index,
+                tree_size: proof.tree_size,
+                root,
+            });
+        }
+        Ok(VerifiedReceipt {
+            tree_size: self.tree_size,
+            leaf_index: LeafIndex(proof.leaf_index),
+            root,
+        })
+    }
+}
+
 /// A parsed receipt (not yet verified).
 #[derive(Clone, Debug)]
 pub struct Receipt {
@@ -374,6 +403,27 @@ impl Receipt {
             leaf_index: LeafIndex(self.proof.leaf_index),
             root,
         })
+    }
+
+    /// Verifies the receipt for `leaf` with `key` and keeps its signed tree head, so
+    /// that the other receipts at its size are checked (and assembled) without
+    /// verifying the same signature again.
+    pub fn verified_tree_head(
+        &self,
+        leaf: &Hash,
+        key: &PublicKey,
+    ) -> Result<(VerifiedReceipt, SignedTreeHead), ReceiptError> {
+        let verified = self.verify(leaf, key)?;
+        let mut template = self.sign1.clone();
+        template.unprotected = Header::default();
+        Ok((
+            verified,
+            SignedTreeHead {
+                tree_size: verified.tree_size,
+                root: verified.root,
+                template,
+            },
+        ))
     }
 
     /// [`Receipt::verify`] for the entry's bytes (hashed as an RFC 6962 leaf).

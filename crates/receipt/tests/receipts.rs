@@ -301,3 +301,47 @@ fn problem_details_round_trip() {
     );
     assert!(parse_problem_details(b"\xa0").is_none());
 }
+
+#[test]
+fn a_verified_tree_head_checks_and_reassembles_the_other_receipts_at_its_size() {
+    for algorithm in [Algorithm::EdDsa, Algorithm::Es256] {
+        let secret = key(algorithm, 4);
+        let public = secret.public_key();
+        let (entries, proofs) = tree(6);
+        let signer = SignedTreeHead::sign(&secret, TreeSize(6), proofs.root()).unwrap();
+        let receipt_of = |head: &SignedTreeHead, i: u64| {
+            let index = LeafIndex(i);
+            let path = proofs.inclusion_proof(index).unwrap();
+            head.receipt(&hash_leaf(&entries[i as usize]), index, &path)
+                .unwrap()
+        };
+        let first = Receipt::parse(&receipt_of(&signer, 0)).unwrap();
+        let (verified, head) = first
+            .verified_tree_head(&hash_leaf(&entries[0]), &public)
+            .unwrap();
+        assert_eq!(verified.root, proofs.root());
+        for i in 0..6u64 {
+            // The head taken from a verified receipt assembles the signer's bytes.
+            assert_eq!(receipt_of(&head, i), receipt_of(&signer, i));
+            let receipt = Receipt::parse(&receipt_of(&signer, i)).unwrap();
+            let checked = head.check(&receipt, &hash_leaf(&entries[i as usize]));
+            assert_eq!(checked.unwrap().leaf_index, LeafIndex(i));
+            // Another leaf's receipt does not prove this entry.
+            let other = (i + 1) % 6;
+            assert!(
+                head.check(&receipt, &hash_leaf(&entries[other as usize]))
+                    .is_err()
+            );
+        }
+        // A receipt signed by another key, or a head verified with the wrong key.
+        let stranger = key(algorithm, 5);
+        let foreign = SignedTreeHead::sign(&stranger, TreeSize(6), proofs.root()).unwrap();
+        let forged = Receipt::parse(&receipt_of(&foreign, 3)).unwrap();
+        assert!(head.check(&forged, &hash_leaf(&entries[3])).is_err());
+        assert!(
+            first
+                .verified_tree_head(&hash_leaf(&entries[0]), &stranger.public_key())
+                .is_err()
+        );
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::context::Context;
 use super::output::{print_json, print_line};
 use crate::ClientError;
-use crate::evidence::model::{ranges_text, time_text};
+use crate::evidence::model::{QueryTerms, ranges_text, time_text};
 use crate::evidence::{ExportRequest, Pins, archive, files, verify_files};
 
 /// `merklog evidence ...`
@@ -31,7 +31,18 @@ verified while it is exported.
 
 --since/--until select by the event's SIGNED SOURCE TIMESTAMP (the source's own clock, \
 not the log's), RFC 3339 such as 2026-12-03T10:00:00Z; the end is excluded. With a window, \
-completeness is judged from the first to the last selected sequence number.")]
+completeness is judged from the first to the last selected sequence number.
+
+--actor/--model/--action select the source's events whose payload is an ai-audit/v1 audit \
+event matching every given term, found through the log's query index (QueryEvents); they \
+combine with --source (required: a pack is one source's), --from-seq/--to-seq and \
+--since/--until (AND). The source's events between the first and the last match are \
+exported too, as context, so completeness is judged over those numbers. A query proves each \
+selected event is in the log, NOT that no matching event was left out: the report and \
+manifest say so.
+
+Every event also gets an RFC 9942 COSE receipt at the checkpoint's size, with the receipt \
+key (pin it with --receipt-key).")]
 pub struct EvidenceExportArgs {
     /// The source's name.
     #[arg(long, value_name = "NAME")]
@@ -48,10 +59,23 @@ pub struct EvidenceExportArgs {
     /// Only events whose signed source timestamp is before this (RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+    /// Only events whose audit event has this actor id (a query selection).
+    #[arg(long, value_name = "ID")]
+    pub actor: Option<String>,
+    /// Only events whose audit event has this model id (a query selection).
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+    /// Only events whose audit event has this action (a query selection).
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
     /// The source's verifier key (text or file) as you know it [default: the one the
     /// log's registry reports].
     #[arg(long, value_name = "VKEY|FILE")]
     pub source_vkey: Option<String>,
+    /// The log's receipt key (`ed25519:<base64>`, `es256:<base64>` or a file such as
+    /// the server's receipt.pub) [default: the one the server sends].
+    #[arg(long, value_name = "KEY")]
+    pub receipt_key: Option<String>,
     /// Where to write the pack: a new directory, or one archive if it ends in `.zip`.
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
@@ -78,6 +102,9 @@ pub struct EvidenceVerifyArgs {
     /// The source's verifier key (text or file) you trust.
     #[arg(long, value_name = "VKEY|FILE")]
     pub source_vkey: Option<String>,
+    /// The log's receipt key (`ed25519:<base64>`, `es256:<base64>` or a file) you trust.
+    #[arg(long, value_name = "KEY")]
+    pub receipt_key: Option<String>,
 }
 
 fn parse_time(flag: &str, text: &str) -> Result<u64, ClientError> {
@@ -94,7 +121,18 @@ fn parse_time(flag: &str, text: &str) -> Result<u64, ClientError> {
 
 /// `merklog evidence export`
 pub(super) async fn export(context: &Context, args: EvidenceExportArgs) -> Result<(), ClientError> {
+    let query = QueryTerms {
+        actor: args.actor.clone(),
+        model: args.model.clone(),
+        action: args.action.clone(),
+    };
     let request = ExportRequest {
+        query: (!query.is_empty()).then_some(query),
+        receipt_key: args
+            .receipt_key
+            .as_deref()
+            .map(super::receipt::pinned_key)
+            .transpose()?,
         source: args.source.clone(),
         from_sequence: args.from_seq,
         to_sequence: args.to_seq,
@@ -136,6 +174,8 @@ pub(super) async fn export(context: &Context, args: EvidenceExportArgs) -> Resul
             "checkpoint_size": pack.checkpoint.size().0,
             "complete": findings.is_complete(),
             "missing": ranges_text(&findings.missing),
+            "receipts": pack.receipts.as_ref().map_or(0, |_| pack.events.len()),
+            "caveat": pack.selection.caveat(),
         }));
     } else {
         print_line(&format!(
@@ -152,6 +192,9 @@ pub(super) async fn export(context: &Context, args: EvidenceExportArgs) -> Resul
                 format!("INCOMPLETE, missing {}", ranges_text(&findings.missing))
             }
         ));
+        if let Some(caveat) = pack.selection.caveat() {
+            print_line(caveat);
+        }
     }
     Ok(())
 }
@@ -165,6 +208,11 @@ pub(super) fn verify(context: &Context, args: EvidenceVerifyArgs) -> Result<(), 
             .source_vkey
             .as_deref()
             .map(super::source::source_key)
+            .transpose()?,
+        receipt_key: args
+            .receipt_key
+            .as_deref()
+            .map(super::receipt::pinned_key)
             .transpose()?,
     };
     let pack_files = archive::read_pack(&args.pack)?;
@@ -198,6 +246,10 @@ pub(super) fn verify(context: &Context, args: EvidenceVerifyArgs) -> Result<(), 
             "missing": findings.missing.iter().map(|(a, b)| json!({"first": a, "last": b})).collect::<Vec<_>>(),
             "missing_text": ranges_text(&findings.missing),
             "equivocations": findings.equivocations,
+            "receipts": pack.receipts.as_ref().map_or(0, |_| pack.events.len()),
+            "receipt_key": pack.receipts.as_ref().map(|r| r.key.to_text()),
+            "receipt_key_origin": origin(verified.receipt_key_pinned),
+            "caveat": pack.selection.caveat(),
         }));
         return Ok(());
     }
@@ -256,6 +308,14 @@ pub(super) fn verify(context: &Context, args: EvidenceVerifyArgs) -> Result<(), 
         pack.events.len(),
         pack.earlier.len()
     ));
+    if let Some(receipts) = &pack.receipts {
+        print_line(&format!(
+            "{} COSE receipts (RFC 9942) verified against the same root, receipt key {} ({})",
+            pack.events.len(),
+            receipts.key.to_text(),
+            origin(verified.receipt_key_pinned)
+        ));
+    }
     print_line(&match findings.span {
         Some((a, b)) if findings.is_complete() => {
             format!("COMPLETE: every sequence number {a}..={b} is in the pack or declared unused")
@@ -272,5 +332,8 @@ pub(super) fn verify(context: &Context, args: EvidenceVerifyArgs) -> Result<(), 
         ),
         None => "nothing selected".to_owned(),
     });
+    if let Some(caveat) = pack.selection.caveat() {
+        print_line(caveat);
+    }
     Ok(())
 }

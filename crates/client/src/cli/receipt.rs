@@ -16,7 +16,7 @@ use crate::{ClientError, ReceiptLeaf};
 const MAX_KEY_FILE_LEN: u64 = 4096;
 
 /// `--receipt-key`: the key text itself, or a file holding it.
-fn pinned_key(spec: &str) -> Result<PublicKey, ClientError> {
+pub(super) fn pinned_key(spec: &str) -> Result<PublicKey, ClientError> {
     if let Ok(key) = PublicKey::from_text(spec) {
         return Ok(key);
     }

@@ -4,11 +4,17 @@
 //! client verified before (from its state file) with the consistency proof to it.
 //! Everything is verified as it arrives, exactly as `source audit` does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use merklog_event::{Event, EventKind, SourceKey};
+use merklog_merkle::LeafIndex;
+use merklog_receipt::PublicKey;
 
-use super::model::{EarlierCheckpoint, Findings, Pack, PackEvent, Selection, analyze, span_of};
+use super::model::{
+    EarlierCheckpoint, Findings, Pack, PackEvent, PackReceipts, QueryTerms, Selection, analyze,
+    span_of,
+};
+use crate::query::QueryFilter;
 use crate::sources::{merge, uncovered, verified_event};
 use crate::{Client, ClientError, SequenceRange};
 
@@ -30,6 +36,11 @@ pub struct ExportRequest {
     pub until_ms: Option<u64>,
     /// The source key as the exporter knows it; without it, the registry's.
     pub source_key: Option<SourceKey>,
+    /// Select by these terms on the events' audit-event payloads, found through
+    /// `QueryEvents` (the source and the numbers still bound the selection).
+    pub query: Option<QueryTerms>,
+    /// The receipt key as the exporter knows it; without it, the one served.
+    pub receipt_key: Option<PublicKey>,
 }
 
 impl Client {
@@ -90,19 +101,61 @@ impl Client {
             to_sequence: to,
             since_ms: request.since_ms,
             until_ms: request.until_ms,
+            query: request.query.clone(),
         };
 
-        // Every page against one checkpoint: the first page's (the latest).
+        // A query finds the matching numbers; the source's events between the first
+        // and the last of them are then scanned like any range, so the pack shows
+        // their completeness and holds every matching event among them, whether or
+        // not the query returned it.
+        let (mut scan_from, mut scan_to, mut wanted_size) = (from, to, 0);
+        if let Some(terms) = &request.query {
+            if terms.is_empty() {
+                return Err(ClientError::Input(
+                    "a query selection needs --actor, --model or --action".into(),
+                ));
+            }
+            let filter = QueryFilter {
+                actor: terms.actor.clone(),
+                model: terms.model.clone(),
+                action: terms.action.clone(),
+                source: Some(request.source.clone()),
+                since_ms: 0,
+                until_ms: None,
+            };
+            let answer = self.query_events(&filter, None).await?;
+            let numbers: BTreeSet<u64> = answer
+                .events
+                .iter()
+                .filter_map(|e| Event::parse(&e.entry).ok())
+                .filter(|e| e.source() == request.source && (from..=to).contains(&e.sequence()))
+                .filter(|e| selection.selects(e))
+                .map(|e| e.sequence())
+                .collect();
+            if let (Some(first), Some(last)) = (numbers.first(), numbers.last()) {
+                (scan_from, scan_to) = (*first, *last);
+            }
+            wanted_size = answer.checkpoint.size().0;
+        }
+
+        // Every page against one checkpoint: the first page's (the latest, or the
+        // query's).
         let mut scanned: BTreeMap<u64, PackEvent> = BTreeMap::new();
         let mut claimed_unused: Vec<SequenceRange> = Vec::new();
         let mut others: Vec<Event> = Vec::new();
         let mut checkpoint = None;
-        let mut next = from;
+        let mut next = scan_from;
         loop {
             let size = checkpoint
                 .as_ref()
-                .map_or(0, |c: &merklog_note::SignedCheckpoint| c.size().0);
-            let page = self.source_page(&key, next, to, size).await?;
+                .map_or(wanted_size, |c: &merklog_note::SignedCheckpoint| c.size().0);
+            let page = self.source_page(&key, next, scan_to, size).await?;
+            if size != 0 && page.checkpoint.size().0 != size {
+                return Err(ClientError::Malformed(format!(
+                    "a page asked for against size {size} came against size {}",
+                    page.checkpoint.size().0
+                )));
+            }
             if let Some(first) = &checkpoint
                 && (page.checkpoint.size() != first.size()
                     || page.checkpoint.root() != first.root())
@@ -240,6 +293,22 @@ impl Client {
             });
         }
 
+        // One receipt verified; the others reuse its signature with their own proofs.
+        let receipts = match events.values().next() {
+            Some(first) => {
+                let (key, head) = self
+                    .receipt_tree_head(
+                        &checkpoint,
+                        LeafIndex(first.index),
+                        first.event.as_bytes(),
+                        request.receipt_key.as_ref(),
+                    )
+                    .await?;
+                Some(PackReceipts { key, head })
+            }
+            None => None,
+        };
+
         let policy = self.trust().policy().cloned();
         let pack = Pack {
             selection,
@@ -250,6 +319,7 @@ impl Client {
             earlier,
             events,
             equivocations: others,
+            receipts,
         };
         let findings = analyze(&pack, policy.as_ref()).map_err(|(_, reason)| {
             ClientError::Malformed(format!("the exported contents do not add up: {reason}"))

@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 
 use merklog_note::{Policy, TlogProof};
 
+use merklog_merkle::{LeafIndex, hash_leaf};
+
 use super::manifest::{
     CheckpointEntry, CompletenessEntry, CosignatureEntry, Counts, EarlierEntry, FORMAT, FileEntry,
-    LogEntry, Manifest, Range, SelectionEntry, SourceEntry, hex, sha256_hex,
+    LogEntry, Manifest, QueryEntry, Range, ReceiptsEntry, SelectionEntry, SourceEntry, hex,
+    sha256_hex,
 };
 use super::model::{Findings, Pack, Role};
 use super::report;
@@ -25,6 +28,13 @@ pub const LOG_VKEY: &str = "keys/log.vkey";
 pub const SOURCE_VKEY: &str = "keys/source.vkey";
 /// The witness policy.
 pub const POLICY: &str = "keys/policy.txt";
+/// The receipt key, as merklogd's `receipt.pub`.
+pub const RECEIPT_KEY: &str = "keys/receipt.pub";
+
+/// An event's COSE receipt file.
+pub fn receipt_path(sequence: u64) -> String {
+    format!("receipts/{sequence:020}.cose")
+}
 
 /// An event's envelope file.
 pub fn event_path(sequence: u64) -> String {
@@ -103,6 +113,24 @@ pub fn build(pack: &Pack, findings: &Findings) -> BTreeMap<String, Vec<u8>> {
         );
         files.insert(proof_path(*sequence), proof.to_bytes());
     }
+    if let Some(receipts) = &pack.receipts {
+        files.insert(
+            RECEIPT_KEY.into(),
+            format!("{}\n", receipts.key.to_text()).into_bytes(),
+        );
+        for (sequence, event) in &pack.events {
+            // The proofs were checked against this root when the pack was made or
+            // read, so assembling cannot fail; a receipt that would not verify is
+            // left out, and the verifier then blames its absence.
+            if let Ok(bytes) = receipts.head.receipt(
+                &hash_leaf(event.event.as_bytes()),
+                LeafIndex(event.index),
+                &event.proof,
+            ) {
+                files.insert(receipt_path(*sequence), bytes);
+            }
+        }
+    }
     let mut k = 0;
     let mut previous = None;
     for other in &pack.equivocations {
@@ -135,6 +163,11 @@ fn manifest(pack: &Pack, findings: &Findings, files: &BTreeMap<String, Vec<u8>>)
             to_sequence: selection.to_sequence,
             since_unix_ms: selection.since_ms,
             until_unix_ms: selection.until_ms,
+            query: selection.query.as_ref().map(|q| QueryEntry {
+                actor: q.actor.clone(),
+                model: q.model.clone(),
+                action: q.action.clone(),
+            }),
         },
         log: LogEntry {
             origin: pack.checkpoint.origin().to_owned(),
@@ -172,6 +205,13 @@ fn manifest(pack: &Pack, findings: &Findings, files: &BTreeMap<String, Vec<u8>>)
                 consistency_file: consistency_path(e.checkpoint.size().0, size),
             })
             .collect(),
+        receipts: pack.receipts.as_ref().map(|r| ReceiptsEntry {
+            key_file: RECEIPT_KEY.into(),
+            algorithm: r.key.algorithm().name().to_owned(),
+            key_id: hex(&r.key.key_id()),
+            tree_size: r.head.tree_size().0,
+            count: pack.events.len() as u64,
+        }),
         counts: Counts {
             events: pack.events.len() as u64,
             selected: findings.count(Role::Selected),
@@ -187,6 +227,7 @@ fn manifest(pack: &Pack, findings: &Findings, files: &BTreeMap<String, Vec<u8>>)
             missing: ranges(&findings.missing),
             declared_unused: ranges(&findings.declared_unused),
             equivocations: findings.equivocations.clone(),
+            caveat: selection.caveat().map(str::to_owned),
         },
         files: files
             .iter()

@@ -12,8 +12,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::ClientError;
 
-/// The `format` member of every version 1 manifest.
-pub const FORMAT: &str = "merklog-evidence/v1";
+/// The `format` member of every manifest of this version (version 2 added query
+/// selections and COSE receipts).
+pub const FORMAT: &str = "merklog-evidence/v2";
 /// Manifests larger than this are refused before parsing.
 pub const MAX_MANIFEST_LEN: usize = 256 << 20;
 /// The member the self digest is written under.
@@ -45,6 +46,36 @@ pub struct SelectionEntry {
     pub since_unix_ms: Option<u64>,
     /// Window end (exclusive), Unix ms.
     pub until_unix_ms: Option<u64>,
+    /// The query terms on the events' audit-event payloads (`null`: no query).
+    pub query: Option<QueryEntry>,
+}
+
+/// A query selection's terms; every given one must match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryEntry {
+    /// The actor's id.
+    pub actor: Option<String>,
+    /// The model's id.
+    pub model: Option<String>,
+    /// The action.
+    pub action: Option<String>,
+}
+
+/// The events' COSE receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptsEntry {
+    /// The receipt key file.
+    pub key_file: String,
+    /// The key's algorithm (`ed25519` or `es256`).
+    pub algorithm: String,
+    /// The key's COSE `kid`, hex.
+    pub key_id: String,
+    /// The tree size every receipt is against: the checkpoint's.
+    pub tree_size: u64,
+    /// How many receipts: one per event, `receipts/<sequence>.cose`.
+    pub count: u64,
 }
 
 /// The log and the keys the pack carries.
@@ -145,6 +176,9 @@ pub struct CompletenessEntry {
     pub declared_unused: Vec<Range>,
     /// Numbers with two different signed envelopes.
     pub equivocations: Vec<u64>,
+    /// What the completeness result does not cover (`null`: nothing beyond the
+    /// span); a query selection always says so.
+    pub caveat: Option<String>,
 }
 
 /// One file of the pack.
@@ -175,6 +209,8 @@ pub struct Manifest {
     pub checkpoint: CheckpointEntry,
     /// Earlier checkpoints.
     pub earlier_checkpoints: Vec<EarlierEntry>,
+    /// The COSE receipts (`null` only when the pack holds no event).
+    pub receipts: Option<ReceiptsEntry>,
     /// Counts.
     pub counts: Counts,
     /// Completeness.

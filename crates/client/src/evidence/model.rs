@@ -5,11 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use merklog_event::profile::AuditEvent;
 use merklog_event::{Event, EventKind, SourceKey};
 use merklog_merkle::Hash;
 use merklog_note::{Ed25519Verifier, Note, Policy, SignedCheckpoint, Verifier as _};
 
 use crate::SequenceRange;
+use crate::query::QueryFilter;
 use crate::sources::{merge, uncovered};
 
 /// Which of a source's events a pack is about.
@@ -25,12 +27,78 @@ pub struct Selection {
     pub since_ms: Option<u64>,
     /// Only events whose signed source timestamp is before this (Unix ms).
     pub until_ms: Option<u64>,
+    /// Only events whose payload is an audit event matching these terms.
+    pub query: Option<QueryTerms>,
 }
 
+/// Terms on the audit event (`ai-audit/v1` profile document) an envelope carries as
+/// its payload; every given term must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryTerms {
+    /// The actor's id.
+    pub actor: Option<String>,
+    /// The model's id.
+    pub model: Option<String>,
+    /// The action.
+    pub action: Option<String>,
+}
+
+impl QueryTerms {
+    /// Whether no term is given.
+    pub fn is_empty(&self) -> bool {
+        self.actor.is_none() && self.model.is_none() && self.action.is_none()
+    }
+
+    /// Whether the event's payload is an audit event matching every term. Events
+    /// without one (heartbeats, declarations, other payloads) never match.
+    pub fn matches(&self, event: &Event) -> bool {
+        let filter = QueryFilter {
+            actor: self.actor.clone(),
+            model: self.model.clone(),
+            action: self.action.clone(),
+            ..QueryFilter::default()
+        };
+        AuditEvent::from_leaf(event.payload())
+            .is_some_and(|audit| filter.matches(&audit, None, audit.time_unix_ms().unwrap_or(0)))
+    }
+
+    /// `actor = "a", model = "m"`, for people.
+    pub fn text(&self) -> String {
+        [
+            ("actor", &self.actor),
+            ("model", &self.model),
+            ("action", &self.action),
+        ]
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name} = {v:?}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+/// What a query selection can and cannot show, said in the manifest and the report.
+pub const QUERY_CAVEAT: &str = "Selected by a query: each selected event is proven to be \
+     in the log, but a query cannot prove that no matching event was left out. \
+     Completeness is judged only over this source's own sequence numbers, from the \
+     first to the last selected event; matching events numbered before or after them \
+     may exist.";
+
 impl Selection {
-    /// Whether a time window narrows the selection.
+    /// Whether a time window or a query narrows the selection, so that completeness
+    /// is judged from the first to the last selected event only.
     pub fn has_window(&self) -> bool {
-        self.since_ms.is_some() || self.until_ms.is_some()
+        self.since_ms.is_some() || self.until_ms.is_some() || self.query.is_some()
+    }
+
+    /// Whether an event of the scanned numbers is selected: in the window, and
+    /// matching the query when there is one.
+    pub fn selects(&self, event: &Event) -> bool {
+        self.in_window(event.timestamp_ms()) && self.query.as_ref().is_none_or(|q| q.matches(event))
+    }
+
+    /// The caveat on completeness a query selection carries.
+    pub fn caveat(&self) -> Option<&'static str> {
+        self.query.as_ref().map(|_| QUERY_CAVEAT)
     }
 
     /// Whether a source timestamp lies in the window (always, without one).
@@ -61,6 +129,17 @@ pub struct EarlierCheckpoint {
     pub consistency: Vec<Hash>,
 }
 
+/// The COSE receipts of a pack's events: one tree head signed by the log's receipt
+/// key at the checkpoint's size, from which each event's receipt is assembled with
+/// its inclusion proof (nothing leaf-specific is signed in an RFC 9942 receipt).
+#[derive(Debug, Clone)]
+pub struct PackReceipts {
+    /// The receipt key.
+    pub key: merklog_receipt::PublicKey,
+    /// The verified signed tree head of the checkpoint's size and root.
+    pub head: merklog_receipt::SignedTreeHead,
+}
+
 /// Everything a pack holds, verified.
 #[derive(Debug, Clone)]
 pub struct Pack {
@@ -81,15 +160,19 @@ pub struct Pack {
     /// Second envelopes for numbers that already have an event in `events`, both
     /// signed by the source: equivocation evidence. Sorted by number, then bytes.
     pub equivocations: Vec<Event>,
+    /// The events' COSE receipts; `None` only when the pack holds no event.
+    pub receipts: Option<PackReceipts>,
 }
 
 /// Why an event is in the pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Selected: in the sequence range and, with a window, in it.
+    /// Selected: in the sequence range and, with a window or a query, in it or
+    /// matching it.
     Selected,
-    /// Between selected events by number, but outside the time window: included so
-    /// the completeness of the numbers in between can be checked.
+    /// Between selected events by number, but outside the time window or not matching
+    /// the query: included so the completeness of the numbers in between can be
+    /// checked.
     Context,
     /// Outside the selected numbers: a signed declaration that some of them are unused.
     Declaration,
@@ -190,7 +273,7 @@ pub fn span_of(selection: &Selection, events: &BTreeMap<u64, Event>) -> Option<S
         return (selection.from_sequence <= selection.to_sequence)
             .then_some((selection.from_sequence, selection.to_sequence));
     }
-    let in_window = |(n, e): (&u64, &Event)| selection.in_window(e.timestamp_ms()).then_some(*n);
+    let in_window = |(n, e): (&u64, &Event)| selection.selects(e).then_some(*n);
     let range = selection.from_sequence..=selection.to_sequence;
     let first = events.range(range.clone()).find_map(in_window)?;
     let last = events.range(range).rev().find_map(in_window)?;
@@ -206,7 +289,7 @@ pub fn roles(
     let mut roles = BTreeMap::new();
     for (sequence, event) in events {
         let in_span = span.is_some_and(|(first, last)| (first..=last).contains(sequence));
-        let role = if in_span && selection.in_window(event.timestamp_ms()) {
+        let role = if in_span && selection.selects(event) {
             Role::Selected
         } else if in_span {
             Role::Context

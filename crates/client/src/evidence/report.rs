@@ -83,11 +83,6 @@ pub fn render(pack: &Pack, findings: &Findings) -> String {
     checks(&mut out, pack);
     duties(&mut out);
     table(&mut out, pack, findings);
-    out.push_str(
-        "<h2>Not in this pack yet</h2><ul><li>Selection by query (actor, model, action): \
-         this pack selects by sequence numbers and source timestamps only.</li><li>COSE \
-         receipts: inclusion is proven with C2SP tlog-proof files.</li></ul>\n",
-    );
     out.push_str("</body></html>\n");
     out
 }
@@ -198,7 +193,7 @@ fn summary(out: &mut String, pack: &Pack, findings: &Findings) {
         "sequence numbers {}..={}",
         selection.from_sequence, selection.to_sequence
     );
-    if selection.has_window() {
+    if selection.since_ms.is_some() || selection.until_ms.is_some() {
         let _ = write!(
             chosen,
             "; signed source timestamps from {} until {} (end excluded)",
@@ -206,7 +201,24 @@ fn summary(out: &mut String, pack: &Pack, findings: &Findings) {
             selection.until_ms.map_or("the end".into(), time_text)
         );
     }
+    if let Some(query) = &selection.query {
+        let _ = write!(
+            chosen,
+            "; query on the events' audit-event payloads: {}",
+            query.text()
+        );
+    }
     row(out, "Selection", &escape(&chosen));
+    if let Some(caveat) = selection.caveat() {
+        row(
+            out,
+            "Not proven by a query selection",
+            &format!(
+                "<span id=\"caveat\" class=\"bad\">{}</span>",
+                escape(caveat)
+            ),
+        );
+    }
     row(
         out,
         "Numbers judged for completeness",
@@ -226,6 +238,21 @@ fn summary(out: &mut String, pack: &Pack, findings: &Findings) {
             findings.count(Role::Declaration),
             pack.events.len()
         ),
+    );
+    row(
+        out,
+        "COSE receipts (RFC 9942)",
+        &match &pack.receipts {
+            Some(r) => format!(
+                "{} in <code>receipts/</code>, one per event, against size {}; receipt key \
+                 <code>{}</code> (<code>keys/receipt.pub</code>, kid <code>{}</code>)",
+                pack.events.len(),
+                r.head.tree_size().0,
+                escape(&r.key.to_text()),
+                hex(&r.key.key_id())
+            ),
+            None => "none (no events)".into(),
+        },
     );
     row(
         out,
@@ -391,6 +418,9 @@ fn checks(out: &mut String, pack: &Pack) {
         "The checkpoint's signature verifies under the log key in <code>keys/log.vkey</code>; \
          with a policy (<code>keys/policy.txt</code>), the witnesses' cosignatures verify and \
          meet its quorum: the witnesses saw this tree.",
+        "Every event's COSE receipt (<code>receipts/</code>, RFC 9942) verifies under the \
+         receipt key in <code>keys/receipt.pub</code> and proves the event at the same size \
+         and root as the checkpoint: the log's receipt key signed that tree.",
         "Each earlier checkpoint's consistency proof (<code>consistency/</code>) shows the \
          log only appended between it and this checkpoint.",
         "Completeness is recomputed from the events present: every sequence number judged is \

@@ -8,7 +8,9 @@ use merklog_merkle::{Hash, TreeSize, hash_leaf};
 use merklog_note::{Checkpoint, Ed25519Signer, SignedCheckpoint};
 
 use super::files::{self, MANIFEST, REPORT};
-use super::model::{Pack, PackEvent, Selection, analyze};
+use merklog_receipt::{Algorithm, ReceiptSigner as _, SecretKey, SignedTreeHead};
+
+use super::model::{Pack, PackEvent, PackReceipts, QueryTerms, Selection, analyze};
 use super::{Manifest, Pins, verify_files};
 use crate::ClientError;
 
@@ -33,13 +35,26 @@ fn event(n: u64, media_type: &str, payload: &[u8]) -> Event {
     .unwrap()
 }
 
+/// An ai-audit/v1 document as an event payload.
+fn audit(actor: &str, model: &str) -> Vec<u8> {
+    format!(
+        r#"{{"profile":"ai-audit/v1","time":"2026-12-01T08:00:00Z","actor":{{"id":"{actor}","kind":"agent"}},"action":"chat","model":{{"id":"{model}"}}}}"#
+    )
+    .into_bytes()
+}
+
 /// A pack of numbers 0..=9 without 4 and 7, 8 and 9 declared unused by 10; a log
-/// holding exactly those entries.
+/// holding exactly those entries. Numbers 1, 5 and 6 carry audit events of actor
+/// `alice`, 2 of `bob`.
 fn pack(selection: Selection) -> Pack {
     let log = Ed25519Signer::from_seed(ORIGIN, &[4; 32]).unwrap();
     let mut entries: Vec<Event> = (0..=6u64)
         .filter(|n| *n != 4)
-        .map(|n| event(n, "text/plain", format!("<e{n}>").as_bytes()))
+        .map(|n| match n {
+            1 | 5 | 6 => event(n, "application/json", &audit("alice", "m-1")),
+            2 => event(n, "application/json", &audit("bob", "m-1")),
+            _ => event(n, "text/plain", format!("<e{n}>").as_bytes()),
+        })
         .collect();
     entries.push(event(
         10,
@@ -71,7 +86,13 @@ fn pack(selection: Selection) -> Pack {
             },
         );
     }
+    let receipt_key = SecretKey::from_bytes(Algorithm::EdDsa, &[5; 32]).unwrap();
+    let head = SignedTreeHead::sign(&receipt_key, checkpoint.size(), checkpoint.root()).unwrap();
     Pack {
+        receipts: Some(PackReceipts {
+            key: receipt_key.public_key(),
+            head,
+        }),
         selection,
         log_key: log.verifier(),
         policy_text: None,
@@ -90,6 +111,7 @@ fn all() -> Selection {
         to_sequence: 9,
         since_ms: None,
         until_ms: None,
+        query: None,
     }
 }
 
@@ -241,7 +263,7 @@ fn the_manifest_parser_refuses_unknown_members_and_other_formats() {
     let text = String::from_utf8(files[MANIFEST].clone()).unwrap();
     let unknown = text.replacen("{\n", "{\n  \"extra\": 1,\n", 1);
     assert!(Manifest::parse(unknown.as_bytes()).is_err());
-    let other = text.replace("merklog-evidence/v1", "merklog-evidence/v2");
+    let other = text.replace("merklog-evidence/v2", "merklog-evidence/v1");
     assert!(Manifest::parse(other.as_bytes()).is_err());
     assert!(Manifest::parse(b"").is_err());
     assert!(Manifest::parse(text.as_bytes()).is_ok());
@@ -297,4 +319,120 @@ fn packs_round_trip_through_a_directory_and_a_zip_archive() {
         std::fs::read(&again).unwrap(),
         std::fs::read(dir.path().join("pack.zip")).unwrap()
     );
+}
+
+#[test]
+fn a_query_selection_judges_only_the_span_of_its_matches_and_says_so() {
+    let selection = Selection {
+        query: Some(QueryTerms {
+            actor: Some("alice".into()),
+            ..QueryTerms::default()
+        }),
+        ..all()
+    };
+    let mut pack = pack(selection);
+    // What an exporter keeps: the numbers 1..=6 and the declaration is outside.
+    pack.events.retain(|n, _| (1..=6).contains(n));
+    let findings = analyze(&pack, None).unwrap();
+    assert_eq!(findings.span, Some((1, 6)));
+    assert_eq!(findings.count(super::model::Role::Selected), 3);
+    assert_eq!(findings.count(super::model::Role::Context), 2);
+    assert_eq!(findings.missing, vec![(4, 4)]);
+    let files = files::build(&pack, &findings);
+    let manifest = Manifest::parse(&files[MANIFEST]).unwrap();
+    assert_eq!(
+        manifest.completeness.caveat.as_deref(),
+        Some(super::model::QUERY_CAVEAT)
+    );
+    let report = String::from_utf8(files[REPORT].clone()).unwrap();
+    assert!(report.contains("a query cannot prove that no matching event was left out"));
+    let verified = verify_files(&files, &Pins::default()).unwrap();
+    assert_eq!(verified.findings, findings);
+    // A model term that nothing matches selects nothing.
+    let mut none = pack.clone();
+    none.selection.query = Some(QueryTerms {
+        model: Some("m-2".into()),
+        ..QueryTerms::default()
+    });
+    assert!(
+        analyze(&none, None).is_err(),
+        "events outside an empty span"
+    );
+    // Without the caveat in the manifest, regeneration fails.
+    let mut forged = files.clone();
+    let text = String::from_utf8(forged[REPORT].clone()).unwrap();
+    forged.insert(
+        REPORT.into(),
+        text.replace("left out", "left  out").into_bytes(),
+    );
+    assert_eq!(failure(&forged).0, REPORT);
+}
+
+#[test]
+fn every_event_has_a_receipt_and_a_changed_receipt_is_named() {
+    let files = built(&pack(all()));
+    let receipts: Vec<&String> = files
+        .keys()
+        .filter(|p| p.starts_with("receipts/"))
+        .collect();
+    assert_eq!(receipts.len(), 7);
+    let verified = verify_files(&files, &Pins::default()).unwrap();
+    assert!(verified.pack.receipts.is_some());
+    // Each receipt verifies on its own too.
+    let key = verified.pack.receipts.as_ref().unwrap().key.clone();
+    for (n, e) in &verified.pack.events {
+        let receipt = merklog_receipt::Receipt::parse(&files[&files::receipt_path(*n)]).unwrap();
+        let v = receipt.verify_entry(e.event.as_bytes(), &key).unwrap();
+        assert_eq!(v.root, verified.pack.checkpoint.root());
+    }
+    // A missing receipt, a swapped one, a wrong pinned key.
+    let mut missing = files.clone();
+    missing.remove(&files::receipt_path(3));
+    assert_eq!(failure(&missing).0, files::receipt_path(3));
+    let mut swapped = files.clone();
+    swapped.insert(
+        files::receipt_path(3),
+        files[&files::receipt_path(2)].clone(),
+    );
+    let manifest = rehash(&swapped);
+    swapped.insert(MANIFEST.into(), manifest);
+    assert_eq!(failure(&swapped).0, files::receipt_path(3));
+    let other = SecretKey::from_bytes(Algorithm::EdDsa, &[6; 32]).unwrap();
+    let pins = Pins {
+        receipt_key: Some(other.public_key()),
+        ..Pins::default()
+    };
+    match verify_files(&files, &pins) {
+        Err(ClientError::Evidence { file, .. }) => assert_eq!(file, files::RECEIPT_KEY),
+        other => panic!("{other:?}"),
+    }
+    // A receipt signed by another key, with the manifest's digests fixed.
+    let mut resigned = files.clone();
+    let pack = verified.pack.clone();
+    let head =
+        SignedTreeHead::sign(&other, pack.checkpoint.size(), pack.checkpoint.root()).unwrap();
+    let e = &pack.events[&5];
+    resigned.insert(
+        files::receipt_path(5),
+        head.receipt(
+            &hash_leaf(e.event.as_bytes()),
+            merklog_merkle::LeafIndex(e.index),
+            &e.proof,
+        )
+        .unwrap(),
+    );
+    let manifest = rehash(&resigned);
+    resigned.insert(MANIFEST.into(), manifest);
+    assert_eq!(failure(&resigned), (files::receipt_path(5), "receipt"));
+}
+
+/// The manifest with its file digests recomputed for `files` (a consistent forgery).
+fn rehash(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let mut manifest = Manifest::parse(&files[MANIFEST]).unwrap();
+    for entry in &mut manifest.files {
+        let bytes = &files[&entry.path];
+        entry.bytes = bytes.len() as u64;
+        entry.sha256 = super::manifest::sha256_hex(bytes);
+    }
+    manifest.to_bytes()
 }

@@ -9,12 +9,16 @@ use merklog_note::{
     Ed25519Verifier, Policy, SignedCheckpoint, TlogProof, Verifier as _, parse_verifier_key,
 };
 
+use merklog_receipt::{PublicKey, Receipt, SignedTreeHead};
+
 use super::files::{
-    self, LOG_VKEY, MANIFEST, POLICY, SOURCE_VKEY, checkpoint_path, consistency_path, event_path,
-    proof_path,
+    self, LOG_VKEY, MANIFEST, POLICY, RECEIPT_KEY, SOURCE_VKEY, checkpoint_path, consistency_path,
+    event_path, proof_path, receipt_path,
 };
 use super::manifest::{Manifest, sha256_hex};
-use super::model::{EarlierCheckpoint, Findings, Pack, PackEvent, Selection, analyze};
+use super::model::{
+    EarlierCheckpoint, Findings, Pack, PackEvent, PackReceipts, QueryTerms, Selection, analyze,
+};
 use crate::ClientError;
 
 /// The keys an auditor obtained independently and trusts more than the pack's.
@@ -26,6 +30,8 @@ pub struct Pins {
     pub policy: Option<Policy>,
     /// The source's verifier key.
     pub source_key: Option<SourceKey>,
+    /// The log's receipt key.
+    pub receipt_key: Option<PublicKey>,
 }
 
 /// A pack that verified.
@@ -43,6 +49,8 @@ pub struct Verified {
     pub pinned_cosigners: Vec<String>,
     /// The source key was pinned by the auditor.
     pub source_key_pinned: bool,
+    /// The receipt key was pinned by the auditor.
+    pub receipt_key_pinned: bool,
     /// How many files were checked.
     pub files: usize,
 }
@@ -166,7 +174,15 @@ pub fn verify_files(
         to_sequence: manifest.selection.to_sequence,
         since_ms: manifest.selection.since_unix_ms,
         until_ms: manifest.selection.until_unix_ms,
+        query: manifest.selection.query.as_ref().map(|q| QueryTerms {
+            actor: q.actor.clone(),
+            model: q.model.clone(),
+            action: q.action.clone(),
+        }),
     };
+    if selection.query.as_ref().is_some_and(QueryTerms::is_empty) {
+        return Err(fail(MANIFEST, "selection", "a query without terms"));
+    }
     if pack_source_key.name() != selection.source {
         return Err(fail(
             SOURCE_VKEY,
@@ -316,7 +332,10 @@ pub fn verify_files(
         );
     }
 
-    // 7. Equivocation evidence: a second envelope, signed, for a number in the pack.
+    // 7. Receipts: one per event, against the checkpoint's root.
+    let receipts = receipts(files, &manifest, pins, &checkpoint, &events)?;
+
+    // 8. Equivocation evidence: a second envelope, signed, for a number in the pack.
     let mut equivocations = Vec::new();
     for (path, bytes) in files.range("equivocations/".to_owned()..) {
         if !path.starts_with("equivocations/") {
@@ -353,9 +372,10 @@ pub fn verify_files(
         earlier,
         events,
         equivocations,
+        receipts,
     };
 
-    // 8. Completeness and the rest, recomputed; then every file rebuilt and compared
+    // 9. Completeness and the rest, recomputed; then every file rebuilt and compared
     // (the manifest's and the report's claims included).
     let findings =
         analyze(&pack, policy.as_ref()).map_err(|(sequence, reason)| match sequence {
@@ -386,8 +406,91 @@ pub fn verify_files(
         policy_pinned: pins.policy.is_some(),
         pinned_cosigners,
         source_key_pinned: pins.source_key.is_some(),
+        receipt_key_pinned: pins.receipt_key.is_some(),
         files: files.len(),
     })
+}
+
+/// Checks every event's COSE receipt with merklog-receipt: the first one's signature
+/// under the receipt key, then every receipt's proof from its event to the
+/// checkpoint's root at the checkpoint's size, carrying that same signature over the
+/// same signed bytes (one signature per tree head, so checking it once suffices).
+fn receipts(
+    files: &BTreeMap<String, Vec<u8>>,
+    manifest: &Manifest,
+    pins: &Pins,
+    checkpoint: &SignedCheckpoint,
+    events: &BTreeMap<u64, PackEvent>,
+) -> Result<Option<PackReceipts>, ClientError> {
+    let Some(entry) = &manifest.receipts else {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        return Err(fail(
+            MANIFEST,
+            "receipts",
+            "the pack's events have no receipts",
+        ));
+    };
+    if entry.key_file != RECEIPT_KEY
+        || entry.tree_size != checkpoint.size().0
+        || entry.count != events.len() as u64
+    {
+        return Err(fail(
+            MANIFEST,
+            "receipts",
+            "not one receipt per event at the checkpoint's size with keys/receipt.pub",
+        ));
+    }
+    let key = PublicKey::from_text(text(files, RECEIPT_KEY)?.trim())
+        .map_err(|e| fail(RECEIPT_KEY, "receipt key", e.to_string()))?;
+    if let Some(pinned) = &pins.receipt_key
+        && *pinned != key
+    {
+        return Err(fail(
+            RECEIPT_KEY,
+            "pinned receipt key",
+            format!(
+                "the pack's receipt key {} is not the pinned {}",
+                key.to_text(),
+                pinned.to_text()
+            ),
+        ));
+    }
+    let mut head: Option<SignedTreeHead> = None;
+    for (sequence, event) in events {
+        let path = receipt_path(*sequence);
+        let bytes = files
+            .get(&path)
+            .ok_or_else(|| fail(&path, "present", "the event's receipt is missing"))?;
+        let receipt = Receipt::parse(bytes).map_err(|e| fail(&path, "receipt", e.to_string()))?;
+        let leaf = hash_leaf(event.event.as_bytes());
+        let verified = match &head {
+            Some(head) => head.check(&receipt, &leaf),
+            None => receipt
+                .verified_tree_head(&leaf, &key)
+                .map(|(verified, first)| {
+                    head = Some(first);
+                    verified
+                }),
+        }
+        .map_err(|e| fail(&path, "receipt", e.to_string()))?;
+        if verified.tree_size != checkpoint.size()
+            || verified.root != checkpoint.root()
+            || verified.leaf_index.0 != event.index
+        {
+            return Err(fail(
+                &path,
+                "receipt",
+                format!(
+                    "proves entry {} at size {} with root {}, not the event's entry {} in the \
+                     checkpoint",
+                    verified.leaf_index.0, verified.tree_size.0, verified.root, event.index
+                ),
+            ));
+        }
+    }
+    Ok(head.map(|head| PackReceipts { key, head }))
 }
 
 /// A consistency proof file: one base64 hash per line.
