@@ -144,10 +144,9 @@ pub(super) fn spawn_line_reader<R: Read + Send + 'static>(
             chunk.push(item);
             // Hand on when the next line would need another read (which may
             // block on a pipe), when the chunk is full, or after an error.
-            if failed || chunk.len() >= CHUNK_LINES || reader.buffer().is_empty() {
-                if sender.blocking_send(std::mem::take(&mut chunk)).is_err() || failed {
-                    return;
-                }
+            let hand_on = failed || chunk.len() >= CHUNK_LINES || reader.buffer().is_empty();
+            if hand_on && (sender.blocking_send(std::mem::take(&mut chunk)).is_err() || failed) {
+                return;
             }
         }
     });

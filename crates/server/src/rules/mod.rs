@@ -4,14 +4,14 @@
 //!
 //! The path of an entry:
 //! 1. `Sources::append` gets the durable answer, then hands each new (not
-//!    duplicate) entry to [`Rules::submit`], which only `try_send`s on a bounded
+//!    duplicate) entry to `Rules::submit`, which only `try_send`s on a bounded
 //!    queue: a full queue drops the entry for the rules (counted,
 //!    `merklog_rule_events_dropped_total`, and logged), never slows the append.
 //! 2. One thread of its own takes entries from the queue, finds their audit event
 //!    (entries that are not one, and alert entries themselves, are passed over) and
 //!    evaluates every rule. A rule that fails on an event is counted
 //!    (`merklog_rule_errors_total{rule}`) and logged; the others still run.
-//! 3. A firing becomes an [`Alert`]: counted (`merklog_rule_matches_total{rule}`),
+//! 3. A firing becomes an `Alert`: counted (`merklog_rule_matches_total{rule}`),
 //!    sent to the `WatchAlerts` streams, queued for the webhook (retried) and
 //!    queued for its alert entry in the log (`entry`).
 
