@@ -69,9 +69,13 @@ impl Webhook {
         retry: Retry,
         failures: &'static str,
     ) -> Result<Webhook, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("{what} webhook {url:?}: {e}"))?;
+        // The URL is never printed: webhook URLs often carry a token.
+        let url = reqwest::Url::parse(url).map_err(|e| format!("{what} webhook URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("{what} webhook {url} must be http or https"));
+            return Err(format!(
+                "{what} webhook URL must be http or https, not {:?}",
+                url.scheme()
+            ));
         }
         if timeout.is_zero() {
             return Err(format!("the {what} webhook timeout must be more than 0"));
@@ -94,7 +98,10 @@ impl Webhook {
                         .body(body.clone())
                         .send()
                         .await;
-                    match result.and_then(|r| r.error_for_status()) {
+                    match result
+                        .and_then(|r| r.error_for_status())
+                        .map_err(reqwest::Error::without_url)
+                    {
                         Ok(_) => {
                             tracing::info!(what, attempt, "alert webhook delivered");
                             break;
@@ -142,5 +149,15 @@ mod tests {
         assert_eq!(retry.backoff(2), Duration::from_millis(200));
         assert_eq!(retry.backoff(3), Duration::from_millis(400));
         assert_eq!(retry.backoff(30), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_refused_url_is_not_repeated_in_the_error() {
+        let timeout = Duration::from_secs(1);
+        for url in ["ftp://hooks.example/t0ken-secret", "http//t0ken-secret"] {
+            let err = Webhook::start(url, timeout, "rule alert", Retry::ONCE, "c").unwrap_err();
+            assert!(!err.contains("t0ken-secret"), "{err}");
+            assert!(err.contains("rule alert webhook URL"), "{err}");
+        }
     }
 }

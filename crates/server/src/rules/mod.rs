@@ -164,6 +164,9 @@ impl Rules {
     /// Hands the new entries of a durable answer to the rules, without waiting.
     pub(crate) fn submit(&self, principal: &Principal, entries: &[Bytes], receipt: &AppendReceipt) {
         let Some(tx) = &self.tx else { return };
+        // Counted per entry but logged once per call: under overload a line per
+        // entry would cost more than the evaluation it reports skipping.
+        let mut dropped = Vec::new();
         for (sealed, leaf) in receipt.entries.iter().zip(entries) {
             if sealed.duplicate {
                 continue;
@@ -175,16 +178,19 @@ impl Rules {
             };
             match tx.try_send(candidate) {
                 Ok(()) => {}
-                Err(TrySendError::Full(c)) => {
-                    metrics::counter!("merklog_rule_events_dropped_total").increment(1);
-                    tracing::warn!(
-                        index = c.index,
-                        "the rules queue is full; entry not evaluated"
-                    );
-                }
+                Err(TrySendError::Full(c)) => dropped.push(c.index),
                 // The rules thread has stopped: the server is stopping.
                 Err(TrySendError::Disconnected(_)) => return,
             }
+        }
+        if let (Some(first), Some(last)) = (dropped.first(), dropped.last()) {
+            metrics::counter!("merklog_rule_events_dropped_total").increment(dropped.len() as u64);
+            tracing::warn!(
+                count = dropped.len(),
+                first,
+                last,
+                "the rules queue is full; entries not evaluated"
+            );
         }
     }
 
