@@ -58,6 +58,7 @@ mod probe;
 mod query;
 mod receipt;
 pub mod source;
+mod source_pages;
 mod sources;
 mod state;
 mod token;

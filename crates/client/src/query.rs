@@ -319,9 +319,8 @@ impl Client {
         let mut held: Vec<SequenceRange> = Vec::new();
         let mut left_out = Vec::new();
         let mut events = 0u64;
-        let mut next = from;
-        loop {
-            let page = self.source_page(&key, next, to, tree_size).await?;
+        let mut pages = self.source_pages(&key, from, to, tree_size);
+        while let Some(page) = self.next_source_page(&mut pages).await? {
             if page.checkpoint.root() != answer.checkpoint.root() {
                 return Err(ClientError::Malformed(
                     "GetSourceEvents answered with another checkpoint than the query's".into(),
@@ -339,10 +338,6 @@ impl Client {
                 if matched && !returned.contains(index) {
                     left_out.push(*index);
                 }
-            }
-            match page.next {
-                Some(n) => next = n,
-                None => break,
             }
         }
         Ok(SourceCompleteness {

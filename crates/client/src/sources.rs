@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use merklog_event::{Event, EventKind, SourceKey, UnusedRange};
-use merklog_merkle::{LeafIndex, hash_leaf};
-use merklog_proto::convert::proof_from_wire;
 use merklog_proto::v1;
 
 use crate::client::call;
+use crate::source_pages::verified_event;
 use crate::{Client, ClientError, SignedCheckpoint};
 
 /// How many declarations the audit looks up outside the audited range (a
@@ -156,43 +155,6 @@ pub(crate) fn silences(events: &BTreeMap<u64, Event>, interval: Duration) -> Vec
     found
 }
 
-fn bad_event(sequence: u64, reason: impl std::fmt::Display) -> ClientError {
-    ClientError::BadEvent {
-        sequence,
-        reason: reason.to_string(),
-    }
-}
-
-/// Parses an envelope and checks it is the source's, numbered `sequence`, signed
-/// by `key`.
-pub(crate) fn verified_event(
-    bytes: &[u8],
-    sequence: u64,
-    key: &SourceKey,
-) -> Result<Event, ClientError> {
-    let event = Event::parse(bytes).map_err(|e| bad_event(sequence, e))?;
-    if event.sequence() != sequence {
-        return Err(bad_event(
-            sequence,
-            format!("the envelope carries number {}", event.sequence()),
-        ));
-    }
-    event.verify(key).map_err(|e| bad_event(sequence, e))?;
-    Ok(event)
-}
-
-/// One page of GetSourceEvents, verified.
-pub(crate) struct Page {
-    pub(crate) checkpoint: SignedCheckpoint,
-    /// Each event with its index.
-    pub(crate) events: Vec<(Event, u64)>,
-    /// The verified inclusion proof of each event (same order), against `checkpoint`.
-    pub(crate) proofs: Vec<Vec<merklog_merkle::Hash>>,
-    pub(crate) declared_unused: Vec<SequenceRange>,
-    pub(crate) equivocations: Vec<v1::Equivocation>,
-    pub(crate) next: Option<u64>,
-}
-
 impl Client {
     /// Every registered source with its status, as the server reports it.
     pub async fn list_sources(&mut self) -> Result<Vec<v1::SourceStatus>, ClientError> {
@@ -204,77 +166,6 @@ impl Client {
         )
         .await?;
         Ok(response.sources)
-    }
-
-    /// Fetches and verifies one page of a source's events: the checkpoint (and its
-    /// consistency with everything seen before), each envelope's signature under
-    /// `key`, each inclusion proof against the checkpoint.
-    pub(crate) async fn source_page(
-        &mut self,
-        key: &SourceKey,
-        from: u64,
-        to: u64,
-        tree_size: u64,
-    ) -> Result<Page, ClientError> {
-        let response = call(
-            "GetSourceEvents",
-            &self.server,
-            self.options.request_timeout,
-            self.sources.get_source_events(v1::GetSourceEventsRequest {
-                source: key.name().to_owned(),
-                from_sequence: from,
-                to_sequence: to,
-                tree_size,
-            }),
-        )
-        .await?;
-        let Some(wire) = response.checkpoint else {
-            return Err(ClientError::Malformed(
-                "GetSourceEvents answered without a checkpoint".into(),
-            ));
-        };
-        let checkpoint = self.trust.open_wire(wire)?;
-        self.observe(&checkpoint, tree_size == 0).await?;
-        let mut events = Vec::with_capacity(response.events.len());
-        let mut proofs = Vec::with_capacity(response.events.len());
-        for served in response.events {
-            if served.sequence < from || served.sequence > to {
-                return Err(ClientError::Malformed(format!(
-                    "asked for numbers {from}..={to}, got number {}",
-                    served.sequence
-                )));
-            }
-            let event = verified_event(&served.envelope, served.sequence, key)?;
-            let proof = proof_from_wire("inclusion_proof", &served.inclusion_proof)
-                .map_err(|e| ClientError::Malformed(e.to_string()))?;
-            Self::check_inclusion(
-                &hash_leaf(&served.envelope),
-                LeafIndex(served.index),
-                &proof,
-                &checkpoint,
-            )?;
-            events.push((event, served.index));
-            proofs.push(proof);
-        }
-        if let Some(next) = response.next_sequence
-            && (next <= from || next > to)
-        {
-            return Err(ClientError::Malformed(format!(
-                "a page of {from}..={to} says to go on from {next}"
-            )));
-        }
-        Ok(Page {
-            checkpoint,
-            events,
-            proofs,
-            declared_unused: response
-                .declared_unused
-                .iter()
-                .map(|r| (r.first, r.last))
-                .collect(),
-            equivocations: response.equivocations,
-            next: response.next_sequence,
-        })
     }
 
     /// Audits a source's numbers `from..=to` (`to` defaults to the highest number
@@ -348,10 +239,9 @@ impl Client {
         let mut claimed_unused: Vec<SequenceRange> = Vec::new();
         let mut equivocations = Vec::new();
         let mut unverified_claims = Vec::new();
-        let mut next = from;
         let mut tree_size = 0;
-        loop {
-            let page = self.source_page(&key, next, to, tree_size).await?;
+        let mut pages = self.source_pages(&key, from, to, 0);
+        while let Some(page) = self.next_source_page(&mut pages).await? {
             tree_size = page.checkpoint.size().0;
             checkpoints.insert(tree_size, page.checkpoint);
             for (event, index) in page.events {
@@ -393,10 +283,6 @@ impl Client {
                         unverified_claims.push(format!("equivocation at {}: {e}", claim.sequence))
                     }
                 }
-            }
-            match page.next {
-                Some(n) => next = n,
-                None => break,
             }
         }
 

@@ -682,3 +682,87 @@ async fn the_sources_file_is_reloaded() {
     );
     server.stop().await;
 }
+
+/// Pages chained by `next_sequence` hold every logged number exactly once, in
+/// order, each with a proof against the one tree size asked for; a page ends at the
+/// number limit or, with large envelopes, at the byte limit; only the gap is missing.
+#[tokio::test]
+async fn pages_chain_over_number_and_byte_limits() {
+    let setup = setup(&[table(A, "[\"*\"]", None)]);
+    let server = TestServer::start_with(config(&setup)).await;
+    let big = vec![b'x'; 48 << 10];
+    let logged: Vec<u64> = (0..700).filter(|n| !(300..310).contains(n)).collect();
+    for chunk in logged.chunks(50) {
+        let entries = chunk
+            .iter()
+            .map(|&n| {
+                if (400..560).contains(&n) {
+                    event(A, n, "text/plain", &big)
+                } else {
+                    data(A, n)
+                }
+            })
+            .collect();
+        append(&server, entries).await.unwrap();
+    }
+    let size = status(&server, A).await;
+    assert_eq!(size.highest_sequence, 699);
+    let first = events(&server, A, 0, 699).await;
+    let tree_size = first.checkpoint.as_ref().unwrap().size;
+
+    let (mut seen, mut missing, mut pages) = (Vec::new(), Vec::new(), 0);
+    let mut next = Some(0);
+    while let Some(from) = next {
+        let page = sources_client(&server)
+            .await
+            .get_source_events(v1::GetSourceEventsRequest {
+                source: A.into(),
+                from_sequence: from,
+                to_sequence: 699,
+                tree_size,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        let checkpoint = page.checkpoint.as_ref().unwrap();
+        assert_eq!(checkpoint.size, tree_size);
+        let root = Hash::try_from(checkpoint.root.as_ref()).unwrap();
+        for event in &page.events {
+            let proof: Vec<Hash> = event
+                .inclusion_proof
+                .chunks(32)
+                .map(|c| Hash::try_from(c).unwrap())
+                .collect();
+            verify_inclusion(
+                &hash_leaf(&event.envelope),
+                LeafIndex(event.index),
+                TreeSize(tree_size),
+                &proof,
+                &root,
+            )
+            .unwrap();
+            assert_eq!(
+                Event::parse(&event.envelope).unwrap().sequence(),
+                event.sequence
+            );
+            seen.push(event.sequence);
+        }
+        missing.extend(page.missing.iter().map(|r| (r.first, r.last)));
+        let bytes: usize = page.events.iter().map(|e| e.envelope.len()).sum();
+        assert!(page.events.len() <= 256, "a page holds at most 256 numbers");
+        assert!(
+            page.events.len() == 1 || bytes <= 3 << 20,
+            "a page of {} envelopes is {bytes} bytes",
+            page.events.len()
+        );
+        if let Some(n) = page.next_sequence {
+            assert!(n > from && n <= 699, "next {n} after a page from {from}");
+        }
+        next = page.next_sequence;
+    }
+    assert_eq!(seen, logged, "every logged number once, in order");
+    assert_eq!(missing, [(300, 309)]);
+    // 700 numbers in pages of at most 256 would be 3; the large envelopes make more.
+    assert!(pages > 3, "{pages} pages: the byte limit never ended one");
+}

@@ -194,11 +194,14 @@ fn write_zip(path: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), Clien
         path: path.to_owned(),
         source: std::io::Error::other(e),
     };
-    // Envelopes and receipts are small and mostly signatures and hashes: deflate
-    // saves next to nothing on them and its per-entry set-up dominates export time.
+    // Envelopes, receipts and proofs are small and mostly signatures and hashes:
+    // deflate saves next to nothing on them and its per-entry set-up dominates
+    // export time.
     let stored = options.compression_method(CompressionMethod::Stored);
     for (name, bytes) in files {
-        let incompressible = name.starts_with("receipts/") || name.starts_with("events/");
+        let incompressible = ["receipts/", "events/", "proofs/"]
+            .iter()
+            .any(|dir| name.starts_with(dir));
         let options = if incompressible { stored } else { options };
         writer.start_file(name, options).map_err(zip_error)?;
         writer.write_all(bytes).map_err(io(path))?;

@@ -15,7 +15,8 @@ use super::model::{
     span_of,
 };
 use crate::query::QueryFilter;
-use crate::sources::{merge, uncovered, verified_event};
+use crate::source_pages::verified_event;
+use crate::sources::{merge, uncovered};
 use crate::{Client, ClientError, SequenceRange};
 
 /// How many declarations are looked up outside the scanned numbers.
@@ -143,16 +144,12 @@ impl Client {
         let mut scanned: BTreeMap<u64, PackEvent> = BTreeMap::new();
         let mut claimed_unused: Vec<SequenceRange> = Vec::new();
         let mut others: Vec<Event> = Vec::new();
-        let mut checkpoint = None;
-        let mut next = scan_from;
-        loop {
-            let size = checkpoint
-                .as_ref()
-                .map_or(wanted_size, |c: &merklog_note::SignedCheckpoint| c.size().0);
-            let page = self.source_page(&key, next, scan_to, size).await?;
-            if size != 0 && page.checkpoint.size().0 != size {
+        let mut checkpoint: Option<merklog_note::SignedCheckpoint> = None;
+        let mut pages = self.source_pages(&key, scan_from, scan_to, wanted_size);
+        while let Some(page) = self.next_source_page(&mut pages).await? {
+            if wanted_size != 0 && page.checkpoint.size().0 != wanted_size {
                 return Err(ClientError::Malformed(format!(
-                    "a page asked for against size {size} came against size {}",
+                    "a page asked for against size {wanted_size} came against size {}",
                     page.checkpoint.size().0
                 )));
             }
@@ -195,10 +192,6 @@ impl Client {
             }
             if checkpoint.is_none() {
                 checkpoint = Some(page.checkpoint);
-            }
-            match page.next {
-                Some(n) => next = n,
-                None => break,
             }
         }
         let Some(checkpoint) = checkpoint else {

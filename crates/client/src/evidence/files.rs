@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use merklog_note::{Policy, TlogProof};
 
 use merklog_merkle::{LeafIndex, hash_leaf};
+use rayon::prelude::*;
 
 use super::manifest::{
     CheckpointEntry, CompletenessEntry, CosignatureEntry, Counts, EarlierEntry, FORMAT, FileEntry,
     LogEntry, Manifest, QueryEntry, Range, ReceiptsEntry, SelectionEntry, SourceEntry, hex,
     sha256_hex,
 };
-use super::model::{Findings, Pack, Role};
+use super::model::{Findings, Pack, PackEvent, Role};
 use super::report;
 use crate::SequenceRange;
 use crate::encoding::b64;
@@ -104,33 +105,19 @@ pub fn build(pack: &Pack, findings: &Findings) -> BTreeMap<String, Vec<u8>> {
             consistency_bytes(&earlier.consistency),
         );
     }
-    for (sequence, event) in &pack.events {
-        files.insert(event_path(*sequence), event.event.as_bytes().to_vec());
-        let proof = TlogProof::new(
-            event.index,
-            event.proof.clone(),
-            pack.checkpoint.note().to_vec(),
-        );
-        files.insert(proof_path(*sequence), proof.to_bytes());
-    }
     if let Some(receipts) = &pack.receipts {
         files.insert(
             RECEIPT_KEY.into(),
             format!("{}\n", receipts.key.to_text()).into_bytes(),
         );
-        for (sequence, event) in &pack.events {
-            // The proofs were checked against this root when the pack was made or
-            // read, so assembling cannot fail; a receipt that would not verify is
-            // left out, and the verifier then blames its absence.
-            if let Ok(bytes) = receipts.head.receipt(
-                &hash_leaf(event.event.as_bytes()),
-                LeafIndex(event.index),
-                &event.proof,
-            ) {
-                files.insert(receipt_path(*sequence), bytes);
-            }
-        }
     }
+    // Each event's files are independent of the others': built on every core.
+    let events: Vec<(&u64, &PackEvent)> = pack.events.iter().collect();
+    let per_event: Vec<Vec<(String, Vec<u8>)>> = events
+        .par_iter()
+        .map(|(sequence, event)| event_files(pack, **sequence, event))
+        .collect();
+    files.extend(per_event.into_iter().flatten());
     let mut k = 0;
     let mut previous = None;
     for other in &pack.equivocations {
@@ -149,6 +136,31 @@ pub fn build(pack: &Pack, findings: &Findings) -> BTreeMap<String, Vec<u8>> {
     let manifest = manifest(pack, findings, &files);
     files.insert(MANIFEST.into(), manifest.to_bytes());
     files
+}
+
+/// One event's envelope, tlog-proof and (with receipts) COSE receipt files.
+fn event_files(pack: &Pack, sequence: u64, event: &PackEvent) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::with_capacity(3);
+    out.push((event_path(sequence), event.event.as_bytes().to_vec()));
+    let proof = TlogProof::new(
+        event.index,
+        event.proof.clone(),
+        pack.checkpoint.note().to_vec(),
+    );
+    out.push((proof_path(sequence), proof.to_bytes()));
+    if let Some(receipts) = &pack.receipts {
+        // The proofs were checked against this root when the pack was made or
+        // read, so assembling cannot fail; a receipt that would not verify is left
+        // out, and the verifier then blames its absence.
+        if let Ok(bytes) = receipts.head.receipt(
+            &hash_leaf(event.event.as_bytes()),
+            LeafIndex(event.index),
+            &event.proof,
+        ) {
+            out.push((receipt_path(sequence), bytes));
+        }
+    }
+    out
 }
 
 /// The manifest of a pack whose other files are `files`.
@@ -230,7 +242,7 @@ fn manifest(pack: &Pack, findings: &Findings, files: &BTreeMap<String, Vec<u8>>)
             caveat: selection.caveat().map(str::to_owned),
         },
         files: files
-            .iter()
+            .par_iter()
             .map(|(path, bytes)| FileEntry {
                 path: path.clone(),
                 bytes: bytes.len() as u64,

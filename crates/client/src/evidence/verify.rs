@@ -10,6 +10,7 @@ use merklog_note::{
 };
 
 use merklog_receipt::{PublicKey, Receipt, SignedTreeHead};
+use rayon::prelude::*;
 
 use super::files::{
     self, LOG_VKEY, MANIFEST, POLICY, RECEIPT_KEY, SOURCE_VKEY, checkpoint_path, consistency_path,
@@ -103,24 +104,33 @@ pub fn verify_files(
             return Err(fail(path, "listed", "the file is not in the manifest"));
         }
     }
-    for (path, entry) in &listed {
-        let bytes = files
-            .get(*path)
-            .ok_or_else(|| fail(*path, "present", "listed in the manifest but missing"))?;
-        if bytes.len() as u64 != entry.bytes || sha256_hex(bytes) != entry.sha256 {
-            return Err(fail(
-                *path,
-                "sha256",
-                format!(
-                    "{} bytes with SHA-256 {}, the manifest says {} bytes with SHA-256 {}",
-                    bytes.len(),
-                    sha256_hex(bytes),
-                    entry.bytes,
-                    entry.sha256
-                ),
-            ));
-        }
-    }
+    // Digests on every core; the first mismatch in path order is the one named.
+    let listed_files: Vec<(&str, &super::manifest::FileEntry)> =
+        listed.iter().map(|(path, entry)| (*path, *entry)).collect();
+    let digests: Vec<Result<(), ClientError>> = listed_files
+        .par_iter()
+        .map(|(path, entry)| {
+            let bytes = files
+                .get(*path)
+                .ok_or_else(|| fail(*path, "present", "listed in the manifest but missing"))?;
+            let digest = sha256_hex(bytes);
+            if bytes.len() as u64 != entry.bytes || digest != entry.sha256 {
+                return Err(fail(
+                    *path,
+                    "sha256",
+                    format!(
+                        "{} bytes with SHA-256 {digest}, the manifest says {} bytes with \
+                         SHA-256 {}",
+                        bytes.len(),
+                        entry.bytes,
+                        entry.sha256
+                    ),
+                ));
+            }
+            Ok(())
+        })
+        .collect();
+    digests.into_iter().collect::<Result<(), ClientError>>()?;
 
     // 3. Keys: the auditor's pins first, the pack's as a fallback.
     let pack_log_key = parse_verifier_key(text(files, LOG_VKEY)?.trim())
@@ -283,54 +293,18 @@ pub fn verify_files(
     }
 
     // 6. Events: signature under the source key, inclusion in the checkpoint.
-    let mut events = BTreeMap::new();
-    for (path, bytes) in files.range("events/".to_owned()..) {
-        if !path.starts_with("events/") {
-            break;
-        }
-        let sequence = number_of(path, "events/", ".mlev")
-            .ok_or_else(|| fail(path, "name", "not events/<20-digit number>.mlev"))?;
-        let event = Event::parse(bytes).map_err(|e| fail(path, "envelope", e.to_string()))?;
-        if event.sequence() != sequence {
-            return Err(fail(
-                path,
-                "envelope",
-                format!("carries number {}", event.sequence()),
-            ));
-        }
-        event
-            .verify(&pack_source_key)
-            .map_err(|e| fail(path, "source signature", e.to_string()))?;
-        let proof_file = proof_path(sequence);
-        let proof_bytes = files
-            .get(&proof_file)
-            .ok_or_else(|| fail(&proof_file, "present", "the event's proof is missing"))?;
-        let proof = TlogProof::parse(proof_bytes)
-            .map_err(|e| fail(&proof_file, "tlog-proof", e.to_string()))?;
-        if proof.checkpoint != checkpoint.note().as_ref() {
-            return Err(fail(
-                &proof_file,
-                "checkpoint",
-                "not against the pack's checkpoint",
-            ));
-        }
-        merklog_merkle::verify_inclusion(
-            &hash_leaf(bytes),
-            LeafIndex(proof.index),
-            TreeSize(checkpoint.size().0),
-            &proof.proof,
-            &checkpoint.root(),
-        )
-        .map_err(|e| fail(&proof_file, "inclusion proof", e.to_string()))?;
-        events.insert(
-            sequence,
-            PackEvent {
-                event,
-                index: proof.index,
-                proof: proof.proof,
-            },
-        );
-    }
+    // Checked on every core; the first failure in number order is the one named.
+    let event_files: Vec<(&String, &Vec<u8>)> = files
+        .range("events/".to_owned()..)
+        .take_while(|(path, _)| path.starts_with("events/"))
+        .collect();
+    let checked: Vec<Result<(u64, PackEvent), ClientError>> = event_files
+        .par_iter()
+        .map(|(path, bytes)| verified_pack_event(path, bytes, files, &pack_source_key, &checkpoint))
+        .collect();
+    let events = checked
+        .into_iter()
+        .collect::<Result<BTreeMap<u64, PackEvent>, ClientError>>()?;
 
     // 7. Receipts: one per event, against the checkpoint's root.
     let receipts = receipts(files, &manifest, pins, &checkpoint, &events)?;
@@ -411,6 +385,59 @@ pub fn verify_files(
     })
 }
 
+/// One event file: its name, envelope and source signature, and its tlog-proof
+/// against the pack's checkpoint.
+fn verified_pack_event(
+    path: &str,
+    bytes: &[u8],
+    files: &BTreeMap<String, Vec<u8>>,
+    source_key: &SourceKey,
+    checkpoint: &SignedCheckpoint,
+) -> Result<(u64, PackEvent), ClientError> {
+    let sequence = number_of(path, "events/", ".mlev")
+        .ok_or_else(|| fail(path, "name", "not events/<20-digit number>.mlev"))?;
+    let event = Event::parse(bytes).map_err(|e| fail(path, "envelope", e.to_string()))?;
+    if event.sequence() != sequence {
+        return Err(fail(
+            path,
+            "envelope",
+            format!("carries number {}", event.sequence()),
+        ));
+    }
+    event
+        .verify(source_key)
+        .map_err(|e| fail(path, "source signature", e.to_string()))?;
+    let proof_file = proof_path(sequence);
+    let proof_bytes = files
+        .get(&proof_file)
+        .ok_or_else(|| fail(&proof_file, "present", "the event's proof is missing"))?;
+    let proof = TlogProof::parse(proof_bytes)
+        .map_err(|e| fail(&proof_file, "tlog-proof", e.to_string()))?;
+    if proof.checkpoint != checkpoint.note().as_ref() {
+        return Err(fail(
+            &proof_file,
+            "checkpoint",
+            "not against the pack's checkpoint",
+        ));
+    }
+    merklog_merkle::verify_inclusion(
+        &hash_leaf(bytes),
+        LeafIndex(proof.index),
+        TreeSize(checkpoint.size().0),
+        &proof.proof,
+        &checkpoint.root(),
+    )
+    .map_err(|e| fail(&proof_file, "inclusion proof", e.to_string()))?;
+    Ok((
+        sequence,
+        PackEvent {
+            event,
+            index: proof.index,
+            proof: proof.proof,
+        },
+    ))
+}
+
 /// Checks every event's COSE receipt with merklog-receipt: the first one's signature
 /// under the receipt key, then every receipt's proof from its event to the
 /// checkpoint's root at the checkpoint's size, carrying that same signature over the
@@ -457,24 +484,23 @@ fn receipts(
             ),
         ));
     }
-    let mut head: Option<SignedTreeHead> = None;
-    for (sequence, event) in events {
-        let path = receipt_path(*sequence);
+    // The first receipt's signature is verified; the others must carry that same
+    // signed tree head, and are checked on every core.
+    let check = |sequence: u64, event: &PackEvent, head: Option<&SignedTreeHead>| {
+        let path = receipt_path(sequence);
         let bytes = files
             .get(&path)
             .ok_or_else(|| fail(&path, "present", "the event's receipt is missing"))?;
         let receipt = Receipt::parse(bytes).map_err(|e| fail(&path, "receipt", e.to_string()))?;
         let leaf = hash_leaf(event.event.as_bytes());
-        let verified = match &head {
-            Some(head) => head.check(&receipt, &leaf),
-            None => receipt
-                .verified_tree_head(&leaf, &key)
-                .map(|(verified, first)| {
-                    head = Some(first);
-                    verified
-                }),
-        }
-        .map_err(|e| fail(&path, "receipt", e.to_string()))?;
+        let (verified, first) = match head {
+            Some(head) => (head.check(&receipt, &leaf), None),
+            None => match receipt.verified_tree_head(&leaf, &key) {
+                Ok((verified, first)) => (Ok(verified), Some(first)),
+                Err(e) => (Err(e), None),
+            },
+        };
+        let verified = verified.map_err(|e| fail(&path, "receipt", e.to_string()))?;
         if verified.tree_size != checkpoint.size()
             || verified.root != checkpoint.root()
             || verified.leaf_index.0 != event.index
@@ -489,8 +515,24 @@ fn receipts(
                 ),
             ));
         }
+        Ok(first)
+    };
+    let mut all = events.iter();
+    let Some((sequence, event)) = all.next() else {
+        return Ok(None);
+    };
+    let Some(head) = check(*sequence, event, None)? else {
+        return Err(fail(receipt_path(*sequence), "receipt", "no tree head"));
+    };
+    let rest: Vec<(&u64, &PackEvent)> = all.collect();
+    let checked: Vec<Result<Option<SignedTreeHead>, ClientError>> = rest
+        .par_iter()
+        .map(|(sequence, event)| check(**sequence, event, Some(&head)))
+        .collect();
+    for result in checked {
+        result?;
     }
-    Ok(head.map(|head| PackReceipts { key, head }))
+    Ok(Some(PackReceipts { key, head }))
 }
 
 /// A consistency proof file: one base64 hash per line.
