@@ -152,6 +152,27 @@ async fn events(
         .into_inner()
 }
 
+/// Every event of a page has an inclusion proof against the page's checkpoint.
+fn assert_proven(page: &v1::GetSourceEventsResponse) {
+    let checkpoint = page.checkpoint.as_ref().unwrap();
+    let root = Hash::try_from(checkpoint.root.as_ref()).unwrap();
+    for event in &page.events {
+        let proof: Vec<Hash> = event
+            .inclusion_proof
+            .chunks(32)
+            .map(|c| Hash::try_from(c).unwrap())
+            .collect();
+        verify_inclusion(
+            &hash_leaf(&event.envelope),
+            LeafIndex(event.index),
+            TreeSize(checkpoint.size),
+            &proof,
+            &root,
+        )
+        .unwrap_or_else(|e| panic!("event {} at index {}: {e}", event.sequence, event.index));
+    }
+}
+
 /// Polls `check` until it returns true (a generous deadline, no timing claims).
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -490,23 +511,7 @@ async fn a_gap_is_reported_until_filled_with_signed_status_records() {
         ]
     );
     // Every event carries a proof against the page's one checkpoint.
-    let checkpoint = page.checkpoint.as_ref().unwrap();
-    let root = Hash::try_from(checkpoint.root.as_ref()).unwrap();
-    for event in &page.events {
-        let proof: Vec<Hash> = event
-            .inclusion_proof
-            .chunks(32)
-            .map(|c| Hash::try_from(c).unwrap())
-            .collect();
-        verify_inclusion(
-            &hash_leaf(&event.envelope),
-            LeafIndex(event.index),
-            TreeSize(checkpoint.size),
-            &proof,
-            &root,
-        )
-        .unwrap();
-    }
+    assert_proven(&page);
     eventually("the gap-opened record", || async {
         has_record(&status_records(&server).await, A, "gap-opened")
     })
@@ -725,23 +730,9 @@ async fn pages_chain_over_number_and_byte_limits() {
             .unwrap()
             .into_inner();
         pages += 1;
-        let checkpoint = page.checkpoint.as_ref().unwrap();
-        assert_eq!(checkpoint.size, tree_size);
-        let root = Hash::try_from(checkpoint.root.as_ref()).unwrap();
+        assert_eq!(page.checkpoint.as_ref().unwrap().size, tree_size);
+        assert_proven(&page);
         for event in &page.events {
-            let proof: Vec<Hash> = event
-                .inclusion_proof
-                .chunks(32)
-                .map(|c| Hash::try_from(c).unwrap())
-                .collect();
-            verify_inclusion(
-                &hash_leaf(&event.envelope),
-                LeafIndex(event.index),
-                TreeSize(tree_size),
-                &proof,
-                &root,
-            )
-            .unwrap();
             assert_eq!(
                 Event::parse(&event.envelope).unwrap().sequence(),
                 event.sequence
