@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::context::Context;
 use super::output::{print_json, print_line};
+use super::query::TermArgs;
 use crate::ClientError;
 use crate::evidence::model::{QueryTerms, ranges_text, time_text};
 use crate::evidence::{ExportRequest, Pins, archive, files, verify_files};
@@ -59,15 +60,9 @@ pub struct EvidenceExportArgs {
     /// Only events whose signed source timestamp is before this (RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Only events whose audit event has this actor id (a query selection).
-    #[arg(long, value_name = "ID")]
-    pub actor: Option<String>,
-    /// Only events whose audit event has this model id (a query selection).
-    #[arg(long, value_name = "ID")]
-    pub model: Option<String>,
-    /// Only events whose audit event has this action (a query selection).
-    #[arg(long, value_name = "ACTION")]
-    pub action: Option<String>,
+    /// Only events whose audit event has these terms (a query selection).
+    #[command(flatten)]
+    pub terms: TermArgs,
     /// The source's verifier key (text or file) as you know it [default: the one the
     /// log's registry reports].
     #[arg(long, value_name = "VKEY|FILE")]
@@ -122,9 +117,9 @@ fn parse_time(flag: &str, text: &str) -> Result<u64, ClientError> {
 /// `merklog evidence export`
 pub(super) async fn export(context: &Context, args: EvidenceExportArgs) -> Result<(), ClientError> {
     let query = QueryTerms {
-        actor: args.actor.clone(),
-        model: args.model.clone(),
-        action: args.action.clone(),
+        actor: args.terms.actor.clone(),
+        model: args.terms.model.clone(),
+        action: args.terms.action.clone(),
     };
     let request = ExportRequest {
         query: (!query.is_empty()).then_some(query),

@@ -10,6 +10,20 @@ use super::source::{Session, source_key};
 use crate::evidence::model::ranges_text;
 use crate::{ClientError, QueriedEvent, QueryFilter, SourceCompleteness};
 
+/// The terms of an ai-audit/v1 audit event to select by; every one given must match.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TermArgs {
+    /// The audit event's actor id.
+    #[arg(long, value_name = "ID")]
+    pub actor: Option<String>,
+    /// The audit event's model id.
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+    /// The audit event's action.
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
+}
+
 /// `merklog query`
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -29,15 +43,9 @@ log or matching events the query did not return are reported (exit 1).
 
 Times are RFC 3339 (2026-03-01T12:00:00Z) or Unix milliseconds.")]
 pub struct QueryArgs {
-    /// The actor's id.
-    #[arg(long, value_name = "ID")]
-    pub actor: Option<String>,
-    /// The model's id.
-    #[arg(long, value_name = "ID")]
-    pub model: Option<String>,
-    /// The action.
-    #[arg(long, value_name = "ACTION")]
-    pub action: Option<String>,
+    /// The audit-event terms.
+    #[command(flatten)]
+    pub terms: TermArgs,
     /// The source of signed events; also checks completeness over its numbers.
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
@@ -123,9 +131,9 @@ fn completeness_json(report: &SourceCompleteness) -> Value {
 /// `merklog query ...`
 pub(super) async fn execute(session: Session, args: QueryArgs) -> Result<(), ClientError> {
     let filter = QueryFilter {
-        actor: args.actor,
-        model: args.model,
-        action: args.action,
+        actor: args.terms.actor,
+        model: args.terms.model,
+        action: args.terms.action,
         source: args.source.clone(),
         since_ms: args.since.unwrap_or(0),
         until_ms: args.until,
