@@ -112,10 +112,10 @@ pub fn build(pack: &Pack, findings: &Findings) -> BTreeMap<String, Vec<u8>> {
         );
     }
     // Each event's files are independent of the others': built on every core.
-    let events: Vec<(&u64, &PackEvent)> = pack.events.iter().collect();
-    let per_event: Vec<Vec<(String, Vec<u8>)>> = events
+    let per_event: Vec<Vec<(String, Vec<u8>)>> = pack
+        .events
         .par_iter()
-        .map(|(sequence, event)| event_files(pack, **sequence, event))
+        .map(|(sequence, event)| event_files(pack, *sequence, event))
         .collect();
     files.extend(per_event.into_iter().flatten());
     let mut k = 0;

@@ -105,9 +105,7 @@ pub fn verify_files(
         }
     }
     // Digests on every core; the first mismatch in path order is the one named.
-    let listed_files: Vec<(&str, &super::manifest::FileEntry)> =
-        listed.iter().map(|(path, entry)| (*path, *entry)).collect();
-    let digests: Vec<Result<(), ClientError>> = listed_files
+    let digests: Vec<Result<(), ClientError>> = listed
         .par_iter()
         .map(|(path, entry)| {
             let bytes = files
