@@ -7,28 +7,40 @@ use std::process::ExitCode;
 
 use crate::logging::{LogFormat, installed};
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C), logging which one arrived. If a
-/// signal cannot be watched, only the other one stops the process.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Completes on SIGTERM or SIGINT (Ctrl-C), logging which one arrived. The
+/// handlers are installed when this is called, not when the future is first polled:
+/// a signal that arrives in between (say, right after the address file appears) is
+/// then caught and stops the daemon cleanly instead of killing it. If a signal
+/// cannot be watched, only the other one stops the process. Call it inside the
+/// runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let watch = |kind: SignalKind, name: &'static str| match signal(kind) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch {name}");
+            None
         }
     };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let mut interrupt = watch(SignalKind::interrupt(), "SIGINT");
+    let mut terminate = watch(SignalKind::terminate(), "SIGTERM");
+    async move {
+        let interrupted = async {
+            match interrupt.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM");
-                std::future::pending::<()>().await;
+        };
+        let terminated = async {
+            match terminate.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            _ = interrupted => tracing::info!("received SIGINT"),
+            _ = terminated => tracing::info!("received SIGTERM"),
         }
-    };
-    tokio::select! {
-        () = interrupt => tracing::info!("received SIGINT"),
-        () = terminate => tracing::info!("received SIGTERM"),
     }
 }
 
