@@ -113,6 +113,12 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "server")]
     pub signed: bool,
 
+    /// With --signed: events each writer signs before a step's clock and CPU counters
+    /// start (a real source signs on its own machine, not on the log's cores); past
+    /// them, events are signed as they are sent
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "signed")]
+    pub presign: usize,
+
     /// With an https:// --server: the CA certificate(s) its certificate chains to
     /// [default: the public web roots]
     #[arg(long, value_name = "FILE", requires = "server")]

@@ -5,6 +5,8 @@
 //! answers "duplicate"; the rest is pseudo-random so LZ4 in the store cannot shrink
 //! it below what real event payloads would cost on disk.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
 use crate::signed::Signing;
@@ -71,6 +73,8 @@ pub struct EntryMaker {
     rng: Rng,
     signing: Signing,
     profile: bool,
+    /// Entries made ahead of time, handed out before new ones are made.
+    ready: VecDeque<Bytes>,
 }
 
 impl EntryMaker {
@@ -85,6 +89,7 @@ impl EntryMaker {
             rng: Rng::new(nonce ^ (u64::from(writer) << 40) ^ 0x9e37_79b9_7f4a_7c15),
             signing: None,
             profile: false,
+            ready: VecDeque::new(),
         }
     }
 
@@ -133,8 +138,24 @@ impl EntryMaker {
         self
     }
 
-    /// The next entry.
+    /// Makes the next `n` entries now, to be handed out first: a step makes (and
+    /// signs) them before its clock starts.
+    pub fn make_ahead(&mut self, n: usize) {
+        for _ in 0..n {
+            let entry = self.make_entry();
+            self.ready.push_back(entry);
+        }
+    }
+
+    /// The next entry: one made ahead, else a new one.
     pub fn next_entry(&mut self) -> Bytes {
+        match self.ready.pop_front() {
+            Some(entry) => entry,
+            None => self.make_entry(),
+        }
+    }
+
+    fn make_entry(&mut self) -> Bytes {
         let mut entry = vec![0u8; self.size];
         let (header, rest) = entry.split_at_mut(HEADER_BYTES);
         header[..8].copy_from_slice(&self.nonce.to_be_bytes());
@@ -192,6 +213,15 @@ mod tests {
         assert_eq!(event.model.unwrap().id.as_deref(), Some("model-1"));
         // Too small a size is raised to the header.
         assert_eq!(EntryMaker::new(1, 0, 3).next_entry().len(), HEADER_BYTES);
+    }
+
+    #[test]
+    fn entries_made_ahead_come_first_and_in_order() {
+        let mut plain = EntryMaker::new(9, 2, 64);
+        let mut ahead = EntryMaker::new(9, 2, 64);
+        ahead.make_ahead(3);
+        let expected = plain.next_batch(5);
+        assert_eq!(ahead.next_batch(5), expected);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::signed::{self, SignedSources, Signing};
 use crate::stats::{Phase, Tally};
 use crate::target::{self, Client, Target};
 use crate::verify::{Checker, Sample};
-use crate::writer::{Mode, WriteSpec, run_writers};
+use crate::writer::{Mode, WriteSpec, makers, run_writers};
 
 /// Everything a run holds on to.
 struct Bench {
@@ -354,8 +354,7 @@ impl Bench {
             &spec,
             phase,
             Arc::clone(&self.checker),
-            self.nonce,
-            None,
+            makers(&spec, self.nonce, &None, 0),
             None,
         )
         .await?;
@@ -391,25 +390,29 @@ impl Bench {
             },
             _ => (&self.log, &self.log_clients, Arc::clone(&self.checker)),
         };
+        self.nonce = self.nonce.wrapping_add(1);
+        // Entries signed ahead are made before the CPU counters and the clock start.
+        let ahead = if self.signing.is_some() {
+            self.args.presign
+        } else {
+            0
+        };
+        let makers = write.map(|spec| makers(spec, self.nonce, &self.signing, ahead));
         let before = Before::take(target, clients, &checker).await;
         let phase = self.phase();
-        self.nonce = self.nonce.wrapping_add(1);
-        let nonce = self.nonce;
-        let signing = self.signing.clone();
         let writers = async {
-            match write {
-                Some(spec) => run_writers(
+            match (write, makers) {
+                (Some(spec), Some(makers)) => run_writers(
                     clients,
                     spec,
                     phase,
                     Arc::clone(&checker),
-                    nonce,
-                    signing,
+                    makers,
                     target.otlp_grpc,
                 )
                 .await
                 .map(Some),
-                None => Ok(None),
+                _ => Ok(None),
             }
         };
         let readers = async {

@@ -99,7 +99,6 @@ struct Ctx {
     recorder: Recorder,
     budget: Budget,
     per_call: usize,
-    signing: Signing,
     /// The OTLP/gRPC port, for [`Mode::Otlp`].
     otlp: Option<std::net::SocketAddr>,
     entry_bytes: usize,
@@ -109,18 +108,47 @@ fn deadline(at: Instant) -> tokio::time::Instant {
     tokio::time::Instant::from_std(at)
 }
 
-/// Runs the writers of `spec` over `clients` (round robin) through `phase` and
-/// returns what they counted. Entries are unique to `nonce`.
+/// The entry makers of a run of `spec`, entries unique to `nonce`: one per writer
+/// (closed loop), or the scheduler's one (open loop). Each makes its first `ahead`
+/// entries now, the makers spread over every core: signing an event costs the hammer
+/// about what checking it costs the log, and a real source signs on its own machine,
+/// so a signed step can keep its signing out of the measured window.
+pub fn makers(spec: &WriteSpec, nonce: u64, signing: &Signing, ahead: usize) -> Vec<EntryMaker> {
+    let writers: Vec<u32> = match spec.rate {
+        Some(_) => vec![u32::MAX],
+        None => (0..spec.writers).map(|w| w as u32).collect(),
+    };
+    let mut makers: Vec<EntryMaker> = writers
+        .into_iter()
+        .map(|writer| {
+            EntryMaker::new(nonce, writer, spec.entry_bytes)
+                .with_profile(spec.profile)
+                .with_signing(signing.clone())
+        })
+        .collect();
+    if ahead > 0 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = makers.len().div_ceil(cores).max(1);
+        std::thread::scope(|scope| {
+            for part in makers.chunks_mut(chunk) {
+                scope.spawn(move || part.iter_mut().for_each(|m| m.make_ahead(ahead)));
+            }
+        });
+    }
+    makers
+}
+
+/// Runs the writers of `spec` over `clients` (round robin) through `phase` with
+/// `makers` (from [`makers`]) and returns what they counted.
 pub async fn run_writers(
     clients: &[Client],
     spec: &WriteSpec,
     phase: Phase,
     checker: Arc<Checker>,
-    nonce: u64,
-    signing: Signing,
+    makers: Vec<EntryMaker>,
     otlp: Option<std::net::SocketAddr>,
 ) -> Result<Tally, BenchError> {
-    if clients.is_empty() || spec.writers == 0 || spec.per_call == 0 {
+    if clients.is_empty() || spec.writers == 0 || spec.per_call == 0 || makers.is_empty() {
         return Err(BenchError::Usage(
             "a write run needs clients, writers and entries per call".into(),
         ));
@@ -131,12 +159,16 @@ pub async fn run_writers(
         recorder: Recorder::new()?,
         budget: Budget(spec.budget.map(|b| Arc::new(AtomicU64::new(b)))),
         per_call: spec.per_call,
-        signing,
         otlp,
         entry_bytes: spec.entry_bytes,
     };
     match (spec.mode, spec.rate) {
-        (Mode::Unary, Some(rate)) => open_loop(clients, spec, rate, &ctx, nonce).await,
+        (Mode::Unary, Some(rate)) => {
+            let maker = makers.into_iter().next();
+            if let Some(maker) = maker {
+                open_loop(clients, spec, rate, &ctx, maker).await;
+            }
+        }
         (Mode::Stream { .. } | Mode::Otlp, Some(_)) => {
             return Err(BenchError::Usage(
                 "open-loop rates are for unary writers".into(),
@@ -144,11 +176,8 @@ pub async fn run_writers(
         }
         (mode, None) => {
             let mut tasks = JoinSet::new();
-            for writer in 0..spec.writers {
+            for (writer, maker) in makers.into_iter().enumerate() {
                 let client = clients[writer % clients.len()].clone();
-                let maker = EntryMaker::new(nonce, writer as u32, spec.entry_bytes)
-                    .with_profile(spec.profile)
-                    .with_signing(ctx.signing.clone());
                 let ctx = ctx.clone();
                 match mode {
                     Mode::Unary => tasks.spawn(unary_writer(client, maker, ctx)),
@@ -265,12 +294,15 @@ async fn call_until_answered(
 
 /// Open loop: a scheduler sends calls at `rate` entries per second, each in its own
 /// task, at most `spec.writers` in flight (beyond that a send is counted as missed).
-async fn open_loop(clients: &[Client], spec: &WriteSpec, rate: f64, ctx: &Ctx, nonce: u64) {
+async fn open_loop(
+    clients: &[Client],
+    spec: &WriteSpec,
+    rate: f64,
+    ctx: &Ctx,
+    mut maker: EntryMaker,
+) {
     let calls_per_second = (rate / spec.per_call as f64).max(1e-3);
     let permits = Arc::new(Semaphore::new(spec.writers));
-    let mut maker = EntryMaker::new(nonce, u32::MAX, spec.entry_bytes)
-        .with_profile(spec.profile)
-        .with_signing(ctx.signing.clone());
     let mut tasks = JoinSet::new();
     let start = Instant::now();
     let mut sent: u64 = 0;
