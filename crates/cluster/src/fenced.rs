@@ -326,12 +326,14 @@ impl ClusterStore {
             objects,
         };
         let path = staging_path(*size, note);
+        let started = std::time::Instant::now();
         // Step 2.
         let encoded = staged
             .encode()
             .map_err(|e| StorageError::new(e.to_string()))?;
         self.block_on(self.bucket.put_create(&path, Bytes::from(encoded)))
             .map_err(|e| StorageError::new(format!("staging the round: {e}")))?;
+        let staged_at = started.elapsed();
         // Step 3.
         let swapped = self.block_on(self.lock.swap(version.as_ref(), note));
         let new_version = match swapped {
@@ -381,6 +383,7 @@ impl ClusterStore {
             state.version = Some(new_version);
             state.last = Some(note.clone());
         }
+        let swapped_at = started.elapsed();
         // Step 4.
         if let Err(e) = self.local.commit(round) {
             return Err(self.fence(format!(
@@ -388,6 +391,7 @@ impl ClusterStore {
                  from the bucket"
             )));
         }
+        let cached_at = started.elapsed();
         // Step 5.
         // A term that ended during the round publishes no checkpoint: the next leader's
         // would be overwritten with this older one.
@@ -398,6 +402,15 @@ impl ClusterStore {
                 "the round is durable but its uploads failed ({e}); retried before the next round"
             )));
         }
+        tracing::debug!(
+            size,
+            objects = staged.objects.len(),
+            staged_ms = staged_at.as_secs_f64() * 1e3,
+            swapped_ms = swapped_at.as_secs_f64() * 1e3,
+            cached_ms = cached_at.as_secs_f64() * 1e3,
+            uploaded_ms = started.elapsed().as_secs_f64() * 1e3,
+            "cluster round committed"
+        );
         Ok(())
     }
 }
