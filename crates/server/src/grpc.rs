@@ -193,20 +193,31 @@ fn record_append(caller: &Caller, leaves: &[Hash], receipt: &AppendReceipt) {
     telemetry::record_append(principal, leaves.len());
     let duplicates = receipt.entries.iter().filter(|e| e.duplicate).count();
     let first_index = receipt.entries.first().map(|e| e.index.0);
-    let leaf_hashes = leaves
-        .iter()
-        .map(|leaf| leaf.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
     tracing::info!(
         target: "merklog::append",
         principal,
         entries = leaves.len(),
         first_index,
         duplicates,
-        leaf_hashes,
+        leaf_hashes = %LeafList(leaves),
         "append accepted"
     );
+}
+
+/// Leaf hashes in hex, comma-separated, formatted only when the line is written
+/// (the hex of every leaf cost appends CPU at log levels that drop the line).
+struct LeafList<'a>(&'a [Hash]);
+
+impl std::fmt::Display for LeafList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, leaf) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{leaf}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Shapes a receipt into the wire answer, adding tlog-proofs when asked.
