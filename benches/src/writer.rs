@@ -430,3 +430,45 @@ async fn stream_writer(mut client: Client, mut maker: EntryMaker, window: usize,
     // Dropping the sender half-closes the stream.
     drop(tx);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signed::SignedSources;
+    use merklog_event::Event;
+
+    #[test]
+    fn makers_sign_ahead_in_order_then_sign_live() {
+        let spec = WriteSpec {
+            writers: 3,
+            entry_bytes: 64,
+            per_call: 1,
+            mode: Mode::Unary,
+            rate: None,
+            budget: None,
+            profile: false,
+        };
+        let signing: Signing = Some(Arc::new(SignedSources::generate(3).unwrap()));
+        let mut made = makers(&spec, 11, &signing, 4);
+        assert_eq!(made.len(), 3);
+        // The four were signed already: the next event of writer 0's source is 4.
+        let mut other = EntryMaker::new(99, 0, 64).with_signing(signing.clone());
+        assert_eq!(Event::parse(&other.next_entry()).unwrap().sequence(), 4);
+        for (writer, maker) in made.iter_mut().enumerate() {
+            // The four made ahead come first, in order, then one signed now.
+            let numbers: Vec<u64> = maker
+                .next_batch(5)
+                .iter()
+                .map(|bytes| Event::parse(bytes).unwrap().sequence())
+                .collect();
+            let live = if writer == 0 { 5 } else { 4 };
+            assert_eq!(numbers, vec![0, 1, 2, 3, live]);
+        }
+        // Open loop: the scheduler's one maker.
+        let open = WriteSpec {
+            rate: Some(100.0),
+            ..spec
+        };
+        assert_eq!(super::makers(&open, 12, &signing, 0).len(), 1);
+    }
+}
