@@ -397,7 +397,19 @@ impl Bench {
         } else {
             0
         };
-        let makers = write.map(|spec| makers(spec, self.nonce, &self.signing, ahead));
+        let makers = match write {
+            // Signing ahead takes seconds of CPU: off the runtime's threads, which
+            // also drive the connections (and the server, with --in-process).
+            Some(spec) => {
+                let (spec, signing, nonce) = (spec.clone(), self.signing.clone(), self.nonce);
+                let made =
+                    tokio::task::spawn_blocking(move || makers(&spec, nonce, &signing, ahead))
+                        .await
+                        .map_err(|e| BenchError::Setup(format!("making entries ahead: {e}")))?;
+                Some(made)
+            }
+            None => None,
+        };
         let before = Before::take(target, clients, &checker).await;
         let phase = self.phase();
         let writers = async {

@@ -164,8 +164,8 @@ pub async fn run_writers(
     };
     match (spec.mode, spec.rate) {
         (Mode::Unary, Some(rate)) => {
-            let maker = makers.into_iter().next();
-            if let Some(maker) = maker {
+            // Not empty: checked above.
+            if let Some(maker) = makers.into_iter().next() {
                 open_loop(clients, spec, rate, &ctx, maker).await;
             }
         }
