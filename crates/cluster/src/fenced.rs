@@ -32,7 +32,8 @@
 //! With leader election ([`ClusterOptions::leadership`]) a signed round is committed
 //! only during this node's term, and its public checkpoint uploaded only if the term
 //! still lasts after the swap; outside a term the store is a standby's cache, which
-//! [`ClusterStore::follow_lock`] keeps at the lock's checkpoint and
+//! [`ClusterStore::follow_leader`] keeps at the lock's checkpoint (with a witness
+//! policy: at the bucket's public, cosigned one) and
 //! [`ClusterStore::take_over`] reconciles again when the node wins. A standby's
 //! start-up replay uploads no public checkpoint: the lock may have moved on by then.
 //!
@@ -168,10 +169,15 @@ impl ClusterStore {
     }
 
     /// A standby keeping its cache warm: if the lock holds a larger checkpoint than the
-    /// cache, the cache is rebuilt up to it from the bucket. Returns the new size, or
-    /// `None` if the cache was current. A round whose uploads are not all in the bucket
-    /// yet fails here and is followed at the next call.
-    pub async fn follow_lock(&self) -> Result<Option<u64>, ClusterError> {
+    /// cache, the cache is rebuilt up to it from the bucket. With a witness policy the
+    /// standby follows the bucket's public (cosigned) checkpoint instead, and records
+    /// it as published: a standby serves only what the witnesses cosigned. Returns the
+    /// new size, or `None` if the cache was current. A round whose uploads are not all
+    /// in the bucket yet fails here and is followed at the next call.
+    pub async fn follow_leader(&self) -> Result<Option<u64>, ClusterError> {
+        if self.options.witnessed {
+            return follow_public(&*self.local, &self.bucket, &self.options, None).await;
+        }
         let Some((note, _)) = self.lock.load().await? else {
             return Ok(None);
         };
@@ -454,6 +460,18 @@ async fn reconcile(
                 ClusterError::Refused(format!("the checkpoint in {}: {e}", lock.describe()))
             })?;
             replay(bucket, &note, !options.witnessed && publish).await?;
+            let cache = if options.witnessed
+                && follow_public(local, bucket, options, Some(locked.size))
+                    .await?
+                    .is_some()
+            {
+                match local.latest_checkpoint()? {
+                    Some(note) => Some(open_note(&note, options)?),
+                    None => None,
+                }
+            } else {
+                cache
+            };
             let from = cache.as_ref().map_or(0, |cp| cp.size);
             let reconciled = match &cache {
                 Some(cp) if cp.size == locked.size => {
@@ -523,6 +541,43 @@ pub async fn follow(
             Ok(Some(target.size))
         }
     }
+}
+
+/// With a witness policy: brings the cache up to the bucket's public checkpoint (the
+/// latest cosigned one), if it is ahead and not beyond `limit`, and records it in the
+/// cache as published, so the log publishes it and never a checkpoint the witnesses
+/// did not cosign. Returns the new size, `None` if nothing changed. A public
+/// checkpoint behind the cache is not recorded: the cache holds checkpoints only at
+/// the sizes it was built to, and the next public one passes it.
+async fn follow_public(
+    local: &dyn LogStore,
+    bucket: &Bucket,
+    options: &ClusterOptions,
+    limit: Option<u64>,
+) -> Result<Option<u64>, ClusterError> {
+    let Some(note) = bucket.checkpoint().await? else {
+        return Ok(None);
+    };
+    let public = open_note(&note, options)?;
+    if limit.is_some_and(|limit| public.size > limit) {
+        return Ok(None);
+    }
+    let followed = follow(local, bucket, &note, options).await?;
+    if followed.is_none() {
+        // The cache was at or past it: recorded only at the cache's own size (where
+        // `follow` checked the root), once.
+        let at_cache = match local.latest_checkpoint()? {
+            Some(cached) => open_note(&cached, options)?.size == public.size,
+            None => false,
+        };
+        if !at_cache || local.published_checkpoint()?.as_deref() == Some(&note[..]) {
+            return Ok(None);
+        }
+    }
+    // Durable once this returns: the cosigned note at its size and the "published"
+    // record; a restart publishes it again.
+    local.store_cosigned_checkpoint(public.size, &note)?;
+    Ok(Some(public.size))
 }
 
 fn open_note(note: &[u8], options: &ClusterOptions) -> Result<Checkpoint, ClusterError> {
@@ -728,7 +783,9 @@ impl LogStore for ClusterStore {
     }
     fn store_cosigned_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), StorageError> {
         self.local.store_cosigned_checkpoint(size, note)?;
-        if self.options.witnessed {
+        // A node whose term ended publishes nothing more: the next leader's public
+        // checkpoint would be overwritten with this older one.
+        if self.options.witnessed && self.leading() && self.state().fenced.is_none() {
             self.block_on(
                 self.bucket
                     .put_overwrite(CHECKPOINT_PATH, Bytes::copy_from_slice(note)),

@@ -524,8 +524,8 @@ async fn a_standby_signs_nothing_and_follows_the_lock() {
 
     let second: Vec<Bytes> = (300..500).map(entry).collect();
     leader.append(second).await.unwrap();
-    assert_eq!(standby.follow_lock().await.unwrap(), Some(500));
-    assert_eq!(standby.follow_lock().await.unwrap(), None);
+    assert_eq!(standby.follow_leader().await.unwrap(), Some(500));
+    assert_eq!(standby.follow_leader().await.unwrap(), None);
     let followed = tokio::task::block_in_place(|| log.follow()).unwrap();
     assert_eq!(followed.map(|s| s.0), Some(500));
     assert_eq!(log.latest().note(), leader.latest().note());
@@ -536,4 +536,85 @@ async fn a_standby_signs_nothing_and_follows_the_lock() {
     // Dedup knows the followed entries.
     let leaves = cache.lookup_leaves(&[hash_leaf(&entry(450))]).unwrap();
     assert_eq!(leaves, vec![Some(450)]);
+}
+
+/// With a witness policy a standby follows the bucket's public (cosigned) checkpoint,
+/// not the lock, and records it as published; taking over brings the cache on to the
+/// lock. A node whose term ended writes no public checkpoint any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witnessed_standby_follows_the_public_checkpoint_not_the_lock() {
+    let cluster = Cluster::new();
+    let witnessed = |leadership: Option<Arc<Leadership>>| ClusterOptions {
+        origin: ORIGIN.into(),
+        verifier: Arc::new(signer().verifier()),
+        witnessed: true,
+        leadership,
+    };
+    let (leader_store, _) = ClusterStore::open(
+        Arc::new(MemoryStore::new(metadata())),
+        cluster.bucket(),
+        cluster.lock(),
+        witnessed(None),
+        tokio::runtime::Handle::current(),
+    )
+    .await
+    .unwrap();
+    let leader_store = Arc::new(leader_store);
+    let leader = open_log(&leader_store).unwrap();
+    let at_300 = leader
+        .append((0..300).map(entry).collect())
+        .await
+        .unwrap()
+        .checkpoint;
+    // Witnessed: no public checkpoint before the cosigned one is stored.
+    assert_eq!(cluster.bucket().checkpoint().await.unwrap(), None);
+
+    let cache = Arc::new(MemoryStore::new(metadata()));
+    let (standby, reconciled) = ClusterStore::open(
+        cache.clone(),
+        cluster.bucket(),
+        cluster.lock(),
+        witnessed(Some(Leadership::new())),
+        tokio::runtime::Handle::current(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reconciled, Reconciled::Rebuilt { from: 0, to: 300 });
+    assert_eq!(standby.follow_leader().await.unwrap(), None);
+    assert_eq!(cache.published_checkpoint().unwrap(), None);
+
+    // The witnesses cosigned 300 (stored by the leader), and the lock moved to 500.
+    tokio::task::block_in_place(|| leader_store.store_cosigned_checkpoint(300, at_300.note()))
+        .unwrap();
+    let at_500 = leader
+        .append((300..500).map(entry).collect())
+        .await
+        .unwrap()
+        .checkpoint;
+    assert_eq!(standby.follow_leader().await.unwrap(), Some(300));
+    assert_eq!(
+        cache.published_checkpoint().unwrap().as_deref(),
+        Some(&at_300.note()[..])
+    );
+    assert_eq!(standby.follow_leader().await.unwrap(), None);
+    let cached = cache.latest_checkpoint().unwrap().unwrap();
+    assert!(merklog_log::same_checkpoint_body(&cached, at_300.note()));
+
+    // Taking over: the cache goes on to the lock; the published record stays 300.
+    assert_eq!(
+        standby.take_over().await.unwrap(),
+        Reconciled::Rebuilt { from: 300, to: 500 }
+    );
+    assert_eq!(
+        cache.published_checkpoint().unwrap().as_deref(),
+        Some(&at_300.note()[..])
+    );
+
+    // A fenced node stores its cosigned checkpoints locally, never in the bucket.
+    leader_store.fence_for_good("the term ended".into());
+    tokio::task::block_in_place(|| leader_store.store_cosigned_checkpoint(500, at_500.note()))
+        .unwrap();
+    let public = cluster.bucket().checkpoint().await.unwrap().unwrap();
+    assert_eq!(&public[..], &at_300.note()[..]);
+    leader.shutdown().await;
 }

@@ -14,6 +14,10 @@
 //!   with `old 0`, so a 409 reveals the witness's size. The sequencer may sign again
 //!   once the witnesses that answered satisfy the quorum and none is ahead of the log;
 //!   a witness ahead of the log (an old data directory) makes the log refuse to sign.
+//!   With [`Witnessing::deferred`] the coordinator starts dormant (nothing sent, the
+//!   gate closed) and runs this check when told to lead, from the durable checkpoint
+//!   the store then holds: a cluster standby that takes over checks the witnesses
+//!   against the lock's checkpoint, not against the one it opened with.
 //! - A witness that refuses this log for good (it says the log is frozen, or it keeps
 //!   answering the same 4xx) is not an outage: it is marked refusing (metric, error
 //!   log). Once the witnesses not refusing cannot meet the quorum, the log refuses to
@@ -50,6 +54,10 @@ pub(crate) struct WitnessPublisher {
     rounds: mpsc::UnboundedSender<DurableRound>,
 }
 
+/// Wakes a dormant coordinator ([`Witnessing::deferred`]): the durable checkpoint to
+/// run the start-up check from. Only the first one sent counts.
+pub(crate) type LeadSender = mpsc::UnboundedSender<Arc<SignedCheckpoint>>;
+
 impl Publisher for WitnessPublisher {
     fn durable(&mut self, round: DurableRound) {
         if let Err(mpsc::error::SendError(round)) = self.rounds.send(round) {
@@ -71,7 +79,7 @@ pub(crate) fn start(
     witnessing: &Witnessing,
     runtime: &Handle,
     durable: Arc<SignedCheckpoint>,
-) -> Result<WitnessPublisher, LogError> {
+) -> Result<(WitnessPublisher, LeadSender), LogError> {
     let resolved = witnessing.resolve().map_err(LogError::InvalidConfig)?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let mut names = Vec::with_capacity(resolved.len());
@@ -99,6 +107,7 @@ pub(crate) fn start(
     }
     drop(events_tx);
     let (rounds_tx, rounds_rx) = mpsc::unbounded_channel();
+    let (lead_tx, lead_rx) = mpsc::unbounded_channel();
     let published = shared.latest();
     let now = Instant::now();
     let mut candidates = BTreeMap::new();
@@ -124,9 +133,10 @@ pub(crate) fn start(
         last_sent: now,
         refusing: BTreeMap::new(),
         blocked: None,
+        dormant: witnessing.deferred,
     };
-    runtime.spawn(coordinator.run(rounds_rx, events_rx));
-    Ok(WitnessPublisher { rounds: rounds_tx })
+    runtime.spawn(coordinator.run(rounds_rx, events_rx, lead_rx));
+    Ok((WitnessPublisher { rounds: rounds_tx }, lead_tx))
 }
 
 /// A durable checkpoint not yet published, and the cosignatures gathered for it.
@@ -182,6 +192,8 @@ struct Coordinator {
     /// The refusal to sign this coordinator set because refusing witnesses leave no
     /// quorum (cleared again when they cosign); `None` if it set none.
     blocked: Option<String>,
+    /// Deferred and not told to lead yet: nothing is sent and the gate stays closed.
+    dormant: bool,
 }
 
 impl Coordinator {
@@ -189,15 +201,17 @@ impl Coordinator {
         mut self,
         mut rounds: mpsc::UnboundedReceiver<DurableRound>,
         mut events: mpsc::UnboundedReceiver<Event>,
+        mut lead: mpsc::UnboundedReceiver<Arc<SignedCheckpoint>>,
     ) {
-        tracing::info!(
-            size = self.durable.size().0,
-            published = self.shared.latest().size().0,
-            witnesses = self.names.len(),
-            "witness start-up check: asking every witness for its size before signing"
-        );
-        self.check_startup();
-        self.send_jobs();
+        if self.dormant {
+            tracing::info!(
+                size = self.durable.size().0,
+                witnesses = self.names.len(),
+                "witness start-up check deferred until this node leads"
+            );
+        } else {
+            self.begin_startup();
+        }
         loop {
             let wake = TokioInstant::from_std(self.next_wake());
             tokio::select! {
@@ -206,6 +220,7 @@ impl Coordinator {
                     None => break,
                 },
                 Some(event) = events.recv() => self.on_event(event).await,
+                Some(durable) = lead.recv() => self.on_lead(durable),
                 () = tokio::time::sleep_until(wake) => self.on_timer().await,
             }
         }
@@ -220,8 +235,47 @@ impl Coordinator {
         }
     }
 
+    /// The start-up check: every witness is asked for its size before signing.
+    fn begin_startup(&mut self) {
+        tracing::info!(
+            size = self.durable.size().0,
+            published = self.shared.latest().size().0,
+            witnesses = self.names.len(),
+            "witness start-up check: asking every witness for its size before signing"
+        );
+        self.check_startup();
+        self.send_jobs();
+    }
+
+    /// A dormant coordinator told to lead: `durable` is what the store now holds (a
+    /// standby's cache brought to the lock's checkpoint), so the candidates and the
+    /// start-up check start from it. A coordinator that is not dormant ignores it: its
+    /// check already ran against its own durable checkpoint.
+    fn on_lead(&mut self, durable: Arc<SignedCheckpoint>) {
+        if !self.dormant {
+            return;
+        }
+        self.dormant = false;
+        let now = Instant::now();
+        let published = self.shared.latest();
+        self.candidates.clear();
+        if durable.size() > published.size() {
+            self.candidates
+                .insert(durable.size().0, Candidate::new(durable.clone(), now));
+        }
+        self.durable = durable;
+        self.startup = Some(Startup {
+            answered: BTreeSet::new(),
+            since: now,
+        });
+        self.begin_startup();
+    }
+
     fn next_wake(&self) -> Instant {
         let mut wake = self.last_sent + self.resend_interval;
+        if self.dormant {
+            return Instant::now() + self.resend_interval;
+        }
         if self.shared.refusal().is_some() && self.blocked.is_none() {
             // Nothing is sent or published any more; wake now and then only.
             return Instant::now() + self.resend_interval;
@@ -240,7 +294,7 @@ impl Coordinator {
     /// Gives every witness the latest durable checkpoint (replacing one still waiting).
     fn send_jobs(&mut self) {
         self.last_sent = Instant::now();
-        if self.refuses_for_good() {
+        if self.dormant || self.refuses_for_good() {
             return;
         }
         for job in &self.jobs {
@@ -495,6 +549,9 @@ impl Coordinator {
     }
 
     async fn on_timer(&mut self) {
+        if self.dormant {
+            return;
+        }
         let now = Instant::now();
         if now >= self.last_sent + self.resend_interval {
             // Idle: send the latest again (old N = N for witnesses that have it) so the

@@ -1,6 +1,7 @@
 //! A log that does not sequence: a reader opened without the key, appends turned
-//! away while a node is a standby, and [`Log::follow`], which catches the log up with
-//! a store another process grew (a cluster standby's or reader's cache).
+//! away while a node is a standby, [`Log::follow`], which catches the log up with
+//! a store another process grew (a cluster standby's or reader's cache), and
+//! [`Log::lead`], which starts a standby's deferred witness check when it takes over.
 
 use std::sync::{Arc, PoisonError};
 
@@ -9,7 +10,7 @@ use merklog_note::Signer;
 
 use crate::filter;
 use crate::handle::Log;
-use crate::recovery::check_identity;
+use crate::recovery::{check_identity, stored_published};
 use crate::tiles::{ReadError, TreeState};
 use crate::{LogConfig, LogError, LogStore, SignedCheckpoint};
 
@@ -94,14 +95,16 @@ impl Log {
 
     /// Catches up with a store that grew underneath the log (another node sequenced
     /// and this one copied its rounds into the store): the store's latest checkpoint,
-    /// if larger than the published one, is verified with the log's key, its root
+    /// if larger than the durable one, is verified with the log's key, its root
     /// re-derived from the stored tiles, its leaves added to the dedup filter, and it
-    /// is published (subscribers see it). The sequencer reloads its state from the
-    /// store before its next round. Returns the new size, `None` if nothing changed.
+    /// becomes the durable checkpoint. Without a witness policy it is published
+    /// (subscribers see it); with one, what is published is the checkpoint the store
+    /// records as published (cosigned), if larger, never a durable one on its own. The
+    /// sequencer reloads its state from the store before its next round. Returns the
+    /// new durable size, `None` if nothing changed.
     ///
     /// Only for a log that does not sign meanwhile (standby or reader: appends turned
-    /// away with [`Log::set_standby`]), and without a witness policy. Blocks on
-    /// storage reads.
+    /// away with [`Log::set_standby`]). Blocks on storage reads.
     pub fn follow(&self) -> Result<Option<TreeSize>, LogError> {
         let shared = self.shared();
         let Some(note) = shared
@@ -116,26 +119,25 @@ impl Log {
                 .map_err(|e| {
                     LogError::Recovery(format!("the followed checkpoint does not verify: {e}"))
                 })?;
-        if checkpoint.size() <= shared.latest().size() {
-            return Ok(None);
-        }
+        let checkpoint = Arc::new(checkpoint);
         let size = checkpoint.size();
-        let state = match TreeState::load(&*shared.store, size) {
-            Ok(state) => state,
-            Err(ReadError::Storage(e)) => {
-                return Err(LogError::Storage(format!("reading tiles: {e}")));
+        let grew = size > shared.durable_size();
+        if grew {
+            let state = match TreeState::load(&*shared.store, size) {
+                Ok(state) => state,
+                Err(ReadError::Storage(e)) => {
+                    return Err(LogError::Storage(format!("reading tiles: {e}")));
+                }
+                Err(ReadError::Corrupt(reason)) => return Err(LogError::Recovery(reason)),
+            };
+            let computed = state.range.root();
+            if computed != checkpoint.checkpoint().root {
+                return Err(LogError::Recovery(format!(
+                    "the followed tiles give root {computed} at size {}, the checkpoint says {}",
+                    size.0,
+                    checkpoint.checkpoint().root
+                )));
             }
-            Err(ReadError::Corrupt(reason)) => return Err(LogError::Recovery(reason)),
-        };
-        let computed = state.range.root();
-        if computed != checkpoint.checkpoint().root {
-            return Err(LogError::Recovery(format!(
-                "the followed tiles give root {computed} at size {}, the checkpoint says {}",
-                size.0,
-                checkpoint.checkpoint().root
-            )));
-        }
-        {
             let mut followed = self
                 .inner
                 .followed
@@ -144,11 +146,63 @@ impl Log {
             filter::add_range(&self.inner.filter, &*shared.store, *followed, size.0)
                 .map_err(|e| LogError::Storage(format!("filling the leaf filter: {e}")))?;
             *followed = size.0;
+            drop(followed);
+            shared.set_durable(size);
+            // The sequencer's tip is the old tree: a new epoch makes it reload first.
+            self.inner.pipeline.poison();
         }
-        shared.set_durable(size);
-        // The sequencer's tip is the old tree: a new epoch makes it reload first.
-        self.inner.pipeline.poison();
-        crate::publish::publish(shared, Arc::new(checkpoint));
-        Ok(Some(size))
+        let public = match shared.config.witnessing {
+            Some(_) => stored_published(
+                &*shared.store,
+                &*self.inner.verifier,
+                &shared.origin,
+                &checkpoint,
+            )?,
+            None => Some(checkpoint),
+        };
+        let published = public.filter(|p| p.size() > shared.latest().size());
+        let changed = grew || published.is_some();
+        if let Some(public) = published {
+            crate::publish::publish(shared, public);
+        }
+        Ok(changed.then_some(size))
+    }
+
+    /// Runs a deferred witness start-up check ([`Witnessing::deferred`]) now, from the
+    /// durable checkpoint the store holds: the sequencer signs nothing until the
+    /// witnesses that answered satisfy the quorum, and a witness that has cosigned a
+    /// larger tree makes the log refuse to sign. Call it once this node is to sign,
+    /// after [`Log::follow`] brought the log to the store it signs on, before letting
+    /// appends in. Without a witness policy, or when the check already ran, it does
+    /// nothing. Blocks on a storage read.
+    ///
+    /// [`Witnessing::deferred`]: crate::Witnessing::deferred
+    pub fn lead(&self) -> Result<(), LogError> {
+        let Some(lead) = &self.inner.lead else {
+            return Ok(());
+        };
+        let shared = self.shared();
+        let note = shared
+            .store
+            .latest_checkpoint()
+            .map_err(|e| LogError::Storage(format!("reading the latest checkpoint: {e}")))?
+            .ok_or_else(|| {
+                LogError::Recovery("the store holds no checkpoint to lead from".into())
+            })?;
+        let checkpoint =
+            SignedCheckpoint::open(note, &*self.inner.verifier, Some(shared.origin.as_str()))
+                .map_err(|e| {
+                    LogError::Recovery(format!("the checkpoint to lead from does not verify: {e}"))
+                })?;
+        if checkpoint.size() != shared.durable_size() {
+            return Err(LogError::Recovery(format!(
+                "the store holds size {} but the log is at {}: follow the store first",
+                checkpoint.size().0,
+                shared.durable_size().0
+            )));
+        }
+        lead.send(Arc::new(checkpoint)).map_err(|_| {
+            LogError::Unavailable("the witness stage stopped; restart the node".into())
+        })
     }
 }

@@ -69,6 +69,8 @@ pub(crate) struct Handle {
     pub(crate) pipeline: Arc<Pipeline>,
     /// The tree size whose leaves the filter holds (as far as `follow` is concerned).
     pub(crate) followed: Mutex<u64>,
+    /// With a witness policy: wakes the coordinator of a deferred start-up check.
+    pub(crate) lead: Option<collector::LeadSender>,
 }
 
 impl Drop for Handle {
@@ -152,16 +154,18 @@ impl Log {
             gate: SigningGate::new(config.witnessing.is_none()),
             config,
         });
-        let publisher: Box<dyn Publisher> = match (&witnessing, &runtime) {
-            (Some(witnessing), Some(runtime)) => Box::new(collector::start(
-                shared.clone(),
-                witnessing,
-                runtime,
-                checkpoint.clone(),
-            )?),
-            _ => Box::new(PublishNow {
-                shared: shared.clone(),
-            }),
+        let (publisher, lead): (Box<dyn Publisher>, _) = match (&witnessing, &runtime) {
+            (Some(witnessing), Some(runtime)) => {
+                let (publisher, lead) =
+                    collector::start(shared.clone(), witnessing, runtime, checkpoint.clone())?;
+                (Box::new(publisher), Some(lead))
+            }
+            _ => (
+                Box::new(PublishNow {
+                    shared: shared.clone(),
+                }),
+                None,
+            ),
         };
         let size = checkpoint.size().0;
         let filter = Arc::new(Mutex::new(LeafFilter::with_capacity(size)));
@@ -204,6 +208,7 @@ impl Log {
                 filter: handle_filter,
                 pipeline: handle_pipeline,
                 followed: Mutex::new(size),
+                lead,
             }),
         })
     }

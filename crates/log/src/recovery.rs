@@ -87,26 +87,37 @@ pub(crate) fn recover(
 }
 
 /// The checkpoint to publish at open with a witness policy: the one stored when it was
-/// last published, if it verifies and is not beyond the latest durable one; otherwise
-/// the latest durable checkpoint (a store that never ran with a policy published every
-/// durable checkpoint at once).
+/// last published ([`stored_published`]); otherwise the latest durable checkpoint (a
+/// store that never ran with a policy published every durable checkpoint at once).
 pub(crate) fn published_at_open(
     store: &dyn LogStore,
     verifier: &dyn Verifier,
     origin: &str,
     durable: &Arc<SignedCheckpoint>,
 ) -> Result<Arc<SignedCheckpoint>, LogError> {
+    Ok(stored_published(store, verifier, origin, durable)?.unwrap_or_else(|| durable.clone()))
+}
+
+/// The checkpoint the store records as last published with a witness policy, if there
+/// is one, it verifies and it fits the latest durable one (not larger; the same tree
+/// at the same size). A record that does not fit is logged and ignored.
+pub(crate) fn stored_published(
+    store: &dyn LogStore,
+    verifier: &dyn Verifier,
+    origin: &str,
+    durable: &Arc<SignedCheckpoint>,
+) -> Result<Option<Arc<SignedCheckpoint>>, LogError> {
     let Some(note) = store
         .published_checkpoint()
         .map_err(|e| LogError::Storage(format!("reading the published checkpoint: {e}")))?
     else {
-        return Ok(durable.clone());
+        return Ok(None);
     };
     let published = match SignedCheckpoint::open(note, verifier, Some(origin)) {
         Ok(published) => published,
         Err(e) => {
             tracing::error!(%e, "the stored published checkpoint does not verify; using the latest durable one");
-            return Ok(durable.clone());
+            return Ok(None);
         }
     };
     let size = published.size();
@@ -117,9 +128,9 @@ pub(crate) fn published_at_open(
             durable = durable.size().0,
             "the stored published checkpoint does not fit the latest durable one; using the latter"
         );
-        return Ok(durable.clone());
+        return Ok(None);
     }
-    Ok(Arc::new(published))
+    Ok(Some(Arc::new(published)))
 }
 
 /// Checks the store's metadata against the configured origin and signer, and returns

@@ -78,6 +78,11 @@ pub struct Witnessing {
     /// counts at once. While the witnesses not refusing cannot meet the quorum, the
     /// log refuses to sign (appends fail at once) until a refusing witness cosigns.
     pub refusal_limit: u32,
+    /// The start-up check waits for [`Log::lead`](crate::Log::lead) (default false). For
+    /// a cluster node that opens as a standby: its store follows another node's, so
+    /// the witnesses are asked for their sizes only when this node is about to sign,
+    /// against the checkpoint it then signs from. Until then nothing is sent.
+    pub deferred: bool,
 }
 
 /// Default per-request timeout.
@@ -98,6 +103,7 @@ impl Witnessing {
             fail_open_after: None,
             resend_interval: DEFAULT_WITNESS_RESEND_INTERVAL,
             refusal_limit: DEFAULT_WITNESS_REFUSAL_LIMIT,
+            deferred: false,
         }
     }
 
@@ -141,8 +147,8 @@ impl Witnessing {
     }
 }
 
-/// Equal when the policy, the witness names, every duration and the refusal limit are
-/// equal (clients are compared by name: a transport has no equality of its own).
+/// Equal when the policy, the witness names, every duration, the refusal limit and
+/// the deferral are equal (clients are compared by name: a transport has no equality of its own).
 impl PartialEq for Witnessing {
     fn eq(&self, other: &Self) -> bool {
         self.policy == other.policy
@@ -150,6 +156,7 @@ impl PartialEq for Witnessing {
             && self.fail_open_after == other.fail_open_after
             && self.resend_interval == other.resend_interval
             && self.refusal_limit == other.refusal_limit
+            && self.deferred == other.deferred
             && self.witnesses.len() == other.witnesses.len()
             && self
                 .witnesses

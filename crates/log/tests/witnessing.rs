@@ -837,3 +837,75 @@ fn the_store_keeps_only_cosigned_versions_of_stored_checkpoints() {
     // "latest" stays the sequencer's own note.
     assert_eq!(store.latest_checkpoint().unwrap(), Some(note));
 }
+
+/// A cluster standby's log: the start-up check is deferred until `lead`, and then runs
+/// from what the store holds at that moment (another node grew it meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_start_up_check_runs_at_lead_from_the_followed_checkpoint() {
+    let s = setup();
+    let store = new_store();
+    log_of_ten(&store).await;
+    let standby = s.open(&store, |c| {
+        if let Some(w) = &mut c.witnessing {
+            w.deferred = true;
+        }
+    });
+    standby.set_standby(Some("a standby".into()));
+    // The leader (another node, here a second log on the same store) grows the tree.
+    let leader = Log::open(store.clone(), signer(), ORIGIN.into(), LogConfig::default()).unwrap();
+    leader.append((10..15).map(entry).collect()).await.unwrap();
+    leader.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.w1.requests(), [], "a dormant check sends nothing");
+    assert_eq!(s.w2.requests(), []);
+    assert_eq!(standby.follow().unwrap(), Some(TreeSize(15)));
+    assert_eq!(standby.durable_size().0, 15);
+    // Nothing cosigned is recorded: the standby keeps what it published at open.
+    assert_eq!(standby.latest().size().0, 10);
+    standby.lead().unwrap();
+    standby.set_standby(None);
+    let entries = vec![entry(100)];
+    let receipt = standby.append(entries.clone()).await.unwrap();
+    check_receipt(&s.policy, &receipt, &entries);
+    assert_eq!(receipt.checkpoint.size().0, 16);
+    // The first request asked with `old 0` for the followed size, not the opened one.
+    assert_eq!(s.w1.requests().first(), Some(&(0, 15)));
+    assert_eq!(s.w2.requests().first(), Some(&(0, 15)));
+    // A second `lead` changes nothing.
+    standby.lead().unwrap();
+    let receipt = standby.append(vec![entry(101)]).await.unwrap();
+    assert_eq!(receipt.checkpoint.size().0, 17);
+    standby.shutdown().await;
+}
+
+/// The restore guard at a take-over: the store a new leader signs on is behind what a
+/// witness cosigned (a lock or bucket restored from an old copy), so it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_check_refuses_to_lead_from_a_store_behind_a_witness() {
+    let s = setup();
+    let store = new_store();
+    log_of_ten(&store).await;
+    s.w2.preset(20, [0xab; 32].into());
+    let log = s.open(&store, |c| {
+        if let Some(w) = &mut c.witnessing {
+            w.deferred = true;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        log.signing_refused(),
+        None,
+        "nothing is checked before lead"
+    );
+    log.lead().unwrap();
+    wait_until("signing is refused", || log.signing_refused().is_some()).await;
+    let reason = log.signing_refused().unwrap();
+    assert!(
+        reason.contains("witness-2 has cosigned tree size 20"),
+        "{reason}"
+    );
+    let error = log.append(vec![entry(100)]).await.unwrap_err();
+    assert!(matches!(error, LogError::SigningRefused(_)), "{error:?}");
+    assert_eq!(store.checkpoint(11).unwrap(), None);
+    log.shutdown().await;
+}

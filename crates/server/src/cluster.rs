@@ -54,13 +54,6 @@ pub(crate) fn validate(config: &ServerConfig) -> Result<(), ServerError> {
     match config.cluster_lock.as_deref().unwrap_or(OBJECT_STORE_LOCK) {
         OBJECT_STORE_LOCK => Ok(()),
         other if other.starts_with("etcd://") => {
-            if config.policy.is_some() {
-                return Err(ServerError::Config(
-                    "an etcd cluster-lock elects a leader, and leader election with a witness \
-                     policy is not supported yet: use the object-store lock (one signer)"
-                        .into(),
-                ));
-            }
             let ttl = config.cluster_lease_ttl.get();
             if ttl.subsec_nanos() != 0 || ttl.as_secs() == 0 {
                 return Err(ServerError::Config(format!(
@@ -75,6 +68,17 @@ pub(crate) fn validate(config: &ServerConfig) -> Result<(), ServerError> {
             "cluster-lock {other:?}: expected {OBJECT_STORE_LOCK} or etcd://HOST:PORT/KEY"
         ))),
     }
+}
+
+/// Whether this sequencer node takes part in a leader election (an etcd lock), and so
+/// may open as a standby.
+pub(crate) fn elects(config: &ServerConfig) -> bool {
+    config.cluster_bucket.is_some()
+        && !config.read_only
+        && config
+            .cluster_lock
+            .as_deref()
+            .is_some_and(|lock| lock.starts_with("etcd://"))
 }
 
 /// The lock backend and, with an etcd lock, the election next to it.
@@ -324,10 +328,13 @@ mod tests {
     #[test]
     fn election_and_read_only_settings_are_checked() {
         let etcd = "etcd://127.0.0.1:2379/merklog/cp";
+        // A witness policy goes with an election: a new leader checks the witnesses.
         let mut with_policy = config(Some("s3://logs"), Some(etcd));
         with_policy.policy = Some("/etc/merklog/policy.txt".into());
-        let error = validate(&with_policy).unwrap_err().to_string();
-        assert!(error.contains("witness policy"), "{error}");
+        validate(&with_policy).unwrap();
+        assert!(elects(&with_policy));
+        assert!(!elects(&config(Some("s3://logs"), None)));
+        assert!(!elects(&config(Some("s3://logs"), Some(OBJECT_STORE_LOCK))));
         let mut fractional = config(Some("s3://logs"), Some(etcd));
         fractional.cluster_lease_ttl = merklog_daemon::ConfigDuration(Duration::from_millis(1500));
         let error = validate(&fractional).unwrap_err().to_string();

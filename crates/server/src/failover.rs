@@ -7,7 +7,12 @@
 //!   rebuilt from the bucket, so taking over costs little.
 //! - Winning: the cache is reconciled with the lock and the bucket (the start-up
 //!   reconciliation again), the log publishes the lock's checkpoint and reloads its
-//!   state from the cache, and only then are appends let in.
+//!   state from the cache, and only then are appends let in. With a witness policy
+//!   the log publishes only cosigned checkpoints (a standby follows the bucket's
+//!   public one), and taking over runs the witness start-up check against the lock's
+//!   checkpoint: appends wait until the witnesses that answered meet the quorum, and
+//!   a witness that cosigned a larger tree than the lock holds (a lock or bucket
+//!   restored from an old copy) makes the leader refuse to sign.
 //! - Losing the term (the lease expired or could not be renewed in time): appends are
 //!   turned away at once and the store is fenced for good; restart the node to rejoin
 //!   as a standby. The etcd swap also checks the term, so a node that was paused past
@@ -104,11 +109,11 @@ async fn read(reader: Arc<Reader>, log: Log, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// A standby's catch-up with the lock: the cache first, then what the log publishes.
-async fn follow_lock(store: &Arc<ClusterStore>, log: &Log) -> Result<(), String> {
+/// A standby's catch-up with the leader: the cache first, then what the log publishes.
+async fn follow_leader(store: &Arc<ClusterStore>, log: &Log) -> Result<(), String> {
     let follower = store.clone();
     let handle = tokio::runtime::Handle::current();
-    let followed = tokio::task::spawn_blocking(move || handle.block_on(follower.follow_lock()))
+    let followed = tokio::task::spawn_blocking(move || handle.block_on(follower.follow_leader()))
         .await
         .map_err(|e| format!("the follow task failed: {e}"))?
         .map_err(|e| e.to_string())?;
@@ -118,7 +123,9 @@ async fn follow_lock(store: &Arc<ClusterStore>, log: &Log) -> Result<(), String>
     Ok(())
 }
 
-/// Reconciles after winning, then publishes the lock's checkpoint.
+/// Reconciles after winning, brings the log to the lock's checkpoint (published at
+/// once without a witness policy), and with one starts the witness start-up check
+/// from it: nothing is signed before that check allows it.
 async fn take_over(store: &Arc<ClusterStore>, log: &Log) -> Result<(), String> {
     let taker = store.clone();
     let handle = tokio::runtime::Handle::current();
@@ -127,7 +134,12 @@ async fn take_over(store: &Arc<ClusterStore>, log: &Log) -> Result<(), String> {
         .map_err(|e| format!("the take-over task failed: {e}"))?
         .map_err(|e| e.to_string())?;
     info!(?reconciled, "took over the lock's checkpoint");
-    publish_cache(log).await
+    publish_cache(log).await?;
+    let leader = log.clone();
+    tokio::task::spawn_blocking(move || leader.lead())
+        .await
+        .map_err(|e| format!("the take-over task failed: {e}"))?
+        .map_err(|e| e.to_string())
 }
 
 async fn elect(
@@ -191,7 +203,7 @@ async fn elect(
                     )));
                     known_leader = leader;
                 }
-                match follow_lock(&store, &log).await {
+                match follow_leader(&store, &log).await {
                     Ok(()) => last_error.clear(),
                     Err(e) if e != last_error => {
                         warn!(error = %e, "following the lock failed; retrying");

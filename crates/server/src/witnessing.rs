@@ -89,6 +89,8 @@ pub fn witnessing(
         fail_open_after: config.fail_open_after.map(|d| d.get()),
         resend_interval: config.witness_resend_interval.get(),
         refusal_limit: config.witness_refusal_limit,
+        // A node that may open as a standby checks the witnesses when it takes over.
+        deferred: crate::cluster::elects(config),
     }))
 }
 
