@@ -132,7 +132,14 @@ impl Log {
         // published (quorum met or fail-open), which may be smaller than the latest
         // durable one after a crash before the quorum.
         let published = match &config.witnessing {
-            Some(_) => published_at_open(&*store, &*verifier, &origin, &checkpoint)?,
+            Some(witnessing) => published_at_open(
+                &*store,
+                &*signer,
+                &*verifier,
+                &origin,
+                &checkpoint,
+                witnessing.deferred,
+            )?,
             None => checkpoint.clone(),
         };
         metrics::gauge!(m::TREE_SIZE).set(published.size().0 as f64);

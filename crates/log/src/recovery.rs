@@ -88,14 +88,25 @@ pub(crate) fn recover(
 
 /// The checkpoint to publish at open with a witness policy: the one stored when it was
 /// last published ([`stored_published`]); otherwise the latest durable checkpoint (a
-/// store that never ran with a policy published every durable checkpoint at once).
+/// store that never ran with a policy published every durable checkpoint at once), or
+/// with a `deferred` check the size-0 checkpoint: a standby's durable checkpoint is
+/// another node's, not yet cosigned, and the empty tree is a prefix of every tree.
 pub(crate) fn published_at_open(
     store: &dyn LogStore,
+    signer: &dyn Signer,
     verifier: &dyn Verifier,
     origin: &str,
     durable: &Arc<SignedCheckpoint>,
+    deferred: bool,
 ) -> Result<Arc<SignedCheckpoint>, LogError> {
-    Ok(stored_published(store, verifier, origin, durable)?.unwrap_or_else(|| durable.clone()))
+    match stored_published(store, verifier, origin, durable)? {
+        Some(published) => Ok(published),
+        None if deferred => {
+            let empty = TreeState::default();
+            sign_tree(signer, origin, empty.size(), empty.range.root())
+        }
+        None => Ok(durable.clone()),
+    }
 }
 
 /// The checkpoint the store records as last published with a witness policy, if there
