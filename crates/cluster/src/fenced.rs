@@ -784,8 +784,19 @@ impl LogStore for ClusterStore {
     fn store_cosigned_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), StorageError> {
         self.local.store_cosigned_checkpoint(size, note)?;
         // A node whose term ended publishes nothing more: the next leader's public
-        // checkpoint would be overwritten with this older one.
-        if self.options.witnessed && self.leading() && self.state().fenced.is_none() {
+        // checkpoint would be overwritten with this older one. Nor does the bucket show
+        // a size the lock never held (a new log's size-0 checkpoint, cosigned before
+        // the first swap): a node starting then would find a public checkpoint beside
+        // an empty lock and refuse it as the wrong lock.
+        let publish = {
+            let state = self.state();
+            let locked = state
+                .last
+                .as_deref()
+                .and_then(|note| checkpoint_size(note).ok());
+            state.fenced.is_none() && locked.is_some_and(|locked| locked >= size)
+        };
+        if self.options.witnessed && publish && self.leading() {
             self.block_on(
                 self.bucket
                     .put_overwrite(CHECKPOINT_PATH, Bytes::copy_from_slice(note)),
