@@ -11,8 +11,8 @@
 //! | 2. put the staging bundle `staging/<size>.<hash>` create-only | the round's objects, unreferenced | an orphan staging object; the lock never named it, so nobody uses it (a lifecycle rule may expire `staging/`) |
 //! | 3. swap the signed checkpoint into the lock, from the version last swapped | the round: the lock names it, the staging bundle completes it | the next sequencer (or this one, restarted) loads the lock, replays its staging bundle into the bucket and rebuilds its cache from the bucket |
 //! | 4. commit the round to the local cache (one synced batch) | the cache holds it too | start-up finds cache and lock at the same size and root; the staging replay re-uploads what step 5 missed |
-//! | 5. put tiles and bundles create-only, then the public `checkpoint` | the bucket alone is a complete tlog-tiles log at the new size | as after step 4 |
-//! | 6. return: the log answers the round's callers | | |
+//! | 5. (at the same time as step 4) put tiles and bundles create-only, then the public `checkpoint` | the bucket alone is a complete tlog-tiles log at the new size | the staging replay re-uploads what is missing; a cache behind the lock (step 4 unfinished) is rebuilt from the bucket |
+//! | 6. return, once steps 4 and 5 both finished: the log answers the round's callers | | |
 //!
 //! A swap that loses (another sequencer moved the lock) fences this store for good:
 //! the round is not in the local cache (step 4 comes after the swap) and nothing of it
@@ -390,19 +390,31 @@ impl ClusterStore {
             state.last = Some(note.clone());
         }
         let swapped_at = started.elapsed();
-        // Step 4.
-        if let Err(e) = self.local.commit(round) {
+        // Steps 4 and 5 at once: after the swap they are independent (each recovers
+        // from the lock and the staging object), and the round's callers wait for both.
+        // A term that ended during the round publishes no checkpoint: the next leader's
+        // would be overwritten with this older one.
+        let publish = !witnessed && self.leading();
+        let objects = staged.objects.len();
+        let bucket = self.bucket.clone();
+        let uploading = self
+            .runtime
+            .spawn(async move { upload(bucket, staged, publish).await });
+        let cached = self.local.commit(round);
+        let cached_at = started.elapsed();
+        let uploaded = match self.block_on(uploading) {
+            Ok(uploaded) => uploaded,
+            Err(e) => Err(ClusterError::ObjectStore(format!(
+                "the upload task failed: {e}"
+            ))),
+        };
+        if let Err(e) = cached {
             return Err(self.fence(format!(
                 "the local cache failed after the swap of size {size} ({e}); restart to rebuild it \
                  from the bucket"
             )));
         }
-        let cached_at = started.elapsed();
-        // Step 5.
-        // A term that ended during the round publishes no checkpoint: the next leader's
-        // would be overwritten with this older one.
-        let publish = !witnessed && self.leading();
-        if let Err(e) = self.block_on(upload(&self.bucket, &staged, publish)) {
+        if let Err(e) = uploaded {
             self.state().pending.push(path);
             return Err(StorageError::new(format!(
                 "the round is durable but its uploads failed ({e}); retried before the next round"
@@ -410,7 +422,7 @@ impl ClusterStore {
         }
         tracing::debug!(
             size,
-            objects = staged.objects.len(),
+            objects,
             staged_ms = staged_at.as_secs_f64() * 1e3,
             swapped_ms = swapped_at.as_secs_f64() * 1e3,
             cached_ms = cached_at.as_secs_f64() * 1e3,
@@ -593,16 +605,23 @@ fn bundle_width(index: u64, size: u64) -> u16 {
 }
 
 /// Step 5: every object create-only, then (unless witnessed) the public checkpoint.
-async fn upload(bucket: &Bucket, staged: &Staged, checkpoint: bool) -> Result<(), ClusterError> {
-    let mut puts = futures::stream::iter(staged.objects.iter())
-        .map(|(path, bytes)| bucket.put_create(path, Bytes::from(bytes.clone())))
+async fn upload(bucket: Bucket, staged: Staged, checkpoint: bool) -> Result<(), ClusterError> {
+    let Staged {
+        checkpoint: note,
+        objects,
+    } = staged;
+    let mut puts = futures::stream::iter(objects)
+        .map(|(path, bytes)| {
+            let bucket = bucket.clone();
+            async move { bucket.put_create(&path, Bytes::from(bytes)).await }
+        })
         .buffer_unordered(UPLOAD_CONCURRENCY);
     while let Some(result) = puts.next().await {
         result?;
     }
     if checkpoint {
         bucket
-            .put_overwrite(CHECKPOINT_PATH, Bytes::from(staged.checkpoint.clone()))
+            .put_overwrite(CHECKPOINT_PATH, Bytes::from(note))
             .await?;
     }
     Ok(())
@@ -613,7 +632,7 @@ async fn replay_staging(bucket: &Bucket, path: &str, checkpoint: bool) -> Result
         .get(path)
         .await?
         .ok_or_else(|| ClusterError::ObjectStore(format!("{path} is missing")))?;
-    upload(bucket, &Staged::decode(&bytes)?, checkpoint).await
+    upload(bucket.clone(), Staged::decode(&bytes)?, checkpoint).await
 }
 
 /// Finishes the round the lock names, if its staging bundle is there (a sequencer that
