@@ -181,6 +181,31 @@ fn batch_accepts_good_events_and_names_the_first_bad_one() {
 }
 
 #[test]
+fn a_batch_of_one_gets_the_strict_check() {
+    let a = signer("a.example/x", 1);
+    let b = signer("b.example/y", 2);
+    let good = event(&a, 5, b"p");
+    verify_batch(&[(&good, &key(&a))]).unwrap();
+    let mut bytes = good.as_bytes().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let bad = Event::parse(&bytes).unwrap();
+    let failure = verify_batch(&[(&bad, &key(&a))]).unwrap_err();
+    assert_eq!(failure.index, 0);
+    assert!(matches!(
+        failure.error,
+        EventError::BadSignature { sequence: 5, .. }
+    ));
+    // Another source's key: refused for the name before any signature check.
+    let failure = verify_batch(&[(&good, &key(&b))]).unwrap_err();
+    assert!(
+        !matches!(failure.error, EventError::BadSignature { .. }),
+        "{:?}",
+        failure.error
+    );
+}
+
+#[test]
 fn garbage_is_refused_with_the_field_named() {
     assert!(matches!(
         Event::parse(b""),
