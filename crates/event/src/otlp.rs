@@ -430,7 +430,12 @@ pub(crate) fn parse_leaf(leaf: &[u8]) -> Option<Map<String, Value>> {
     let Value::Object(map) = serde_json::from_slice(leaf).ok()? else {
         return None;
     };
-    (map.get("type").and_then(Value::as_str) == Some(OTLP_LOG_TYPE)).then_some(map)
+    is_record_leaf(&map).then_some(map)
+}
+
+/// Whether a parsed JSON object is an OpenTelemetry log record leaf (by its type).
+pub(crate) fn is_record_leaf(map: &Map<String, Value>) -> bool {
+    map.get("type").and_then(Value::as_str) == Some(OTLP_LOG_TYPE)
 }
 
 /// The attribute keys a list of [`KeyValue`]s names twice (for callers that want

@@ -163,18 +163,18 @@ impl AuditEvent {
     /// Parses and checks a profile document (a JSON object with
     /// `"profile": "ai-audit/v1"`), naming the first field that does not conform.
     pub fn from_document(bytes: &[u8]) -> Result<AuditEvent, EventError> {
-        let document = |e: serde_json::Error| EventError::Profile {
-            field: "document".into(),
-            reason: e.to_string(),
-        };
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(document)?;
+        AuditEvent::from_value(parse_document(bytes)?)
+    }
+
+    /// [`AuditEvent::from_document`] on a parsed document.
+    fn from_value(value: serde_json::Value) -> Result<AuditEvent, EventError> {
         if let Some(field) = null_member(&value, String::new()) {
             return Err(EventError::Profile {
                 field,
                 reason: "null is not a value; leave the member out".into(),
             });
         }
-        let event: AuditEvent = serde_json::from_value(value).map_err(document)?;
+        let event: AuditEvent = serde_json::from_value(value).map_err(document_error)?;
         event.check()?;
         Ok(event)
     }
@@ -202,9 +202,12 @@ impl AuditEvent {
             }
             return AuditEvent::from_document(event.payload());
         }
-        match crate::otlp::parse_leaf(entry) {
-            Some(leaf) => otlp::from_otlp(&leaf),
-            None => AuditEvent::from_document(entry),
+        // Parsed once, then read as an OpenTelemetry record leaf or a profile document.
+        match parse_document(entry)? {
+            serde_json::Value::Object(map) if crate::otlp::is_record_leaf(&map) => {
+                otlp::from_otlp(&map)
+            }
+            value => AuditEvent::from_value(value),
         }
     }
 
@@ -287,6 +290,26 @@ impl AuditEvent {
     }
 }
 
+/// Parses a document that must be a JSON object. Most entries of a log that is not an
+/// audit trail are not JSON at all: those are refused without running the parser and
+/// formatting its error, which the index would only drop.
+fn parse_document(bytes: &[u8]) -> Result<serde_json::Value, EventError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(EventError::Profile {
+            field: "document".into(),
+            reason: "not a JSON object".into(),
+        });
+    }
+    serde_json::from_slice(bytes).map_err(document_error)
+}
+
+fn document_error(error: serde_json::Error) -> EventError {
+    EventError::Profile {
+        field: "document".into(),
+        reason: error.to_string(),
+    }
+}
+
 /// The path of the first null member or item, if any (serde would read a null
 /// as an absent optional member; the JSON Schema does not allow it).
 fn null_member(value: &serde_json::Value, path: String) -> Option<String> {
@@ -328,6 +351,37 @@ mod tests {
         assert_eq!(event.actor.kind, ActorKind::Agent);
         assert_eq!(event.time_unix_ms(), Some(1_772_366_400_000));
         assert_eq!(AuditEvent::from_leaf(DOC.as_bytes()), Some(event));
+    }
+
+    #[test]
+    fn what_is_not_a_json_object_is_refused_as_such() {
+        for entry in [
+            &b"opaque bytes"[..],
+            b"",
+            b"  [1, 2]",
+            b"\"text\"",
+            b"\x00{}",
+        ] {
+            let error = AuditEvent::from_entry(entry).unwrap_err();
+            assert_eq!(
+                error,
+                EventError::Profile {
+                    field: "document".into(),
+                    reason: "not a JSON object".into()
+                },
+                "{entry:?}"
+            );
+            assert!(AuditEvent::from_leaf(entry).is_none());
+        }
+        // Leading whitespace is JSON's: the document is still read.
+        let spaced = format!("\n  {DOC}");
+        assert!(AuditEvent::from_leaf(spaced.as_bytes()).is_some());
+        // An object that does not parse names the parser's reason.
+        let error = AuditEvent::from_entry(b"{\"profile\": ").unwrap_err();
+        assert!(
+            matches!(&error, EventError::Profile { field, reason } if field == "document" && reason != "not a JSON object"),
+            "{error:?}"
+        );
     }
 
     #[test]
