@@ -362,15 +362,21 @@ async fn check_extends(url: &str, old: &Checkpoint, new: &Checkpoint, entries: &
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn witnessed_cluster_fails_over_and_publishes_only_cosigned_checkpoints() {
+/// The binaries built, then etcd and the witnesses started; `None` (said why) without
+/// etcd.
+async fn world() -> Option<World> {
     merklog_e2e::merklogd_binary();
     merklog_e2e::witness_binary();
-    let Some(etcd) = etcd_only() else {
+    let etcd = etcd_only()?;
+    Some(World::start(&etcd).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnessed_cluster_fails_over_and_publishes_only_cosigned_checkpoints() {
+    let Some(world) = world().await else {
         return;
     };
     let started = Instant::now();
-    let world = World::start(&etcd).await;
     let policy = world.policy.clone();
     let bucket_dir = world.dir.path().join("bucket");
     let key = "merklog/witnessed";
@@ -461,13 +467,10 @@ async fn witnessed_cluster_fails_over_and_publishes_only_cosigned_checkpoints() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_leader_behind_a_witness_refuses_to_sign() {
-    merklog_e2e::merklogd_binary();
-    merklog_e2e::witness_binary();
-    let Some(etcd) = etcd_only() else {
+    let Some(world) = world().await else {
         return;
     };
     let started = Instant::now();
-    let world = World::start(&etcd).await;
     let policy = world.policy.clone();
 
     // Phase 1: the witnesses cosign 5 single-entry batches.
