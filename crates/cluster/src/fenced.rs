@@ -443,10 +443,7 @@ async fn reconcile(
     publish: bool,
 ) -> Result<(FenceState, Reconciled), ClusterError> {
     let mut state = FenceState::default();
-    let cache = match local.latest_checkpoint()? {
-        Some(note) => Some(open_note(&note, options)?),
-        None => None,
-    };
+    let cache = cached(local, options)?;
     let reconciled = match lock.load().await? {
         None => {
             if let Some(public) = bucket.checkpoint().await? {
@@ -477,10 +474,7 @@ async fn reconcile(
                     .await?
                     .is_some()
             {
-                match local.latest_checkpoint()? {
-                    Some(note) => Some(open_note(&note, options)?),
-                    None => None,
-                }
+                cached(local, options)?
             } else {
                 cache
             };
@@ -532,10 +526,7 @@ pub async fn follow(
     options: &ClusterOptions,
 ) -> Result<Option<u64>, ClusterError> {
     let target = open_note(note, options)?;
-    let cache = match local.latest_checkpoint()? {
-        Some(cached) => Some(open_note(&cached, options)?),
-        None => None,
-    };
+    let cache = cached(local, options)?;
     let from = cache.as_ref().map_or(0, |cp| cp.size);
     match &cache {
         Some(cp) if cp.size > target.size => Ok(None),
@@ -578,10 +569,7 @@ async fn follow_public(
     if followed.is_none() {
         // The cache was at or past it: recorded only at the cache's own size (where
         // `follow` checked the root), once.
-        let at_cache = match local.latest_checkpoint()? {
-            Some(cached) => open_note(&cached, options)?.size == public.size,
-            None => false,
-        };
+        let at_cache = cached(local, options)?.is_some_and(|cp| cp.size == public.size);
         if !at_cache || local.published_checkpoint()?.as_deref() == Some(&note[..]) {
             return Ok(None);
         }
@@ -590,6 +578,17 @@ async fn follow_public(
     // record; a restart publishes it again.
     local.store_cosigned_checkpoint(public.size, &note)?;
     Ok(Some(public.size))
+}
+
+/// The cache's latest checkpoint, verified with the log's key.
+fn cached(
+    local: &dyn LogStore,
+    options: &ClusterOptions,
+) -> Result<Option<Checkpoint>, ClusterError> {
+    local
+        .latest_checkpoint()?
+        .map(|note| open_note(&note, options))
+        .transpose()
 }
 
 fn open_note(note: &[u8], options: &ClusterOptions) -> Result<Checkpoint, ClusterError> {

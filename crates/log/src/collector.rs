@@ -108,14 +108,8 @@ pub(crate) fn start(
     drop(events_tx);
     let (rounds_tx, rounds_rx) = mpsc::unbounded_channel();
     let (lead_tx, lead_rx) = mpsc::unbounded_channel();
-    let published = shared.latest();
     let now = Instant::now();
-    let mut candidates = BTreeMap::new();
-    if durable.size() > published.size() {
-        // Durable but never published (a crash before the quorum): it is sent to the
-        // witnesses before any new round is signed.
-        candidates.insert(durable.size().0, Candidate::new(durable.clone(), now));
-    }
+    let candidates = unpublished(&durable, &shared.latest(), now);
     let coordinator = Coordinator {
         shared,
         policy: witnessing.policy.clone(),
@@ -126,10 +120,7 @@ pub(crate) fn start(
         durable,
         candidates,
         pending: Vec::new(),
-        startup: Some(Startup {
-            answered: BTreeSet::new(),
-            since: now,
-        }),
+        startup: Some(Startup::new(now)),
         last_sent: now,
         refusing: BTreeMap::new(),
         blocked: None,
@@ -168,6 +159,30 @@ struct Pending {
 struct Startup {
     answered: BTreeSet<String>,
     since: Instant,
+}
+
+impl Startup {
+    fn new(since: Instant) -> Self {
+        Self {
+            answered: BTreeSet::new(),
+            since,
+        }
+    }
+}
+
+/// The candidates to start from: the durable checkpoint if it was never published (a
+/// crash before the quorum, or another node's round at a take-over), which is sent to
+/// the witnesses before any new round is signed.
+fn unpublished(
+    durable: &Arc<SignedCheckpoint>,
+    published: &SignedCheckpoint,
+    now: Instant,
+) -> BTreeMap<u64, Candidate> {
+    let mut candidates = BTreeMap::new();
+    if durable.size() > published.size() {
+        candidates.insert(durable.size().0, Candidate::new(durable.clone(), now));
+    }
+    candidates
 }
 
 struct Coordinator {
@@ -257,17 +272,9 @@ impl Coordinator {
         }
         self.dormant = false;
         let now = Instant::now();
-        let published = self.shared.latest();
-        self.candidates.clear();
-        if durable.size() > published.size() {
-            self.candidates
-                .insert(durable.size().0, Candidate::new(durable.clone(), now));
-        }
+        self.candidates = unpublished(&durable, &self.shared.latest(), now);
         self.durable = durable;
-        self.startup = Some(Startup {
-            answered: BTreeSet::new(),
-            since: now,
-        });
+        self.startup = Some(Startup::new(now));
         self.begin_startup();
     }
 

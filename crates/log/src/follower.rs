@@ -107,19 +107,9 @@ impl Log {
     /// away with [`Log::set_standby`]). Blocks on storage reads.
     pub fn follow(&self) -> Result<Option<TreeSize>, LogError> {
         let shared = self.shared();
-        let Some(note) = shared
-            .store
-            .latest_checkpoint()
-            .map_err(|e| LogError::Storage(format!("reading the latest checkpoint: {e}")))?
-        else {
+        let Some(checkpoint) = self.stored_latest()? else {
             return Ok(None);
         };
-        let checkpoint =
-            SignedCheckpoint::open(note, &*self.inner.verifier, Some(shared.origin.as_str()))
-                .map_err(|e| {
-                    LogError::Recovery(format!("the followed checkpoint does not verify: {e}"))
-                })?;
-        let checkpoint = Arc::new(checkpoint);
         let size = checkpoint.size();
         let grew = size > shared.durable_size();
         if grew {
@@ -182,18 +172,9 @@ impl Log {
             return Ok(());
         };
         let shared = self.shared();
-        let note = shared
-            .store
-            .latest_checkpoint()
-            .map_err(|e| LogError::Storage(format!("reading the latest checkpoint: {e}")))?
-            .ok_or_else(|| {
-                LogError::Recovery("the store holds no checkpoint to lead from".into())
-            })?;
-        let checkpoint =
-            SignedCheckpoint::open(note, &*self.inner.verifier, Some(shared.origin.as_str()))
-                .map_err(|e| {
-                    LogError::Recovery(format!("the checkpoint to lead from does not verify: {e}"))
-                })?;
+        let checkpoint = self.stored_latest()?.ok_or_else(|| {
+            LogError::Recovery("the store holds no checkpoint to lead from".into())
+        })?;
         if checkpoint.size() != shared.durable_size() {
             return Err(LogError::Recovery(format!(
                 "the store holds size {} but the log is at {}: follow the store first",
@@ -201,8 +182,23 @@ impl Log {
                 shared.durable_size().0
             )));
         }
-        lead.send(Arc::new(checkpoint)).map_err(|_| {
+        lead.send(checkpoint).map_err(|_| {
             LogError::Unavailable("the witness stage stopped; restart the node".into())
         })
+    }
+
+    /// The store's latest checkpoint, verified with the log's key.
+    fn stored_latest(&self) -> Result<Option<Arc<SignedCheckpoint>>, LogError> {
+        let shared = self.shared();
+        let Some(note) = shared
+            .store
+            .latest_checkpoint()
+            .map_err(|e| LogError::Storage(format!("reading the latest checkpoint: {e}")))?
+        else {
+            return Ok(None);
+        };
+        SignedCheckpoint::open(note, &*self.inner.verifier, Some(shared.origin.as_str()))
+            .map(|checkpoint| Some(Arc::new(checkpoint)))
+            .map_err(|e| LogError::Recovery(format!("the stored checkpoint does not verify: {e}")))
     }
 }
