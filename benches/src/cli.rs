@@ -55,8 +55,8 @@ pub enum CustomMode {
     Stream,
     /// Readers only.
     Read,
-    /// OpenTelemetry `LogsService/Export` calls of `--per-call` records (gzip) on the
-    /// OTLP/gRPC port, one record per entry of `--bytes`
+    /// OpenTelemetry `LogsService/Export` calls of `--per-call` records (gzip unless
+    /// --otlp-uncompressed) on the OTLP/gRPC port, one record per entry of `--bytes`
     Otlp,
 }
 
@@ -213,6 +213,11 @@ pub struct RunArgs {
     /// rows in the round's batch); compare with the same step without it
     #[arg(long)]
     pub profile: bool,
+
+    /// Custom step, otlp: send Export calls uncompressed (the OpenTelemetry SDKs'
+    /// exporters' default) instead of gzip (the Collector's)
+    #[arg(long)]
+    pub otlp_uncompressed: bool,
 
     /// Custom step: open loop at this many entries/s (unary only)
     #[arg(long, value_name = "R")]

@@ -23,17 +23,25 @@ use crate::stats::{Phase, Recorder, code_label};
 /// Pause after RESOURCE_EXHAUSTED before trying again.
 const BACKOFF: Duration = Duration::from_millis(1);
 
-/// A client of the OTLP/gRPC port (gzip, as OpenTelemetry exporters send).
-pub async fn client(addr: SocketAddr) -> Result<LogsServiceClient<Channel>, crate::BenchError> {
+/// A client of the OTLP/gRPC port, sending and accepting gzip when `gzip`.
+pub async fn client(
+    addr: SocketAddr,
+    gzip: bool,
+) -> Result<LogsServiceClient<Channel>, crate::BenchError> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .map_err(|e| crate::BenchError::Setup(e.to_string()))?
         .tcp_nodelay(true)
         .connect()
         .await
         .map_err(|e| crate::BenchError::Setup(format!("connecting to OTLP/gRPC {addr}: {e}")))?;
-    Ok(LogsServiceClient::new(channel)
-        .send_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Gzip))
+    let client = LogsServiceClient::new(channel);
+    Ok(if gzip {
+        client
+            .send_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Gzip)
+    } else {
+        client
+    })
 }
 
 fn text(key: &str, value: String) -> KeyValue {
@@ -46,15 +54,20 @@ fn text(key: &str, value: String) -> KeyValue {
     }
 }
 
-/// One Export request carrying `entries` as records.
+/// One Export request carrying `entries` as records, stamped with the current time
+/// as an exporter stamps what it sends (a fixed time would file every record at one
+/// instant, which no real source does, and scatter the index's inserts).
 pub fn request(entries: &[Bytes], entry_bytes: usize) -> ExportLogsServiceRequest {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     let records = entries
         .iter()
         .map(|entry| {
             let mut body = base64::engine::general_purpose::STANDARD.encode(entry);
             body.truncate(entry_bytes.max(1));
             LogRecord {
-                time_unix_nano: 1_772_366_400_000_000_000,
+                time_unix_nano: now,
                 severity_number: 9,
                 body: Some(AnyValue {
                     value: Some(any_value::Value::StringValue(body)),

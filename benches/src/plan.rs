@@ -250,7 +250,9 @@ fn custom_plan(args: &RunArgs, mode: CustomMode) -> Result<StepPlan, BenchError>
         CustomMode::Unary | CustomMode::Stream | CustomMode::Otlp => {
             let mode = match mode {
                 CustomMode::Unary => Mode::Unary,
-                CustomMode::Otlp => Mode::Otlp,
+                CustomMode::Otlp => Mode::Otlp {
+                    gzip: !args.otlp_uncompressed,
+                },
                 _ => Mode::Stream {
                     window: args.window,
                 },

@@ -46,7 +46,11 @@ pub enum Mode {
     },
     /// OpenTelemetry `LogsService/Export` calls on the OTLP/gRPC port (see
     /// [`crate::otlp`]).
-    Otlp,
+    Otlp {
+        /// Requests and answers gzip-compressed (the Collector's default; the SDKs'
+        /// exporters send uncompressed unless told otherwise).
+        gzip: bool,
+    },
 }
 
 /// What the writers of one run do.
@@ -169,7 +173,7 @@ pub async fn run_writers(
                 open_loop(clients, spec, rate, &ctx, maker).await;
             }
         }
-        (Mode::Stream { .. } | Mode::Otlp, Some(_)) => {
+        (Mode::Stream { .. } | Mode::Otlp { .. }, Some(_)) => {
             return Err(BenchError::Usage(
                 "open-loop rates are for unary writers".into(),
             ));
@@ -184,11 +188,11 @@ pub async fn run_writers(
                     Mode::Stream { window } => {
                         tasks.spawn(stream_writer(client, maker, window.max(1), ctx))
                     }
-                    Mode::Otlp => {
+                    Mode::Otlp { gzip } => {
                         let addr = ctx.otlp.ok_or_else(|| {
                             BenchError::Usage("the server has no OTLP/gRPC port".into())
                         })?;
-                        let client = crate::otlp::client(addr).await?;
+                        let client = crate::otlp::client(addr, gzip).await?;
                         tasks.spawn(otlp_writer(client, maker, ctx))
                     }
                 };
