@@ -304,3 +304,109 @@ for line in sys.stdin:
         assert_eq!(verdict, *conforms, "jsonschema on {doc}");
     }
 }
+
+mod read_from_the_record {
+    //! `AuditEvent::from_otlp_record` against reading the encoded leaf: random
+    //! records over the attributes the profile maps, with every value type.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "merklog.actor.id",
+            "gen_ai.agent.id",
+            "enduser.id",
+            "gen_ai.agent.name",
+            "merklog.actor.kind",
+            "gen_ai.operation.name",
+            "merklog.action",
+            "gen_ai.provider.name",
+            "gen_ai.response.model",
+            "gen_ai.request.model",
+            "merklog.model.digest",
+            "gen_ai.tool.name",
+            "gen_ai.tool.call.id",
+            "gen_ai.data_source.id",
+            "merklog.oversight.reviewer",
+            "merklog.oversight.approved",
+            "merklog.policy.id",
+            "merklog.config.setting",
+            "merklog.config.new",
+            "merklog.resource",
+            "service.name",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn value() -> impl Strategy<Value = AnyValue> {
+        let text = prop::sample::select(vec!["agent", "human", "service", "", "m-42", "x\u{e9}"])
+            .prop_map(|t| AnyValue::String(t.to_owned()));
+        let scalar = prop_oneof![
+            4 => text,
+            1 => Just(AnyValue::Empty),
+            1 => any::<bool>().prop_map(AnyValue::Bool),
+            1 => any::<i64>().prop_map(AnyValue::Int),
+            1 => Just(AnyValue::Double(1.5)),
+            1 => Just(AnyValue::Bytes(vec![1, 2])),
+        ];
+        scalar.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(AnyValue::Array),
+                prop::collection::vec(inner, 0..2).prop_map(|values| {
+                    AnyValue::KvList(values.into_iter().map(|v| kv("k", v)).collect())
+                }),
+            ]
+        })
+    }
+
+    /// An attribute list without repeated keys (a leaf refuses those).
+    fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
+        prop::collection::btree_map(key(), value(), 0..6)
+            .prop_map(|map| map.into_iter().map(|(k, v)| kv(&k, v)).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn gives_what_the_leaf_gives(
+            lists in (attributes(), attributes(), attributes()),
+            times in (prop::sample::select(vec![0u64, 1, 1_772_366_400_123_456_789]),
+                      prop::sample::select(vec![0u64, 7, u64::MAX])),
+            event_name in prop::sample::select(vec!["", "chat"]),
+            ids in (prop::sample::select(vec![vec![], vec![0xab; 16]]),
+                    prop::sample::select(vec![vec![], vec![0x0c; 8]])),
+        ) {
+            let log = OtlpLog {
+                principal: None,
+                resource: Resource { attributes: lists.0, ..Resource::default() },
+                scope: Scope { attributes: lists.1, ..Scope::default() },
+                record: LogRecord {
+                    time_unix_nano: times.0,
+                    observed_time_unix_nano: times.1,
+                    attributes: lists.2,
+                    event_name: event_name.to_owned(),
+                    trace_id: ids.0,
+                    span_id: ids.1,
+                    ..LogRecord::default()
+                },
+            };
+            let leaf = log.to_leaf().unwrap();
+            let direct = AuditEvent::from_otlp_record(&log.resource, &log.scope, &log.record);
+            prop_assert_eq!(direct, AuditEvent::from_entry(&leaf));
+        }
+    }
+
+    #[test]
+    fn a_conforming_record_and_a_shadowing_unset_value() {
+        let mut log = genai_record();
+        let event = AuditEvent::from_otlp_record(&log.resource, &log.scope, &log.record).unwrap();
+        assert_eq!(Ok(event), AuditEvent::from_entry(&log.to_leaf().unwrap()));
+        // An unset value on the record hides the resource's actor: no actor at all.
+        log.record
+            .attributes
+            .push(kv("gen_ai.agent.id", AnyValue::Empty));
+        let direct = AuditEvent::from_otlp_record(&log.resource, &log.scope, &log.record);
+        assert!(matches!(&direct, Err(EventError::Profile { field, .. }) if field == "actor.id"));
+        assert_eq!(direct, AuditEvent::from_entry(&log.to_leaf().unwrap()));
+    }
+}

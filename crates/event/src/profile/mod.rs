@@ -211,6 +211,18 @@ impl AuditEvent {
         }
     }
 
+    /// The audit event of an OpenTelemetry log record, read from the record itself:
+    /// the same event, or the same error, as [`AuditEvent::from_entry`] gives for the
+    /// record's leaf ([`crate::otlp::LeafContext::leaf`]), for a record whose leaf
+    /// encodes, without encoding and parsing it again.
+    pub fn from_otlp_record(
+        resource: &crate::otlp::Resource,
+        scope: &crate::otlp::Scope,
+        record: &crate::otlp::LogRecord,
+    ) -> Result<AuditEvent, EventError> {
+        otlp::from_record(resource, scope, record)
+    }
+
     /// When it happened, as Unix milliseconds.
     pub fn time_unix_ms(&self) -> Option<u64> {
         let t = humantime::parse_rfc3339(&self.time).ok()?;

@@ -11,6 +11,7 @@ use super::{
     ToolCall,
 };
 use crate::EventError;
+use crate::otlp::{AnyValue, KeyValue, LogRecord, Resource, Scope};
 
 /// The attributes that name the actor, in order of preference, and the kind each
 /// implies (`merklog.actor.kind` overrides it).
@@ -31,16 +32,39 @@ fn bad(field: &str, reason: impl Into<String>) -> EventError {
     }
 }
 
-/// The attribute lists of a leaf, record first.
-struct Attributes<'a> {
+/// An attribute's value as the mapping sees it.
+enum Attr<'a> {
+    Str(&'a str),
+    Bool(bool),
+    /// An array: each item's text, `None` for an item that is not a string.
+    Array(Vec<Option<&'a str>>),
+    Other,
+}
+
+/// What the mapping reads of one record, whether from its leaf (parsed JSON) or
+/// from the record itself before it is encoded: both must give the same event.
+trait RecordView<'a> {
+    /// The attribute `key` of the first of record, scope and resource naming it;
+    /// `None` when none does or that one's value is unset.
+    fn attribute(&self, key: &str) -> Option<Attr<'a>>;
+    /// `time_unix_nano` (or `observed_time_unix_nano`), `None` when zero.
+    fn nanos(&self, observed: bool) -> Option<u64>;
+    /// `event_name`, `trace_id` or `span_id` as the leaf spells it, `None` when empty.
+    fn text(&self, member: &str) -> Option<String>;
+}
+
+/// The view of a parsed leaf.
+struct LeafView<'a> {
+    leaf: &'a Map<String, Value>,
     lists: [Option<&'a Map<String, Value>>; 3],
 }
 
-impl<'a> Attributes<'a> {
+impl<'a> LeafView<'a> {
     fn of(leaf: &'a Map<String, Value>) -> Self {
         let list = |v: Option<&'a Value>| v.and_then(Value::as_object);
         let nested = |outer: &str| list(leaf.get(outer).and_then(|o| o.get("attributes")));
         Self {
+            leaf,
             lists: [
                 list(leaf.get("attributes")),
                 nested("scope"),
@@ -48,28 +72,115 @@ impl<'a> Attributes<'a> {
             ],
         }
     }
+}
 
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.lists
-            .iter()
-            .flatten()
-            .find_map(|list| list.get(key))
-            .filter(|v| !v.is_null())
+impl<'a> RecordView<'a> for LeafView<'a> {
+    fn attribute(&self, key: &str) -> Option<Attr<'a>> {
+        let value = self.lists.iter().flatten().find_map(|list| list.get(key))?;
+        Some(match value {
+            Value::Null => return None,
+            Value::String(s) => Attr::Str(s),
+            Value::Bool(b) => Attr::Bool(*b),
+            Value::Object(tagged) => match tagged.get("array") {
+                Some(Value::Array(items)) => Attr::Array(items.iter().map(Value::as_str).collect()),
+                _ => Attr::Other,
+            },
+            _ => Attr::Other,
+        })
     }
 
-    /// A string attribute; another type is an error naming `field` and the key.
+    fn nanos(&self, observed: bool) -> Option<u64> {
+        let key = if observed {
+            "observed_time_unix_nano"
+        } else {
+            "time_unix_nano"
+        };
+        self.leaf
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|n| *n != 0)
+    }
+
+    fn text(&self, member: &str) -> Option<String> {
+        self.leaf
+            .get(member)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+}
+
+/// The view of a record before it is encoded.
+struct StructView<'a> {
+    lists: [&'a [KeyValue]; 3],
+    record: &'a LogRecord,
+}
+
+impl<'a> RecordView<'a> for StructView<'a> {
+    fn attribute(&self, key: &str) -> Option<Attr<'a>> {
+        let value = self
+            .lists
+            .iter()
+            .find_map(|list| list.iter().find(|kv| kv.key == key))
+            .map(|kv| &kv.value)?;
+        Some(match value {
+            AnyValue::Empty => return None,
+            AnyValue::String(s) => Attr::Str(s),
+            AnyValue::Bool(b) => Attr::Bool(*b),
+            AnyValue::Array(items) => Attr::Array(
+                items
+                    .iter()
+                    .map(|item| match item {
+                        AnyValue::String(s) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => Attr::Other,
+        })
+    }
+
+    fn nanos(&self, observed: bool) -> Option<u64> {
+        Some(if observed {
+            self.record.observed_time_unix_nano
+        } else {
+            self.record.time_unix_nano
+        })
+        .filter(|n| *n != 0)
+    }
+
+    fn text(&self, member: &str) -> Option<String> {
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let text = match member {
+            "event_name" => self.record.event_name.clone(),
+            "trace_id" => hex(&self.record.trace_id),
+            "span_id" => hex(&self.record.span_id),
+            _ => String::new(),
+        };
+        Some(text).filter(|s| !s.is_empty())
+    }
+}
+
+/// The typed reads of a view; a value of another type is an error naming `field`
+/// and the key.
+struct Attributes<'v, V> {
+    view: &'v V,
+}
+
+impl<'a, V: RecordView<'a>> Attributes<'_, V> {
     fn string(&self, key: &str, field: &str) -> Result<Option<String>, EventError> {
-        match self.get(key) {
+        match self.view.attribute(key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Attr::Str(s)) => Ok(Some(s.to_owned())),
             Some(_) => Err(bad(field, format!("attribute {key} must be a string"))),
         }
     }
 
     fn bool(&self, key: &str, field: &str) -> Result<Option<bool>, EventError> {
-        match self.get(key) {
+        match self.view.attribute(key) {
             None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Attr::Bool(b)) => Ok(Some(b)),
             Some(_) => Err(bad(field, format!("attribute {key} must be a boolean"))),
         }
     }
@@ -82,16 +193,13 @@ impl<'a> Attributes<'a> {
                 format!("attribute {key} must be a string or an array of strings"),
             )
         };
-        match self.get(key) {
+        match self.view.attribute(key) {
             None => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(Value::Object(tagged)) => match tagged.get("array") {
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_owned).ok_or_else(wrong))
-                    .collect(),
-                _ => Err(wrong()),
-            },
+            Some(Attr::Str(s)) => Ok(vec![s.to_owned()]),
+            Some(Attr::Array(items)) => items
+                .into_iter()
+                .map(|item| item.map(str::to_owned).ok_or_else(wrong))
+                .collect(),
             Some(_) => Err(wrong()),
         }
     }
@@ -99,15 +207,10 @@ impl<'a> Attributes<'a> {
 
 /// The time of a record: its `time_unix_nano`, or its observed time when the
 /// record has none.
-fn record_time(leaf: &Map<String, Value>) -> Result<String, EventError> {
-    let nanos = |key: &str| {
-        leaf.get(key)
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<u64>().ok())
-            .filter(|n| *n != 0)
-    };
-    let n = nanos("time_unix_nano")
-        .or_else(|| nanos("observed_time_unix_nano"))
+fn record_time<'a>(view: &impl RecordView<'a>) -> Result<String, EventError> {
+    let n = view
+        .nanos(false)
+        .or_else(|| view.nanos(true))
         .ok_or_else(|| {
             bad(
                 "time",
@@ -118,17 +221,27 @@ fn record_time(leaf: &Map<String, Value>) -> Result<String, EventError> {
     Ok(humantime::format_rfc3339_nanos(t).to_string())
 }
 
-fn id(leaf: &Map<String, Value>, key: &str) -> Option<String> {
-    leaf.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+/// The audit event of a record before it is encoded as a leaf, checked: the same
+/// event (or error) as reading its leaf would give, without encoding and parsing it.
+pub(super) fn from_record(
+    resource: &Resource,
+    scope: &Scope,
+    record: &LogRecord,
+) -> Result<AuditEvent, EventError> {
+    map(&StructView {
+        lists: [&record.attributes, &scope.attributes, &resource.attributes],
+        record,
+    })
 }
 
 /// The audit event of a parsed OTLP leaf, checked; the error names the profile
 /// field and the attribute it comes from.
 pub(super) fn from_otlp(leaf: &Map<String, Value>) -> Result<AuditEvent, EventError> {
-    let a = Attributes::of(leaf);
+    map(&LeafView::of(leaf))
+}
+
+fn map<'a>(view: &impl RecordView<'a>) -> Result<AuditEvent, EventError> {
+    let a = Attributes { view };
     let mut actor = None;
     for (key, kind) in ACTOR_ATTRIBUTES {
         if let Some(id) = a.string(key, "actor.id")? {
@@ -158,7 +271,7 @@ pub(super) fn from_otlp(leaf: &Map<String, Value>) -> Result<AuditEvent, EventEr
         }
     }
     let action = action
-        .or_else(|| id(leaf, "event_name"))
+        .or_else(|| view.text("event_name"))
         .ok_or_else(|| {
             bad("action", "no attribute names the action (gen_ai.operation.name, merklog.action) and the record has no event_name")
         })?;
@@ -199,7 +312,7 @@ pub(super) fn from_otlp(leaf: &Map<String, Value>) -> Result<AuditEvent, EventEr
     };
     let event = AuditEvent {
         profile: PROFILE_AI_AUDIT_V1.to_owned(),
-        time: record_time(leaf)?,
+        time: record_time(view)?,
         actor,
         action,
         resource: a.string("merklog.resource", "resource")?,
@@ -212,8 +325,8 @@ pub(super) fn from_otlp(leaf: &Map<String, Value>) -> Result<AuditEvent, EventEr
             .then_some(oversight),
         policy,
         config_change,
-        trace_id: id(leaf, "trace_id"),
-        span_id: id(leaf, "span_id"),
+        trace_id: view.text("trace_id"),
+        span_id: view.text("span_id"),
     };
     event.check()?;
     Ok(event)
