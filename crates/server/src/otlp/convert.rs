@@ -4,7 +4,9 @@
 
 use std::fmt;
 
+use merklog_event::EventError;
 use merklog_event::otlp::{AnyValue, KeyValue, LeafContext, LogRecord, Resource, Scope};
+use merklog_event::profile::AuditEvent;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1 as pb;
 
@@ -26,10 +28,12 @@ impl fmt::Display for Place {
     }
 }
 
-/// One record's leaf, and where the record was.
+/// One record's leaf, where the record was, and the ai-audit/v1 event it is (read
+/// from the record, so its leaf need not be parsed again) or why it is not one.
 pub(crate) struct Leaf {
     pub(crate) place: Place,
     pub(crate) bytes: Vec<u8>,
+    pub(crate) event: Result<AuditEvent, EventError>,
 }
 
 /// Why a value cannot be logged (it names no field: the caller adds the path).
@@ -143,7 +147,12 @@ pub(crate) fn leaves(
                     event_name: record.event_name,
                 };
                 let bytes = context.leaf(&record).map_err(|e| format!("{place}: {e}"))?;
-                out.push(Leaf { place, bytes });
+                let event = AuditEvent::from_otlp_record(&resource, &scope, &record);
+                out.push(Leaf {
+                    place,
+                    bytes,
+                    event,
+                });
             }
         }
     }

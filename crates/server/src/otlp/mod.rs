@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use merklog_daemon::tls::{ReloadingTls, TlsListener};
+use merklog_log::IndexTerm;
 use merklog_proto::convert::Limits;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use tokio::net::TcpListener;
@@ -32,7 +33,8 @@ use tokio::task::JoinHandle;
 use tonic::Status;
 
 use crate::auth::{Authenticator, Caller};
-use crate::schema::{self, Schema};
+use crate::query::terms::event_terms;
+use crate::schema::Schema;
 use crate::sources::{AppendError, Sources};
 use crate::{ServerError, status, telemetry};
 
@@ -61,11 +63,13 @@ impl OtlpIngest {
     }
 
     /// The leaves of a request, in request order, or why it is refused.
+    /// The request's leaves, checked against the log's limits and schema, and
+    /// each one's index terms (empty when no record is an audit event).
     fn entries(
         &self,
         caller: &Caller,
         request: ExportLogsServiceRequest,
-    ) -> Result<Vec<Bytes>, Status> {
+    ) -> Result<(Vec<Bytes>, Vec<Vec<IndexTerm>>), Status> {
         let principal = self
             .auth
             .is_enabled()
@@ -82,23 +86,37 @@ impl OtlpIngest {
             convert::leaves(request, principal.as_deref()).map_err(Status::invalid_argument)?;
         let max_bytes = self.limits.max_entry_bytes();
         let mut entries = Vec::with_capacity(leaves.len());
-        for convert::Leaf { place, bytes } in leaves {
+        let mut terms = Vec::with_capacity(leaves.len());
+        for convert::Leaf {
+            place,
+            bytes,
+            event,
+        } in leaves
+        {
             if bytes.len() > max_bytes {
                 return Err(Status::invalid_argument(format!(
                     "{place}: the record is {} bytes as a log entry, more than max-entry-bytes ({max_bytes})",
                     bytes.len()
                 )));
             }
-            if let Some(schema) = self.schema {
-                schema::check_entry(schema, &bytes).map_err(|e| {
-                    Status::invalid_argument(format!(
-                        "{place}: not a {schema} audit event: {e} (this log has schema = \"{schema}\")"
-                    ))
-                })?;
+            // The event read from the record is what reading its leaf would give,
+            // so the schema check and the index need not parse the leaf.
+            if let (Some(schema), Err(e)) = (self.schema, &event) {
+                return Err(Status::invalid_argument(format!(
+                    "{place}: not a {schema} audit event: {e} (this log has schema = \"{schema}\")"
+                )));
             }
+            terms.push(
+                event
+                    .map(|event| event_terms(&event, None))
+                    .unwrap_or_default(),
+            );
             entries.push(Bytes::from(bytes));
         }
-        Ok(entries)
+        if terms.iter().all(Vec::is_empty) {
+            terms.clear();
+        }
+        Ok((entries, terms))
     }
 
     /// Appends every record of `request` as one call; returns once all are sealed.
@@ -107,7 +125,7 @@ impl OtlpIngest {
         caller: &Caller,
         request: ExportLogsServiceRequest,
     ) -> Result<(), Status> {
-        let entries = self.entries(caller, request)?;
+        let (entries, terms) = self.entries(caller, request)?;
         if entries.is_empty() {
             return Ok(());
         }
@@ -118,7 +136,7 @@ impl OtlpIngest {
             .check_append(&caller.principal, count, bytes)
             .inspect_err(|_| telemetry::record_auth_rejection(crate::auth::limits::RATE_LIMITED))?;
         self.sources
-            .append(&caller.principal, entries)
+            .append_checked(&caller.principal, entries, terms)
             .await
             .map_err(|e| match e {
                 AppendError::Refused(status) => status,

@@ -62,12 +62,17 @@ pub(crate) fn entry_terms(entry: &[u8]) -> Vec<IndexTerm> {
             .as_ref()
             .and_then(|e| AuditEvent::from_leaf(e.payload()))
     });
-    let Some(event) = event else {
-        return Vec::new();
-    };
+    match event {
+        Some(event) => event_terms(&event, envelope.as_ref()),
+        None => Vec::new(),
+    }
+}
+
+/// The terms of an audit event, carried in `envelope` if it came in a signed one.
+pub(crate) fn event_terms(event: &AuditEvent, envelope: Option<&Event>) -> Vec<IndexTerm> {
     let time_ms = event
         .time_unix_ms()
-        .or_else(|| envelope.as_ref().map(Event::timestamp_ms));
+        .or_else(|| envelope.map(Event::timestamp_ms));
     let mut values = vec![
         (TermKind::Actor, event.actor.id.as_str()),
         (TermKind::Action, event.action.as_str()),
@@ -75,7 +80,7 @@ pub(crate) fn entry_terms(entry: &[u8]) -> Vec<IndexTerm> {
     if let Some(model) = event.model.as_ref().and_then(|m| m.id.as_deref()) {
         values.push((TermKind::Model, model));
     }
-    if let Some(envelope) = &envelope {
+    if let Some(envelope) = envelope {
         values.push((TermKind::Source, envelope.source()));
     }
     values

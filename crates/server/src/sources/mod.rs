@@ -171,12 +171,24 @@ impl Sources {
         entries: Vec<Bytes>,
     ) -> Result<AppendReceipt, AppendError> {
         crate::schema::check_entries(self.schema, &entries).map_err(AppendError::Refused)?;
-        let registry = self.registry.get();
-        let screened = ingest::screen(&registry, self.mode, principal, &entries)
-            .map_err(AppendError::Refused)?;
         // Index terms of audit events, here on the handler's task: the sequencer
         // only stores them, in the round's synced batch.
         let terms = crate::query::terms::call_terms(&entries);
+        self.append_checked(principal, entries, terms).await
+    }
+
+    /// Like [`Sources::append`], for entries the caller has checked against the
+    /// log's schema and whose index terms it has (`call_terms`' shape: one list per
+    /// entry, or none at all), having read them from the records it encoded.
+    pub(crate) async fn append_checked(
+        self: &Arc<Self>,
+        principal: &Principal,
+        entries: Vec<Bytes>,
+        terms: Vec<Vec<merklog_log::IndexTerm>>,
+    ) -> Result<AppendReceipt, AppendError> {
+        let registry = self.registry.get();
+        let screened = ingest::screen(&registry, self.mode, principal, &entries)
+            .map_err(AppendError::Refused)?;
         // Only what the answer says is durable reaches the rules, after it is.
         let for_rules = self.rules.enabled().then(|| entries.clone());
         if screened.signed.is_empty() {
