@@ -172,7 +172,8 @@ fn quoted_decimal(out: &mut Vec<u8>, n: u64) {
     out.push(b'"');
 }
 
-fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Lowercase hex digits of `bytes`, appended to `out`.
+pub(crate) fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         out.push(DIGITS[usize::from(b >> 4)]);

@@ -151,7 +151,11 @@ impl<'a> RecordView<'a> for StructView<'a> {
     }
 
     fn text(&self, member: &str) -> Option<String> {
-        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let hex = |bytes: &[u8]| {
+            let mut out = Vec::with_capacity(bytes.len() * 2);
+            crate::otlp::hex(&mut out, bytes);
+            String::from_utf8(out).unwrap_or_default()
+        };
         let text = match member {
             "event_name" => self.record.event_name.clone(),
             "trace_id" => hex(&self.record.trace_id),
