@@ -55,9 +55,10 @@ pub(super) fn spawn(
 ) -> Result<JoinHandle<Result<(), ServerError>>, ServerError> {
     let max_bytes = ingest.limits.max_request_bytes();
     let auth = Arc::clone(&ingest.auth);
+    // Answers go uncompressed: an Export answer is an empty message, and gzip would
+    // set up a compressor per call to wrap nothing (a client accepts identity always).
     let service = LogsServiceServer::new(Logs { ingest })
         .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_bytes);
     let service = tower::Layer::layer(
         &crate::telemetry::RpcMetricsLayer,
