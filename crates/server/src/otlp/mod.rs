@@ -62,9 +62,9 @@ impl OtlpIngest {
         }
     }
 
-    /// The leaves of a request, in request order, or why it is refused.
-    /// The request's leaves, checked against the log's limits and schema, and
-    /// each one's index terms (empty when no record is an audit event).
+    /// The leaves of a request in request order, checked against the log's limits
+    /// and schema, with each one's index terms (no lists at all when no record is an
+    /// audit event); or why the request is refused.
     fn entries(
         &self,
         caller: &Caller,
