@@ -1,5 +1,6 @@
-//! The profile fields of an OTLP log record leaf: OpenTelemetry GenAI semantic
-//! conventions where they name the concept, `merklog.*` attributes for the rest.
+//! The profile fields of an OTLP log record, read from its leaf or from the record
+//! itself: OpenTelemetry GenAI semantic conventions where they name the concept,
+//! `merklog.*` attributes for the rest.
 //!
 //! An attribute is looked up on the record first, then on its scope, then on its
 //! resource, so a deployment may set `gen_ai.agent.id` once on the resource.
@@ -49,8 +50,27 @@ trait RecordView<'a> {
     fn attribute(&self, key: &str) -> Option<Attr<'a>>;
     /// `time_unix_nano` (or `observed_time_unix_nano`), `None` when zero.
     fn nanos(&self, observed: bool) -> Option<u64>;
-    /// `event_name`, `trace_id` or `span_id` as the leaf spells it, `None` when empty.
-    fn text(&self, member: &str) -> Option<String>;
+    /// A text member as the leaf spells it, `None` when empty.
+    fn text(&self, member: Text) -> Option<String>;
+}
+
+/// The record's text members the profile reads.
+#[derive(Clone, Copy)]
+enum Text {
+    EventName,
+    TraceId,
+    SpanId,
+}
+
+impl Text {
+    /// The member's name in the leaf.
+    fn name(self) -> &'static str {
+        match self {
+            Text::EventName => "event_name",
+            Text::TraceId => "trace_id",
+            Text::SpanId => "span_id",
+        }
+    }
 }
 
 /// The view of a parsed leaf.
@@ -102,9 +122,9 @@ impl<'a> RecordView<'a> for LeafView<'a> {
             .filter(|n| *n != 0)
     }
 
-    fn text(&self, member: &str) -> Option<String> {
+    fn text(&self, member: Text) -> Option<String> {
         self.leaf
-            .get(member)
+            .get(member.name())
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
@@ -150,17 +170,16 @@ impl<'a> RecordView<'a> for StructView<'a> {
         .filter(|n| *n != 0)
     }
 
-    fn text(&self, member: &str) -> Option<String> {
+    fn text(&self, member: Text) -> Option<String> {
         let hex = |bytes: &[u8]| {
             let mut out = Vec::with_capacity(bytes.len() * 2);
             crate::otlp::hex(&mut out, bytes);
             String::from_utf8(out).unwrap_or_default()
         };
         let text = match member {
-            "event_name" => self.record.event_name.clone(),
-            "trace_id" => hex(&self.record.trace_id),
-            "span_id" => hex(&self.record.span_id),
-            _ => String::new(),
+            Text::EventName => self.record.event_name.clone(),
+            Text::TraceId => hex(&self.record.trace_id),
+            Text::SpanId => hex(&self.record.span_id),
         };
         Some(text).filter(|s| !s.is_empty())
     }
@@ -275,7 +294,7 @@ fn map<'a>(view: &impl RecordView<'a>) -> Result<AuditEvent, EventError> {
         }
     }
     let action = action
-        .or_else(|| view.text("event_name"))
+        .or_else(|| view.text(Text::EventName))
         .ok_or_else(|| {
             bad("action", "no attribute names the action (gen_ai.operation.name, merklog.action) and the record has no event_name")
         })?;
@@ -329,8 +348,8 @@ fn map<'a>(view: &impl RecordView<'a>) -> Result<AuditEvent, EventError> {
             .then_some(oversight),
         policy,
         config_change,
-        trace_id: view.text("trace_id"),
-        span_id: view.text("span_id"),
+        trace_id: view.text(Text::TraceId),
+        span_id: view.text(Text::SpanId),
     };
     event.check()?;
     Ok(event)
