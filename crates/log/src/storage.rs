@@ -87,8 +87,9 @@ pub struct RoundWrite {
     /// New unique-key rows (see [`KeyRecord`]): never one for a key already stored.
     pub keys: Vec<(Bytes, KeyRecord)>,
     /// New index-term rows: the key ([`term_key`](crate::term_key): term, time, leaf
-    /// hash) and the entry's record. Unique per entry, so they never overwrite
-    /// another entry's row.
+    /// hash) and the entry's record, in key order (a sorted store inserts neighbouring
+    /// keys cheaply, and the sequencer sorts them off the writer's thread). Unique per
+    /// entry, so they never overwrite another entry's row.
     pub terms: Vec<(Vec<u8>, KeyRecord)>,
 }
 

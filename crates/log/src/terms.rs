@@ -135,8 +135,7 @@ pub(crate) fn rows(
             }
         }
     }
-    // In key order the memtable skip list reuses its search path from one row to the
-    // next instead of searching each from the top.
+    // In key order, as `RoundWrite::terms` promises the store.
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     rows
 }

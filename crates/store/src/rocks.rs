@@ -487,7 +487,8 @@ impl LogStore for RocksStore {
             }
         }
         // Index-term rows in the same batch: after the sync below the entries and
-        // their rows are durable together; a crash before leaves neither.
+        // their rows are durable together; a crash before leaves neither. They come in
+        // key order, so the skip list reuses its search path as for the dedup rows.
         if !round.terms.is_empty() {
             let terms = self.cf_for_log(CF_TERMS)?;
             for (key, record) in &round.terms {
