@@ -7,7 +7,7 @@
 //! |------|---------|---------|
 //! | `tile/<L>/<N>[.p/<W>]` | create-only, once per width | `W` hashes of 32 bytes |
 //! | `tile/entries/<N>[.p/<W>]` | create-only, once per width | `W` × (`u16` BE length ‖ entry) |
-//! | `checkpoint` | overwritten after every round | the latest signed checkpoint |
+//! | `checkpoint` | conditional update after every round, never by a smaller one | the latest signed checkpoint |
 //! | `staging/<size>.<hash>` | create-only, before the lock swap | the round's uploads ([`crate::staging`]) |
 //! | `lock/checkpoint` | conditional update (object-store lock only) | the fenced checkpoint |
 //!
@@ -15,7 +15,7 @@
 //! success (a retried or replayed upload), different bytes are
 //! [`ClusterError::Conflict`], carrying both hashes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use merklog_merkle::tile::{TileId, entry_bundle_path};
@@ -23,7 +23,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
 use sha2::{Digest, Sha256};
 
 use crate::ClusterError;
@@ -31,12 +31,41 @@ use crate::ClusterError;
 /// The public checkpoint object.
 pub const CHECKPOINT_PATH: &str = "checkpoint";
 
+/// How often [`Bucket::publish_checkpoint`] retries when another writer moved the
+/// public checkpoint between its read and its conditional write.
+const PUBLISH_ATTEMPTS: usize = 8;
+
 /// A bucket holding one log.
 #[derive(Debug, Clone)]
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     /// The URL it was opened from, for messages.
     url: String,
+    /// The public checkpoint as this process last wrote or read it, so that the next
+    /// publication is one conditional write, without reading it first.
+    public: Arc<Mutex<Option<PublicVersion>>>,
+}
+
+/// A public checkpoint's size and the store's version of the object holding it.
+#[derive(Debug, Clone)]
+struct PublicVersion {
+    size: u64,
+    version: UpdateVersion,
+}
+
+/// The size line of a signed checkpoint note.
+pub(crate) fn checkpoint_size(note: &[u8]) -> Result<u64, ClusterError> {
+    let text = std::str::from_utf8(note).map_err(|_| ClusterError::Malformed {
+        what: "checkpoint".into(),
+        reason: "not UTF-8".into(),
+    })?;
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| ClusterError::Malformed {
+            what: "checkpoint".into(),
+            reason: "no size line".into(),
+        })
 }
 
 /// Lower-case hex SHA-256 of `bytes`: how conflicts and staging names identify content.
@@ -110,10 +139,7 @@ impl Bucket {
                 )));
             }
         };
-        Ok(Self {
-            store,
-            url: url.to_owned(),
-        })
+        Ok(Self::from_store(store, url))
     }
 
     /// A bucket over an existing object store (tests, other providers).
@@ -121,6 +147,7 @@ impl Bucket {
         Self {
             store,
             url: url.into(),
+            public: Arc::default(),
         }
     }
 
@@ -181,13 +208,109 @@ impl Bucket {
         }
     }
 
-    /// Overwrites the object at `path` (the public checkpoint).
-    pub async fn put_overwrite(&self, path: &str, bytes: Bytes) -> Result<(), ClusterError> {
-        self.store
-            .put(&Path::from(path), PutPayload::from(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|e| ClusterError::ObjectStore(format!("writing {path}: {e}")))
+    /// Publishes the signed checkpoint `note` as the public `checkpoint` unless the
+    /// bucket already shows a larger one; returns whether it did. The write is a
+    /// conditional update from the version last seen, so a writer delayed between its
+    /// decision and its write (a leader paused past its term, an upload retried late)
+    /// loses to whoever wrote in between, rereads, and finds the newer checkpoint: the
+    /// public checkpoint never goes back. A checkpoint of the same size replaces the
+    /// one there (the same tree, cosigned again). A store without conditional updates
+    /// (the local filesystem) gets the same comparison without the condition.
+    pub async fn publish_checkpoint(&self, note: Bytes) -> Result<bool, ClusterError> {
+        let size = checkpoint_size(&note)?;
+        let path = Path::from(CHECKPOINT_PATH);
+        let mut known = self.remembered();
+        let mut conditional = true;
+        for _ in 0..PUBLISH_ATTEMPTS {
+            let current = match known.take() {
+                Some(v) => Some(v),
+                None => match self.store.get(&path).await {
+                    Ok(result) => {
+                        let version = UpdateVersion {
+                            e_tag: result.meta.e_tag.clone(),
+                            version: result.meta.version.clone(),
+                        };
+                        let bytes = result.bytes().await.map_err(|e| {
+                            ClusterError::ObjectStore(format!("reading {CHECKPOINT_PATH}: {e}"))
+                        })?;
+                        let current = PublicVersion {
+                            size: checkpoint_size(&bytes)?,
+                            version,
+                        };
+                        if bytes == note {
+                            self.remember(Some(current));
+                            return Ok(true);
+                        }
+                        Some(current)
+                    }
+                    Err(object_store::Error::NotFound { .. }) => None,
+                    Err(e) => {
+                        return Err(ClusterError::ObjectStore(format!(
+                            "reading {CHECKPOINT_PATH}: {e}"
+                        )));
+                    }
+                },
+            };
+            if let Some(current) = current.as_ref().filter(|c| c.size > size) {
+                self.remember(Some(current.clone()));
+                return Ok(false);
+            }
+            let mode = match &current {
+                _ if !conditional => PutMode::Overwrite,
+                None => PutMode::Create,
+                Some(current) => PutMode::Update(current.version.clone()),
+            };
+            let options = PutOptions {
+                mode,
+                ..PutOptions::default()
+            };
+            let written = self
+                .store
+                .put_opts(&path, PutPayload::from(note.clone()), options)
+                .await;
+            match written {
+                Ok(_) if !conditional => return Ok(true),
+                Ok(result) => {
+                    self.remember(Some(PublicVersion {
+                        size,
+                        version: UpdateVersion {
+                            e_tag: result.e_tag,
+                            version: result.version,
+                        },
+                    }));
+                    return Ok(true);
+                }
+                // Another writer moved it (or removed it): read it again.
+                Err(object_store::Error::Precondition { .. })
+                | Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::NotFound { .. }) => self.remember(None),
+                // No conditional update: compare with a fresh read, then overwrite.
+                Err(object_store::Error::NotImplemented) if conditional => {
+                    conditional = false;
+                    self.remember(None);
+                }
+                Err(e) => {
+                    self.remember(None);
+                    return Err(ClusterError::ObjectStore(format!(
+                        "writing {CHECKPOINT_PATH}: {e}"
+                    )));
+                }
+            }
+        }
+        Err(ClusterError::ObjectStore(format!(
+            "{CHECKPOINT_PATH} changed under each of {PUBLISH_ATTEMPTS} conditional writes"
+        )))
+    }
+
+    fn remembered(&self) -> Option<PublicVersion> {
+        self.public
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn remember(&self, public: Option<PublicVersion>) {
+        *self.public.lock().unwrap_or_else(PoisonError::into_inner) = public;
     }
 
     /// The public checkpoint, if one was published.
@@ -267,6 +390,48 @@ mod tests {
             Err(ClusterError::Conflict { .. })
         ));
         assert!(dir.path().join("tile/entries/000").is_file());
+    }
+
+    fn note(size: u64, tag: &str) -> Bytes {
+        Bytes::from(format!(
+            "example.org/log\n{size}\n{tag}\n\n— example.org/log x\n"
+        ))
+    }
+
+    /// Two writers on one store, each with its own remembered version: the one that
+    /// wrote last before the other's newer checkpoint must not put an older one back.
+    async fn never_goes_back(a: Bucket, b: Bucket) {
+        assert!(a.publish_checkpoint(note(3, "a")).await.unwrap());
+        assert!(b.publish_checkpoint(note(5, "b")).await.unwrap());
+        // `a` still remembers size 3: its write must lose and reread.
+        assert!(!a.publish_checkpoint(note(4, "a")).await.unwrap());
+        assert_eq!(a.checkpoint().await.unwrap().unwrap(), note(5, "b"));
+        // The same size replaces (cosigned again); then `b` remembers a stale version.
+        assert!(a.publish_checkpoint(note(5, "a")).await.unwrap());
+        assert_eq!(b.checkpoint().await.unwrap().unwrap(), note(5, "a"));
+        assert!(b.publish_checkpoint(note(6, "b")).await.unwrap());
+        assert!(!a.publish_checkpoint(note(5, "a")).await.unwrap());
+        assert_eq!(a.checkpoint().await.unwrap().unwrap(), note(6, "b"));
+        assert!(matches!(
+            a.publish_checkpoint(Bytes::from_static(b"no size line"))
+                .await,
+            Err(ClusterError::Malformed { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_public_checkpoint_never_goes_back() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let a = Bucket::from_store(store.clone(), "memory://");
+        let b = Bucket::from_store(store, "memory://");
+        never_goes_back(a, b).await;
+    }
+
+    #[tokio::test]
+    async fn nor_on_the_local_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        never_goes_back(Bucket::open(&url).unwrap(), Bucket::open(&url).unwrap()).await;
     }
 
     #[test]

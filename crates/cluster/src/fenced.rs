@@ -11,7 +11,7 @@
 //! | 2. put the staging bundle `staging/<size>.<hash>` create-only | the round's objects, unreferenced | an orphan staging object; the lock never named it, so nobody uses it (a lifecycle rule may expire `staging/`) |
 //! | 3. swap the signed checkpoint into the lock, from the version last swapped | the round: the lock names it, the staging bundle completes it | the next sequencer (or this one, restarted) loads the lock, replays its staging bundle into the bucket and rebuilds its cache from the bucket |
 //! | 4. commit the round to the local cache (one synced batch) | the cache holds it too | start-up finds cache and lock at the same size and root; the staging replay re-uploads what step 5 missed |
-//! | 5. (at the same time as step 4) put tiles and bundles create-only, then the public `checkpoint` | the bucket alone is a complete tlog-tiles log at the new size | the staging replay re-uploads what is missing; a cache behind the lock (step 4 unfinished) is rebuilt from the bucket |
+//! | 5. (at the same time as step 4) put tiles and bundles create-only, then the public `checkpoint` (a conditional update that never replaces a larger one) | the bucket alone is a complete tlog-tiles log at the new size | the staging replay re-uploads what is missing; a cache behind the lock (step 4 unfinished) is rebuilt from the bucket |
 //! | 6. return, once steps 4 and 5 both finished: the log answers the round's callers | | |
 //!
 //! A swap that loses (another sequencer moved the lock) fences this store for good:
@@ -31,7 +31,8 @@
 //!
 //! With leader election ([`ClusterOptions::leadership`]) a signed round is committed
 //! only during this node's term, and its public checkpoint uploaded only if the term
-//! still lasts after the swap; outside a term the store is a standby's cache, which
+//! still lasts after the swap (a term that ends during the upload cannot put an older
+//! checkpoint back: the write is conditional, see [`Bucket::publish_checkpoint`]); outside a term the store is a standby's cache, which
 //! [`ClusterStore::follow_leader`] keeps at the lock's checkpoint (with a witness
 //! policy: at the bucket's public, cosigned one) and
 //! [`ClusterStore::take_over`] reconciles again when the node wins. A standby's
@@ -56,7 +57,7 @@ use merklog_merkle::{HASH_SIZE, Hash, TreeSize, hash_leaf};
 use merklog_note::{Checkpoint, Verifier, open_checkpoint};
 
 use crate::ClusterError;
-use crate::bucket::{Bucket, CHECKPOINT_PATH};
+use crate::bucket::{Bucket, checkpoint_size};
 use crate::election::Leadership;
 use crate::lock::{LockBackend, SwapError, Version, self_test};
 use crate::staging::{Staged, staging_path};
@@ -618,10 +619,8 @@ async fn upload(bucket: Bucket, staged: Staged, checkpoint: bool) -> Result<(), 
     while let Some(result) = puts.next().await {
         result?;
     }
-    if checkpoint {
-        bucket
-            .put_overwrite(CHECKPOINT_PATH, Bytes::from(note))
-            .await?;
+    if checkpoint && !bucket.publish_checkpoint(Bytes::from(note)).await? {
+        tracing::info!("a newer public checkpoint is in the bucket; this round's is not published");
     }
     Ok(())
 }
@@ -644,21 +643,6 @@ async fn replay(bucket: &Bucket, note: &[u8], checkpoint: bool) -> Result<(), Cl
         replay_staging(bucket, &path, checkpoint).await?;
     }
     Ok(())
-}
-
-/// The size line of a signed checkpoint note.
-fn checkpoint_size(note: &[u8]) -> Result<u64, ClusterError> {
-    let text = std::str::from_utf8(note).map_err(|_| ClusterError::Malformed {
-        what: "checkpoint".into(),
-        reason: "not UTF-8".into(),
-    })?;
-    text.lines()
-        .nth(1)
-        .and_then(|l| l.parse().ok())
-        .ok_or_else(|| ClusterError::Malformed {
-            what: "checkpoint".into(),
-            reason: "no size line".into(),
-        })
 }
 
 /// Rebuilds the local cache from `from` leaves to the lock's checkpoint at `to`,
@@ -815,11 +799,15 @@ impl LogStore for ClusterStore {
             state.fenced.is_none() && locked.is_some_and(|locked| locked >= size)
         };
         if self.options.witnessed && publish && self.leading() {
-            self.block_on(
-                self.bucket
-                    .put_overwrite(CHECKPOINT_PATH, Bytes::copy_from_slice(note)),
-            )
-            .map_err(|e| StorageError::new(e.to_string()))?;
+            let published = self
+                .block_on(self.bucket.publish_checkpoint(Bytes::copy_from_slice(note)))
+                .map_err(|e| StorageError::new(e.to_string()))?;
+            if !published {
+                tracing::info!(
+                    size,
+                    "a newer public checkpoint is in the bucket; this cosigned one is not published"
+                );
+            }
         }
         Ok(())
     }
