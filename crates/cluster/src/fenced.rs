@@ -32,7 +32,8 @@
 //! With leader election ([`ClusterOptions::leadership`]) a signed round is committed
 //! only during this node's term, and its public checkpoint uploaded only if the term
 //! still lasts after the swap (a term that ends during the upload cannot put an older
-//! checkpoint back: the write is conditional, see [`Bucket::publish_checkpoint`]); outside a term the store is a standby's cache, which
+//! checkpoint back: the write is conditional, see [`Bucket::publish_checkpoint`]);
+//! outside a term the store is a standby's cache, which
 //! [`ClusterStore::follow_leader`] keeps at the lock's checkpoint (with a witness
 //! policy: at the bucket's public, cosigned one) and
 //! [`ClusterStore::take_over`] reconciles again when the node wins. A standby's

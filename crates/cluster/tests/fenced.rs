@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use merklog_cluster::staging::{Staged, staging_path};
 use merklog_cluster::{
     Bucket, ClusterError, ClusterOptions, ClusterStore, Leadership, LockBackend, Locked,
@@ -20,8 +21,12 @@ use merklog_merkle::bundle::split_bundle;
 use merklog_merkle::tile::{TILE_WIDTH, entry_bundle_path};
 use merklog_merkle::{Hash, hash_leaf, verify_inclusion};
 use merklog_note::{Ed25519Signer, open_checkpoint};
-use object_store::ObjectStore;
 use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
 
 const ORIGIN: &str = "example.com/cluster-test";
 
@@ -617,4 +622,138 @@ async fn a_witnessed_standby_follows_the_public_checkpoint_not_the_lock() {
     let public = cluster.bucket().checkpoint().await.unwrap().unwrap();
     assert_eq!(&public[..], &at_300.note()[..]);
     leader.shutdown().await;
+}
+
+/// An object store that, once armed, holds the next write of the public `checkpoint`
+/// until released: a leader paused between its swap and its publication.
+#[derive(Debug)]
+struct Pausing {
+    inner: Arc<dyn ObjectStore>,
+    armed: std::sync::atomic::AtomicBool,
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl std::fmt::Display for Pausing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pausing {}", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Pausing {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        if location.as_ref() == "checkpoint"
+            && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.reached.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    async fn delete(&self, location: &Path) -> object_store::Result<()> {
+        self.inner.delete(location).await
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.inner.copy(from, to).await
+    }
+    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.inner.copy_if_not_exists(from, to).await
+    }
+}
+
+/// A leader that swapped its round into the lock and was paused before publishing it
+/// (a stopped process, a slow network) resumes after the next leader published a
+/// larger checkpoint: its own, older one must not replace it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_before_publishing_does_not_put_an_older_checkpoint_back() {
+    let cluster = Cluster::new();
+    let pausing = Arc::new(Pausing {
+        inner: cluster.store.clone(),
+        armed: false.into(),
+        reached: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let (store_a, _) = ClusterStore::open(
+        Arc::new(MemoryStore::new(metadata())),
+        Bucket::from_store(pausing.clone(), "memory://test"),
+        cluster.lock(),
+        ClusterOptions {
+            origin: ORIGIN.into(),
+            verifier: Arc::new(signer().verifier()),
+            witnessed: false,
+            leadership: None,
+        },
+        tokio::runtime::Handle::current(),
+    )
+    .await
+    .unwrap();
+    let store_a = Arc::new(store_a);
+    let log_a = Arc::new(open_log(&store_a).unwrap());
+    log_a.append(vec![entry(0)]).await.unwrap();
+
+    // A's second round: swapped into the lock, its public checkpoint held back.
+    pausing
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let paused = tokio::spawn({
+        let log_a = log_a.clone();
+        async move { log_a.append(vec![entry(1)]).await }
+    });
+    pausing.reached.notified().await;
+
+    // B takes over from the lock (publishing A's round) and signs a larger tree.
+    let (store_b, reconciled) = cluster
+        .node(Arc::new(MemoryStore::new(metadata())))
+        .await
+        .unwrap();
+    assert_eq!(reconciled, Reconciled::Rebuilt { from: 0, to: 2 });
+    let log_b = open_log(&store_b).unwrap();
+    let b = log_b.append(vec![entry(2), entry(3)]).await.unwrap();
+    assert_eq!(b.checkpoint.size().0, 4);
+    assert_eq!(
+        cluster.bucket().checkpoint().await.unwrap().unwrap(),
+        b.checkpoint.note()
+    );
+
+    // A resumes: its round was durable at the swap, so it is acknowledged, but the
+    // bucket keeps B's checkpoint.
+    pausing.release.notify_one();
+    let a = paused.await.unwrap().unwrap();
+    assert_eq!(a.checkpoint.size().0, 2);
+    assert_eq!(
+        cluster.bucket().checkpoint().await.unwrap().unwrap(),
+        b.checkpoint.note()
+    );
+    let (entries, size, root) = cluster.read_log().await;
+    assert_eq!(size, 4);
+    assert_eq!(entries, (0..4).map(entry).collect::<Vec<_>>());
+    assert_eq!(root, b.checkpoint.root());
+    log_b.shutdown().await;
+    log_a.shutdown().await;
 }
