@@ -70,21 +70,7 @@ impl Cluster {
         &self,
         cache: Arc<MemoryStore>,
     ) -> Result<(Arc<ClusterStore>, Reconciled), ClusterError> {
-        let options = ClusterOptions {
-            origin: ORIGIN.into(),
-            verifier: Arc::new(signer().verifier()),
-            witnessed: false,
-            leadership: None,
-        };
-        let (store, reconciled) = ClusterStore::open(
-            cache,
-            self.bucket(),
-            self.lock(),
-            options,
-            tokio::runtime::Handle::current(),
-        )
-        .await?;
-        Ok((Arc::new(store), reconciled))
+        open_node(cache, self.bucket(), self.lock()).await
     }
 
     /// Every entry of the bucket's public checkpoint, read from its entry bundles alone,
@@ -111,6 +97,29 @@ impl Cluster {
         }
         (entries, cp.size, cp.root)
     }
+}
+
+/// A node without election or witness policy on `bucket` and `lock`.
+async fn open_node(
+    cache: Arc<MemoryStore>,
+    bucket: Bucket,
+    lock: Arc<dyn LockBackend>,
+) -> Result<(Arc<ClusterStore>, Reconciled), ClusterError> {
+    let options = ClusterOptions {
+        origin: ORIGIN.into(),
+        verifier: Arc::new(signer().verifier()),
+        witnessed: false,
+        leadership: None,
+    };
+    let (store, reconciled) = ClusterStore::open(
+        cache,
+        bucket,
+        lock,
+        options,
+        tokio::runtime::Handle::current(),
+    )
+    .await?;
+    Ok((Arc::new(store), reconciled))
 }
 
 fn open_log(store: &Arc<ClusterStore>) -> Result<Log, LogError> {
@@ -336,17 +345,10 @@ async fn a_cache_that_disagrees_with_the_lock_is_refused() {
 
     // An empty lock over a bucket that holds a log: the wrong lock.
     let wrong_lock = ObjectStoreLock::new(cluster.store.clone(), "lock/other");
-    let err = ClusterStore::open(
+    let err = open_node(
         Arc::new(MemoryStore::new(metadata())),
         cluster.bucket(),
         Arc::new(wrong_lock),
-        ClusterOptions {
-            origin: ORIGIN.into(),
-            verifier: Arc::new(signer().verifier()),
-            witnessed: false,
-            leadership: None,
-        },
-        tokio::runtime::Handle::current(),
     )
     .await
     .err()
@@ -413,21 +415,13 @@ async fn a_swap_with_an_unknown_outcome_is_settled_by_loading_the_lock() {
         inner: ObjectStoreLock::new(cluster.store.clone(), "lock/checkpoint"),
         fault: Mutex::new(Fault::None),
     });
-    let (store, _) = ClusterStore::open(
+    let (store, _) = open_node(
         Arc::new(MemoryStore::new(metadata())),
         cluster.bucket(),
         flaky.clone(),
-        ClusterOptions {
-            origin: ORIGIN.into(),
-            verifier: Arc::new(signer().verifier()),
-            witnessed: false,
-            leadership: None,
-        },
-        tokio::runtime::Handle::current(),
     )
     .await
     .unwrap();
-    let store = Arc::new(store);
     let log = open_log(&store).unwrap();
     log.append(vec![entry(0)]).await.unwrap();
 
@@ -699,21 +693,13 @@ async fn a_leader_paused_before_publishing_does_not_put_an_older_checkpoint_back
         reached: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
     });
-    let (store_a, _) = ClusterStore::open(
+    let (store_a, _) = open_node(
         Arc::new(MemoryStore::new(metadata())),
         Bucket::from_store(pausing.clone(), "memory://test"),
         cluster.lock(),
-        ClusterOptions {
-            origin: ORIGIN.into(),
-            verifier: Arc::new(signer().verifier()),
-            witnessed: false,
-            leadership: None,
-        },
-        tokio::runtime::Handle::current(),
     )
     .await
     .unwrap();
-    let store_a = Arc::new(store_a);
     let log_a = Arc::new(open_log(&store_a).unwrap());
     log_a.append(vec![entry(0)]).await.unwrap();
 
