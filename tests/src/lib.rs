@@ -51,8 +51,13 @@ pub fn client_binary() -> PathBuf {
 /// binary before the first test runs, so this only finds it. When a test of this
 /// package is run alone, the binary of another package is not built for it: then
 /// this runs `cargo build -p <package> --bin <bin>` with the same profile and target
-/// directory. Tests call it before starting any clock. The environment variable
-/// `override_var` names a prebuilt binary instead.
+/// directory, but only if the binary is missing. One that exists is used as it is,
+/// even if older than the sources (after a change to the server, build it before
+/// running one test alone): building from inside a test inherits the variables
+/// cargo sets for tests, which makes some build scripts run again, so asking cargo
+/// every time would rebuild part of the tree on every run. Tests call it before
+/// starting any clock. The environment variable `override_var` names a prebuilt
+/// binary instead.
 fn workspace_binary(package: &str, bin: &str, override_var: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(override_var) {
         return PathBuf::from(path);
