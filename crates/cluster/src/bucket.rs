@@ -224,31 +224,12 @@ impl Bucket {
         for _ in 0..PUBLISH_ATTEMPTS {
             let current = match known.take() {
                 Some(v) => Some(v),
-                None => match self.store.get(&path).await {
-                    Ok(result) => {
-                        let version = UpdateVersion {
-                            e_tag: result.meta.e_tag.clone(),
-                            version: result.meta.version.clone(),
-                        };
-                        let bytes = result.bytes().await.map_err(|e| {
-                            ClusterError::ObjectStore(format!("reading {CHECKPOINT_PATH}: {e}"))
-                        })?;
-                        let current = PublicVersion {
-                            size: checkpoint_size(&bytes)?,
-                            version,
-                        };
-                        if bytes == note {
-                            self.remember(Some(current));
-                            return Ok(true);
-                        }
-                        Some(current)
+                None => match self.read_public().await? {
+                    Some((bytes, current)) if bytes == note => {
+                        self.remember(Some(current));
+                        return Ok(true);
                     }
-                    Err(object_store::Error::NotFound { .. }) => None,
-                    Err(e) => {
-                        return Err(ClusterError::ObjectStore(format!(
-                            "reading {CHECKPOINT_PATH}: {e}"
-                        )));
-                    }
+                    read => read.map(|(_, current)| current),
                 },
             };
             if let Some(current) = current.as_ref().filter(|c| c.size > size) {
@@ -300,6 +281,29 @@ impl Bucket {
         Err(ClusterError::ObjectStore(format!(
             "{CHECKPOINT_PATH} changed under each of {PUBLISH_ATTEMPTS} conditional writes"
         )))
+    }
+
+    /// The public checkpoint as stored now, with its size and version.
+    async fn read_public(&self) -> Result<Option<(Bytes, PublicVersion)>, ClusterError> {
+        let result = match self.store.get(&Path::from(CHECKPOINT_PATH)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => {
+                return Err(ClusterError::ObjectStore(format!(
+                    "reading {CHECKPOINT_PATH}: {e}"
+                )));
+            }
+        };
+        let version = UpdateVersion {
+            e_tag: result.meta.e_tag.clone(),
+            version: result.meta.version.clone(),
+        };
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| ClusterError::ObjectStore(format!("reading {CHECKPOINT_PATH}: {e}")))?;
+        let size = checkpoint_size(&bytes)?;
+        Ok(Some((bytes, PublicVersion { size, version })))
     }
 
     fn remembered(&self) -> Option<PublicVersion> {
