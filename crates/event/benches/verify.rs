@@ -36,7 +36,7 @@ fn events(count: u64) -> (Vec<Event>, SourceKey) {
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
     group.measurement_time(Duration::from_secs(3));
-    for n in [1u64, 2, 3, 4, 8, 32] {
+    for n in [1u64, 2, 3, 4, 8, 16, 32, 64, 128, 256] {
         let (events, key) = events(n);
         let pairs: Vec<(&Event, &SourceKey)> = events.iter().map(|e| (e, &key)).collect();
         group.throughput(Throughput::Elements(n));

@@ -4,8 +4,8 @@
 //! every entry is a signed envelope. Nothing is written when one fails.
 //!
 //! Structural and registry checks are cheap and run on the handler's task; the
-//! signatures are checked in one batch verification ([`verify`]) on a blocking
-//! thread, never on the sequencer thread.
+//! signatures are checked in one batch verification ([`verify`]), batched with
+//! other calls' by the verifier, never on the sequencer thread.
 
 use std::sync::Arc;
 
@@ -130,8 +130,8 @@ pub(crate) fn screen(
     Ok(Screened { keys, signed })
 }
 
-/// Verifies every signature of the call in one batch (CPU work: run it on a
-/// blocking thread). A failure names the first bad entry.
+/// Verifies every signature of the call in one batch (CPU work: not on a task
+/// that must stay responsive). A failure names the first bad entry.
 pub(crate) fn verify(signed: &[SignedEntry]) -> Result<(), Status> {
     if signed.is_empty() {
         return Ok(());

@@ -4,8 +4,9 @@
 //! service.
 //!
 //! The path of a call holding signed envelopes (each step says what is durable):
-//! 1. `ingest::screen` on the handler's task and `ingest::verify` (one batch
-//!    verification) on a blocking thread; nothing is written on a refusal.
+//! 1. `ingest::screen` on the handler's task, then the signatures, in one batch
+//!    verification with those of concurrent calls (`verifier`) on its own thread;
+//!    nothing is written on a refusal.
 //! 2. The log appends the call with one unique key per envelope (source, sequence)
 //!    and the index terms of its audit events (`crate::query`), and writes the key
 //!    and term rows in the round's synced batch: after the answer, the events and
@@ -27,6 +28,7 @@ pub mod registry;
 pub(crate) mod service;
 pub mod settings;
 mod tracker;
+mod verifier;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,11 +51,10 @@ use ingest::{Screened, SignedEntry, parse_unique_key};
 use registry::LiveRegistry;
 use settings::EntriesMode;
 use tracker::{Change, Evidence, IndexedEvent, Tracker};
+use verifier::Verifier;
 
 /// Key-index rows read per storage call while rebuilding at start.
 const SCAN_PAGE: usize = 4096;
-/// Calls with at most this many signed events verify them on the handler's task.
-const INLINE_SIGNATURES: usize = 4;
 /// How often silence is checked.
 const SILENCE_TICK: Duration = Duration::from_millis(100);
 /// Timeout of one webhook delivery.
@@ -85,6 +86,8 @@ pub(crate) struct Sources {
     /// The profile every entry must conform to, if any.
     schema: Option<crate::schema::Schema>,
     tracker: Tracker,
+    /// Checks the signatures of calls, batched across concurrent calls.
+    verifier: Verifier,
     evidence_dir: PathBuf,
     webhook: Webhook,
     announcer: Announcer,
@@ -136,12 +139,17 @@ impl Sources {
             ));
         }
         let (changes, _) = broadcast::channel(256);
+        let verifier = Verifier::start().map_err(|source| ServerError::Io {
+            context: "starting the signature verification thread".to_owned(),
+            source,
+        })?;
         let sources = Arc::new(Sources {
             log,
             registry,
             mode: config.entries,
             schema: config.schema,
             tracker,
+            verifier,
             evidence_dir,
             webhook,
             announcer,
@@ -202,20 +210,11 @@ impl Sources {
             }
             return Ok(receipt);
         }
-        // A few signatures are checked on the handler's task (at most a few hundred
-        // microseconds, and it saves two thread hand-offs per call); a larger batch
-        // goes to a blocking thread.
-        let screened = if screened.signed.len() <= INLINE_SIGNATURES {
-            ingest::verify(&screened.signed).map_err(AppendError::Refused)?;
-            screened
-        } else {
-            tokio::task::spawn_blocking(move || ingest::verify(&screened.signed).map(|()| screened))
-                .await
-                .map_err(|e| {
-                    AppendError::Refused(Status::internal(format!("verification task: {e}")))
-                })?
-                .map_err(AppendError::Refused)?
-        };
+        let screened = self
+            .verifier
+            .verify(screened)
+            .await
+            .map_err(AppendError::Refused)?;
         // On its own task: the tracker and the evidence are updated even if the
         // caller goes away while the round is written.
         let this = Arc::clone(self);
