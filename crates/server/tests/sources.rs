@@ -646,6 +646,45 @@ async fn silence_past_the_heartbeat_interval_is_reported_and_ends() {
     server.stop().await;
 }
 
+/// The value of `name{source="<source>"}` on the metrics page, if listed.
+async fn gauge(server: &TestServer, name: &str, source: &str) -> Option<f64> {
+    let page = reqwest::get(format!("http://{}/metrics", server.addrs.metrics))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("{name}{{source=\"{source}\"}} ");
+    page.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map(|value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn gauges_follow_gaps_and_silence() {
+    // A source of its own: the metrics registry is shared by the tests of this file.
+    const G: &str = "agents.example/gauged";
+    let setup = setup(&[table(G, "[\"*\"]", Some("1s"))]);
+    let server = TestServer::start_with(config(&setup)).await;
+    append(&server, vec![data(G, 0), data(G, 3)]).await.unwrap();
+    assert_eq!(gauge(&server, "merklog_source_gaps", G).await, Some(1.0));
+    let seen = gauge(&server, "merklog_source_last_seen_seconds", G)
+        .await
+        .unwrap();
+    assert!(seen > 1.7e9, "last seen {seen}");
+    append(&server, vec![data(G, 1), data(G, 2)]).await.unwrap();
+    assert_eq!(gauge(&server, "merklog_source_gaps", G).await, Some(0.0));
+    eventually("the silent gauge", || async {
+        gauge(&server, "merklog_source_silent", G).await == Some(1.0)
+    })
+    .await;
+    append(&server, vec![event(G, 4, MEDIA_TYPE_HEARTBEAT, b"")])
+        .await
+        .unwrap();
+    assert_eq!(gauge(&server, "merklog_source_silent", G).await, Some(0.0));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn the_sources_file_is_reloaded() {
     let setup = setup(&[table(A, "[\"*\"]", None)]);

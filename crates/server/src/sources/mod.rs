@@ -280,19 +280,9 @@ impl Sources {
         }
     }
 
-    /// Announces `changes` of `source` (records, watchers, metrics).
+    /// Announces `changes` of `source` (records and watchers; the tracker keeps
+    /// the gauges).
     fn changed(&self, source: &str, changes: Vec<Change>, now: u64) {
-        let registry = self.registry.get();
-        if let Some(registered) = registry.get(source) {
-            let status = self.tracker.status(registered);
-            let name = source.to_owned();
-            metrics::gauge!("merklog_source_gaps", "source" => name.clone())
-                .set(status.gap_count as f64);
-            metrics::gauge!("merklog_source_silent", "source" => name.clone())
-                .set(if status.silent { 1.0 } else { 0.0 });
-            metrics::gauge!("merklog_source_last_seen_seconds", "source" => name)
-                .set(status.last_seen_unix_ms as f64 / 1000.0);
-        }
         if changes.is_empty() {
             return;
         }

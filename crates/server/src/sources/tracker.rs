@@ -92,9 +92,41 @@ struct SourceState {
     /// Gaps below `highest`, as of the last update.
     gaps: Vec<(u64, u64)>,
     equivocations: Vec<Arc<Evidence>>,
+    /// Its gauges, registered at its first update (a handle each, so an update
+    /// does not look its series up again).
+    gauges: Option<Gauges>,
+}
+
+/// A source's Prometheus gauges.
+struct Gauges {
+    gaps: metrics::Gauge,
+    silent: metrics::Gauge,
+    last_seen: metrics::Gauge,
+}
+
+impl std::fmt::Debug for Gauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gauges").finish_non_exhaustive()
+    }
 }
 
 impl SourceState {
+    /// Sets `source`'s gauges (`merklog_source_gaps`, `merklog_source_silent`,
+    /// `merklog_source_last_seen_seconds`) to this state.
+    fn publish(&mut self, source: &str) {
+        let gauges = self.gauges.get_or_insert_with(|| Gauges {
+            gaps: metrics::gauge!("merklog_source_gaps", "source" => source.to_owned()),
+            silent: metrics::gauge!("merklog_source_silent", "source" => source.to_owned()),
+            last_seen: metrics::gauge!(
+                "merklog_source_last_seen_seconds",
+                "source" => source.to_owned()
+            ),
+        });
+        gauges.gaps.set(self.gaps.len() as f64);
+        gauges.silent.set(if self.silent { 1.0 } else { 0.0 });
+        gauges.last_seen.set(self.last_seen_ms as f64 / 1000.0);
+    }
+
     fn refresh_gaps(&mut self) -> Vec<Change> {
         let gaps = match self.highest {
             Some(highest) => self.covered.missing_in(0, highest),
@@ -188,7 +220,10 @@ impl Tracker {
         now_ms: u64,
     ) -> Vec<Change> {
         let mut states = self.lock();
-        let state = states.entry(source.to_owned()).or_default();
+        let state = match states.get_mut(source) {
+            Some(state) => state,
+            None => states.entry(source.to_owned()).or_default(),
+        };
         for &(sequence, kind) in events {
             state.covered.insert(sequence, sequence);
             if let EventKind::Unused(range) = kind {
@@ -208,6 +243,7 @@ impl Tracker {
                 last_seen_ms: state.last_seen_ms,
             });
         }
+        state.publish(source);
         changes
     }
 
@@ -236,6 +272,7 @@ impl Tracker {
             let silent = now_ms.saturating_sub(since) > interval_ms;
             if silent && !state.silent {
                 state.silent = true;
+                state.publish(&source.name);
                 changes.push((
                     source.name.clone(),
                     Change::SilenceStarted {
