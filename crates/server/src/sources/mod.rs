@@ -5,7 +5,7 @@
 //!
 //! The path of a call holding signed envelopes (each step says what is durable):
 //! 1. `ingest::screen` on the handler's task, then the signatures, in one batch
-//!    verification with those of concurrent calls (`verifier`) on its own thread;
+//!    verification with those of concurrent calls (`verifier`) on a thread of its own;
 //!    nothing is written on a refusal.
 //! 2. The log appends the call with one unique key per envelope (source, sequence)
 //!    and the index terms of its audit events (`crate::query`), and writes the key
@@ -139,8 +139,9 @@ impl Sources {
             ));
         }
         let (changes, _) = broadcast::channel(256);
-        let verifier = Verifier::start().map_err(|source| ServerError::Io {
-            context: "starting the signature verification thread".to_owned(),
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let verifier = Verifier::start(cores).map_err(|source| ServerError::Io {
+            context: "starting the signature verification threads".to_owned(),
             source,
         })?;
         let sources = Arc::new(Sources {

@@ -1,11 +1,12 @@
 //! Signature checks of concurrent calls, verified together.
 //!
 //! One Ed25519 verification costs tens of microseconds, and a batch verification
-//! costs several times less per signature, but a call that carries one event has
-//! nothing to batch with. So calls that arrive while others are being checked wait
-//! in one queue, and a dedicated thread takes everything queued (up to
+//! costs less per signature, but a call that carries one event has nothing to
+//! batch with. So calls that arrive while others are being checked wait in one
+//! queue, and a verification thread takes everything queued (up to
 //! [`MAX_EVENTS`]) as one batch: under load the batches grow with the concurrency,
-//! and a lone call is checked at once, on its own handler task.
+//! and a lone call is checked at once, on its own handler task. There is one
+//! thread per core, so large calls are still checked in parallel.
 //!
 //! A merged batch that fails says only that some signature in it is bad, so every
 //! call of it is then checked on its own: one caller's forged signature never
@@ -14,9 +15,8 @@
 //! Batch and single verification accept the same honest signatures (see
 //! [`merklog_event::verify_batch`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use merklog_event::{Event, SourceKey, verify_batch};
 use tokio::sync::oneshot;
@@ -38,7 +38,7 @@ struct Job {
     reply: oneshot::Sender<(Screened, Result<(), Status>)>,
 }
 
-/// The shared queue of signature checks and its thread.
+/// The shared queue of signature checks and its threads.
 pub(crate) struct Verifier {
     jobs: mpsc::Sender<Job>,
     /// Calls between entering [`Verifier::verify`] and getting their answer.
@@ -46,12 +46,17 @@ pub(crate) struct Verifier {
 }
 
 impl Verifier {
-    /// Starts the verification thread; it ends when the verifier is dropped.
-    pub(crate) fn start() -> std::io::Result<Verifier> {
+    /// Starts `threads` verification threads; they end when the verifier is
+    /// dropped.
+    pub(crate) fn start(threads: usize) -> std::io::Result<Verifier> {
         let (jobs, queue) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("merklog-verify".to_owned())
-            .spawn(move || run(&queue))?;
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name("merklog-verify".to_owned())
+                .spawn(move || run(&queue))?;
+        }
         Ok(Verifier {
             jobs,
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -97,28 +102,33 @@ impl Drop for InFlight {
     }
 }
 
-/// The verification thread: takes whatever is queued as one batch, until every
-/// sender is gone.
-fn run(queue: &mpsc::Receiver<Job>) {
+/// A verification thread: takes whatever is queued as one batch (holding the
+/// queue only while it takes), until every sender is gone.
+fn run(queue: &Mutex<mpsc::Receiver<Job>>) {
     let mut carried: Option<Job> = None;
     loop {
-        let first = match carried.take() {
-            Some(job) => job,
-            None => match queue.recv() {
-                Ok(job) => job,
-                Err(mpsc::RecvError) => return,
-            },
-        };
-        let mut events = first.screened.signed.len();
-        let mut batch = vec![first];
-        while events < MAX_EVENTS {
-            let Ok(job) = queue.try_recv() else { break };
-            if events + job.screened.signed.len() > MAX_EVENTS {
-                carried = Some(job);
-                break;
+        let mut batch = Vec::new();
+        let mut events = 0;
+        {
+            let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let first = match carried.take() {
+                Some(job) => job,
+                None => match queue.recv() {
+                    Ok(job) => job,
+                    Err(mpsc::RecvError) => return,
+                },
+            };
+            events += first.screened.signed.len();
+            batch.push(first);
+            while events < MAX_EVENTS {
+                let Ok(job) = queue.try_recv() else { break };
+                if events + job.screened.signed.len() > MAX_EVENTS {
+                    carried = Some(job);
+                    break;
+                }
+                events += job.screened.signed.len();
+                batch.push(job);
             }
-            events += job.screened.signed.len();
-            batch.push(job);
         }
         // A caller that went away needs no answer.
         batch.retain(|job| !job.reply.is_closed());
@@ -248,7 +258,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_calls_share_the_queue_and_each_gets_its_own_answer() {
-        let verifier = Arc::new(Verifier::start().unwrap());
+        let verifier = Arc::new(Verifier::start(2).unwrap());
         let mut tasks = Vec::new();
         for i in 0..64u64 {
             let verifier = Arc::clone(&verifier);
