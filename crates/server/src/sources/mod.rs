@@ -139,9 +139,8 @@ impl Sources {
             ));
         }
         let (changes, _) = broadcast::channel(256);
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let verifier = Verifier::start(cores).map_err(|source| ServerError::Io {
-            context: "starting the signature verification threads".to_owned(),
+        let verifier = Verifier::start().map_err(|source| ServerError::Io {
+            context: "starting the signature verification thread".to_owned(),
             source,
         })?;
         let sources = Arc::new(Sources {

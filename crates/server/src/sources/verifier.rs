@@ -3,10 +3,11 @@
 //! One Ed25519 verification costs tens of microseconds, and a batch verification
 //! costs less per signature, but a call that carries one event has nothing to
 //! batch with. So calls that arrive while others are being checked wait in one
-//! queue, and a verification thread takes everything queued (up to
+//! queue, and one verification thread takes everything queued (up to
 //! [`MAX_EVENTS`]) as one batch: under load the batches grow with the concurrency,
-//! and a lone call is checked at once, on its own handler task. There is one
-//! thread per core, so large calls are still checked in parallel.
+//! and a lone call is checked at once, on its own handler task. A call large
+//! enough to be a good batch by itself skips the queue and is checked on a
+//! blocking thread of its own, so large calls use every core.
 //!
 //! A merged batch that fails says only that some signature in it is bad, so every
 //! call of it is then checked on its own: one caller's forged signature never
@@ -16,7 +17,7 @@
 //! [`merklog_event::verify_batch`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, mpsc};
 
 use merklog_event::{Event, SourceKey, verify_batch};
 use tokio::sync::oneshot;
@@ -31,6 +32,9 @@ pub(crate) const MAX_EVENTS: usize = 512;
 /// checked, is verified on its own task (it would be a batch of its own anyway,
 /// and this saves two thread hand-offs).
 const INLINE_EVENTS: usize = 4;
+/// A call with at least this many events is a batch of its own: it gains little
+/// from the queue, and checking it on its own thread keeps other cores busy.
+const OWN_BATCH_EVENTS: usize = 16;
 
 /// A call's screened entries, waiting for their signatures to be checked.
 struct Job {
@@ -38,7 +42,7 @@ struct Job {
     reply: oneshot::Sender<(Screened, Result<(), Status>)>,
 }
 
-/// The shared queue of signature checks and its threads.
+/// The shared queue of signature checks and its thread.
 pub(crate) struct Verifier {
     jobs: mpsc::Sender<Job>,
     /// Calls between entering [`Verifier::verify`] and getting their answer.
@@ -46,17 +50,12 @@ pub(crate) struct Verifier {
 }
 
 impl Verifier {
-    /// Starts `threads` verification threads; they end when the verifier is
-    /// dropped.
-    pub(crate) fn start(threads: usize) -> std::io::Result<Verifier> {
+    /// Starts the verification thread; it ends when the verifier is dropped.
+    pub(crate) fn start() -> std::io::Result<Verifier> {
         let (jobs, queue) = mpsc::channel();
-        let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..threads.max(1) {
-            let queue = Arc::clone(&queue);
-            std::thread::Builder::new()
-                .name("merklog-verify".to_owned())
-                .spawn(move || run(&queue))?;
-        }
+        std::thread::Builder::new()
+            .name("merklog-verify".to_owned())
+            .spawn(move || run(&queue))?;
         Ok(Verifier {
             jobs,
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -69,6 +68,13 @@ impl Verifier {
         let counted = InFlight::enter(&self.in_flight);
         if counted.alone() && screened.signed.len() <= INLINE_EVENTS {
             return ingest::verify(&screened.signed).map(|()| screened);
+        }
+        if screened.signed.len() >= OWN_BATCH_EVENTS {
+            return tokio::task::spawn_blocking(move || {
+                ingest::verify(&screened.signed).map(|()| screened)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("verification task: {e}")))?;
         }
         let (reply, answer) = oneshot::channel();
         self.jobs
@@ -102,33 +108,28 @@ impl Drop for InFlight {
     }
 }
 
-/// A verification thread: takes whatever is queued as one batch (holding the
-/// queue only while it takes), until every sender is gone.
-fn run(queue: &Mutex<mpsc::Receiver<Job>>) {
+/// The verification thread: takes whatever is queued as one batch, until every
+/// sender is gone.
+fn run(queue: &mpsc::Receiver<Job>) {
     let mut carried: Option<Job> = None;
     loop {
-        let mut batch = Vec::new();
-        let mut events = 0;
-        {
-            let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let first = match carried.take() {
-                Some(job) => job,
-                None => match queue.recv() {
-                    Ok(job) => job,
-                    Err(mpsc::RecvError) => return,
-                },
-            };
-            events += first.screened.signed.len();
-            batch.push(first);
-            while events < MAX_EVENTS {
-                let Ok(job) = queue.try_recv() else { break };
-                if events + job.screened.signed.len() > MAX_EVENTS {
-                    carried = Some(job);
-                    break;
-                }
-                events += job.screened.signed.len();
-                batch.push(job);
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match queue.recv() {
+                Ok(job) => job,
+                Err(mpsc::RecvError) => return,
+            },
+        };
+        let mut events = first.screened.signed.len();
+        let mut batch = vec![first];
+        while events < MAX_EVENTS {
+            let Ok(job) = queue.try_recv() else { break };
+            if events + job.screened.signed.len() > MAX_EVENTS {
+                carried = Some(job);
+                break;
             }
+            events += job.screened.signed.len();
+            batch.push(job);
         }
         // A caller that went away needs no answer.
         batch.retain(|job| !job.reply.is_closed());
@@ -258,7 +259,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_calls_share_the_queue_and_each_gets_its_own_answer() {
-        let verifier = Arc::new(Verifier::start(2).unwrap());
+        let verifier = Arc::new(Verifier::start().unwrap());
         let mut tasks = Vec::new();
         for i in 0..64u64 {
             let verifier = Arc::clone(&verifier);
@@ -272,6 +273,21 @@ mod tests {
                 (i, verifier.verify(screen(&[entry])).await)
             }));
         }
+        // Calls large enough to be checked on their own thread, alongside.
+        let large: Vec<Bytes> = (100..120).map(|n| event(SOURCES[0], n)).collect();
+        let mut forged_large = large.clone();
+        forged_large[17] = forged(SOURCES[0], 117);
+        let (honest, refused) = tokio::join!(
+            verifier.verify(screen(&large)),
+            verifier.verify(screen(&forged_large))
+        );
+        assert_eq!(honest.unwrap().signed.len(), 20);
+        let refused = refused.err().unwrap();
+        assert!(
+            refused.message().starts_with("entries[17]"),
+            "{}",
+            refused.message()
+        );
         for task in tasks {
             let (i, result) = task.await.unwrap();
             match result {
