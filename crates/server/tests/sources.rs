@@ -475,12 +475,7 @@ async fn equivocation_is_refused_kept_as_evidence_and_alerted() {
     assert_eq!(body["kind"], "equivocation");
     assert_eq!(body["source"], A);
     assert_eq!(body["sequence"], 1);
-    let metrics = reqwest::get(format!("http://{}/metrics", server.addrs.metrics))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(&server).await;
     assert!(
         metrics
             .lines()
@@ -646,14 +641,19 @@ async fn silence_past_the_heartbeat_interval_is_reported_and_ends() {
     server.stop().await;
 }
 
-/// The value of `name{source="<source>"}` on the metrics page, if listed.
-async fn gauge(server: &TestServer, name: &str, source: &str) -> Option<f64> {
-    let page = reqwest::get(format!("http://{}/metrics", server.addrs.metrics))
+/// The server's Prometheus page.
+async fn metrics_page(server: &TestServer) -> String {
+    reqwest::get(format!("http://{}/metrics", server.addrs.metrics))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The value of `name{source="<source>"}` on the metrics page, if listed.
+async fn gauge(server: &TestServer, name: &str, source: &str) -> Option<f64> {
+    let page = metrics_page(server).await;
     let series = format!("{name}{{source=\"{source}\"}} ");
     page.lines()
         .find_map(|line| line.strip_prefix(&series))
