@@ -4,9 +4,9 @@
 //! service.
 //!
 //! The path of a call holding signed envelopes (each step says what is durable):
-//! 1. `ingest::screen` on the handler's task, then the signatures, in one batch
-//!    verification with those of concurrent calls (`verifier`) on a thread of its own;
-//!    nothing is written on a refusal.
+//! 1. `ingest::screen` on the handler's task, then the signatures (`verifier`:
+//!    a small call's in one batch with those of concurrent calls, a large call's
+//!    as a batch of its own); nothing is written on a refusal.
 //! 2. The log appends the call with one unique key per envelope (source, sequence)
 //!    and the index terms of its audit events (`crate::query`), and writes the key
 //!    and term rows in the round's synced batch: after the answer, the events and

@@ -11,8 +11,8 @@
 //!
 //! A merged batch that fails says only that some signature in it is bad, so every
 //! call of it is then checked on its own: one caller's forged signature never
-//! refuses another caller's events, and costs the forger's batch-mates one more
-//! check each (only a principal admitted for a registered source gets this far).
+//! refuses another caller's events, and costs its batch-mates checks of their own
+//! (only a principal admitted for a registered source gets this far).
 //! Batch and single verification accept the same honest signatures (see
 //! [`merklog_event::verify_batch`]).
 
@@ -27,7 +27,7 @@ use super::ingest::{self, Screened};
 
 /// Most events verified in one merged batch: the cost per signature falls little
 /// beyond this, and a failed batch is checked again call by call.
-pub(crate) const MAX_EVENTS: usize = 512;
+const MAX_EVENTS: usize = 512;
 /// A call with at most this many events, arriving while no other call is being
 /// checked, is verified on its own task (it would be a batch of its own anyway,
 /// and this saves two thread hand-offs).
