@@ -24,6 +24,7 @@ use merklog_proto::v1;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
+use tracing::Level;
 
 use crate::auth::limits::{RATE_LIMITED, STREAM_LIMITED};
 use crate::auth::{Authenticator, Caller};
@@ -36,6 +37,8 @@ use crate::telemetry::{self, code_label};
 /// Requests of one append stream processed at once; further requests wait in
 /// HTTP/2 flow control, which pushes back on the client.
 const STREAM_MAX_IN_FLIGHT: usize = 64;
+/// The log target of the line each accepted append writes.
+const APPEND_TARGET: &str = "merklog::append";
 
 /// Bytes of entries in one `GetEntries` answer, below the 4 MiB a default
 /// gRPC client accepts (one entry is at most 64 KiB).
@@ -130,7 +133,10 @@ impl Inner {
             .check_append(&caller.principal, batch.entries.len(), bytes)
             .inspect_err(|_| telemetry::record_auth_rejection(RATE_LIMITED))?;
         let include_tlog_proof = batch.include_tlog_proof;
-        let leaves: Vec<Hash> = batch.entries.iter().map(|e| hash_leaf(e)).collect();
+        let count = batch.entries.len();
+        // The leaf hashes are for the line below; the log hashes the entries itself.
+        let leaves: Option<Vec<Hash>> = tracing::enabled!(target: APPEND_TARGET, Level::INFO)
+            .then(|| batch.entries.iter().map(|e| hash_leaf(e)).collect());
         let receipt = self
             .sources
             .append(&caller.principal, batch.entries)
@@ -139,7 +145,7 @@ impl Inner {
                 AppendError::Refused(status) => status,
                 AppendError::Log(error) => self.log_error(error),
             })?;
-        record_append(caller, &leaves, &receipt);
+        record_append(caller, count, leaves.as_deref(), &receipt);
         append_response(receipt, include_tlog_proof)
     }
 
@@ -185,18 +191,19 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::unauthenticated("the call was not authenticated"))
 }
 
-/// Logs and counts an accepted append: who, how many entries, where the first
-/// one is, and every leaf hash (which identify the entries without their
-/// content).
-fn record_append(caller: &Caller, leaves: &[Hash], receipt: &AppendReceipt) {
+/// Counts an accepted append, and logs it when `leaves` were computed for the
+/// line: who, how many entries, where the first one is, and every leaf hash
+/// (which identify the entries without their content).
+fn record_append(caller: &Caller, count: usize, leaves: Option<&[Hash]>, receipt: &AppendReceipt) {
     let principal = caller.principal.as_str();
-    telemetry::record_append(principal, leaves.len());
+    telemetry::record_append(principal, count);
+    let Some(leaves) = leaves else { return };
     let duplicates = receipt.entries.iter().filter(|e| e.duplicate).count();
     let first_index = receipt.entries.first().map(|e| e.index.0);
     tracing::info!(
-        target: "merklog::append",
+        target: APPEND_TARGET,
         principal,
-        entries = leaves.len(),
+        entries = count,
         first_index,
         duplicates,
         leaf_hashes = %LeafList(leaves),
