@@ -133,7 +133,8 @@ fn run(queue: &mpsc::Receiver<Job>) {
         }
         // A caller that went away needs no answer.
         batch.retain(|job| !job.reply.is_closed());
-        let results = check(batch.iter().map(|job| &job.screened));
+        let calls: Vec<&Screened> = batch.iter().map(|job| &job.screened).collect();
+        let results = check(&calls);
         for (job, result) in batch.into_iter().zip(results) {
             // The caller may have gone since; then nothing waits for the answer.
             let _ = job.reply.send((job.screened, result));
@@ -143,15 +144,16 @@ fn run(queue: &mpsc::Receiver<Job>) {
 
 /// The verdict on each call: one batch over all of them, and each on its own when
 /// that fails (or when there is only one).
-fn check<'a>(calls: impl Iterator<Item = &'a Screened> + Clone) -> Vec<Result<(), Status>> {
-    let merged_ok = calls.clone().nth(1).is_some() && {
+fn check(calls: &[&Screened]) -> Vec<Result<(), Status>> {
+    let merged_ok = calls.len() > 1 && {
         let items: Vec<(&Event, &SourceKey)> = calls
-            .clone()
+            .iter()
             .flat_map(|call| call.signed.iter().map(|s| (&s.event, &s.source.key)))
             .collect();
         verify_batch(&items).is_ok()
     };
     calls
+        .iter()
         .map(|call| {
             if merged_ok {
                 Ok(())
@@ -236,7 +238,7 @@ mod tests {
             screen(&[event(SOURCES[1], 1), forged(SOURCES[1], 2)]),
             screen(&[event(SOURCES[0], 2), event(SOURCES[1], 3)]),
         ];
-        let results = check(calls.iter());
+        let results = check(&calls.iter().collect::<Vec<_>>());
         assert!(results[0].is_ok());
         let refused = results[1].as_ref().unwrap_err();
         assert_eq!(refused.code(), tonic::Code::InvalidArgument);
@@ -251,10 +253,14 @@ mod tests {
             screen(&[event(SOURCES[0], 1)]),
             screen(&[event(SOURCES[1], 1)]),
         ];
-        assert!(check(honest.iter()).iter().all(Result::is_ok));
+        assert!(
+            check(&honest.iter().collect::<Vec<_>>())
+                .iter()
+                .all(Result::is_ok)
+        );
         // A lone forged call is refused on its own.
         let alone = [screen(&[forged(SOURCES[0], 9)])];
-        assert!(check(alone.iter())[0].is_err());
+        assert!(check(&alone.iter().collect::<Vec<_>>())[0].is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
