@@ -4,8 +4,9 @@
 //! The layout is tile-shaped (C2SP tlog-tiles): hash tiles of up to 256 hashes and entry
 //! bundles of up to 256 entries are stored as values, one key each. A partial tile or
 //! bundle is a prefix of the full one and grows round by round: the sequencer knows
-//! which bytes are new and hands the store only those ([`ValueWrite::Append`]), or a
-//! whole value when a tile or bundle fills or starts ([`ValueWrite::Put`]). A reader
+//! which bytes are new and hands the store only those ([`ValueWrite::Append`]), also in
+//! the round that fills it, or a whole value when a tile or bundle starts in the round
+//! ([`ValueWrite::Put`]). A reader
 //! truncates a stored value to the width a published size needs, so every published
 //! size stays servable.
 //!
@@ -40,11 +41,11 @@ pub const ALGORITHM_ED25519: &str = "ed25519";
 /// How a round changes the value of one tile or bundle key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValueWrite {
-    /// The whole value, replacing whatever the key holds: a tile or bundle that is full
-    /// (it never changes again), or a partial one that starts in this round.
+    /// The whole value, replacing whatever the key holds: a tile or bundle that starts
+    /// in this round (partial, or already full).
     Put(Vec<u8>),
     /// The key holds exactly `offset` bytes (what earlier rounds stored; none if it is
-    /// absent) and `bytes` follow them: a partial tile or bundle that grew.
+    /// absent) and `bytes` follow them: a tile or bundle that grew, possibly to full.
     Append {
         /// Length of the stored value this extends.
         offset: usize,

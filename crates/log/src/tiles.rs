@@ -257,7 +257,9 @@ pub(crate) struct EdgeWrites {
 }
 
 /// The write that takes a right-edge value from its first `offset` bytes to `value`:
-/// the whole value if it is new in this round, else the bytes past `offset`.
+/// the whole value if it is new in this round, else the bytes past `offset`. A tile or
+/// bundle that fills is no exception: putting it whole would store every hash and
+/// entry it holds a second time.
 fn edge_write(value: &[u8], offset: usize) -> ValueWrite {
     match value.get(offset..) {
         Some(bytes) if offset > 0 => ValueWrite::Append {
@@ -338,10 +340,10 @@ impl TreeState {
     }
 
     /// Appends a round's new leaves (with their entries, same order) to this state;
-    /// returns the round's tile and bundle writes: full ones whole, and for each
-    /// partial one its new bytes after what the previous round left (whole if it
-    /// started in this round). On an error the state may be partly extended: the
-    /// caller drops it and reloads from disk.
+    /// returns the round's tile and bundle writes: for each tile and bundle the round
+    /// added to, its bytes after what the previous round left (the whole value if it
+    /// started in this round), whether it filled or not. On an error the state may be
+    /// partly extended: the caller drops it and reloads from disk.
     pub(crate) fn extend(
         &mut self,
         leaves: &[Hash],
@@ -379,7 +381,8 @@ impl TreeState {
                         index: location.tile_index,
                         width: TILE_WIDTH,
                     };
-                    full_tiles.push((full, ValueWrite::Put(std::mem::take(tile))));
+                    full_tiles.push((full, edge_write(tile, *offset)));
+                    tile.clear();
                     *offset = 0;
                     touched &= !(1 << level);
                 } else {
@@ -415,8 +418,9 @@ impl TreeState {
             if leaf.is_multiple_of(BUNDLE_WIDTH) {
                 writes.bundles.push((
                     leaf / BUNDLE_WIDTH - 1,
-                    ValueWrite::Put(std::mem::take(&mut self.partial_bundle)),
+                    edge_write(&self.partial_bundle, bundle_offset),
                 ));
+                self.partial_bundle.clear();
                 bundle_offset = 0;
             }
         }
@@ -534,6 +538,57 @@ mod tests {
                 again.partial_bundle, loaded.partial_bundle,
                 "batches {batches:?}"
             );
+        }
+    }
+
+    #[test]
+    fn each_entry_and_hash_is_handed_over_once_also_in_the_round_that_fills() {
+        // Rounds of 1, 7 and 100 leaves across bundle and tile boundaries.
+        for batch in [1u64, 7, 100] {
+            let store = store();
+            let mut state = TreeState::default();
+            let (mut bundle_bytes, mut level_0_bytes, mut encoded) = (0, 0, 0);
+            while state.size().0 < 700 {
+                let start = state.size().0;
+                let entries: Vec<Bytes> = (start..start + batch).map(entry).collect();
+                let leaves: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
+                let refs: Vec<&Bytes> = entries.iter().collect();
+                let writes = state.extend(&leaves, &refs).unwrap();
+                let len = |write: &ValueWrite| match write {
+                    ValueWrite::Put(value) => value.len(),
+                    ValueWrite::Append { bytes, .. } => bytes.len(),
+                };
+                for (id, write) in &writes.tiles {
+                    if id.level == 0 {
+                        level_0_bytes += len(write);
+                    }
+                }
+                bundle_bytes += writes.bundles.iter().map(|(_, w)| len(w)).sum::<usize>();
+                for entry in &entries {
+                    let mut one = Vec::new();
+                    push_entry(&mut one, entry).unwrap();
+                    encoded += one.len();
+                }
+                store
+                    .commit(&RoundWrite {
+                        tiles: writes.tiles,
+                        bundles: writes.bundles,
+                        ..RoundWrite::default()
+                    })
+                    .unwrap();
+            }
+            let size = state.size().0 as usize;
+            assert_eq!(level_0_bytes, size * HASH_SIZE, "batches of {batch}");
+            assert_eq!(bundle_bytes, encoded, "batches of {batch}");
+            // What the store assembled from those writes is the whole log.
+            let bundles = store.read_bundles(&[0, 1, 2]).unwrap();
+            let mut stored: Vec<Vec<u8>> = Vec::new();
+            for bundle in bundles {
+                let bundle = bundle.unwrap();
+                stored.extend(split_bundle(&bundle).unwrap().iter().map(|e| e.to_vec()));
+            }
+            let expected: Vec<Vec<u8>> = (0..size as u64).map(|i| entry(i).to_vec()).collect();
+            assert_eq!(stored, expected, "batches of {batch}");
         }
     }
 

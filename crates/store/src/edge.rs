@@ -4,9 +4,10 @@
 //!
 //! The log says what changed ([`ValueWrite`]): an append becomes a merge operand
 //! holding the new bytes (an entry's bytes reach the WAL once, not once per later
-//! round); a whole value (a tile or bundle that filled, or one that starts) becomes a
-//! put, which supersedes that key's earlier operands, so full tiles and bundles read
-//! as single values and compaction drops the fragments. The offset of an append is
+//! round, nor once more when its bundle fills); a whole value (a tile or bundle that
+//! starts in the round) becomes a put, which supersedes whatever the key held. Reads
+//! see the concatenation, and flushes and compactions merge the operands of a key into
+//! one value, so a full tile or bundle ends up stored whole. The offset of an append is
 //! not checked here: rounds are committed in order and the log computes it from what
 //! the previous round stored (or, after a restart or a failed write, from what it
 //! read back).

@@ -41,9 +41,10 @@
 //! A round does not rewrite the partial tiles and the partial bundle: the log hands
 //! over only their new bytes (`merklog_log::ValueWrite::Append`), stored as merge
 //! operands of an append operator registered on `tiles` and `entries`, and reads
-//! (gets, multi-gets) see the concatenation. When a tile or bundle fills or starts,
-//! the log hands over its whole value, which is put and supersedes the operands
-//! (compaction then drops them). All of it goes into the round's single synced batch,
+//! (gets, multi-gets) see the concatenation; flushes and compactions merge a key's
+//! operands into one value. The round that fills a tile or bundle hands over its last
+//! bytes the same way (a put of the whole would store each entry twice); a tile or
+//! bundle that starts in a round is put whole. All of it goes into the round's single synced batch,
 //! so a crash leaves each key at its value before or after the round.
 //! Version-1 directories (whole values only) open unchanged and are marked version 2.
 //!

@@ -35,12 +35,17 @@ fn entry(i: u64) -> Vec<u8> {
 /// One round of `count` new entries: the edge's values, dedup rows and a checkpoint.
 fn round(edge: &mut Edge, count: u64) -> RoundWrite {
     let entries: Vec<Vec<u8>> = (edge.size..edge.size + count).map(entry).collect();
+    round_of(edge, &entries)
+}
+
+/// One round of the given new entries.
+fn round_of(edge: &mut Edge, entries: &[Vec<u8>]) -> RoundWrite {
     let leaves: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
     let mut round = RoundWrite {
         dedup: leaves.iter().copied().zip(edge.size..).collect(),
         ..RoundWrite::default()
     };
-    edge.append(&leaves, &entries, &mut round);
+    edge.append(&leaves, entries, &mut round);
     round.checkpoint = Some((edge.size, format!("checkpoint {}", edge.size).into_bytes()));
     round
 }
@@ -149,26 +154,28 @@ fn reads_match_an_in_memory_store_after_every_round_and_every_reopen() {
 }
 
 #[test]
-fn a_partial_bundle_grown_one_entry_per_round_is_stored_once() {
-    // 255 rounds of one entry: rewriting the partial bundle (and tile) every round would
-    // put ~128 copies of each entry (and hash) in the WAL; appending writes each once.
+fn entries_grown_one_per_round_reach_the_wal_once_also_when_their_bundle_fills() {
+    // 300 rounds of one 1,000-byte entry, across the first full bundle and tile:
+    // rewriting the partial bundle every round would put ~128 copies of each entry in
+    // the WAL, and putting the bundle whole when it fills one more (256 KB here).
     let dir = tempfile::tempdir().unwrap();
     let store = RocksStore::open_for(dir.path(), &metadata()).unwrap();
     let model = MemoryStore::new(metadata());
     let mut edge = Edge::default();
     let mut written = Written::default();
     let mut entry_bytes = 0;
-    for _ in 0..255 {
-        let round = round(&mut edge, 1);
-        entry_bytes += match &round.bundles[0].1 {
-            ValueWrite::Put(value) => value.len() as u64,
-            ValueWrite::Append { bytes, .. } => bytes.len() as u64,
-        };
+    for i in 0..300u64 {
+        let mut entry = format!("entry {i} ").into_bytes();
+        entry.resize(1_000, b'.');
+        // The bundle encoding: a two-byte length, then the entry.
+        entry_bytes += 2 + entry.len() as u64;
+        let round = round_of(&mut edge, &[entry]);
         written.note(&round);
         store.commit(&round).unwrap();
         model.commit(&round).unwrap();
     }
-    written.assert_same(&store, &model, "after 255 rounds");
+    assert_eq!(edge.size, 300);
+    written.assert_same(&store, &model, "after 300 rounds");
     // The WAL holds every batch (nothing was flushed yet).
     let wal: u64 = std::fs::read_dir(dir.path())
         .unwrap()
@@ -177,11 +184,16 @@ fn a_partial_bundle_grown_one_entry_per_round_is_stored_once() {
         .map(|e| e.metadata().unwrap().len())
         .sum();
     // Per round also a dedup row, one new tile hash, a checkpoint under two keys and
-    // the batch headers: a few hundred bytes. Rewriting would add ~2.3 MB here.
+    // the batch headers: a few hundred bytes.
     assert!(
-        wal < entry_bytes + 255 * 400,
+        wal < entry_bytes + 300 * 400,
         "{wal} WAL bytes for {entry_bytes} bytes of entries"
     );
+    // Compacted, the full bundle and tile are single values that read the same.
+    drop(store);
+    compact_all(dir.path());
+    let store = RocksStore::open_for(dir.path(), &metadata()).unwrap();
+    written.assert_same(&store, &model, "after compaction");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The right edge as the sequencer keeps it (partial tiles per level, the partial
-//! bundle), producing the writes a `RoundWrite` carries (whole values for full or new
-//! tiles and bundles, appends for growing ones), with deterministic stand-ins for
+//! bundle), producing the writes a `RoundWrite` carries (whole values for tiles and
+//! bundles that start in the round, appends for growing ones, also when they fill),
+//! with deterministic stand-ins for
 //! interior hashes. Shared by the store's right-edge tests and the `store_grow` example
 //! (included with `#[path]`).
 
@@ -51,16 +52,16 @@ impl Edge {
                     break;
                 }
                 let index = (self.size >> (8 * u32::from(level))) >> 8;
-                let full = std::mem::take(tile);
-                hash = hash_children(&full[..32].try_into().unwrap(), &hash);
+                hash = hash_children(&tile[..32].try_into().unwrap(), &hash);
                 round.tiles.push((
                     TileId {
                         level,
                         index,
                         width: 256,
                     },
-                    ValueWrite::Put(full),
+                    write(tile, offsets[usize::from(level)]),
                 ));
+                tile.clear();
                 offsets[usize::from(level)] = 0;
                 touched &= !(1 << level);
                 level += 1;
@@ -68,10 +69,10 @@ impl Edge {
             push_entry(&mut self.bundle, entry).unwrap();
             self.size += 1;
             if self.size.is_multiple_of(256) {
-                round.bundles.push((
-                    self.size / 256 - 1,
-                    ValueWrite::Put(std::mem::take(&mut self.bundle)),
-                ));
+                round
+                    .bundles
+                    .push((self.size / 256 - 1, write(&self.bundle, bundle_offset)));
+                self.bundle.clear();
                 bundle_offset = 0;
             }
         }
