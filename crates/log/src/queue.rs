@@ -92,10 +92,14 @@ impl Queue {
         state.held_bytes = held_bytes;
         state.entries = state.entries.saturating_add(request.entries.len());
         state.items.push_back(request);
-        metrics::gauge!(crate::metrics::QUEUE_ENTRIES).set(state.entries as f64);
-        if state.sequencer_waiting {
+        let (waiting, wake) = (state.entries, state.sequencer_waiting);
+        // Outside the lock: the woken sequencer need not wait for it, and the gauge's
+        // registry look-up does not hold up other callers.
+        drop(state);
+        if wake {
             self.ready.notify_one();
         }
+        metrics::gauge!(crate::metrics::QUEUE_ENTRIES).set(waiting as f64);
         Ok(())
     }
 
@@ -153,7 +157,9 @@ impl Queue {
             state.entries = state.entries.saturating_sub(n);
             taken.push(request);
         }
-        metrics::gauge!(crate::metrics::QUEUE_ENTRIES).set(state.entries as f64);
+        let waiting = state.entries;
+        drop(state);
+        metrics::gauge!(crate::metrics::QUEUE_ENTRIES).set(waiting as f64);
         Batch::Round(taken)
     }
 

@@ -288,12 +288,42 @@ struct PendingCall {
     header_status: Option<Code>,
 }
 
+/// The call counter and duration histogram of one `rpc` label.
+struct CallMetrics {
+    rpc: &'static str,
+    calls: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// The handles of every `rpc` label, registered on the first call that ends (the
+/// server installs the recorder before it serves): looking a metric up by name and
+/// label on every call costs more than recording it.
+fn call_metrics(rpc: &'static str) -> Option<&'static CallMetrics> {
+    static TABLE: OnceLock<Vec<CallMetrics>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        LOG_METHODS
+            .iter()
+            .copied()
+            .chain(["unknown"])
+            .map(|rpc| CallMetrics {
+                rpc,
+                calls: metrics::counter!("merklog_rpc_calls_total", "rpc" => rpc),
+                duration: metrics::histogram!("merklog_rpc_duration_seconds", "rpc" => rpc),
+            })
+            .collect()
+    });
+    table.iter().find(|m| m.rpc == rpc)
+}
+
 impl PendingCall {
     fn record(self, status: Option<Code>) {
         let rpc = self.rpc;
-        metrics::counter!("merklog_rpc_calls_total", "rpc" => rpc).increment(1);
-        metrics::histogram!("merklog_rpc_duration_seconds", "rpc" => rpc)
-            .record(self.started.elapsed().as_secs_f64());
+        let elapsed = self.started.elapsed().as_secs_f64();
+        // Every `rpc` label comes from the table the handles are made from.
+        if let Some(handles) = call_metrics(rpc) {
+            handles.calls.increment(1);
+            handles.duration.record(elapsed);
+        }
         if let Some(code) = status.filter(|code| *code != Code::Ok) {
             metrics::counter!("merklog_rpc_errors_total", "rpc" => rpc, "code" => code_label(code))
                 .increment(1);
