@@ -270,6 +270,17 @@ fn edge_write(value: &[u8], offset: usize) -> ValueWrite {
     }
 }
 
+/// [`edge_write`] for a value that just filled, leaving `value` empty: a value that
+/// started in this round moves into its put instead of being copied.
+fn filled_write(value: &mut Vec<u8>, offset: usize) -> ValueWrite {
+    if offset == 0 {
+        return ValueWrite::Put(std::mem::take(value));
+    }
+    let write = edge_write(value, offset);
+    value.clear();
+    write
+}
+
 /// The tree as the sequencer holds it: the compact range (for roots and proofs) and
 /// the right-edge partial tiles and bundle, whose growth each round stores so that
 /// every size stays servable from single tile reads.
@@ -381,8 +392,7 @@ impl TreeState {
                         index: location.tile_index,
                         width: TILE_WIDTH,
                     };
-                    full_tiles.push((full, edge_write(tile, *offset)));
-                    tile.clear();
+                    full_tiles.push((full, filled_write(tile, *offset)));
                     *offset = 0;
                     touched &= !(1 << level);
                 } else {
@@ -418,9 +428,8 @@ impl TreeState {
             if leaf.is_multiple_of(BUNDLE_WIDTH) {
                 writes.bundles.push((
                     leaf / BUNDLE_WIDTH - 1,
-                    edge_write(&self.partial_bundle, bundle_offset),
+                    filled_write(&mut self.partial_bundle, bundle_offset),
                 ));
-                self.partial_bundle.clear();
                 bundle_offset = 0;
             }
         }
