@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use merklog_log::{ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite, ValueWrite};
+use merklog_log::{ALGORITHM_ED25519, LogMetadata, LogStore, MemoryStore, RoundWrite};
 use merklog_merkle::tile::TileId;
 use merklog_merkle::{Hash, hash_leaf};
 use merklog_store::keys::{COLUMN_FAMILIES, LogId, bundle_key, tile_key};
