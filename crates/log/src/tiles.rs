@@ -473,20 +473,26 @@ mod tests {
     fn grow(store: &MemoryStore, batches: &[u64]) -> TreeState {
         let mut state = TreeState::default();
         for &k in batches {
-            let start = state.size().0;
-            let entries: Vec<Bytes> = (start..start + k).map(entry).collect();
-            let leaves: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
-            let refs: Vec<&Bytes> = entries.iter().collect();
-            let writes = state.extend(&leaves, &refs).unwrap();
-            store
-                .commit(&RoundWrite {
-                    tiles: writes.tiles,
-                    bundles: writes.bundles,
-                    ..RoundWrite::default()
-                })
-                .unwrap();
+            round(&mut state, store, k);
         }
         state
+    }
+
+    /// One round of `k` new entries through `extend`, committed; returns its entries
+    /// and writes.
+    fn round(state: &mut TreeState, store: &MemoryStore, k: u64) -> (Vec<Bytes>, RoundWrite) {
+        let start = state.size().0;
+        let entries: Vec<Bytes> = (start..start + k).map(entry).collect();
+        let leaves: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
+        let refs: Vec<&Bytes> = entries.iter().collect();
+        let writes = state.extend(&leaves, &refs).unwrap();
+        let write = RoundWrite {
+            tiles: writes.tiles,
+            bundles: writes.bundles,
+            ..RoundWrite::default()
+        };
+        store.commit(&write).unwrap();
+        (entries, write)
     }
 
     #[test]
@@ -558,11 +564,7 @@ mod tests {
             let mut state = TreeState::default();
             let (mut bundle_bytes, mut level_0_bytes, mut encoded) = (0, 0, 0);
             while state.size().0 < 700 {
-                let start = state.size().0;
-                let entries: Vec<Bytes> = (start..start + batch).map(entry).collect();
-                let leaves: Vec<Hash> = entries.iter().map(|e| hash_leaf(e)).collect();
-                let refs: Vec<&Bytes> = entries.iter().collect();
-                let writes = state.extend(&leaves, &refs).unwrap();
+                let (entries, writes) = round(&mut state, &store, batch);
                 let len = |write: &ValueWrite| match write {
                     ValueWrite::Put(value) => value.len(),
                     ValueWrite::Append { bytes, .. } => bytes.len(),
@@ -578,13 +580,6 @@ mod tests {
                     push_entry(&mut one, entry).unwrap();
                     encoded += one.len();
                 }
-                store
-                    .commit(&RoundWrite {
-                        tiles: writes.tiles,
-                        bundles: writes.bundles,
-                        ..RoundWrite::default()
-                    })
-                    .unwrap();
             }
             let size = state.size().0 as usize;
             assert_eq!(level_0_bytes, size * HASH_SIZE, "batches of {batch}");
