@@ -6,9 +6,8 @@
 //! bundle is a prefix of the full one and grows round by round: the sequencer knows
 //! which bytes are new and hands the store only those ([`ValueWrite::Append`]), also in
 //! the round that fills it, or a whole value when a tile or bundle starts in the round
-//! ([`ValueWrite::Put`]). A reader
-//! truncates a stored value to the width a published size needs, so every published
-//! size stays servable.
+//! ([`ValueWrite::Put`]). A reader truncates a stored value to the width a published
+//! size needs, so every published size stays servable.
 //!
 //! Tiles are named by [`TileId`], but a store keys them by level and index alone: the
 //! partial tile of every width lives under one key and grows in place, so the width in

@@ -44,8 +44,8 @@
 //! (gets, multi-gets) see the concatenation; flushes and compactions merge a key's
 //! operands into one value. The round that fills a tile or bundle hands over its last
 //! bytes the same way (a put of the whole would store each entry twice); a tile or
-//! bundle that starts in a round is put whole. All of it goes into the round's single synced batch,
-//! so a crash leaves each key at its value before or after the round.
+//! bundle that starts in a round is put whole. All of it goes into the round's single
+//! synced batch, so a crash leaves each key at its value before or after the round.
 //! Version-1 directories (whole values only) open unchanged and are marked version 2.
 //!
 //! The metadata is written once, at creation, with a synced write

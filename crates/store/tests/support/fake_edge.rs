@@ -1,9 +1,8 @@
 //! The right edge as the sequencer keeps it (partial tiles per level, the partial
 //! bundle), producing the writes a `RoundWrite` carries (whole values for tiles and
 //! bundles that start in the round, appends for growing ones, also when they fill),
-//! with deterministic stand-ins for
-//! interior hashes. Shared by the store's right-edge tests and the `store_grow` example
-//! (included with `#[path]`).
+//! with deterministic stand-ins for interior hashes. Shared by the store's right-edge
+//! tests and the `store_grow` example (included with `#[path]`).
 
 use merklog_log::{RoundWrite, ValueWrite};
 use merklog_merkle::bundle::push_entry;
