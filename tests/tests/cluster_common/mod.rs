@@ -2,10 +2,11 @@
 //! etcd on loopback ports, each killed when dropped, and a client of the test bucket.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use merklog_cluster::Bucket;
@@ -59,12 +60,22 @@ pub(crate) fn prerequisites() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
+/// A loopback port nothing listens on, never handed out twice in this process.
+///
+/// The port is released before a child binds it, so the kernel may offer it again to
+/// the next probe; tests starting services in parallel would then race for one port.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if HANDED_OUT.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 pub(crate) fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -83,9 +94,9 @@ pub(crate) fn wait_for_port(port: u16, child: &mut Child, what: &str) {
 }
 
 /// moto's S3 server on a loopback port, with the test bucket created.
-pub(crate) async fn start_s3(moto: &Path, log: &Path) -> (Service, String) {
+pub(crate) async fn start_s3(moto: &Path, log_path: &Path) -> (Service, String) {
     let port = free_port();
-    let log = std::fs::File::create(log).unwrap();
+    let log = std::fs::File::create(log_path).unwrap();
     let mut child = Command::new(moto)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::null())
@@ -95,16 +106,29 @@ pub(crate) async fn start_s3(moto: &Path, log: &Path) -> (Service, String) {
         .unwrap();
     wait_for_port(port, &mut child, "moto_server");
     let endpoint = format!("http://127.0.0.1:{port}");
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{BUCKET}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        created.status().is_success(),
-        "creating the bucket: {}",
-        created.status()
-    );
+    // Accepting a connection can precede serving requests; retry while moto runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = reqwest::Client::new()
+            .put(format!("{endpoint}/{BUCKET}"))
+            .send()
+            .await;
+        match created {
+            Ok(answer) if answer.status().is_success() => break,
+            Ok(answer) => panic!("creating the bucket: {}", answer.status()),
+            Err(error) => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+                    panic!("moto_server exited with {status} ({error}); its log:\n{log}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "moto_server did not serve within 30 s: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
     (Service { child }, endpoint)
 }
 
