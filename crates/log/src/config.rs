@@ -16,7 +16,9 @@ pub const MAX_ENTRY_BYTES_HARD_CAP: usize = 65_535;
 /// - **Natural batching, no added wait (`max_batch_wait` = 0).** A round takes everything
 ///   queued when it starts. While one round syncs, the next batch accumulates, so under
 ///   load batches grow by themselves with no timer; when idle, a lone append is sealed
-///   at once (one fsync of latency, not fsync + T). A positive `max_batch_wait` makes a
+///   at once (one fsync of latency, not fsync + T). Only after a round of several small
+///   calls does the next one linger, for at most half the last sync's duration (capped at
+///   a millisecond), so concurrent small calls share a sync. A positive `max_batch_wait` makes a
 ///   round that starts with fewer than `max_batch_entries` entries wait until T has
 ///   passed since its *first* entry was queued (so an entry that already waited through
 ///   a previous round adds no wait); it trades latency for fewer fsyncs on disks where a

@@ -5,6 +5,19 @@
 //! prepared still holds its room; a push that does not fit fails at once (`QueueFull`),
 //! it never blocks. Only the sequencer thread waits, on a condition
 //! variable, and callers wake it only when it is actually waiting.
+//!
+//! The queue also knows whether the writer thread is busy with a round. While it is,
+//! the sequencer takes the next batch only once the queue holds as many entries as
+//! that round (or a full batch): a batch taken earlier could not be written any sooner,
+//! and calls arriving during the write would wait a whole extra round behind it.
+//! Under batched load the next round is still prepared during the write.
+//!
+//! Once the writer is free, a round of small concurrent calls may linger briefly for
+//! more (group commit): each round has a fixed cost (signature, synced write, thread
+//! hand-overs) that a two-core machine pays in CPU the calls themselves need, so rounds
+//! of a few entries make everything slower. It lingers only after a round that held
+//! several calls yet few entries, for at most half the last synced write, counted from
+//! its first request's arrival; a lone caller is never held up.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -16,6 +29,13 @@ use tokio::sync::oneshot;
 
 use crate::LogError;
 use crate::round::RoundReply;
+
+/// A round of this many entries shares its fixed cost widely enough: lingering for more
+/// would only add latency.
+const WORTHWHILE_ROUND: usize = 64;
+
+/// The longest adaptive linger, whatever the synced writes take.
+const MAX_LINGER: Duration = Duration::from_millis(1);
 
 /// One append call waiting to be sequenced.
 pub(crate) struct Request {
@@ -50,6 +70,32 @@ struct State {
     held_bytes: usize,
     closed: bool,
     sequencer_waiting: bool,
+    /// Rounds handed to the writer and not yet finished by it.
+    writing: usize,
+    /// Entries of the round handed over last.
+    writing_entries: usize,
+    /// Requests and entries of the batch taken last.
+    last_requests: usize,
+    last_entries: usize,
+    /// How long the last synced write took.
+    last_sync: Duration,
+}
+
+impl State {
+    /// How long a non-full batch may wait for more since its first request arrived,
+    /// and the entry count that ends the wait early.
+    fn linger(&self, max_entries: usize, max_wait: Duration) -> (Duration, usize) {
+        if !max_wait.is_zero() {
+            (max_wait, max_entries)
+        } else if self.last_requests >= 2 && self.last_entries < WORTHWHILE_ROUND {
+            (
+                (self.last_sync / 2).min(MAX_LINGER),
+                WORTHWHILE_ROUND.min(max_entries),
+            )
+        } else {
+            (Duration::ZERO, max_entries)
+        }
+    }
 }
 
 pub(crate) struct Queue {
@@ -120,15 +166,25 @@ impl Queue {
     ///
     /// If the queued entries do not fill a batch and `max_wait` is positive, waits until
     /// `max_wait` has passed since the first request was queued, or the batch is full.
+    /// With `max_wait` zero it may linger likewise, as the module documentation says.
+    ///
+    /// While the writer is busy ([`handing_over`](Queue::handing_over) without a matching
+    /// [`written`](Queue::written)), it first waits until the writer is done or the queue
+    /// holds at least as many entries as the round being written.
     pub(crate) fn take_batch(&self, max_entries: usize, max_wait: Duration) -> Batch {
         let mut state = self.lock();
-        while state.items.is_empty() && !state.closed {
+        while !state.closed
+            && (state.items.is_empty()
+                || (state.writing > 0
+                    && state.entries < state.writing_entries.clamp(1, max_entries.max(1))))
+        {
             state = self.wait(state, None);
         }
-        if !max_wait.is_zero() {
+        let (linger, enough) = state.linger(max_entries, max_wait);
+        if !linger.is_zero() {
             let first = state.items.front().map(|r| r.enqueued);
-            if let Some(deadline) = first.and_then(|t| t.checked_add(max_wait)) {
-                while !state.closed && state.entries < max_entries {
+            if let Some(deadline) = first.and_then(|t| t.checked_add(linger)) {
+                while !state.closed && state.entries < enough {
                     let now = Instant::now();
                     if now >= deadline {
                         break;
@@ -157,10 +213,34 @@ impl Queue {
             state.entries = state.entries.saturating_sub(n);
             taken.push(request);
         }
+        state.last_requests = taken.len();
+        state.last_entries = taken_entries;
         let waiting = state.entries;
         drop(state);
         metrics::gauge!(crate::metrics::QUEUE_ENTRIES).set(waiting as f64);
         Batch::Round(taken)
+    }
+
+    /// The sequencer is about to hand a round of `entries` entries to the writer.
+    pub(crate) fn handing_over(&self, entries: usize) {
+        let mut state = self.lock();
+        state.writing = state.writing.saturating_add(1);
+        state.writing_entries = entries;
+    }
+
+    /// The writer finished a round handed over (or the hand-over failed); `sync` is
+    /// how long its synced write took, if it made one.
+    pub(crate) fn written(&self, sync: Option<Duration>) {
+        let mut state = self.lock();
+        state.writing = state.writing.saturating_sub(1);
+        if let Some(sync) = sync {
+            state.last_sync = sync;
+        }
+        let wake = state.sequencer_waiting;
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// Frees the room of taken requests (`entries` entries of `bytes` bytes in all).
@@ -265,6 +345,127 @@ mod tests {
         assert_eq!(left.len(), 1);
         let err = queue.push(request(1, 1).0).err().unwrap();
         assert_eq!(err, LogError::ShuttingDown);
+    }
+
+    fn taken_in(queue: &std::sync::Arc<Queue>) -> std::sync::mpsc::Receiver<usize> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let queue = queue.clone();
+        std::thread::spawn(move || {
+            if let Batch::Round(batch) = queue.take_batch(100, Duration::ZERO) {
+                let _ = tx.send(batch.iter().map(|r| r.entries.len()).sum());
+            }
+        });
+        rx
+    }
+
+    #[test]
+    fn while_the_writer_is_busy_waits_for_as_many_entries_as_its_round() {
+        let queue = std::sync::Arc::new(Queue::new(100, 10_000));
+        queue.handing_over(3);
+        assert!(queue.push(request(1, 1).0).is_ok());
+        let taken = taken_in(&queue);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            taken.try_recv().is_err(),
+            "took one entry while a round of 3 was written"
+        );
+        assert!(queue.push(request(2, 1).0).is_ok());
+        assert_eq!(taken.recv_timeout(Duration::from_secs(10)), Ok(3));
+    }
+
+    #[test]
+    fn a_finished_write_releases_a_smaller_batch() {
+        let queue = std::sync::Arc::new(Queue::new(100, 10_000));
+        queue.handing_over(50);
+        assert!(queue.push(request(2, 1).0).is_ok());
+        let taken = taken_in(&queue);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            taken.try_recv().is_err(),
+            "took a batch while the writer was busy"
+        );
+        queue.written(None);
+        assert_eq!(taken.recv_timeout(Duration::from_secs(10)), Ok(2));
+        // An idle writer: taken at once.
+        assert!(queue.push(request(1, 1).0).is_ok());
+        assert_eq!(
+            taken_in(&queue).recv_timeout(Duration::from_secs(10)),
+            Ok(1)
+        );
+        // A round larger than a batch waits only for a full batch.
+        queue.release(3, 3);
+        queue.handing_over(500);
+        assert!(queue.push(request(100, 1).0).is_ok());
+        assert_eq!(
+            taken_in(&queue).recv_timeout(Duration::from_secs(10)),
+            Ok(100)
+        );
+    }
+
+    #[test]
+    fn lingers_only_after_rounds_of_several_small_calls() {
+        let sync = Duration::from_micros(600);
+        let state = |last_requests, last_entries| State {
+            last_requests,
+            last_entries,
+            last_sync: sync,
+            ..State::default()
+        };
+        // Several calls, few entries: half a sync, or until a worthwhile round.
+        assert_eq!(
+            state(4, 4).linger(8192, Duration::ZERO),
+            (sync / 2, WORTHWHILE_ROUND)
+        );
+        assert_eq!(state(4, 4).linger(10, Duration::ZERO), (sync / 2, 10));
+        // A lone caller is never held up; large rounds need no more.
+        assert_eq!(state(1, 1).linger(8192, Duration::ZERO).0, Duration::ZERO);
+        assert_eq!(
+            state(2, 1000).linger(8192, Duration::ZERO).0,
+            Duration::ZERO
+        );
+        // Slow syncs do not make the linger unbounded.
+        let slow = State {
+            last_sync: Duration::from_secs(1),
+            ..state(4, 4)
+        };
+        assert_eq!(slow.linger(8192, Duration::ZERO).0, MAX_LINGER);
+        // A configured wait replaces the adaptive one.
+        let wait = Duration::from_millis(5);
+        assert_eq!(state(1, 1).linger(8192, wait), (wait, 8192));
+    }
+
+    #[test]
+    fn a_batch_records_its_size_and_a_write_its_sync() {
+        let queue = Queue::new(100, 10_000);
+        for _ in 0..3 {
+            assert!(queue.push(request(2, 1).0).is_ok());
+        }
+        let Batch::Round(batch) = queue.take_batch(100, Duration::ZERO) else {
+            panic!("closed")
+        };
+        assert_eq!(batch.len(), 3);
+        queue.handing_over(6);
+        queue.written(Some(Duration::from_micros(800)));
+        let state = queue.lock();
+        assert_eq!((state.last_requests, state.last_entries), (3, 6));
+        assert_eq!(state.last_sync, Duration::from_micros(800));
+        assert_eq!(state.writing, 0);
+    }
+
+    #[test]
+    fn closing_wakes_a_sequencer_waiting_for_the_writer() {
+        let queue = std::sync::Arc::new(Queue::new(100, 10_000));
+        queue.handing_over(5);
+        assert!(queue.push(request(1, 1).0).is_ok());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = queue.clone();
+        std::thread::spawn(move || {
+            let closed = matches!(waiter.take_batch(100, Duration::ZERO), Batch::Closed(_));
+            let _ = tx.send(closed);
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        queue.close();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! carries out steps 1 to 5 of docs/durability.md on its tip of the tree (the state
 //! after every round it handed on), then hands the prepared round to the writer thread
 //! (`writer.rs`) for steps 6 to 9. The hand-over is a rendezvous: round N+1 is prepared
-//! while round N's synced write is in flight, and handed over once that write returned.
-//! Nothing is answered or published here.
+//! while round N's synced write is in flight (once the queue holds as many entries as
+//! round N, see `queue.rs`), and handed over once that write returned. Nothing is
+//! answered or published here.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::SyncSender;
@@ -221,12 +222,15 @@ impl Sequencer {
             fail_refused(round.refused, &LogError::ShuttingDown);
             return false;
         };
+        let entries = round.assignments.len();
+        self.shared.queue.handing_over(entries);
         match sender.send(round) {
             Ok(()) => {
                 self.sent += 1;
                 true
             }
             Err(std::sync::mpsc::SendError(round)) => {
+                self.shared.queue.written(None);
                 // The writer thread is gone (it panicked): nothing can be made durable.
                 self.tip = None;
                 let error = LogError::Unavailable("the writer thread stopped".into());

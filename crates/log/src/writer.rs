@@ -1,7 +1,7 @@
 //! The writer thread: the second stage of the sequencer's pipeline. It takes prepared
 //! rounds one at a time, in order, and carries out steps 6 to 9 of docs/durability.md:
 //! the synced write, the durable size, publication (through the [`Publisher`]) and the
-//! answers. While it syncs round N, the sequencer thread prepares round N+1 on top of
+//! answers. While it syncs round N, the sequencer thread may prepare round N+1 on top of
 //! N's in-memory state; N+1 is handed over only once the writer is free again, so the
 //! writes stay in order and each round's write starts after the previous one returned.
 //!
@@ -13,13 +13,13 @@
 use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use merklog_merkle::{BatchProofs, Hash};
 
 use crate::proofs::stored_proofs;
 use crate::publish::Publisher;
-use crate::queue::Request;
+use crate::queue::{Queue, Request};
 use crate::round::{Assigned, AssignedSlot, DurableRound, EntryProof, Reply, RoundReply};
 use crate::state::Shared;
 use crate::{LogError, RoundWrite, SignedCheckpoint, metrics as m};
@@ -107,6 +107,19 @@ impl Pipeline {
     }
 }
 
+/// Tells the queue the writer is done with a round, also when writing it panicked: the
+/// sequencer may be waiting for the writer to be free, and must then find it gone.
+struct RoundDone<'a> {
+    queue: &'a Queue,
+    sync: Option<Duration>,
+}
+
+impl Drop for RoundDone<'_> {
+    fn drop(&mut self) {
+        self.queue.written(self.sync);
+    }
+}
+
 /// The writer thread's state.
 pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
@@ -117,14 +130,20 @@ pub(crate) struct Writer {
 impl Writer {
     /// The thread body: until the sequencer drops its end of the channel.
     pub(crate) fn run(mut self, rounds: Receiver<Prepared>) {
+        let shared = self.shared.clone();
         while let Ok(round) = rounds.recv() {
-            self.write(round);
+            let mut done = RoundDone {
+                queue: &shared.queue,
+                sync: None,
+            };
+            done.sync = self.write(round);
+            drop(done);
             self.pipeline.finish();
         }
     }
 
-    /// Steps 6 to 9 of one round.
-    fn write(&mut self, round: Prepared) {
+    /// Steps 6 to 9 of one round; how long its synced write took, if it made one.
+    fn write(&mut self, round: Prepared) -> Option<Duration> {
         let Prepared {
             epoch,
             requests,
@@ -144,7 +163,7 @@ impl Writer {
             // was never written, so retrying elsewhere or later is safe).
             fail_all(requests, &LogError::ShuttingDown);
             fail_refused(refused, &LogError::ShuttingDown);
-            return;
+            return None;
         }
         if epoch != self.pipeline.epoch() {
             // Prepared on top of a round whose write failed: never written.
@@ -152,7 +171,7 @@ impl Writer {
                 LogError::Unavailable("an earlier round could not be made durable; retry".into());
             fail_all(requests, &error);
             fail_refused(refused, &error);
-            return;
+            return None;
         }
         let proofs = match new {
             Some(NewLeaves { write, proofs }) => {
@@ -181,18 +200,19 @@ impl Writer {
                     metrics::counter!(m::ROUNDS, "result" => "failed").increment(1);
                     fail_all(requests, &error);
                     fail_refused(refused, &error);
-                    return;
+                    return None;
                 }
                 // Durable here: every entry, tile, dedup row, key and term row and the
                 // signed checkpoint of the round. A crash from now on restarts from
                 // this checkpoint; the callers were not answered and get their
                 // indexes back as duplicates (their index rows are already stored).
-                metrics::histogram!(m::COMMIT_SECONDS)
-                    .record(commit_started.elapsed().as_secs_f64());
-                Some(proofs)
+                let sync = commit_started.elapsed();
+                metrics::histogram!(m::COMMIT_SECONDS).record(sync.as_secs_f64());
+                Some((proofs, sync))
             }
             None => None,
         };
+        let (proofs, sync) = proofs.unzip();
         // Step 7: the durable size moves on (the sequencer's tip already has).
         if checkpoint.size() > self.shared.durable_size() {
             self.shared.set_durable(checkpoint.size());
@@ -215,6 +235,7 @@ impl Writer {
         if !reloaded {
             metrics::histogram!(m::ROUND_SECONDS).record(started.elapsed().as_secs_f64());
         }
+        sync
     }
 }
 
