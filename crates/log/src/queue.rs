@@ -70,6 +70,11 @@ struct State {
     held_bytes: usize,
     closed: bool,
     sequencer_waiting: bool,
+    /// The queued entries that let the waiting sequencer go on.
+    wake_at: usize,
+    /// Wake-ups sent by pushes.
+    #[cfg(test)]
+    push_wakes: usize,
     /// Rounds handed to the writer and not yet finished by it.
     writing: usize,
     /// Entries of the round handed over last.
@@ -138,7 +143,17 @@ impl Queue {
         state.held_bytes = held_bytes;
         state.entries = state.entries.saturating_add(request.entries.len());
         state.items.push_back(request);
-        let (waiting, wake) = (state.entries, state.sequencer_waiting);
+        // Waking the sequencer costs a system call and a context switch: only when it
+        // can act, and only once (it re-checks everything under the lock).
+        let wake = state.sequencer_waiting && state.entries >= state.wake_at;
+        if wake {
+            state.sequencer_waiting = false;
+            #[cfg(test)]
+            {
+                state.push_wakes += 1;
+            }
+        }
+        let waiting = state.entries;
         // Outside the lock: the woken sequencer need not wait for it, and the gauge's
         // registry look-up does not hold up other callers.
         drop(state);
@@ -173,12 +188,16 @@ impl Queue {
     /// holds at least as many entries as the round being written.
     pub(crate) fn take_batch(&self, max_entries: usize, max_wait: Duration) -> Batch {
         let mut state = self.lock();
-        while !state.closed
-            && (state.items.is_empty()
-                || (state.writing > 0
-                    && state.entries < state.writing_entries.clamp(1, max_entries.max(1))))
-        {
-            state = self.wait(state, None);
+        loop {
+            let wanted = if state.writing > 0 {
+                state.writing_entries.clamp(1, max_entries.max(1))
+            } else {
+                1
+            };
+            if state.closed || state.entries >= wanted {
+                break;
+            }
+            state = self.wait(state, wanted, None);
         }
         let (linger, enough) = state.linger(max_entries, max_wait);
         if !linger.is_zero() {
@@ -189,7 +208,7 @@ impl Queue {
                     if now >= deadline {
                         break;
                     }
-                    state = self.wait(state, Some(deadline - now));
+                    state = self.wait(state, enough, Some(deadline - now));
                 }
             }
         }
@@ -237,6 +256,7 @@ impl Queue {
             state.last_sync = sync;
         }
         let wake = state.sequencer_waiting;
+        state.sequencer_waiting = false;
         drop(state);
         if wake {
             self.ready.notify_one();
@@ -250,12 +270,16 @@ impl Queue {
         state.held_bytes = state.held_bytes.saturating_sub(bytes);
     }
 
+    /// Waits for a push that brings the queue to `wanted` entries, a finished write, a
+    /// close or the timeout, whichever comes first.
     fn wait<'a>(
         &self,
         mut state: MutexGuard<'a, State>,
+        wanted: usize,
         timeout: Option<Duration>,
     ) -> MutexGuard<'a, State> {
         state.sequencer_waiting = true;
+        state.wake_at = wanted;
         let mut state = match timeout {
             None => self
                 .ready
@@ -450,6 +474,45 @@ mod tests {
         assert_eq!((state.last_requests, state.last_entries), (3, 6));
         assert_eq!(state.last_sync, Duration::from_micros(800));
         assert_eq!(state.writing, 0);
+    }
+
+    #[test]
+    fn pushes_wake_the_sequencer_once_it_can_go_on_and_only_once() {
+        let queue = std::sync::Arc::new(Queue::new(100, 10_000));
+        queue.handing_over(3);
+        let taken = taken_in(&queue);
+        let waiting = || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !queue.lock().sequencer_waiting {
+                assert!(Instant::now() < deadline, "the sequencer never waited");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        waiting();
+        assert!(queue.push(request(1, 1).0).is_ok());
+        assert!(queue.push(request(1, 1).0).is_ok());
+        assert_eq!(
+            queue.lock().push_wakes,
+            0,
+            "woken below the round being written"
+        );
+        assert!(queue.push(request(1, 1).0).is_ok());
+        assert_eq!(taken.recv_timeout(Duration::from_secs(10)), Ok(3));
+        assert_eq!(queue.lock().push_wakes, 1);
+        // Idle writer: the first push wakes it, a second before it ran does not again.
+        queue.written(None);
+        queue.release(3, 3);
+        let taken = taken_in(&queue);
+        waiting();
+        {
+            let state = queue.lock();
+            assert!(state.sequencer_waiting);
+        }
+        assert!(queue.push(request(1, 1).0).is_ok());
+        assert!(queue.push(request(1, 1).0).is_ok());
+        let first = taken.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!((1..=2).contains(&first));
+        assert_eq!(queue.lock().push_wakes, 2);
     }
 
     #[test]
