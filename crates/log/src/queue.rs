@@ -382,32 +382,34 @@ mod tests {
         rx
     }
 
-    #[test]
-    fn while_the_writer_is_busy_waits_for_as_many_entries_as_its_round() {
+    /// A queue whose writer is busy with a round of `round` entries, holding `queued`
+    /// entries, and a sequencer that has not taken them after 50 ms.
+    fn busy_writer(
+        round: usize,
+        queued: usize,
+    ) -> (std::sync::Arc<Queue>, std::sync::mpsc::Receiver<usize>) {
         let queue = std::sync::Arc::new(Queue::new(100, 10_000));
-        queue.handing_over(3);
-        assert!(queue.push(request(1, 1).0).is_ok());
+        queue.handing_over(round);
+        assert!(queue.push(request(queued, 1).0).is_ok());
         let taken = taken_in(&queue);
         std::thread::sleep(Duration::from_millis(50));
         assert!(
             taken.try_recv().is_err(),
-            "took one entry while a round of 3 was written"
+            "took {queued} entries while a round of {round} was written"
         );
+        (queue, taken)
+    }
+
+    #[test]
+    fn while_the_writer_is_busy_waits_for_as_many_entries_as_its_round() {
+        let (queue, taken) = busy_writer(3, 1);
         assert!(queue.push(request(2, 1).0).is_ok());
         assert_eq!(taken.recv_timeout(Duration::from_secs(10)), Ok(3));
     }
 
     #[test]
     fn a_finished_write_releases_a_smaller_batch() {
-        let queue = std::sync::Arc::new(Queue::new(100, 10_000));
-        queue.handing_over(50);
-        assert!(queue.push(request(2, 1).0).is_ok());
-        let taken = taken_in(&queue);
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(
-            taken.try_recv().is_err(),
-            "took a batch while the writer was busy"
-        );
+        let (queue, taken) = busy_writer(50, 2);
         queue.written(None);
         assert_eq!(taken.recv_timeout(Duration::from_secs(10)), Ok(2));
         // An idle writer: taken at once.
