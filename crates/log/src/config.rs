@@ -13,16 +13,16 @@ pub const MAX_ENTRY_BYTES_HARD_CAP: usize = 65_535;
 /// `LogConfig { max_batch_wait: Duration::from_millis(2), ..LogConfig::default() }`.
 ///
 /// Why the defaults are what they are:
-/// - **Natural batching, no added wait (`max_batch_wait` = 0).** A round takes everything
-///   queued when it starts. While one round syncs, the next batch accumulates, so under
-///   load batches grow by themselves with no timer; when idle, a lone append is sealed
-///   at once (one fsync of latency, not fsync + T). Only after a round of several small
-///   calls does the next one linger, for at most half the last sync's duration (capped at
-///   a millisecond), so concurrent small calls share a sync. A positive `max_batch_wait` makes a
-///   round that starts with fewer than `max_batch_entries` entries wait until T has
-///   passed since its *first* entry was queued (so an entry that already waited through
-///   a previous round adds no wait); it trades latency for fewer fsyncs on disks where a
-///   sync is very expensive.
+/// - **Natural batching, no fixed wait (`max_batch_wait` = 0).** A round takes what is
+///   queued when the writer can take it. While one round syncs, the next batch
+///   accumulates, so under load batches grow by themselves with no timer; when idle, a
+///   lone append is sealed at once (one fsync of latency, not fsync + T). Only after a
+///   round of several small calls does the next one linger, for at most half the last
+///   sync (capped at a millisecond), so concurrent small calls share a sync. A positive
+///   `max_batch_wait` makes a round that starts with fewer than `max_batch_entries`
+///   entries wait until T has passed since its *first* entry was queued (so an entry
+///   that already waited through a previous round adds no wait); it trades latency for
+///   fewer fsyncs on disks where a sync is very expensive.
 /// - **`max_batch_entries` = 8192.** Large enough that one sync per round amortises to
 ///   well under a microsecond per entry (200,000 entries/s needs ~25 rounds/s at full
 ///   batches), small enough that one round's write batch (8192 × 256 B ≈ 2 MiB of

@@ -263,6 +263,15 @@ impl Queue {
         }
     }
 
+    /// Waits until the writer finished every round handed to it.
+    pub(crate) fn wait_written(&self) {
+        let mut state = self.lock();
+        while state.writing > 0 {
+            // No push lets it go on: only a finished write wakes it.
+            state = self.wait(state, usize::MAX, None);
+        }
+    }
+
     /// Frees the room of taken requests (`entries` entries of `bytes` bytes in all).
     pub(crate) fn release(&self, entries: usize, bytes: usize) {
         let mut state = self.lock();
@@ -515,6 +524,29 @@ mod tests {
         let first = taken.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!((1..=2).contains(&first));
         assert_eq!(queue.lock().push_wakes, 2);
+    }
+
+    #[test]
+    fn waiting_for_the_writer_ends_when_every_handed_round_is_written() {
+        let queue = std::sync::Arc::new(Queue::new(100, 10_000));
+        queue.handing_over(1);
+        queue.handing_over(0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = queue.clone();
+        std::thread::spawn(move || {
+            waiter.wait_written();
+            let _ = tx.send(());
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        queue.written(None);
+        assert!(queue.push(request(1, 1).0).is_ok());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            rx.try_recv().is_err(),
+            "returned with a round still written"
+        );
+        queue.written(None);
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(()));
     }
 
     #[test]

@@ -50,8 +50,6 @@ pub(crate) struct Sequencer {
     in_flight_keys: InFlightKeys,
     /// The pipeline epoch `tip` belongs to.
     epoch: u64,
-    /// Rounds handed to the writer.
-    sent: u64,
 }
 
 /// Closes the queue and answers whoever is still waiting if the thread ends for any
@@ -94,7 +92,6 @@ impl Sequencer {
             in_flight: InFlight::default(),
             in_flight_keys: InFlightKeys::default(),
             epoch,
-            sent: 0,
         }
     }
 
@@ -225,10 +222,7 @@ impl Sequencer {
         let entries = round.assignments.len();
         self.shared.queue.handing_over(entries);
         match sender.send(round) {
-            Ok(()) => {
-                self.sent += 1;
-                true
-            }
+            Ok(()) => true,
             Err(std::sync::mpsc::SendError(round)) => {
                 self.shared.queue.written(None);
                 // The writer thread is gone (it panicked): nothing can be made durable.
@@ -247,7 +241,7 @@ impl Sequencer {
     /// data reached the WAL), the reload finds its checkpoint and has it published; its
     /// callers got `Unavailable` and their retries are answered from the dedup index.
     fn reload(&mut self) {
-        self.pipeline.wait_finished(self.sent);
+        self.shared.queue.wait_written();
         self.in_flight = InFlight::default();
         self.in_flight_keys = InFlightKeys::default();
         self.tip = None;

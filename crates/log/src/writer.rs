@@ -11,8 +11,9 @@
 //! was handed, reloads its state from disk and prepares again from there.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use merklog_merkle::{BatchProofs, Hash};
@@ -56,54 +57,25 @@ pub(crate) struct NewLeaves {
     pub(crate) proofs: Arc<BatchProofs>,
 }
 
-/// Where the two threads meet: the epoch (moved on by every failed write) and how many
-/// handed-over rounds the writer has finished.
+/// Where the two threads meet: the epoch, moved on by every failed write. (How many
+/// handed-over rounds the writer has finished is the queue's to know: the sequencer
+/// waits on it.)
 #[derive(Default)]
 pub(crate) struct Pipeline {
-    state: Mutex<PipelineState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct PipelineState {
-    epoch: u64,
-    finished: u64,
+    epoch: AtomicU64,
 }
 
 impl Pipeline {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PipelineState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The current epoch: rounds prepared in an older one are never written.
     pub(crate) fn epoch(&self) -> u64 {
-        self.lock().epoch
-    }
-
-    /// Waits until the writer finished `sent` rounds (every round handed over).
-    pub(crate) fn wait_finished(&self, sent: u64) {
-        let mut state = self.lock();
-        while state.finished < sent {
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// A write failed: rounds prepared in the current epoch are never written. Called
     /// before the failed round's callers are answered, so a caller that retries at once
     /// is prepared in the new epoch.
     pub(crate) fn poison(&self) {
-        let mut state = self.lock();
-        state.epoch += 1;
-        self.changed.notify_all();
-    }
-
-    fn finish(&self) {
-        let mut state = self.lock();
-        state.finished += 1;
-        self.changed.notify_all();
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -137,8 +109,6 @@ impl Writer {
                 sync: None,
             };
             done.sync = self.write(round);
-            drop(done);
-            self.pipeline.finish();
         }
     }
 
