@@ -25,8 +25,7 @@ pub fn parse_hash(text: &str) -> Result<Hash, ClientError> {
         // `Hash`'s own parser takes only the lower-case form merklog writes.
         return text.to_ascii_lowercase().parse().map_err(|_| bad());
     }
-    let bytes = STANDARD.decode(text).map_err(|_| bad())?;
-    Hash::try_from(bytes.as_slice()).map_err(|_| bad())
+    merklog_note::grammar::decode_hash(text).ok_or_else(bad)
 }
 
 #[cfg(test)]

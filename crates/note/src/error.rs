@@ -29,6 +29,55 @@ impl std::fmt::Display for NameProblem {
     }
 }
 
+/// What is wrong with a tlog-witness `add-checkpoint` body (C2SP tlog-witness,
+/// "add-checkpoint").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyProblem {
+    /// The body does not start with an `old <size>` line.
+    MissingOldSize,
+    /// The old size is not a canonical decimal u64 (the text, cut to a sane length).
+    BadOldSize(String),
+    /// No empty line ends the proof lines.
+    MissingEmptyLine,
+    /// More proof lines than the spec allows.
+    TooManyProofLines {
+        /// The limit (63, the spec's).
+        limit: usize,
+    },
+    /// A proof line is not the canonical base64 of 32 bytes.
+    BadProofLine {
+        /// Zero-based index of the offending proof line.
+        index: usize,
+    },
+    /// Nothing follows the empty line.
+    MissingCheckpoint,
+}
+
+impl std::fmt::Display for BodyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyProblem::MissingOldSize => {
+                f.write_str("it does not start with an `old <size>` line")
+            }
+            BodyProblem::BadOldSize(text) => write!(
+                f,
+                "bad old size {text:?}: expected a decimal without leading zeros"
+            ),
+            BodyProblem::MissingEmptyLine => {
+                f.write_str("no empty line after the consistency proof")
+            }
+            BodyProblem::TooManyProofLines { limit } => {
+                write!(f, "more than {limit} consistency proof lines")
+            }
+            BodyProblem::BadProofLine { index } => write!(
+                f,
+                "consistency proof line {index} is not the base64 encoding of a 32-byte hash"
+            ),
+            BodyProblem::MissingCheckpoint => f.write_str("no checkpoint after the empty line"),
+        }
+    }
+}
+
 /// Everything that can go wrong in this crate.
 ///
 /// Errors never carry private key material: key-parsing errors for signer keys
@@ -111,6 +160,9 @@ pub enum NoteError {
         /// What is wrong with it.
         problem: NameProblem,
     },
+    /// A tlog-witness `add-checkpoint` body breaks the spec's grammar.
+    #[error("malformed add-checkpoint body: {0}")]
+    InvalidAddCheckpoint(BodyProblem),
 
     // ---- verification ----
     /// A signature from a known key does not verify.

@@ -43,8 +43,11 @@ pub use cosignature::{
     COSIGNATURE_V1_LEN, CosignatureSigner, CosignatureVerifier, cosignature_message,
     generate_cosigner, parse_cosignature_verifier_key, parse_cosigner_key,
 };
-pub use error::{NameProblem, NoteError};
-pub use grammar::{MAX_KEY_NAME_LEN, encode_add_checkpoint, validate_key_name};
+pub use error::{BodyProblem, NameProblem, NoteError};
+pub use grammar::{
+    AddCheckpointRequest, MAX_KEY_NAME_LEN, encode_add_checkpoint, parse_add_checkpoint,
+    validate_key_name,
+};
 pub use key::{
     ALG_COSIGNATURE_V1, ALG_ED25519, Ed25519Signer, Ed25519Verifier, Signer, SignerKeyText,
     Verifier, generate_ed25519, key_id, parse_signer_key, parse_verifier_key,

@@ -18,30 +18,10 @@ pub enum WitnessError {
         /// The cap, in bytes.
         limit: usize,
     },
-    /// The body does not start with an `old <size>` line.
-    #[error("request body does not start with an `old <size>` line")]
-    MissingOldSize,
-    /// The old size is not a canonical decimal u64.
-    #[error("bad old size {0:?}: expected a decimal without leading zeros")]
-    BadOldSize(String),
-    /// No empty line ends the proof lines.
-    #[error("no empty line after the consistency proof")]
-    MissingEmptyLine,
-    /// More proof lines than the spec allows.
-    #[error("more than {limit} consistency proof lines")]
-    TooManyProofLines {
-        /// The limit (63).
-        limit: usize,
-    },
-    /// A proof line is not the canonical base64 of 32 bytes.
-    #[error("consistency proof line {index} is not the base64 encoding of a 32-byte hash")]
-    BadProofLine {
-        /// Zero-based index of the offending proof line.
-        index: usize,
-    },
-    /// Nothing follows the empty line.
-    #[error("no checkpoint after the empty line")]
-    MissingCheckpoint,
+    /// The body breaks the tlog-witness grammar (old size line, proof lines, the
+    /// empty line, a checkpoint).
+    #[error(transparent)]
+    MalformedBody(NoteError),
     /// The checkpoint is not a well-formed signed note or checkpoint.
     #[error("malformed checkpoint: {0}")]
     MalformedCheckpoint(#[source] NoteError),
@@ -183,14 +163,9 @@ impl WitnessError {
         use WitnessError::*;
         match self {
             TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            MissingOldSize
-            | BadOldSize(_)
-            | MissingEmptyLine
-            | TooManyProofLines { .. }
-            | BadProofLine { .. }
-            | MissingCheckpoint
-            | MalformedCheckpoint(_)
-            | OldSizeAfterCheckpoint { .. } => StatusCode::BAD_REQUEST,
+            MalformedBody(_) | MalformedCheckpoint(_) | OldSizeAfterCheckpoint { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Unauthorized { .. } => StatusCode::FORBIDDEN,
             UnknownOrigin(_) => StatusCode::NOT_FOUND,
             SizeConflict { .. } => StatusCode::CONFLICT,
