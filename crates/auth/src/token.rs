@@ -74,7 +74,7 @@ impl TokenHash {
 
     /// The 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        merklog_merkle::to_hex(&self.0)
     }
 
     /// Parses 64 hex digits (lowercase, as [`TokenHash::to_hex`] writes them).
@@ -82,16 +82,10 @@ impl TokenHash {
         if text.len() != 64 {
             return Err("a token hash is 64 hex digits".to_owned());
         }
-        let mut bytes = [0u8; 32];
-        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-            let digit = |c: u8| match c {
-                b'0'..=b'9' => Ok(c - b'0'),
-                b'a'..=b'f' => Ok(c - b'a' + 10),
-                _ => Err("a token hash is lowercase hex digits".to_owned()),
-            };
-            *byte = digit(pair[0])? << 4 | digit(pair[1])?;
-        }
-        Ok(Self(bytes))
+        let hash: merklog_merkle::Hash = text
+            .parse()
+            .map_err(|_| "a token hash is lowercase hex digits".to_owned())?;
+        Ok(Self(*hash.as_bytes()))
     }
 }
 

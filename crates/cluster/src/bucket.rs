@@ -70,10 +70,7 @@ pub(crate) fn checkpoint_size(note: &[u8]) -> Result<u64, ClusterError> {
 
 /// Lower-case hex SHA-256 of `bytes`: how conflicts and staging names identify content.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    merklog_merkle::to_hex(&Sha256::digest(bytes))
 }
 
 impl Bucket {

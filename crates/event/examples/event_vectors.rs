@@ -4,12 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use merklog_event::{Event, EventDraft, MEDIA_TYPE_HEARTBEAT, MEDIA_TYPE_UNUSED, UnusedRange};
+use merklog_merkle::to_hex as hex;
 use merklog_note::Ed25519Signer;
 use serde_json::{Value, json};
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn valid(description: &str, signer: &Ed25519Signer, event: &Event) -> Value {
     json!({

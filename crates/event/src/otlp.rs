@@ -504,7 +504,7 @@ mod tests {
         }
         let id = |bytes: &[u8], len: usize| {
             (bytes.is_empty() || bytes.len() == len)
-                .then(|| Value::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+                .then(|| Value::from(merklog_merkle::to_hex(bytes)))
         };
         let (r, sc, rec) = (&log.resource, &log.scope, &log.record);
         let value = serde_json::json!({

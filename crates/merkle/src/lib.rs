@@ -44,7 +44,7 @@ mod verify;
 pub use batch::BatchProofs;
 pub use compact::CompactRange;
 pub use error::{MerkleError, ProofError};
-pub use hash::{HASH_SIZE, Hash, empty_root, hash_children, hash_leaf};
+pub use hash::{HASH_SIZE, Hash, empty_root, hash_children, hash_leaf, to_hex};
 pub use plan::{
     NodeReader, ProofPlan, consistency_plan, consistency_proof, inclusion_plan, inclusion_proof,
     root_at, root_plan,

@@ -42,9 +42,7 @@ pub use statement::{HEADER_CWT_CLAIMS, SignedStatement, sign_statement};
 pub const COSE_CONTENT_TYPE: &str = "application/cose";
 
 /// Lower-case hex, for error messages.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use merklog_merkle::to_hex as hex;
 
 /// Decodes exactly one CBOR data item, refusing trailing bytes.
 pub(crate) fn decode_value(bytes: &[u8]) -> Result<coset::cbor::value::Value, String> {

@@ -111,11 +111,7 @@ mod tests {
     /// What the handler saw: the DER of the leaf of `PeerCertificates`, hex, or "none".
     async fn seen(certificates: Option<Extension<PeerCertificates>>) -> String {
         match certificates {
-            Some(Extension(PeerCertificates(chain))) => chain[0]
-                .as_ref()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            Some(Extension(PeerCertificates(chain))) => merklog_merkle::to_hex(chain[0].as_ref()),
             None => "none".to_owned(),
         }
     }
@@ -166,7 +162,7 @@ mod tests {
             .text()
             .await
             .unwrap();
-        let expected: String = client_der.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = merklog_merkle::to_hex(&client_der);
         assert_eq!(body, expected);
         let body = client(None)
             .get(&url)

@@ -231,9 +231,7 @@ fn refused(reason: String) -> ClientError {
 }
 
 /// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use merklog_merkle::to_hex as hex;
 
 /// SHA-256 of bytes, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -42,7 +42,7 @@ mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(bytes: &Bytes, s: S) -> Result<S::Ok, S::Error> {
-        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let text = merklog_merkle::to_hex(bytes);
         s.serialize_str(&text)
     }
 
