@@ -88,7 +88,7 @@ impl fmt::Display for Hash {
 }
 
 /// Lower-case hex of any bytes: how merklog prints hashes, digests and identifiers
-/// (and the only form [`Hash`]'s `FromStr` reads back).
+/// (and the only form [`struct@Hash`]'s `FromStr` reads back).
 pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(2 * bytes.len());

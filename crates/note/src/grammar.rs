@@ -234,7 +234,6 @@ mod tests {
 #[cfg(test)]
 mod add_checkpoint_tests {
     use super::*;
-    use base64::Engine as _;
 
     const NOTE: &[u8] = b"example.com/log\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\xe2\x80\x94 k AAAA\n";
 
