@@ -182,7 +182,10 @@ impl Sequencer {
                     new.write.keys = rows;
                     // Index rows ride in the same write: no conflict check, no
                     // in-flight tracking (a row is unique to its entry).
-                    new.write.terms = terms::rows(&requests, &assignments, now);
+                    let calls = requests
+                        .iter()
+                        .map(|r| (r.entries.len(), &r.leaf_hashes[..], &r.terms[..]));
+                    new.write.terms = terms::rows(calls, &assignments, now);
                 }
                 let refused = unique::refusals(refused, &requests, &assignments);
                 self.hand_over(Prepared {

@@ -16,7 +16,6 @@ use bytes::Bytes;
 use merklog_merkle::{HASH_SIZE, Hash};
 
 use crate::KeyRecord;
-use crate::queue::Request;
 use crate::round::AssignedSlot;
 
 /// The longest term, in bytes.
@@ -103,20 +102,19 @@ pub fn term_range(term: &[u8], since_ms: u64, until_ms: u64) -> (Vec<u8>, Vec<u8
 }
 
 /// The index rows a round writes: each term of each entry new to the log (and
-/// first of its bytes in the round), filed at its time or at `recorded_ms`.
-pub(crate) fn rows(
-    requests: &[Request],
+/// first of its bytes in the round), filed at its time or at `recorded_ms`. `calls`
+/// gives, per queued call in round order, its number of entries, their leaf hashes
+/// and their terms (none, or one list per entry); `assignments` has a slot per entry.
+pub(crate) fn rows<'a>(
+    calls: impl IntoIterator<Item = (usize, &'a [Hash], &'a [Vec<IndexTerm>])>,
     assignments: &[AssignedSlot],
     recorded_ms: u64,
 ) -> Vec<(Vec<u8>, KeyRecord)> {
-    if requests.iter().all(|r| r.terms.is_empty()) {
-        return Vec::new();
-    }
     let mut rows = Vec::new();
     let mut slots = assignments.iter();
-    for request in requests {
-        let mine: Vec<&AssignedSlot> = slots.by_ref().take(request.entries.len()).collect();
-        for ((terms, hash), slot) in request.terms.iter().zip(&request.leaf_hashes).zip(mine) {
+    for (entries, hashes, terms) in calls {
+        let mut mine = slots.by_ref().take(entries);
+        for ((terms, hash), slot) in terms.iter().zip(hashes).zip(mine.by_ref()) {
             if slot.repeat {
                 continue;
             }
@@ -134,6 +132,8 @@ pub(crate) fn rows(
                 ));
             }
         }
+        // A call without terms still owns its entries' slots.
+        mine.for_each(drop);
     }
     // In key order, as `RoundWrite::terms` promises the store.
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -170,7 +170,6 @@ mod tests {
 
     #[test]
     fn a_rounds_rows_come_in_key_order() {
-        use crate::queue::Request;
         let hashes: Vec<Hash> = (0..6u8)
             .map(|i| Hash::from_bytes([200 - i * 30; 32]))
             .collect();
@@ -185,26 +184,19 @@ mod tests {
                     .collect()
             })
             .collect();
-        let (reply, _answer) = tokio::sync::oneshot::channel();
-        let request = Request {
-            entries: vec![Bytes::new(); 6],
-            leaf_hashes: hashes,
-            keys: Box::new([]),
-            terms: terms.into_boxed_slice(),
-            bytes: 0,
-            enqueued: std::time::Instant::now(),
-            reply,
-        };
-        let slots: Vec<AssignedSlot> = (0..6)
+        let slots: Vec<AssignedSlot> = (0..9)
             .map(|index| AssignedSlot {
                 index,
                 repeat: false,
                 old: false,
             })
             .collect();
-        let rows = rows(&[request], &slots, 0);
+        // A call of three entries without terms first: its slots are skipped.
+        let calls = [(3, &hashes[..3], &[][..]), (6, &hashes[..], &terms[..])];
+        let rows = rows(calls, &slots, 0);
         assert_eq!(rows.len(), 12);
         assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(rows.iter().map(|r| r.1.index).min(), Some(3));
     }
 
     #[test]
