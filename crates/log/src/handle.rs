@@ -189,12 +189,15 @@ impl Log {
         let handle_filter = filter.clone();
         let handle_pipeline = pipeline.clone();
         let (to_writer, rounds) = std::sync::mpsc::sync_channel(0);
-        let writer = Writer {
+        let steps = Arc::new(Mutex::new(Writer {
             shared: shared.clone(),
             pipeline: pipeline.clone(),
             publisher,
-        };
-        let writer = spawn("merklog-writer", move || writer.run(rounds))?;
+        }));
+        let (writer_steps, writer_shared) = (steps.clone(), shared.clone());
+        let writer = spawn("merklog-writer", move || {
+            Writer::run(&writer_steps, &writer_shared, rounds)
+        })?;
         let sequencer = Sequencer::new(Start {
             shared: shared.clone(),
             signer,
@@ -204,6 +207,7 @@ impl Log {
             filter,
             pipeline,
             writer: (to_writer, writer),
+            steps,
         });
         let thread = spawn("merklog-sequencer", move || sequencer.run())?;
         Ok(Log {

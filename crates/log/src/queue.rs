@@ -240,6 +240,17 @@ impl Queue {
         Batch::Round(taken)
     }
 
+    /// Whether the sequencer should write a round of `entries` entries itself rather
+    /// than hand it to the writer thread: the writer is idle and the round is small.
+    /// Handing over costs two thread wake-ups per round, which a round of a few
+    /// entries pays for nothing: it is the next batch's preparation that the writer
+    /// thread lets overlap the write, and small rounds are cheap to prepare. A caller
+    /// that gets true still reports the round through
+    /// [`handing_over`](Queue::handing_over) and [`written`](Queue::written).
+    pub(crate) fn write_here(&self, entries: usize) -> bool {
+        entries < WORTHWHILE_ROUND && self.lock().writing == 0
+    }
+
     /// The sequencer is about to hand a round of `entries` entries to the writer.
     pub(crate) fn handing_over(&self, entries: usize) {
         let mut state = self.lock();
@@ -524,6 +535,18 @@ mod tests {
         let first = taken.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!((1..=2).contains(&first));
         assert_eq!(queue.lock().push_wakes, 2);
+    }
+
+    #[test]
+    fn only_small_rounds_are_written_by_the_sequencer_and_only_while_the_writer_is_idle() {
+        let queue = Queue::new(100, 10_000);
+        assert!(queue.write_here(1));
+        assert!(queue.write_here(WORTHWHILE_ROUND - 1));
+        assert!(!queue.write_here(WORTHWHILE_ROUND));
+        queue.handing_over(1);
+        assert!(!queue.write_here(1));
+        queue.written(None);
+        assert!(queue.write_here(1));
     }
 
     #[test]

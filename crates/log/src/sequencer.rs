@@ -3,8 +3,10 @@
 //! after every round it handed on), then hands the prepared round to the writer thread
 //! (`writer.rs`) for steps 6 to 9. The hand-over is a rendezvous: round N+1 is prepared
 //! while round N's synced write is in flight (once the queue holds as many entries as
-//! round N, see `queue.rs`), and handed over once that write returned. Nothing is
-//! answered or published here.
+//! round N, see `queue.rs`), and handed over once that write returned. A round of a few
+//! entries that finds the writer idle is not handed over but written on this thread
+//! through the writer's own steps (`Queue::write_here` says why); this file itself
+//! answers and publishes nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::SyncSender;
@@ -26,7 +28,7 @@ use crate::state::Shared;
 use crate::terms;
 use crate::tiles::TreeState;
 use crate::unique::{self, InFlightKeys};
-use crate::writer::{NewLeaves, Pipeline, Prepared, fail_all, fail_refused};
+use crate::writer::{NewLeaves, Pipeline, Prepared, Writer, fail_all, fail_refused};
 use crate::{LogError, RoundWrite, SignedCheckpoint, metrics as m};
 
 /// The sequencer thread's state.
@@ -43,6 +45,8 @@ pub(crate) struct Sequencer {
     filter: Arc<Mutex<LeafFilter>>,
     pipeline: Arc<Pipeline>,
     writer: Option<(SyncSender<Prepared>, JoinHandle<()>)>,
+    /// What the writer thread writes with, for the rounds written here.
+    steps: Arc<Mutex<Writer>>,
     /// Leaves of rounds handed to the writer that may not be durable yet: the dedup
     /// index cannot know them.
     in_flight: InFlight,
@@ -75,6 +79,7 @@ pub(crate) struct Start {
     pub(crate) filter: Arc<Mutex<LeafFilter>>,
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) writer: (SyncSender<Prepared>, JoinHandle<()>),
+    pub(crate) steps: Arc<Mutex<Writer>>,
 }
 
 impl Sequencer {
@@ -89,6 +94,7 @@ impl Sequencer {
             filter: start.filter,
             pipeline: start.pipeline,
             writer: Some(start.writer),
+            steps: start.steps,
             in_flight: InFlight::default(),
             in_flight_keys: InFlightKeys::default(),
             epoch,
@@ -214,8 +220,9 @@ impl Sequencer {
         }
     }
 
-    /// Gives a prepared round to the writer, waiting until it is free; true if the
-    /// writer took it.
+    /// Gives a prepared round to the writer, waiting until it is free, or writes a
+    /// small one here while the writer is idle (see `Queue::write_here`); true if
+    /// the writer took it or it was written here.
     fn hand_over(&mut self, round: Prepared) -> bool {
         let Some((sender, _)) = &self.writer else {
             fail_all(round.requests, &LogError::ShuttingDown);
@@ -223,6 +230,11 @@ impl Sequencer {
             return false;
         };
         let entries = round.assignments.len();
+        if self.shared.queue.write_here(entries) {
+            self.shared.queue.handing_over(entries);
+            Writer::finish(&self.steps, &self.shared, round);
+            return true;
+        }
         self.shared.queue.handing_over(entries);
         match sender.send(round) {
             Ok(()) => true,

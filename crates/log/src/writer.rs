@@ -1,9 +1,11 @@
-//! The writer thread: the second stage of the sequencer's pipeline. It takes prepared
-//! rounds one at a time, in order, and carries out steps 6 to 9 of docs/durability.md:
-//! the synced write, the durable size, publication (through the [`Publisher`]) and the
-//! answers. While it syncs round N, the sequencer thread may prepare round N+1 on top of
-//! N's in-memory state; N+1 is handed over only once the writer is free again, so the
-//! writes stay in order and each round's write starts after the previous one returned.
+//! The writer: the second stage of the sequencer's pipeline. It takes prepared rounds
+//! one at a time, in order, and carries out steps 6 to 9 of docs/durability.md: the
+//! synced write, the durable size, publication (through the [`Publisher`]) and the
+//! answers. While its thread syncs round N, the sequencer thread may prepare round N+1
+//! on top of N's in-memory state; N+1 is handed over only once the writer is free
+//! again, so the writes stay in order and each round's write starts after the previous
+//! one returned. A small round that finds the writer idle is written by the sequencer
+//! thread through the same [`Writer`], under its lock (`Queue::write_here` says why).
 //!
 //! A failed write poisons the rounds prepared on top of it: the writer moves the
 //! pipeline to a new epoch, and a round prepared in an older epoch is never written
@@ -11,9 +13,9 @@
 //! was handed, reloads its state from disk and prepares again from there.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use merklog_merkle::{BatchProofs, Hash};
@@ -100,16 +102,30 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// The thread body: until the sequencer drops its end of the channel.
-    pub(crate) fn run(mut self, rounds: Receiver<Prepared>) {
-        let shared = self.shared.clone();
+    /// The writer thread's body: until the sequencer drops its end of the channel.
+    pub(crate) fn run(writer: &Mutex<Writer>, shared: &Shared, rounds: Receiver<Prepared>) {
         while let Ok(round) = rounds.recv() {
-            let mut done = RoundDone {
-                queue: &shared.queue,
-                sync: None,
-            };
-            done.sync = self.write(round);
+            Writer::finish(writer, shared, round);
         }
+    }
+
+    /// Steps 6 to 9 of a round reported to the queue as handed over, on the writer
+    /// thread or (a small round while it is idle) on the sequencer's. The queue learns
+    /// the round is done also if writing it panics; after such a panic no round is
+    /// written any more, as when the writer was a thread of its own that died.
+    pub(crate) fn finish(writer: &Mutex<Writer>, shared: &Shared, round: Prepared) {
+        let mut done = RoundDone {
+            queue: &shared.queue,
+            sync: None,
+        };
+        let Ok(mut writer) = writer.lock() else {
+            let error = LogError::Unavailable("the writer stopped".into());
+            fail_all(round.requests, &error);
+            fail_refused(round.refused, &error);
+            shared.queue.release(round.room.0, round.room.1);
+            return;
+        };
+        done.sync = writer.write(round);
     }
 
     /// Steps 6 to 9 of one round; how long its synced write took, if it made one.
