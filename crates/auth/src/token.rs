@@ -8,6 +8,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use merklog_merkle::Hash;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
@@ -56,25 +57,27 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// The SHA-256 hash of a token's text.
+/// The SHA-256 hash of a token's text: a [`Hash`], so equality runs in constant time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenHash([u8; 32]);
+pub struct TokenHash(Hash);
 
 impl TokenHash {
     /// The hash of a presented credential (any text: a wrong one simply
     /// matches no stored hash).
     pub fn of(credential: &str) -> Self {
-        Self(Sha256::digest(credential.as_bytes()).into())
+        Self(Hash::from_bytes(
+            Sha256::digest(credential.as_bytes()).into(),
+        ))
     }
 
-    /// Constant-time equality.
+    /// Constant-time equality, for look-ups that compare every stored hash.
     pub fn ct_eq(&self, other: &TokenHash) -> subtle::Choice {
         self.0.ct_eq(&other.0)
     }
 
     /// The 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        merklog_merkle::to_hex(&self.0)
+        self.0.to_string()
     }
 
     /// Parses 64 hex digits (lowercase, as [`TokenHash::to_hex`] writes them).
@@ -82,10 +85,9 @@ impl TokenHash {
         if text.len() != 64 {
             return Err("a token hash is 64 hex digits".to_owned());
         }
-        let hash: merklog_merkle::Hash = text
-            .parse()
-            .map_err(|_| "a token hash is lowercase hex digits".to_owned())?;
-        Ok(Self(*hash.as_bytes()))
+        text.parse()
+            .map(Self)
+            .map_err(|_| "a token hash is lowercase hex digits".to_owned())
     }
 }
 

@@ -45,6 +45,14 @@ impl PartialEq for Hash {
 
 impl Eq for Hash {}
 
+impl ConstantTimeEq for Hash {
+    /// For callers that combine comparisons without branching (a look-up that must
+    /// compare every candidate).
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
 impl std::hash::Hash for Hash {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.0.hash(state);
