@@ -57,7 +57,7 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// The SHA-256 hash of a token's text: a [`Hash`], so equality runs in constant time.
+/// The SHA-256 hash of a token's text: a [`Hash`](struct@Hash), so equality runs in constant time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash(Hash);
 
