@@ -48,6 +48,8 @@ struct TestStore {
     /// Calls of `read_tiles` and `lookup_leaves` (batched reads).
     tile_reads: AtomicUsize,
     dedup_reads: AtomicUsize,
+    /// The name of the thread each successful commit ran on, in order.
+    commit_threads: Mutex<Vec<String>>,
 }
 
 impl TestStore {
@@ -60,6 +62,7 @@ impl TestStore {
             gate: Mutex::new(None),
             tile_reads: AtomicUsize::new(0),
             dedup_reads: AtomicUsize::new(0),
+            commit_threads: Mutex::new(Vec::new()),
         })
     }
 
@@ -105,6 +108,8 @@ impl LogStore for TestStore {
             return Err(StorageError::new(reason));
         }
         self.inner.commit(round)?;
+        let thread = std::thread::current().name().unwrap_or_default().to_owned();
+        self.commit_threads.lock().unwrap().push(thread);
         if self.fail_after_write.load(Ordering::SeqCst) {
             return Err(StorageError::new("injected: fsync reported an error"));
         }
@@ -503,6 +508,25 @@ async fn a_fenced_store_stops_signing_for_good() {
     assert_eq!(
         log.entries(LeafIndex(0), LeafIndex(2)).await.unwrap().len(),
         2
+    );
+    log.shutdown().await;
+}
+
+/// A round of a few entries is written by the sequencer thread while the writer is
+/// idle (no hand-over for it); a round of 64 entries or more goes to the writer thread,
+/// so the next round can be prepared during its write.
+#[tokio::test]
+async fn small_rounds_are_written_by_the_sequencer_and_large_ones_by_the_writer() {
+    let store = TestStore::new();
+    let log = open(&store, LogConfig::default());
+    // Creating the log wrote its first checkpoint on this thread.
+    store.commit_threads.lock().unwrap().clear();
+    log.append(vec![entry(0)]).await.unwrap();
+    log.append((1..=64).map(entry).collect()).await.unwrap();
+    log.append(vec![entry(65), entry(66)]).await.unwrap();
+    assert_eq!(
+        *store.commit_threads.lock().unwrap(),
+        ["merklog-sequencer", "merklog-writer", "merklog-sequencer"]
     );
     log.shutdown().await;
 }
