@@ -31,7 +31,8 @@ use crate::LogError;
 use crate::round::RoundReply;
 
 /// A round of this many entries shares its fixed cost widely enough: lingering for more
-/// would only add latency.
+/// would only add latency. Smaller rounds are also the ones the sequencer writes itself
+/// while the writer is idle ([`Queue::write_here`]).
 const WORTHWHILE_ROUND: usize = 64;
 
 /// The longest adaptive linger, whatever the synced writes take.
