@@ -1,8 +1,10 @@
 //! # merklog-log
 //!
 //! The sequencer of a merklog transparency log: callers submit entries through a
-//! bounded queue; one dedicated thread integrates them in rounds (group commit),
-//! signs one checkpoint per round, makes the round durable with one synced write, then
+//! bounded queue; a sequencer thread integrates them in rounds (group commit) and
+//! signs one checkpoint per round; the round is made durable with one synced write (by
+//! a writer thread while the next round is prepared, or, for a small round while the
+//! writer is idle, by the sequencer thread itself), then the log
 //! publishes the checkpoint (with a witness policy: once witnesses cosigned it) and
 //! answers every caller with its index and an inclusion proof against a published
 //! checkpoint covering it ("acknowledged means sealed").
