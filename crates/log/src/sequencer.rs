@@ -230,12 +230,12 @@ impl Sequencer {
             return false;
         };
         let entries = round.assignments.len();
-        if self.shared.queue.write_here(entries) {
-            self.shared.queue.handing_over(entries);
+        let here = self.shared.queue.write_here(entries);
+        self.shared.queue.handing_over(entries);
+        if here {
             Writer::finish(&self.steps, &self.shared, round);
             return true;
         }
-        self.shared.queue.handing_over(entries);
         match sender.send(round) {
             Ok(()) => true,
             Err(std::sync::mpsc::SendError(round)) => {

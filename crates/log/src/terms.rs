@@ -111,10 +111,16 @@ pub(crate) fn rows<'a>(
     recorded_ms: u64,
 ) -> Vec<(Vec<u8>, KeyRecord)> {
     let mut rows = Vec::new();
-    let mut slots = assignments.iter();
+    let mut first = 0usize;
     for (entries, hashes, terms) in calls {
-        let mut mine = slots.by_ref().take(entries);
-        for ((terms, hash), slot) in terms.iter().zip(hashes).zip(mine.by_ref()) {
+        // A call owns the next `entries` slots, whether or not it has terms.
+        let end = first.saturating_add(entries).min(assignments.len());
+        let mine = assignments.get(first..end).unwrap_or_default();
+        first = end;
+        if terms.is_empty() {
+            continue;
+        }
+        for ((terms, hash), slot) in terms.iter().zip(hashes).zip(mine) {
             if slot.repeat {
                 continue;
             }
@@ -132,8 +138,6 @@ pub(crate) fn rows<'a>(
                 ));
             }
         }
-        // A call without terms still owns its entries' slots.
-        mine.for_each(drop);
     }
     // In key order, as `RoundWrite::terms` promises the store.
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
