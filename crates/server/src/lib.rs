@@ -103,6 +103,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod cli;
 mod cluster;
 pub mod config;
 mod failover;
@@ -129,7 +130,8 @@ mod webhook;
 pub mod witness_client;
 pub mod witnessing;
 
-pub use config::{Cli, ServerConfig};
+pub use cli::Cli;
+pub use config::ServerConfig;
 pub use merklog_daemon::{ConfigDuration, LogFormat, shutdown_signal};
 pub use server::{BoundAddrs, Listeners, Server, resolved_config, run};
 pub use witness_client::HttpWitness;

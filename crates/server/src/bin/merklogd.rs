@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use merklog_server::config::Command;
+use merklog_server::cli::Command;
 use merklog_server::{Cli, Listeners, ServerError};
 
 #[tokio::main]
