@@ -1,7 +1,8 @@
 //! Configuration: one settings struct, [`ServerConfig`], read from command-line
 //! flags, `MERKLOGD_*` environment variables, an optional TOML file and the
 //! defaults declared on it, in that order of precedence
-//! (flag > environment > file > default).
+//! (flag > environment > file > default). The layering runs when [`crate::cli`]
+//! resolves the command line.
 //!
 //! The TOML file uses the flags' long names as keys (`data-dir = "/var/lib/merklog"`,
 //! `max-batch-wait = "2ms"`); unknown keys are refused, naming the key, so a typo
